@@ -1,0 +1,122 @@
+"""Histogram bucket bounds.
+
+The ``VLLM_*`` sets are vLLM's exact upper bounds (see docs/METRICS.md). Each native ``fakeai_*``
+histogram uses a superset of the matching vLLM set, so the derived vLLM view can select vLLM's bounds
+exactly: a cumulative bucket count at a shared bound is the same number in both.
+"""
+
+from collections.abc import Iterable
+
+VLLM_TTFT: tuple[float, ...] = (
+    0.001,
+    0.005,
+    0.01,
+    0.02,
+    0.04,
+    0.06,
+    0.08,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    7.5,
+    10.0,
+    20.0,
+    40.0,
+    80.0,
+    160.0,
+    640.0,
+    2560.0,
+)
+VLLM_ITL: tuple[float, ...] = (
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.2,
+    0.3,
+    0.4,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    7.5,
+    10.0,
+    20.0,
+    40.0,
+    80.0,
+)
+VLLM_REQUEST_PHASE: tuple[float, ...] = (
+    0.3,
+    0.5,
+    0.8,
+    1.0,
+    1.5,
+    2.0,
+    2.5,
+    5.0,
+    10.0,
+    15.0,
+    20.0,
+    30.0,
+    40.0,
+    50.0,
+    60.0,
+    120.0,
+    240.0,
+    480.0,
+    960.0,
+    1920.0,
+    7680.0,
+)
+VLLM_PARAMS_N: tuple[float, ...] = (1, 2, 5, 10, 20)
+VLLM_ITERATION_TOKENS: tuple[float, ...] = (
+    1,
+    8,
+    16,
+    32,
+    64,
+    128,
+    256,
+    512,
+    1024,
+    2048,
+    4096,
+    8192,
+    16384,
+)
+# prometheus-fastapi-instrumentator's default latency buckets, which vLLM's API server exposes.
+HTTP_DURATION: tuple[float, ...] = (0.1, 0.5, 1.0)
+
+
+def one_two_five(max_value: int) -> tuple[float, ...]:
+    """vLLM's ``build_1_2_5_buckets``: 1, 2, 5, 10, 20, 50, ... up to and including ``max_value``."""
+    bounds: list[float] = []
+    exponent = 0
+    while True:
+        for mantissa in (1, 2, 5):
+            value = mantissa * 10**exponent
+            if value > max_value:
+                return tuple(bounds)
+            bounds.append(value)
+        exponent += 1
+
+
+def merged(*sets: Iterable[float]) -> tuple[float, ...]:
+    return tuple(sorted({float(b) for bucket_set in sets for b in bucket_set}))
+
+
+# A fake server answers much faster than a GPU one, so the native sets add finer bounds below
+# vLLM's first bound; above it they keep vLLM's bounds, so quantiles agree with vLLM dashboards.
+TTFT: tuple[float, ...] = merged(VLLM_TTFT, (0.0025, 0.0075, 0.015, 0.03, 0.15, 0.2, 0.3, 0.4))
+ITL: tuple[float, ...] = merged(VLLM_ITL, (0.001, 0.0025, 0.005, 0.0075))
+REQUEST_PHASE: tuple[float, ...] = merged(VLLM_REQUEST_PHASE, (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25))
+HTTP_REQUEST_DURATION: tuple[float, ...] = merged(HTTP_DURATION, REQUEST_PHASE)
+PARAMS_N: tuple[float, ...] = VLLM_PARAMS_N
+ITERATION_TOKENS: tuple[float, ...] = VLLM_ITERATION_TOKENS

@@ -1,0 +1,32 @@
+"""GET /metrics: the registry in the format the scraper asks for, gzipped when it accepts gzip."""
+
+import gzip
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder, gzip_accepted
+from starlette.requests import Request
+from starlette.responses import Response
+
+
+def render(registry: CollectorRegistry, accept: str, accept_encoding: str, names: list[str]) -> Response:
+    """Content negotiation (Prometheus text 0.0.4 or OpenMetrics), ``name[]`` filtering and gzip."""
+    encoder, content_type = choose_encoder(accept)
+    source = registry.restricted_registry(names) if names else registry
+    body = encoder(source)
+    headers = {"Vary": "Accept, Accept-Encoding"}
+    if gzip_accepted(accept_encoding):
+        body = gzip.compress(body, compresslevel=6)
+        headers["Content-Encoding"] = "gzip"
+    return Response(body, media_type=content_type, headers=headers)
+
+
+def metrics_endpoint(registry: CollectorRegistry):
+    async def metrics(request: Request) -> Response:
+        return render(
+            registry,
+            request.headers.get("accept", ""),
+            request.headers.get("accept-encoding", ""),
+            request.query_params.getlist("name[]"),
+        )
+
+    return metrics

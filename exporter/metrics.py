@@ -1,0 +1,279 @@
+"""Every native ``fakeai_*`` family on one screen, registered on an injected registry.
+
+Labels: ``endpoint`` is a route template and ``model`` a served model id; both are checked by the
+server before a labelled child is created, so no label value comes from a client unchecked.
+"""
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.metrics_core import Metric
+
+from exporter import buckets
+from exporter.facts import FinishedReason, RequestRecord, StreamOutcome
+
+EM = ("endpoint", "model")
+
+
+class NativeFamilies:
+    """The native families themselves. ``ServerMetrics`` decides when each one moves."""
+
+    def __init__(self, registry: CollectorRegistry, max_model_len: int) -> None:
+        tokens = buckets.one_two_five(max_model_len)
+
+        def counter(name: str, doc: str, labels: Iterable[str] = EM) -> Counter:
+            return Counter(name, doc, tuple(labels), registry=registry)
+
+        def gauge(name: str, doc: str, labels: Iterable[str] = EM) -> Gauge:
+            return Gauge(name, doc, tuple(labels), registry=registry)
+
+        def histogram(name: str, doc: str, bounds: tuple[float, ...], labels: Iterable[str] = EM) -> Histogram:
+            return Histogram(name, doc, tuple(labels), registry=registry, buckets=bounds)
+
+        self.requests = counter("fakeai_requests", "Requests accepted for a served model, counted on arrival.")
+        self.responses = counter(
+            "fakeai_responses", "Responses completed, by HTTP status (499: client went away).", (*EM, "status")
+        )
+        self.request_duration = histogram(
+            "fakeai_request_duration_seconds", "Arrival to last byte (end to end).", buckets.REQUEST_PHASE
+        )
+        self.queue_time = histogram(
+            "fakeai_request_queue_time_seconds", "Time waiting for a scheduler slot.", buckets.REQUEST_PHASE
+        )
+        self.prefill_time = histogram(
+            "fakeai_request_prefill_time_seconds", "Scheduled to first token.", buckets.REQUEST_PHASE
+        )
+        self.decode_time = histogram(
+            "fakeai_request_decode_time_seconds", "First token to last token.", buckets.REQUEST_PHASE
+        )
+        self.inference_time = histogram(
+            "fakeai_request_inference_time_seconds", "Scheduled to last token.", buckets.REQUEST_PHASE
+        )
+        self.ttft = histogram(
+            "fakeai_time_to_first_token_seconds", "Arrival to first token, streaming or not.", buckets.TTFT
+        )
+        self.itl = histogram(
+            "fakeai_inter_token_latency_seconds", "Every gap between two tokens of one choice.", buckets.ITL
+        )
+        self.tpot = histogram(
+            "fakeai_request_time_per_output_token_seconds",
+            "Decode time / (generated tokens - 1), per request.",
+            buckets.ITL,
+        )
+        self.prompt_tokens = counter("fakeai_prompt_tokens", "Prompt tokens prefilled.")
+        self.completion_tokens = counter("fakeai_completion_tokens", "Completion tokens, counted as emitted.")
+        self.request_prompt_tokens = histogram("fakeai_request_prompt_tokens", "Prompt length per request.", tokens)
+        self.request_completion_tokens = histogram(
+            "fakeai_request_completion_tokens", "Generated tokens per request, all choices.", tokens
+        )
+        self.request_max_completion_tokens = histogram(
+            "fakeai_request_max_completion_tokens", "Longest choice of the request, in tokens.", tokens
+        )
+        self.params_max_tokens = histogram(
+            "fakeai_request_params_max_tokens", "The max_tokens parameter, when given.", tokens
+        )
+        self.params_n = histogram("fakeai_request_params_n", "The n parameter.", buckets.PARAMS_N)
+        self.iteration_tokens = histogram(
+            "fakeai_iteration_tokens", "Tokens per simulated engine step.", buckets.ITERATION_TOKENS, ("model",)
+        )
+        self.finished = counter("fakeai_finished_requests", "Finished requests by reason.", (*EM, "finished_reason"))
+        self.cache_queries = counter("fakeai_prefix_cache_queries", "Prompt tokens looked up in the prefix cache.")
+        self.cache_hits = counter("fakeai_prefix_cache_hits", "Looked-up prompt tokens found in the prefix cache.")
+        self.cache_lookups = counter("fakeai_prefix_cache_lookups", "Requests looked up in the prefix cache.")
+        self.cache_lookup_hits = counter(
+            "fakeai_prefix_cache_lookup_hits", "Requests that found at least one cached block."
+        )
+        self.running = gauge("fakeai_requests_running", "Requests in the running batch.")
+        self.waiting = gauge("fakeai_requests_waiting", "Requests waiting for a scheduler slot.")
+        self.active_streams = gauge("fakeai_active_streams", "Open server-sent-event streams.")
+        self.streams = counter("fakeai_streams", "Finished streams by outcome.", (*EM, "outcome"))
+        self.errors = counter(
+            "fakeai_errors", "Errors returned, by status and OpenAI error type.", (*EM, "status", "type")
+        )
+        self.kv_cache_usage = gauge("fakeai_kv_cache_usage_ratio", "Simulated KV block pool in use, 0-1.", ("model",))
+        self.preemptions = counter("fakeai_preemptions", "Running requests preempted for KV space.", ("model",))
+        self.http_requests = counter(
+            "fakeai_http_requests",
+            "Every HTTP request but /metrics, by route template.",
+            ("endpoint", "method", "status"),
+        )
+        self.http_duration = histogram(
+            "fakeai_http_request_duration_seconds",
+            "HTTP request duration by route template.",
+            buckets.HTTP_REQUEST_DURATION,
+            ("endpoint", "method"),
+        )
+
+    def collect(self) -> Iterator[Metric]:
+        """All native families, as a derived view reads them."""
+        for family in vars(self).values():
+            yield from family.collect()
+
+
+class RequestMetrics:
+    """The children of one (endpoint, model) pair, resolved once and reused on the hot path."""
+
+    def __init__(self, families: NativeFamilies, endpoint: str, model: str) -> None:
+        self.families, self.endpoint, self.model = families, endpoint, model
+        f, labels = families, (endpoint, model)
+        self._requests = f.requests.labels(*labels)
+        self._duration = f.request_duration.labels(*labels)
+        self._queue_time = f.queue_time.labels(*labels)
+        self._prefill_time = f.prefill_time.labels(*labels)
+        self._decode_time = f.decode_time.labels(*labels)
+        self._inference_time = f.inference_time.labels(*labels)
+        self._ttft = f.ttft.labels(*labels)
+        self._itl = f.itl.labels(*labels)
+        self._tpot = f.tpot.labels(*labels)
+        self._prompt_tokens = f.prompt_tokens.labels(*labels)
+        self._completion_tokens = f.completion_tokens.labels(*labels)
+        self._request_prompt_tokens = f.request_prompt_tokens.labels(*labels)
+        self._request_completion_tokens = f.request_completion_tokens.labels(*labels)
+        self._request_max_completion_tokens = f.request_max_completion_tokens.labels(*labels)
+        self._params_max_tokens = f.params_max_tokens.labels(*labels)
+        self._params_n = f.params_n.labels(*labels)
+        self._cache_queries = f.cache_queries.labels(*labels)
+        self._cache_hits = f.cache_hits.labels(*labels)
+        self._cache_lookups = f.cache_lookups.labels(*labels)
+        self._cache_lookup_hits = f.cache_lookup_hits.labels(*labels)
+        self._running = f.running.labels(*labels)
+        self._waiting = f.waiting.labels(*labels)
+        self._active_streams = f.active_streams.labels(*labels)
+
+    def accepted(self, max_tokens: int | None, n: int) -> None:
+        self._requests.inc()
+        if max_tokens is not None:
+            self._params_max_tokens.observe(max_tokens)
+        self._params_n.observe(n)
+
+    def enqueued(self) -> None:
+        self._waiting.inc()
+
+    def scheduled(self, queue_time: float | None) -> None:
+        """Left the waiting queue for the running batch; ``queue_time`` is None on a re-schedule."""
+        self._waiting.dec()
+        self._running.inc()
+        if queue_time is not None:
+            self._queue_time.observe(queue_time)
+
+    def preempted(self) -> None:
+        self._running.dec()
+        self._waiting.inc()
+
+    def left_engine(self, running: bool) -> None:
+        """Removed from the engine before finishing normally (abort) or at its end."""
+        (self._running if running else self._waiting).dec()
+
+    def prefix_lookup(self, prompt_tokens: int, cached_tokens: int) -> None:
+        self._cache_queries.inc(prompt_tokens)
+        self._cache_hits.inc(cached_tokens)
+        self._cache_lookups.inc()
+        if cached_tokens:
+            self._cache_lookup_hits.inc()
+
+    def prefilled(self, prompt_tokens: int, ttft: float | None, prefill_time: float) -> None:
+        self._prompt_tokens.inc(prompt_tokens)
+        self._prefill_time.observe(prefill_time)
+        if ttft is not None:
+            self._ttft.observe(ttft)
+
+    def tokens(self, count: int, gap: float | None) -> None:
+        """``count`` choices each emitted one token; ``gap`` is the time since their previous token."""
+        self._completion_tokens.inc(count)
+        if gap is not None:
+            for _ in range(count):
+                self._itl.observe(gap)
+
+    def stream_opened(self) -> None:
+        self._active_streams.inc()
+
+    def stream_closed(self) -> None:
+        self._active_streams.dec()
+
+    def finished(self, record: RequestRecord) -> None:
+        f, labels = self.families, (self.endpoint, self.model)
+        status = str(record.status)
+        f.responses.labels(*labels, status).inc()
+        f.finished.labels(*labels, record.finished_reason.value).inc()
+        if record.error_type is not None:
+            error_status = str(record.error_status or record.status)
+            f.errors.labels(*labels, error_status, record.error_type).inc()
+        if record.stream_outcome is not None:
+            f.streams.labels(*labels, record.stream_outcome.value).inc()
+        self._duration.observe(record.duration)
+        if record.scheduled is None:
+            return
+        self._request_prompt_tokens.observe(record.prompt_tokens)
+        self._request_completion_tokens.observe(record.completion_tokens)
+        self._request_max_completion_tokens.observe(record.max_choice_tokens)
+        if record.last_token is not None:
+            self._inference_time.observe(record.last_token - record.scheduled)
+        if record.first_token is not None and record.last_token is not None:
+            decode = record.last_token - record.first_token
+            self._decode_time.observe(decode)
+            if record.max_choice_tokens > 1:
+                self._tpot.observe(decode / (record.max_choice_tokens - 1))
+
+
+@dataclass(slots=True)
+class ModelMetrics:
+    """Engine-level facts of one model."""
+
+    families: NativeFamilies
+    model: str
+
+    def step(self, tokens: int) -> None:
+        self.families.iteration_tokens.labels(self.model).observe(tokens)
+
+    def kv_cache_usage(self, ratio: float) -> None:
+        self.families.kv_cache_usage.labels(self.model).set(ratio)
+
+    def preemption(self) -> None:
+        self.families.preemptions.labels(self.model).inc()
+
+
+class ServerMetrics:
+    """The server's metrics on one registry; hands out per-request and per-model recorders."""
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        *,
+        models: Iterable[str],
+        endpoints: Iterable[str],
+        max_model_len: int,
+    ) -> None:
+        self.registry = registry
+        self.families = NativeFamilies(registry, max_model_len)
+        self._requests: dict[tuple[str, str], RequestMetrics] = {}
+        self._models: dict[str, ModelMetrics] = {}
+        self.models = tuple(models)
+        self.endpoints = tuple(endpoints)
+        # Series that dashboards and alerts divide by exist at 0 from start-up, as vLLM's do.
+        for model in self.models:
+            self.model(model).kv_cache_usage(0.0)
+            self.families.preemptions.labels(model)
+            for endpoint in self.endpoints:
+                for reason in FinishedReason:
+                    self.families.finished.labels(endpoint, model, reason.value)
+                for outcome in StreamOutcome:
+                    self.families.streams.labels(endpoint, model, outcome.value)
+                self.request(endpoint, model)
+
+    def request(self, endpoint: str, model: str) -> RequestMetrics:
+        key = (endpoint, model)
+        recorder = self._requests.get(key)
+        if recorder is None:
+            recorder = self._requests[key] = RequestMetrics(self.families, endpoint, model)
+        return recorder
+
+    def model(self, model: str) -> ModelMetrics:
+        recorder = self._models.get(model)
+        if recorder is None:
+            recorder = self._models[model] = ModelMetrics(self.families, model)
+        return recorder
+
+    def http_request(self, endpoint: str, method: str, status: int, duration: float) -> None:
+        self.families.http_requests.labels(endpoint, method, str(status)).inc()
+        self.families.http_duration.labels(endpoint, method).observe(duration)

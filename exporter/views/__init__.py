@@ -1,0 +1,9 @@
+"""Derived views: collectors that read the native families at scrape time and yield other names.
+
+They cost nothing on the hot path and can never disagree with the native families they are built from.
+"""
+
+from exporter.views.http import HttpView
+from exporter.views.vllm import CacheConfig, VllmView
+
+__all__ = ["CacheConfig", "HttpView", "VllmView"]

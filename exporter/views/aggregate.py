@@ -1,0 +1,97 @@
+"""Pure aggregation of collected native samples, grouped by a chosen set of labels."""
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from prometheus_client.metrics_core import HistogramMetricFamily, Metric
+from prometheus_client.utils import floatToGoString
+
+FamilySource = Callable[[], Iterable[Metric]]
+GroupKey = tuple[str, ...]
+
+
+def index_families(metrics: Iterable[Metric]) -> dict[str, Metric]:
+    """Families by name; several collectors may yield pieces of one family (multiprocess), so merge."""
+    by_name: dict[str, Metric] = {}
+    for metric in metrics:
+        existing = by_name.get(metric.name)
+        if existing is None:
+            by_name[metric.name] = metric
+        else:
+            existing.samples.extend(metric.samples)
+    return by_name
+
+
+def sum_by(
+    family: Metric | None,
+    sample_name: str,
+    by: Sequence[str],
+    rename: Callable[[Mapping[str, str]], Mapping[str, str]] | None = None,
+) -> dict[GroupKey, float]:
+    """Sum the values of samples named ``sample_name`` grouped by the ``by`` labels."""
+    totals: dict[GroupKey, float] = defaultdict(float)
+    if family is None:
+        return totals
+    for sample in family.samples:
+        if sample.name != sample_name:
+            continue
+        labels = rename(sample.labels) if rename else sample.labels
+        totals[tuple(labels[k] for k in by)] += sample.value
+    return totals
+
+
+@dataclass
+class HistogramGroup:
+    """One group's cumulative counts at selected bounds, plus +Inf, sum and count."""
+
+    bounds: Sequence[float]
+    cumulative: list[float] = field(default_factory=list)
+    total: float = 0.0
+    count: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.cumulative = [0.0] * len(self.bounds)
+
+
+def histogram_by(
+    family: Metric | None,
+    bounds: Sequence[float],
+    by: Sequence[str],
+    rename: Callable[[Mapping[str, str]], Mapping[str, str]] | None = None,
+) -> dict[GroupKey, HistogramGroup]:
+    """Regroup a histogram family at ``bounds``, which must all be bounds of the family itself.
+
+    Because every selected bound is a native bound, each selected cumulative count is exact.
+    """
+    groups: dict[GroupKey, HistogramGroup] = {}
+    if family is None:
+        return groups
+    position = {float(b): i for i, b in enumerate(bounds)}
+    name = family.name
+    for sample in family.samples:
+        labels = rename(sample.labels) if rename else sample.labels
+        key = tuple(labels[k] for k in by)
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = HistogramGroup(bounds)
+        if sample.name == name + "_bucket":
+            index = position.get(float(sample.labels["le"]))
+            if index is not None:
+                group.cumulative[index] += sample.value
+        elif sample.name == name + "_sum":
+            group.total += sample.value
+        elif sample.name == name + "_count":
+            group.count += sample.value
+    return groups
+
+
+def histogram_family(
+    name: str, documentation: str, labels: Sequence[str], groups: Mapping[GroupKey, HistogramGroup]
+) -> HistogramMetricFamily:
+    family = HistogramMetricFamily(name, documentation, labels=list(labels))
+    for key, group in sorted(groups.items()):
+        cumulative = [(floatToGoString(b), c) for b, c in zip(group.bounds, group.cumulative, strict=True)]
+        cumulative.append(("+Inf", group.count))
+        family.add_metric(list(key), cumulative, group.total)
+    return family

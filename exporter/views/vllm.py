@@ -1,0 +1,222 @@
+"""The ``vllm`` view: vLLM's exact names, labels and bucket bounds, built from the native families."""
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    Metric,
+)
+
+from exporter import buckets
+from exporter.views.aggregate import (
+    FamilySource,
+    histogram_by,
+    histogram_family,
+    index_families,
+    sum_by,
+)
+
+ENGINE = "0"  # one simulated engine per model: vLLM's data-parallel index for a single engine
+LABELS = ["model_name", "engine"]
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    """What ``vllm:cache_config_info`` reports."""
+
+    block_size: int
+    num_gpu_blocks: int
+    enable_prefix_caching: bool = True
+    gpu_memory_utilization: float = 0.9
+    cache_dtype: str = "auto"
+
+    def labels(self) -> dict[str, str]:
+        return {
+            "engine": ENGINE,
+            "block_size": str(self.block_size),
+            "num_gpu_blocks": str(self.num_gpu_blocks),
+            "enable_prefix_caching": str(self.enable_prefix_caching),
+            "gpu_memory_utilization": str(self.gpu_memory_utilization),
+            "cache_dtype": self.cache_dtype,
+        }
+
+
+# (vLLM name, native family, help). Counter names are given without ``_total``, as vLLM registers them.
+GAUGES = (
+    ("vllm:num_requests_running", "fakeai_requests_running", "Number of requests in model execution batches."),
+    ("vllm:num_requests_waiting", "fakeai_requests_waiting", "Number of requests waiting to be processed."),
+)
+MODEL_GAUGES = (
+    ("vllm:kv_cache_usage_perc", "fakeai_kv_cache_usage_ratio", "KV-cache usage. 1 means 100 percent usage."),
+)
+COUNTERS = (
+    ("vllm:prompt_tokens", "fakeai_prompt_tokens", "Number of prefill tokens processed."),
+    ("vllm:generation_tokens", "fakeai_completion_tokens", "Number of generation tokens processed."),
+    ("vllm:prefix_cache_queries", "fakeai_prefix_cache_queries", "Prefix cache queries, in terms of tokens."),
+    ("vllm:prefix_cache_hits", "fakeai_prefix_cache_hits", "Prefix cache hits, in terms of tokens."),
+)
+MODEL_COUNTERS = (("vllm:num_preemptions", "fakeai_preemptions", "Cumulative number of preemption from the engine."),)
+
+
+def _token_histograms(max_model_len: int) -> tuple[tuple[str, str, tuple[float, ...], str], ...]:
+    tokens = buckets.one_two_five(max_model_len)
+    phase = buckets.VLLM_REQUEST_PHASE
+    return (
+        (
+            "vllm:time_to_first_token_seconds",
+            "fakeai_time_to_first_token_seconds",
+            buckets.VLLM_TTFT,
+            "Histogram of time to first token in seconds.",
+        ),
+        (
+            "vllm:inter_token_latency_seconds",
+            "fakeai_inter_token_latency_seconds",
+            buckets.VLLM_ITL,
+            "Histogram of inter-token latency in seconds.",
+        ),
+        (
+            "vllm:request_time_per_output_token_seconds",
+            "fakeai_request_time_per_output_token_seconds",
+            buckets.VLLM_ITL,
+            "Histogram of time_per_output_token_seconds per request.",
+        ),
+        (
+            "vllm:e2e_request_latency_seconds",
+            "fakeai_request_duration_seconds",
+            phase,
+            "Histogram of e2e request latency in seconds.",
+        ),
+        (
+            "vllm:request_queue_time_seconds",
+            "fakeai_request_queue_time_seconds",
+            phase,
+            "Histogram of time spent in WAITING phase for request.",
+        ),
+        (
+            "vllm:request_prefill_time_seconds",
+            "fakeai_request_prefill_time_seconds",
+            phase,
+            "Histogram of time spent in PREFILL phase for request.",
+        ),
+        (
+            "vllm:request_decode_time_seconds",
+            "fakeai_request_decode_time_seconds",
+            phase,
+            "Histogram of time spent in DECODE phase for request.",
+        ),
+        (
+            "vllm:request_inference_time_seconds",
+            "fakeai_request_inference_time_seconds",
+            phase,
+            "Histogram of time spent in RUNNING phase for request.",
+        ),
+        ("vllm:request_prompt_tokens", "fakeai_request_prompt_tokens", tokens, "Number of prefill tokens processed."),
+        (
+            "vllm:request_generation_tokens",
+            "fakeai_request_completion_tokens",
+            tokens,
+            "Number of generation tokens processed.",
+        ),
+        (
+            "vllm:request_max_num_generation_tokens",
+            "fakeai_request_max_completion_tokens",
+            tokens,
+            "Histogram of maximum number of requested generation tokens.",
+        ),
+        (
+            "vllm:request_params_max_tokens",
+            "fakeai_request_params_max_tokens",
+            tokens,
+            "Histogram of the max_tokens request parameter.",
+        ),
+        (
+            "vllm:request_params_n",
+            "fakeai_request_params_n",
+            buckets.VLLM_PARAMS_N,
+            "Histogram of the n request parameter.",
+        ),
+        (
+            "vllm:iteration_tokens_total",
+            "fakeai_iteration_tokens",
+            buckets.VLLM_ITERATION_TOKENS,
+            "Histogram of number of tokens per engine_step.",
+        ),
+    )
+
+
+# Names that dashboards written for older vLLM releases still query (opt-in).
+LEGACY_HISTOGRAMS = (
+    (
+        "vllm:time_per_output_token_seconds",
+        "fakeai_inter_token_latency_seconds",
+        buckets.VLLM_ITL,
+        "Histogram of time per output token in seconds (deprecated name).",
+    ),
+)
+LEGACY_MODEL_GAUGES = (
+    ("vllm:gpu_cache_usage_perc", "fakeai_kv_cache_usage_ratio", "GPU KV-cache usage (deprecated name)."),
+)
+LEGACY_COUNTERS = (
+    ("vllm:gpu_prefix_cache_queries", "fakeai_prefix_cache_queries", "GPU prefix cache queries (deprecated name)."),
+    ("vllm:gpu_prefix_cache_hits", "fakeai_prefix_cache_hits", "GPU prefix cache hits (deprecated name)."),
+)
+
+
+def _as_vllm(labels: Mapping[str, str]) -> Mapping[str, str]:
+    return {"model_name": labels["model"], "engine": ENGINE, **labels}
+
+
+class VllmView:
+    """A prometheus-client collector exposing the native families under vLLM's names."""
+
+    def __init__(
+        self,
+        source: FamilySource,
+        *,
+        max_model_len: int,
+        cache_config: CacheConfig,
+        legacy_names: bool = False,
+    ) -> None:
+        self._source = source
+        self._cache_config = cache_config
+        self._histograms = _token_histograms(max_model_len) + (LEGACY_HISTOGRAMS if legacy_names else ())
+        self._counters = COUNTERS + (LEGACY_COUNTERS if legacy_names else ())
+        self._model_gauges = MODEL_GAUGES + (LEGACY_MODEL_GAUGES if legacy_names else ())
+
+    def describe(self) -> Iterator[Metric]:
+        """Names only, so registration can detect clashes without reading the native families."""
+        yield from self._families({})
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._families(index_families(self._source()))
+
+    def _families(self, native: Mapping[str, Metric]) -> Iterator[Metric]:
+        for name, source, doc in GAUGES + self._model_gauges:
+            family = GaugeMetricFamily(name, doc, labels=LABELS)
+            for key, value in sorted(sum_by(native.get(source), source, LABELS, _as_vllm).items()):
+                family.add_metric(list(key), value)
+            yield family
+        for name, source, doc in self._counters + MODEL_COUNTERS:
+            family = CounterMetricFamily(name, doc, labels=LABELS)
+            for key, value in sorted(sum_by(native.get(source), source + "_total", LABELS, _as_vllm).items()):
+                family.add_metric(list(key), value)
+            yield family
+        success = CounterMetricFamily(
+            "vllm:request_success", "Count of successfully processed requests.", labels=[*LABELS, "finished_reason"]
+        )
+        finished = native.get("fakeai_finished_requests")
+        by = (*LABELS, "finished_reason")
+        for key, value in sorted(sum_by(finished, "fakeai_finished_requests_total", by, _as_vllm).items()):
+            success.add_metric(list(key), value)
+        yield success
+        for name, source, bounds, doc in self._histograms:
+            yield histogram_family(name, doc, LABELS, histogram_by(native.get(source), bounds, LABELS, _as_vllm))
+        info = GaugeMetricFamily(
+            "vllm:cache_config_info",
+            "Information of the LLMEngine CacheConfig.",
+            labels=list(self._cache_config.labels()),
+        )
+        info.add_metric(list(self._cache_config.labels().values()), 1.0)
+        yield info

@@ -1,0 +1,74 @@
+"""Command line: ``python -m fakeai server [options]`` (also the ``fakeai`` console script)."""
+
+import argparse
+import logging
+import socket
+import sys
+from collections.abc import Sequence
+
+import uvicorn
+from prometheus_client import CollectorRegistry
+
+from fakeai import __version__
+from fakeai.app import create_app
+from fakeai.settings import Settings, add_arguments, settings_from
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fakeai", description="A fake OpenAI-compatible LLM server.")
+    parser.add_argument("--version", action="version", version=f"fakeai {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    server = commands.add_parser(
+        "server",
+        help="serve the OpenAI API, /metrics and /metrics/stream",
+        description="Serve the OpenAI API on simulated vLLM-like engines. Every flag has an environment "
+        "twin shown in brackets; a flag wins over its variable, which wins over the default.",
+    )
+    add_arguments(server)
+    return parser
+
+
+def banner(settings: Settings, host: str, port: int) -> str:
+    base = f"http://{host}:{port}"
+    return "\n".join(
+        (
+            f"fakeai {__version__} serving {', '.join(settings.models)}",
+            f"  API:     {base}/v1",
+            f"  metrics: {base}/metrics",
+            f"  stream:  ws://{host}:{port}/metrics/stream",
+            f"  docs:    {base}/docs",
+        )
+    )
+
+
+def serve(settings: Settings) -> None:
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((settings.host, settings.port))
+    host, port = sock.getsockname()[:2]
+    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    app = create_app(settings, CollectorRegistry())
+    config = uvicorn.Config(
+        app,
+        log_level=settings.log_level,
+        access_log=settings.log_level == "debug",
+        timeout_graceful_shutdown=5,
+    )
+    print(banner(settings, host, port), flush=True)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = settings_from(args)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if args.command == "server":
+        serve(settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""The application factory: one settings object and one registry in, an ASGI app out."""
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from exporter.exposition import metrics_endpoint
+from exporter.metrics import ServerMetrics
+from exporter.views import CacheConfig, HttpView, VllmView
+from fakeai.context import ServerContext
+from fakeai.engine import Engines
+from fakeai.errors import ErrorKind, OpenAIError, error_body
+from fakeai.routes import chat, completions, embeddings, misc, models
+from fakeai.settings import Settings
+
+log = logging.getLogger("fakeai")
+MODEL_ENDPOINTS = (chat.ENDPOINT, completions.ENDPOINT, embeddings.ENDPOINT)
+UNMATCHED = "unmatched"  # every path with no route shares this one label value
+NOT_INSTRUMENTED = frozenset({"/metrics", "/metrics/stream"})
+
+
+class HttpMetricsMiddleware:
+    """Counts every HTTP request by route template (never the raw path), as vLLM's instrumentator does."""
+
+    def __init__(self, app: ASGIApp, metrics: ServerMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.monotonic()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or UNMATCHED
+            if template not in NOT_INSTRUMENTED:
+                method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+                self.metrics.http_request(template, method, status, time.monotonic() - start)
+
+
+_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+
+
+def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    kind = {404: ErrorKind.NOT_FOUND, 405: ErrorKind.METHOD_NOT_ALLOWED}.get(exc.status_code)
+    if kind is None:
+        body = {"error": {"message": str(exc.detail), "type": "invalid_request_error", "param": None, "code": None}}
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+    message = f"{request.method} {request.url.path[:200]} is not a route of this server."
+    if kind is ErrorKind.METHOD_NOT_ALLOWED:
+        message = f"Method {request.method} is not allowed on {request.url.path[:200]}."
+    return JSONResponse(error_body(kind, message), status_code=kind.status, headers=exc.headers)
+
+
+def _openai_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, OpenAIError)
+    return exc.response()
+
+
+def _unexpected(_: Request, exc: Exception) -> Response:
+    log.exception("unhandled error", exc_info=exc)
+    return JSONResponse(error_body(ErrorKind.SERVER_ERROR, "Internal server error."), status_code=500)
+
+
+def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
+    metrics = ServerMetrics(
+        registry, models=settings.models, endpoints=MODEL_ENDPOINTS, max_model_len=settings.max_model_len
+    )
+    if settings.vllm_metrics:
+        cache = CacheConfig(block_size=settings.block_size, num_gpu_blocks=settings.num_blocks)
+        registry.register(
+            VllmView(
+                metrics.families.collect,
+                max_model_len=settings.max_model_len,
+                cache_config=cache,
+                legacy_names=settings.legacy_vllm_metrics,
+            )
+        )
+    registry.register(HttpView(metrics.families.collect))
+    engines = Engines(settings, metrics)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        engines.start()
+        try:
+            yield
+        finally:
+            await engines.stop()
+
+    app = FastAPI(
+        title="fakeai",
+        summary="An OpenAI-compatible fake LLM server that behaves like vLLM under load.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.fakeai = ServerContext(settings=settings, metrics=metrics, engines=engines)
+    for module in (chat, completions, embeddings, models, misc):
+        app.include_router(module.router)
+    app.add_route("/metrics", metrics_endpoint(registry), methods=["GET"], include_in_schema=False)
+    app.add_exception_handler(OpenAIError, _openai_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)
+    app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
+    return app

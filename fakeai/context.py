@@ -1,0 +1,63 @@
+"""What the routes share: settings, the metrics recorder and the engines. Built by ``create_app``."""
+
+import secrets
+from dataclasses import dataclass
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+
+from exporter.metrics import ServerMetrics
+from fakeai.engine import Engines, ModelEngine
+from fakeai.errors import ErrorKind, OpenAIError
+from fakeai.settings import Settings
+
+MAX_BODY_BYTES = 8 * 1024 * 1024
+BodyT = TypeVar("BodyT", bound=BaseModel)
+
+
+@dataclass
+class ServerContext:
+    settings: Settings
+    metrics: ServerMetrics
+    engines: Engines
+
+    def check_auth(self, request: Request) -> None:
+        if not self.settings.api_keys:
+            return
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not any(
+            secrets.compare_digest(token.strip().encode(), key.encode()) for key in self.settings.api_keys
+        ):
+            raise OpenAIError(ErrorKind.UNAUTHORIZED, "Incorrect API key provided.")
+
+    def engine_for(self, model: str) -> ModelEngine:
+        engine = self.engines.get(model)
+        if engine is None:
+            raise OpenAIError(
+                ErrorKind.MODEL_NOT_FOUND,
+                f"The model `{model[:200]}` does not exist. Served models: {', '.join(self.settings.models)}.",
+                param="model",
+            )
+        return engine
+
+
+def context(request: Request) -> ServerContext:
+    return request.app.state.fakeai
+
+
+async def parse_body(request: Request, model: type[BodyT]) -> BodyT:
+    """Validate a JSON body; every failure is a 400 in OpenAI's envelope naming the parameter."""
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        raise OpenAIError(ErrorKind.INVALID_REQUEST, f"Request body over {MAX_BODY_BYTES} bytes.")
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        if first["type"] == "json_invalid":
+            raise OpenAIError(ErrorKind.INVALID_JSON, f"The body is not valid JSON: {first['msg']}") from None
+        if not first["loc"]:
+            raise OpenAIError(ErrorKind.INVALID_REQUEST, "The body must be a JSON object.") from None
+        param = ".".join(str(part) for part in first["loc"])
+        raise OpenAIError(ErrorKind.INVALID_REQUEST, f"Invalid '{param}': {first['msg']}.", param=param) from None

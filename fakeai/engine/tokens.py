@@ -1,0 +1,159 @@
+"""A deterministic stand-in for a tokenizer, and the text the fake model writes.
+
+No real tokenizer can be downloaded at run time, so prompts are split with OpenAI's rule of thumb of
+about four characters a token: every run of up to four letters, up to three digits, or one other
+visible character is a token, with a leading space belonging to the token after it. Token ids are
+CRC-32 hashes of the pieces, stable across processes and runs, which is all the prefix cache needs.
+"""
+
+import re
+import zlib
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+_PIECE = re.compile(r" ?[^\W\d_]{1,4}| ?\d{1,3}| ?[^\w\s]| ?_|\s+?(?=\s)|\s")
+
+# Chat framing, as chat templates add it: a role marker before each message, an end marker after,
+# and the assistant marker that primes the reply.
+_ROLE = {role: zlib.crc32(f"<|{role}|>".encode()) for role in ("system", "user", "assistant", "tool", "developer")}
+_END = zlib.crc32(b"<|end|>")
+_OTHER_ROLE = zlib.crc32(b"<|other|>")
+
+
+def tokenize(text: str) -> list[int]:
+    return [zlib.crc32(piece.encode()) for piece in _PIECE.findall(text)]
+
+
+def count_tokens(text: str) -> int:
+    return len(_PIECE.findall(text))
+
+
+def chat_prompt_tokens(messages: Iterable[tuple[str, str]]) -> list[int]:
+    """Token ids of a rendered chat: ``(role, text)`` pairs framed as a chat template would."""
+    ids: list[int] = []
+    for role, text in messages:
+        ids.append(_ROLE.get(role, _OTHER_ROLE))
+        ids.extend(tokenize(text))
+        ids.append(_END)
+    ids.append(_ROLE["assistant"])
+    return ids
+
+
+# Each entry is one output token: a non-empty piece that the tokenizer above also reads as one token.
+VOCABULARY: tuple[str, ...] = tuple(
+    " " + word
+    for word in [
+        "the",
+        "of",
+        "and",
+        "to",
+        "in",
+        "is",
+        "it",
+        "that",
+        "for",
+        "on",
+        "as",
+        "with",
+        "was",
+        "by",
+        "at",
+        "be",
+        "this",
+        "are",
+        "from",
+        "or",
+        "an",
+        "have",
+        "not",
+        "they",
+        "but",
+        "one",
+        "all",
+        "we",
+        "can",
+        "her",
+        "has",
+        "you",
+        "had",
+        "more",
+        "will",
+        "some",
+        "out",
+        "so",
+        "what",
+        "up",
+        "its",
+        "only",
+        "new",
+        "two",
+        "may",
+        "then",
+        "them",
+        "time",
+        "like",
+        "over",
+        "also",
+        "when",
+        "into",
+        "most",
+        "each",
+        "than",
+        "any",
+        "such",
+        "way",
+        "even",
+        "made",
+        "many",
+        "much",
+        "must",
+        "well",
+        "very",
+        "data",
+        "load",
+        "test",
+        "node",
+        "pod",
+        "rate",
+        "slo",
+        "ttft",
+        "gpu",
+        "kv",
+        "fast",
+        "slow",
+        "warm",
+        "cold",
+        "hot",
+        "hit",
+        "miss",
+        "peak",
+        "mean",
+        "tail",
+        "big",
+        "wait",
+        "lot",
+        "word",
+        "step",
+        "busy",
+        "idle",
+        "ok",
+        "yes",
+        "sure",
+        "here",
+        "why",
+        "how",
+        "now",
+    ]
+) + (".", ",")
+
+
+def sample_words(rng: np.random.Generator, count: int) -> list[str]:
+    """``count`` output tokens drawn from the vocabulary."""
+    return [VOCABULARY[i] for i in rng.integers(0, len(VOCABULARY), size=count)]
+
+
+def first_stop(text: str, stops: Sequence[str]) -> int:
+    """Index where the earliest stop sequence starts in ``text``, or -1."""
+    positions = [i for i in (text.find(stop) for stop in stops) if i >= 0]
+    return min(positions) if positions else -1

@@ -1,0 +1,76 @@
+"""POST /v1/embeddings: deterministic unit vectors, one per input, after a simulated prefill."""
+
+import base64
+import time
+import zlib
+from collections.abc import Sequence
+
+import numpy as np
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from exporter.facts import FinishedReason
+from fakeai.context import context, parse_body
+from fakeai.engine import GenerationRequest
+from fakeai.engine.tokens import tokenize
+from fakeai.routes.generation import Outcome, admit, hand_over, run_to_end
+from fakeai.routes.prompts import check_length
+from fakeai.schemas import EmbeddingRequest
+
+ENDPOINT = "/v1/embeddings"
+DEFAULT_DIMENSIONS = 1536
+router = APIRouter()
+
+
+def embed(tokens: Sequence[int], dimensions: int) -> np.ndarray:
+    """The same input always gives the same unit vector; different inputs give unrelated ones."""
+    seed = zlib.crc32(np.asarray(tokens, dtype=np.uint32).tobytes())
+    vector = np.random.default_rng(seed).standard_normal(dimensions).astype(np.float32)
+    return vector / np.linalg.norm(vector)
+
+
+def _inputs(raw: str | list[str] | list[int] | list[list[int]]) -> list[list[int]]:
+    if isinstance(raw, str):
+        return [tokenize(raw)]
+    if all(isinstance(item, int) for item in raw):
+        return [list(raw)]  # type: ignore[arg-type]
+    return [tokenize(item) if isinstance(item, str) else list(item) for item in raw]  # type: ignore[union-attr]
+
+
+@router.post(ENDPOINT, tags=["embeddings"], summary="Create embeddings")
+async def create_embeddings(request: Request) -> Response:
+    ctx = context(request)
+    arrival = time.monotonic()
+    ctx.check_auth(request)
+    body = await parse_body(request, EmbeddingRequest)
+    engine = ctx.engine_for(body.model)
+    inputs = _inputs(body.input)
+    for tokens in inputs:
+        check_length(len(tokens), None, ctx.settings.max_model_len)
+    prompt = [token for tokens in inputs for token in tokens]
+    gen = GenerationRequest(
+        endpoint=ENDPOINT,
+        model=body.model,
+        prompt_tokens=prompt,
+        arrival=arrival,
+        generate=False,
+        fault=ctx.engines.faults.draw(),
+    )
+    recorder, seq = await admit(ctx, engine, gen)
+    failure = await run_to_end(request, engine, recorder, gen, seq)
+    if failure is not None:
+        return failure
+    hand_over(recorder, gen, seq, Outcome(200, FinishedReason.STOP))
+    dimensions = body.dimensions or DEFAULT_DIMENSIONS
+    data = []
+    for index, tokens in enumerate(inputs):
+        vector = embed(tokens, dimensions)
+        encoded = (
+            base64.b64encode(vector.astype("<f4").tobytes()).decode()
+            if body.encoding_format == "base64"
+            else vector.tolist()
+        )
+        data.append({"object": "embedding", "index": index, "embedding": encoded})
+    tokens_used = {"prompt_tokens": len(prompt), "total_tokens": len(prompt)}
+    return JSONResponse({"object": "list", "data": data, "model": body.model, "usage": tokens_used})

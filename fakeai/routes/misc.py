@@ -1,0 +1,31 @@
+"""GET /health and the landing page."""
+
+import html
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse
+
+from fakeai.context import context
+
+router = APIRouter()
+
+
+@router.get("/health", tags=["ops"], summary="Liveness")
+async def health(request: Request) -> JSONResponse:
+    ctx = context(request)
+    return JSONResponse({"status": "ok", "models": list(ctx.settings.models)})
+
+
+@router.get("/", include_in_schema=False)
+async def landing(request: Request) -> HTMLResponse:
+    ctx = context(request)
+    models = "".join(f"<li><code>{html.escape(m)}</code></li>" for m in ctx.settings.models)
+    return HTMLResponse(
+        "<!doctype html><html><head><meta charset='utf-8'><title>fakeai</title></head><body>"
+        "<h1>fakeai</h1><p>An OpenAI-compatible fake LLM server that behaves like vLLM under load.</p>"
+        "<ul><li><a href='/metrics'>/metrics</a>: Prometheus metrics (vLLM names included)</li>"
+        "<li><a href='/metrics/stream'>/metrics/stream</a>: live metrics over WebSocket</li>"
+        "<li><a href='/docs'>/docs</a>: the API</li><li><a href='/health'>/health</a></li></ul>"
+        f"<h2>Models</h2><ul>{models}</ul></body></html>"
+    )

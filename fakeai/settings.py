@@ -1,0 +1,185 @@
+"""Server settings: every one a command-line flag with an environment twin (flag > env > default)."""
+
+import argparse
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from fakeai.engine.faults import DEFAULT_MIX, parse_mix
+from fakeai.engine.profiles import DEFAULT_MODELS, LatencyProfile, parse_overrides, profile_for
+
+ENV_PREFIX = "FAKEAI_"
+PROFILE_FIELDS = ("overhead_ms", "prefill_ms_per_token", "itl_ms", "itl_jitter", "batch_slowdown", "output_tokens")
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    models: tuple[str, ...] = DEFAULT_MODELS
+    seed: int = 0
+    profile_overrides: Mapping[str, float] = field(default_factory=dict)
+    """Applied to every model's profile."""
+    model_profiles: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    """Per-model overrides, applied after ``profile_overrides``."""
+    no_delay: bool = False
+    max_num_seqs: int = 256
+    max_waiting: int = 1024
+    max_model_len: int = 8192
+    block_size: int = 16
+    num_blocks: int = 4096
+    error_rate: float = 0.0
+    error_mix: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_MIX))
+    api_keys: tuple[str, ...] = ()
+    log_level: str = "info"
+    vllm_metrics: bool = True
+    legacy_vllm_metrics: bool = False
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not self.models or len(set(self.models)) != len(self.models):
+            problems.append("models must be a non-empty list of distinct ids")
+        if unknown := set(self.model_profiles) - set(self.models):
+            problems.append(f"profiles given for models not served: {', '.join(sorted(unknown))}")
+        for name in ("max_num_seqs", "max_model_len", "block_size", "num_blocks"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be at least 1")
+        if self.max_waiting < 0:
+            problems.append("max_waiting must not be negative")
+        if not 0.0 <= self.error_rate <= 1.0:
+            problems.append("error_rate must be within 0 and 1")
+        if not 0 <= self.port <= 65535:
+            problems.append("port must be within 0-65535")
+        if problems:
+            raise ValueError("; ".join(problems))
+        for model in self.models:
+            self.profile(model)  # raises on an unknown or negative profile field
+        parse_mix(",".join(f"{k}={v}" for k, v in self.error_mix.items()))
+
+    def profile(self, model: str) -> LatencyProfile:
+        return (
+            profile_for(model)
+            .with_overrides(dict(self.profile_overrides))
+            .with_overrides(dict(self.model_profiles.get(model, {})))
+        )
+
+
+# -- command line and environment ---------------------------------------------------------------------
+
+
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"not a boolean: {text!r}")
+
+
+def _model_profiles(entries: Sequence[str]) -> dict[str, dict[str, float]]:
+    """``MODEL:itl_ms=20,overhead_ms=3`` entries (repeatable flag; ``;``-separated in the env var)."""
+    profiles: dict[str, dict[str, float]] = {}
+    for entry in entries:
+        model, sep, spec = entry.rpartition(":")
+        if not sep or not model:
+            raise ValueError(f"expected MODEL:key=value,..., got {entry!r}")
+        profiles.setdefault(model, {}).update(parse_overrides(spec))
+    return profiles
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str
+    help: str
+    parse: Callable[[str], Any] = str
+    flag_kind: str = "value"  # "value", "switch" (--x / --no-x) or "append"
+    metavar: str | None = None
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("host", "address to bind (use 0.0.0.0 only inside a container)"),
+    Option("port", "port to bind; 0 picks a free one (the banner prints it)", int),
+    Option("models", "comma-separated model ids to serve", _csv, metavar="ID,ID"),
+    Option("seed", "seed of every random draw (latency jitter, lengths, faults)", int),
+    Option("overhead_ms", "API overhead before the engine, ms (all models)", float),
+    Option("prefill_ms_per_token", "prefill cost per uncached prompt token, ms (all models)", float),
+    Option("itl_ms", "median engine step time = inter-token latency, ms (all models)", float),
+    Option("itl_jitter", "sigma of the lognormal step-time noise, 0 for none (all models)", float),
+    Option("batch_slowdown", "step-time increase per extra running request, fraction (all models)", float),
+    Option("output_tokens", "median natural answer length in tokens (all models)", int),
+    Option(
+        "model_profile",
+        "per-model profile, MODEL:key=value,... (repeatable; env: ';'-separated)",
+        flag_kind="append",
+        metavar="MODEL:K=V,...",
+    ),
+    Option("no_delay", "no simulated latency at all, for pure throughput", _bool, "switch"),
+    Option("max_num_seqs", "requests running at once per model", int),
+    Option("max_waiting", "requests waiting per model before 429", int),
+    Option("max_model_len", "context length per model, in tokens", int),
+    Option("block_size", "tokens per KV/prefix-cache block", int),
+    Option("num_blocks", "KV blocks per model (prefix cache and KV usage)", int),
+    Option("error_rate", "share of requests that fail on purpose, 0-1", float),
+    Option("error_mix", "weights of injected failures, e.g. 429=0.3,500=0.3,503=0.2,abort=0.2", parse_mix),
+    Option("api_keys", "comma-separated accepted API keys; empty accepts any request", _csv, metavar="KEY,KEY"),
+    Option("log_level", "uvicorn and fakeai log level"),
+    Option("vllm_metrics", "expose vLLM's metric names on /metrics", _bool, "switch"),
+    Option("legacy_vllm_metrics", "also expose old vLLM names (gpu_cache_usage_perc, ...)", _bool, "switch"),
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    for option in OPTIONS:
+        help_text = f"{option.help} [env {option.env}]"
+        if option.flag_kind == "switch":
+            parser.add_argument(
+                option.flag, dest=option.name, action=argparse.BooleanOptionalAction, default=None, help=help_text
+            )
+        elif option.flag_kind == "append":
+            parser.add_argument(
+                option.flag, dest=option.name, action="append", default=None, metavar=option.metavar, help=help_text
+            )
+        else:
+            parser.add_argument(
+                option.flag,
+                dest=option.name,
+                type=str,
+                default=None,
+                metavar=option.metavar or option.name.upper(),
+                help=help_text,
+            )
+
+
+def settings_from(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Settings:
+    """Flags win over environment variables, which win over the defaults of ``Settings``."""
+    environ = os.environ if environ is None else environ
+    raw: dict[str, Any] = {}
+    for option in OPTIONS:
+        given = getattr(args, option.name, None)
+        try:
+            if given is not None:
+                raw[option.name] = given if option.flag_kind in ("switch", "append") else option.parse(given)
+            elif option.env in environ:
+                text = environ[option.env]
+                raw[option.name] = text.split(";") if option.flag_kind == "append" else option.parse(text)
+        except ValueError as exc:
+            raise ValueError(f"{option.flag} / {option.env}: {exc}") from None
+    profile = {name: float(raw.pop(name)) for name in PROFILE_FIELDS if name in raw}
+    if profile:
+        raw["profile_overrides"] = profile
+    if "model_profile" in raw:
+        raw["model_profiles"] = _model_profiles([e for e in raw.pop("model_profile") if e.strip()])
+    return Settings(**raw)
