@@ -1,9 +1,11 @@
 """GET /metrics: the registry in the format the scraper asks for, gzipped when it accepts gzip."""
 
 import gzip
+from functools import partial
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder, gzip_accepted
+from prometheus_client.openmetrics.exposition import ALLOWUTF8
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -11,6 +13,12 @@ from starlette.responses import Response
 def render(registry: CollectorRegistry, accept: str, accept_encoding: str, names: list[str]) -> Response:
     """Content negotiation (Prometheus text 0.0.4 or OpenMetrics), ``name[]`` filtering and gzip."""
     encoder, content_type = choose_encoder(accept)
+    if isinstance(encoder, partial):
+        # prometheus-client escapes sample names with the label-name alphabet under "underscores"
+        # escaping, turning ``vllm:x_bucket`` into ``vllm_x_bucket`` while HELP/TYPE keep the colon.
+        # Every name we expose is a valid legacy name, for which "allow-utf-8" writes it unchanged:
+        # exactly what correct "underscores" escaping would write.
+        encoder = partial(encoder, escaping=ALLOWUTF8)
     source = registry.restricted_registry(names) if names else registry
     body = encoder(source)
     headers = {"Vary": "Accept, Accept-Encoding"}

@@ -254,6 +254,7 @@ class ServerMetrics:
         for model in self.models:
             self.model(model).kv_cache_usage(0.0)
             self.families.preemptions.labels(model)
+            self.families.iteration_tokens.labels(model)
             for endpoint in self.endpoints:
                 for reason in FinishedReason:
                     self.families.finished.labels(endpoint, model, reason.value)

@@ -29,4 +29,4 @@ class LatencyModel:
     def natural_length(self) -> int:
         """How long the model 'wants' to answer, before max_tokens cuts it."""
         median = max(self.profile.output_tokens, 1)
-        return max(1, int(round(median * float(self._rng.lognormal(0.0, 0.5)))))
+        return max(1, round(median * float(self._rng.lognormal(0.0, 0.5))))

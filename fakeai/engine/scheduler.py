@@ -5,6 +5,7 @@ share their inter-token gaps, and prompts scheduled in a step make that step lon
 """
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -58,10 +59,8 @@ class ModelEngine:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
             self._task = None
         for seq in [*self.running, *self.waiting]:
             self.cancel(seq)

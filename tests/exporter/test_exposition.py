@@ -1,0 +1,51 @@
+import gzip
+
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
+from prometheus_client.parser import text_string_to_metric_families
+
+MODEL = "meta-llama/Llama-3.1-8B-Instruct"
+
+
+async def test_text_format_by_default(app_client):
+    async with app_client(no_delay=True) as (client, _):
+        response = await client.get("/metrics", headers={"accept-encoding": "identity"})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    names = {f.name for f in text_string_to_metric_families(response.text)}
+    assert {"fakeai_requests", "vllm:request_success", "http_requests"} <= names
+
+
+async def test_openmetrics_when_asked(app_client):
+    async with app_client(no_delay=True) as (client, _):
+        response = await client.get("/metrics", headers={"accept": "application/openmetrics-text; version=1.0.0"})
+    assert response.headers["content-type"].startswith("application/openmetrics-text")
+    assert response.text.endswith("# EOF\n")
+    found = {f.name: f for f in parse_openmetrics(response.text)}
+    ttft = found["vllm:time_to_first_token_seconds"]
+    # Sample names keep vLLM's colon (prometheus-client alone would write vllm_..._bucket here).
+    assert {s.name for s in ttft.samples} >= {"vllm:time_to_first_token_seconds_bucket"}
+    assert "vllm_time_to_first_token" not in response.text
+
+
+async def test_gzip_when_accepted(app_client):
+    async with app_client(no_delay=True) as (client, _):
+        # httpx would decompress transparently; read the raw stream to see the wire bytes.
+        request = client.build_request("GET", "/metrics", headers={"accept-encoding": "gzip"})
+        response = await client.send(request, stream=True)
+        raw = b"".join([chunk async for chunk in response.aiter_raw()])
+    assert response.headers["content-encoding"] == "gzip"
+    assert b"fakeai_requests_total" in gzip.decompress(raw)
+
+
+async def test_name_filter_restricts_families(app_client):
+    async with app_client(no_delay=True) as (client, _):
+        response = await client.get("/metrics", params=[("name[]", "fakeai_requests_total")])
+    names = {f.name for f in text_string_to_metric_families(response.text)}
+    assert names == {"fakeai_requests"}
+
+
+async def test_vllm_view_can_be_switched_off(app_client):
+    async with app_client(no_delay=True, vllm_metrics=False) as (client, _):
+        response = await client.get("/metrics")
+    assert "vllm:" not in response.text
+    assert "fakeai_requests_total" in response.text
