@@ -7,7 +7,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from fakeai.app import create_app
-from fakeai.settings import Settings
+from fakeai.settings import PROFILE_FIELDS, Settings
 
 AppFactory = Callable[..., contextlib.AbstractAsyncContextManager[tuple[httpx.AsyncClient, CollectorRegistry]]]
 
@@ -24,7 +24,8 @@ def app_client() -> AppFactory:
     @contextlib.asynccontextmanager
     async def factory(**settings: Any) -> AsyncIterator[tuple[httpx.AsyncClient, CollectorRegistry]]:
         registry = CollectorRegistry()
-        app = create_app(Settings(**settings), registry)
+        profile = {name: settings.pop(name) for name in PROFILE_FIELDS if name in settings}
+        app = create_app(Settings(**settings, profile_overrides=profile), registry)
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://fakeai.test") as client:

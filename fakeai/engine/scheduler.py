@@ -68,7 +68,8 @@ class ModelEngine:
     # -- what routes call ------------------------------------------------------------------------------
     def submit(self, request: GenerationRequest, recorder: RequestMetrics) -> Sequence:
         """Queue a request, or raise ``QueueFullError`` when ``max_waiting`` requests already wait."""
-        if len(self.waiting) >= self.max_waiting:
+        would_wait = len(self.running) + len(self.waiting) >= self.max_num_seqs
+        if would_wait and len(self.waiting) >= self.max_waiting:
             raise QueueFullError(f"{self.max_waiting} requests are already waiting for {self.model}")
         seq = Sequence(request, recorder, targets=self._targets(request), rng=self._rng)
         seq.queued = time.monotonic()

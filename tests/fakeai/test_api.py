@@ -1,0 +1,214 @@
+"""The OpenAI-shaped endpoints, in process (the openai SDK and real sockets are in tests/integration)."""
+
+import base64
+import json
+
+import numpy as np
+import pytest
+
+MODEL = "meta-llama/Llama-3.1-8B-Instruct"
+CHAT = [{"role": "user", "content": "Say something about queues."}]
+EM = {"endpoint": "/v1/chat/completions", "model": MODEL}
+
+
+def sse_events(text: str) -> list:
+    frames = [line.removeprefix("data: ") for line in text.split("\n\n") if line.startswith("data: ")]
+    assert frames[-1] == "[DONE]"
+    return [json.loads(f) for f in frames[:-1]]
+
+
+async def test_chat_completion_shape_and_usage(app_client):
+    async with app_client(no_delay=True) as (client, registry):
+        response = await client.post("/v1/chat/completions", json={"model": MODEL, "messages": CHAT, "max_tokens": 9})
+    body = response.json()
+    assert response.status_code == 200 and body["object"] == "chat.completion"
+    assert body["id"].startswith("chatcmpl-") and body["model"] == MODEL
+    choice = body["choices"][0]
+    assert choice["message"]["role"] == "assistant" and choice["message"]["content"]
+    assert choice["finish_reason"] in ("stop", "length")
+    usage = body["usage"]
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+    assert usage["completion_tokens"] <= 9 and usage["prompt_tokens_details"]["cached_tokens"] == 0
+    assert registry.get_sample_value("fakeai_prompt_tokens_total", EM) == usage["prompt_tokens"]
+    assert registry.get_sample_value("fakeai_completion_tokens_total", EM) == usage["completion_tokens"]
+    assert registry.get_sample_value("fakeai_responses_total", {**EM, "status": "200"}) == 1
+
+
+async def test_max_completion_tokens_wins_and_ignore_eos_fills_it(app_client):
+    async with app_client(no_delay=True) as (client, _):
+        body = {"model": MODEL, "messages": CHAT, "max_tokens": 50, "max_completion_tokens": 6, "ignore_eos": True}
+        response = await client.post("/v1/chat/completions", json=body)
+    assert response.json()["usage"]["completion_tokens"] == 6
+    assert response.json()["choices"][0]["finish_reason"] == "length"
+
+
+async def test_natural_answers_end_with_stop(app_client):
+    async with app_client(no_delay=True, output_tokens=5) as (client, _):
+        response = await client.post("/v1/chat/completions", json={"model": MODEL, "messages": CHAT,
+                                                                   "max_tokens": 4000})
+    assert response.json()["choices"][0]["finish_reason"] == "stop"
+
+
+async def test_n_gives_n_choices(app_client):
+    async with app_client(no_delay=True) as (client, _):
+        body = {"model": MODEL, "messages": CHAT, "n": 3, "max_tokens": 4, "ignore_eos": True}
+        response = await client.post("/v1/chat/completions", json=body)
+    assert [c["index"] for c in response.json()["choices"]] == [0, 1, 2]
+    assert response.json()["usage"]["completion_tokens"] == 12
+
+
+async def test_streaming_chat_chunks_usage_and_done(app_client):
+    async with app_client(no_delay=True) as (client, registry):
+        body = {"model": MODEL, "messages": CHAT, "max_tokens": 5, "ignore_eos": True, "stream": True,
+                "stream_options": {"include_usage": True}}
+        response = await client.post("/v1/chat/completions", json=body)
+    assert response.headers["content-type"].startswith("text/event-stream")
+    events = sse_events(response.text)
+    tokens = [e for e in events if e["choices"]]
+    assert len(tokens) == 5
+    assert tokens[0]["choices"][0]["delta"]["role"] == "assistant"
+    assert tokens[-1]["choices"][0]["finish_reason"] == "length"
+    assert all(e["object"] == "chat.completion.chunk" for e in events)
+    assert events[-1]["choices"] == [] and events[-1]["usage"]["completion_tokens"] == 5
+    assert registry.get_sample_value("fakeai_streams_total", {**EM, "outcome": "completed"}) == 1
+    assert registry.get_sample_value("fakeai_active_streams", EM) == 0
+
+
+async def test_continuous_usage_stats_counts_every_chunk(app_client):
+    async with app_client(no_delay=True) as (client, _):
+        body = {"model": MODEL, "messages": CHAT, "max_tokens": 4, "ignore_eos": True, "stream": True,
+                "stream_options": {"continuous_usage_stats": True}}
+        response = await client.post("/v1/chat/completions", json=body)
+    counts = [e["usage"]["completion_tokens"] for e in sse_events(response.text) if e["choices"]]
+    assert counts == [1, 2, 3, 4]
+
+
+async def test_completions_both_modes_and_echo(app_client):
+    async with app_client(no_delay=True) as (client, registry):
+        plain = await client.post("/v1/completions", json={"model": MODEL, "prompt": "Once upon", "max_tokens": 3,
+                                                            "echo": True, "ignore_eos": True})
+        streamed = await client.post("/v1/completions", json={"model": MODEL, "prompt": [1, 2, 3], "stream": True,
+                                                               "max_tokens": 3, "ignore_eos": True})
+    body = plain.json()
+    assert body["object"] == "text_completion" and body["choices"][0]["text"].startswith("Once upon")
+    assert body["usage"]["completion_tokens"] == 3
+    events = sse_events(streamed.text)
+    assert len(events) == 3 and all(e["object"] == "text_completion" for e in events)
+    assert registry.get_sample_value("fakeai_prompt_tokens_total",
+                                     {"endpoint": "/v1/completions", "model": MODEL}) == body["usage"]["prompt_tokens"] + 3
+
+
+async def test_completions_default_max_tokens_is_16(app_client):
+    async with app_client(no_delay=True, output_tokens=4000) as (client, _):
+        response = await client.post("/v1/completions", json={"model": MODEL, "prompt": "x"})
+    assert response.json()["usage"]["completion_tokens"] == 16
+
+
+async def test_embeddings_are_deterministic_unit_vectors_in_both_encodings(app_client):
+    async with app_client(no_delay=True) as (client, registry):
+        first = (await client.post("/v1/embeddings", json={"model": MODEL, "input": ["a cat", "a dog"]})).json()
+        again = (await client.post("/v1/embeddings", json={"model": MODEL, "input": "a cat", "dimensions": 64,
+                                                           "encoding_format": "base64"})).json()
+        small = (await client.post("/v1/embeddings", json={"model": MODEL, "input": "a cat", "dimensions": 64})).json()
+    assert [d["index"] for d in first["data"]] == [0, 1]
+    cat, dog = (np.array(d["embedding"]) for d in first["data"])
+    assert len(cat) == 1536 and abs(np.linalg.norm(cat) - 1) < 1e-5 and not np.allclose(cat, dog)
+    decoded = np.frombuffer(base64.b64decode(again["data"][0]["embedding"]), dtype="<f4")
+    assert np.allclose(decoded, small["data"][0]["embedding"])
+    assert first["usage"]["prompt_tokens"] == first["usage"]["total_tokens"] > 0
+    assert registry.get_sample_value("fakeai_requests_total", {"endpoint": "/v1/embeddings", "model": MODEL}) == 3
+
+
+async def test_models_health_and_landing(app_client):
+    async with app_client(no_delay=True, models=("a", "b/c")) as (client, _):
+        listed = (await client.get("/v1/models")).json()
+        one = await client.get("/v1/models/b/c")
+        missing = await client.get("/v1/models/zzz")
+        health = await client.get("/health")
+        landing = await client.get("/")
+    assert [m["id"] for m in listed["data"]] == ["a", "b/c"] and listed["object"] == "list"
+    assert one.json()["id"] == "b/c"
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "model_not_found"
+    assert health.json()["status"] == "ok"
+    for link in ("/metrics", "/metrics/stream", "/docs"):
+        assert f"href='{link}'" in landing.text
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code", "param"),
+    [
+        (b"{not json", 400, "invalid_json", None),
+        (b"[1, 2]", 400, None, None),
+        (json.dumps({"model": MODEL}).encode(), 400, None, "messages"),
+        (json.dumps({"model": MODEL, "messages": CHAT, "n": "2"}).encode(), 400, None, "n"),
+        (json.dumps({"model": MODEL, "messages": CHAT, "max_tokens": 0}).encode(), 400, None, "max_tokens"),
+        (json.dumps({"model": MODEL, "messages": CHAT, "max_tokens": 10**6}).encode(), 400,
+         "context_length_exceeded", "max_tokens"),
+        (json.dumps({"model": "nope", "messages": CHAT}).encode(), 404, "model_not_found", "model"),
+    ],
+)
+async def test_bad_requests_get_openai_errors(app_client, body, status, code, param):
+    async with app_client(no_delay=True) as (client, registry):
+        response = await client.post("/v1/chat/completions", content=body,
+                                     headers={"content-type": "application/json"})
+    assert response.status_code == status
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"} and error["message"]
+    assert error["code"] == code and error["param"] == param
+    assert registry.get_sample_value("fakeai_requests_total", EM) == 0  # refused before acceptance
+
+
+async def test_unknown_route_and_wrong_method_use_the_envelope(app_client):
+    async with app_client(no_delay=True) as (client, registry):
+        missing = await client.get("/v1/nothing/here")
+        wrong = await client.get("/v1/chat/completions")
+    assert missing.status_code == 404 and missing.json()["error"]["type"] == "invalid_request_error"
+    assert wrong.status_code == 405 and wrong.json()["error"]["code"] == "method_not_allowed"
+    assert registry.get_sample_value("fakeai_http_requests_total",
+                                     {"endpoint": "unmatched", "method": "GET", "status": "404"}) == 1
+
+
+async def test_api_keys_are_enforced(app_client):
+    async with app_client(no_delay=True, api_keys=("sk-good",)) as (client, _):
+        none = await client.get("/v1/models")
+        bad = await client.get("/v1/models", headers={"authorization": "Bearer sk-bad"})
+        good = await client.get("/v1/models", headers={"authorization": "Bearer sk-good"})
+        health = await client.get("/health")
+    assert none.status_code == bad.status_code == 401
+    assert bad.json()["error"]["code"] == "invalid_api_key"
+    assert good.status_code == 200 and health.status_code == 200
+
+
+async def test_full_queue_answers_429_and_counts_it(app_client):
+    async with app_client(max_num_seqs=1, max_waiting=0, itl_ms=50, itl_jitter=0) as (client, registry):
+        import asyncio
+
+        body = {"model": MODEL, "messages": CHAT, "max_tokens": 5, "ignore_eos": True}
+        first = asyncio.ensure_future(client.post("/v1/chat/completions", json=body))
+        await asyncio.sleep(0.1)
+        refused = await client.post("/v1/chat/completions", json=body)
+        await first
+    assert refused.status_code == 429 and refused.json()["error"]["code"] == "queue_full"
+    assert registry.get_sample_value("fakeai_errors_total",
+                                     {**EM, "status": "429", "type": "rate_limit_error"}) == 1
+    assert registry.get_sample_value("fakeai_finished_requests_total", {**EM, "finished_reason": "error"}) == 1
+
+
+async def test_error_rate_one_fails_everything_with_the_mix(app_client):
+    async with app_client(no_delay=True, error_rate=1.0, error_mix={"503": 1.0}) as (client, registry):
+        responses = [await client.post("/v1/chat/completions", json={"model": MODEL, "messages": CHAT})
+                     for _ in range(5)]
+    assert {r.status_code for r in responses} == {503}
+    assert registry.get_sample_value("fakeai_errors_total", {**EM, "status": "503", "type": "server_error"}) == 5
+
+
+async def test_injected_abort_fails_a_non_streaming_request_with_usage(app_client):
+    settings = {"no_delay": True, "error_rate": 1.0, "error_mix": {"abort": 1.0}}
+    async with app_client(**settings) as (client, registry):
+        body = {"model": MODEL, "messages": CHAT, "max_tokens": 50, "ignore_eos": True}
+        response = await client.post("/v1/chat/completions", json=body)
+    assert response.status_code == 500 and response.json()["error"]["type"] == "server_error"
+    wasted = response.json()["usage"]["completion_tokens"]
+    assert 1 <= wasted < 50
+    assert registry.get_sample_value("fakeai_completion_tokens_total", EM) == wasted
+    assert registry.get_sample_value("fakeai_finished_requests_total", {**EM, "finished_reason": "error"}) == 1

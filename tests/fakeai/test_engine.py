@@ -1,0 +1,175 @@
+"""The simulated engine on its own: scheduling, batching, preemption, cancellation, determinism."""
+
+import asyncio
+import time
+
+import numpy as np
+import pytest
+from prometheus_client import CollectorRegistry
+
+from exporter.metrics import ServerMetrics
+from fakeai.engine.faults import Fault
+from fakeai.engine.latency import LatencyModel
+from fakeai.engine.prefix_cache import PrefixCache
+from fakeai.engine.profiles import LatencyProfile
+from fakeai.engine.scheduler import ModelEngine, QueueFullError
+from fakeai.engine.sequence import Choice, GenerationRequest, State
+
+EP, MODEL = "/v1/chat/completions", "m"
+
+
+def make_engine(registry, *, itl_ms=2.0, jitter=0.0, max_num_seqs=4, max_waiting=100, num_blocks=1000,
+                block_size=4, seed=0, no_delay=False, output_tokens=96):
+    metrics = ServerMetrics(registry, models=[MODEL], endpoints=[EP], max_model_len=4096)
+    rng = np.random.default_rng(seed)
+    profile = LatencyProfile(overhead_ms=0, prefill_ms_per_token=0.0, itl_ms=itl_ms, itl_jitter=jitter,
+                             output_tokens=output_tokens)
+    engine = ModelEngine(MODEL, latency=LatencyModel(profile, rng, no_delay=no_delay),
+                         cache=PrefixCache(block_size, num_blocks), metrics=metrics.model(MODEL), rng=rng,
+                         max_num_seqs=max_num_seqs, max_waiting=max_waiting, max_model_len=4096)
+    return engine, metrics
+
+
+def request(prompt_len=8, max_tokens=5, **kwargs):
+    return GenerationRequest(endpoint=EP, model=MODEL, prompt_tokens=list(range(prompt_len)),
+                             arrival=time.monotonic(), max_tokens=max_tokens, ignore_eos=True, **kwargs)
+
+
+def gauge(registry, name):
+    return registry.get_sample_value(name, {"endpoint": EP, "model": MODEL})
+
+
+async def test_batch_never_exceeds_max_num_seqs_and_everyone_finishes(registry):
+    engine, metrics = make_engine(registry, max_num_seqs=2)
+    engine.start()
+    seen_running = []
+    seqs = [engine.submit(request(), metrics.request(EP, MODEL)) for _ in range(6)]
+    while not all(s.done.done() for s in seqs):
+        seen_running.append(len(engine.running))
+        await asyncio.sleep(0.001)
+    await engine.stop()
+    assert max(seen_running) == 2
+    assert all(s.completion_tokens == 5 and s.state is State.FINISHED for s in seqs)
+    assert gauge(registry, "fakeai_requests_running") == 0
+    assert gauge(registry, "fakeai_requests_waiting") == 0
+    # The later requests really waited for a slot.
+    assert registry.get_sample_value("fakeai_request_queue_time_seconds_count", {"endpoint": EP, "model": MODEL}) == 6
+    assert max(s.scheduled - s.queued for s in seqs) > 0.005
+
+
+async def test_requests_of_one_batch_share_steps(registry):
+    engine, metrics = make_engine(registry, itl_ms=5)
+    engine.start()
+    a = engine.submit(request(max_tokens=4), metrics.request(EP, MODEL))
+    b = engine.submit(request(max_tokens=4), metrics.request(EP, MODEL))
+    await asyncio.gather(a.done, b.done)
+    await engine.stop()
+    assert a.first_token == b.first_token and a.last_token == b.last_token
+    steps = registry.get_sample_value("fakeai_iteration_tokens_count", {"model": MODEL})
+    assert steps == 4  # one step per token, both requests in each
+
+
+async def test_queue_full_is_refused(registry):
+    engine, metrics = make_engine(registry, max_num_seqs=1, max_waiting=2)
+    engine.submit(request(), metrics.request(EP, MODEL))
+    engine.submit(request(), metrics.request(EP, MODEL))
+    with pytest.raises(QueueFullError):
+        engine.submit(request(), metrics.request(EP, MODEL))
+    await engine.stop()
+    assert gauge(registry, "fakeai_requests_waiting") == 0
+
+
+async def test_cancel_releases_slot_and_gauges(registry):
+    engine, metrics = make_engine(registry, itl_ms=20, max_num_seqs=1)
+    engine.start()
+    running = engine.submit(request(max_tokens=1000), metrics.request(EP, MODEL))
+    waiting = engine.submit(request(max_tokens=2), metrics.request(EP, MODEL))
+    await asyncio.sleep(0.1)
+    assert gauge(registry, "fakeai_requests_running") == 1 and gauge(registry, "fakeai_requests_waiting") == 1
+    engine.cancel(running)
+    await asyncio.wait_for(waiting.done, 5)
+    engine.cancel(running)  # idempotent
+    await engine.stop()
+    assert running.cancelled and running.completion_tokens < 1000
+    assert gauge(registry, "fakeai_requests_running") == 0 and gauge(registry, "fakeai_requests_waiting") == 0
+
+
+async def test_kv_pressure_preempts_the_latest_request(registry):
+    # 10 blocks of 4 tokens; two requests of 8-token prompts growing to 24 tokens cannot both fit.
+    engine, metrics = make_engine(registry, num_blocks=10, no_delay=True)
+    engine.start()
+    seqs = [engine.submit(request(prompt_len=8, max_tokens=16), metrics.request(EP, MODEL)) for _ in range(2)]
+    await asyncio.gather(*(s.done for s in seqs))
+    await engine.stop()
+    assert registry.get_sample_value("fakeai_preemptions_total", {"model": MODEL}) >= 1
+    assert all(s.completion_tokens == 16 for s in seqs)
+    assert gauge(registry, "fakeai_requests_running") == 0 and gauge(registry, "fakeai_requests_waiting") == 0
+    assert registry.get_sample_value("fakeai_kv_cache_usage_ratio", {"model": MODEL}) == 0
+
+
+def test_stop_sequence_ends_the_choice_with_stop():
+    choice = Choice(target=10, reason="length", words=[" one", " two", " three", " four"])
+    deltas = [choice.next_delta(0, (" thr",)) for _ in range(3)]
+    assert [d.text for d in deltas] == [" one", " two", ""]
+    assert deltas[-1].finish_reason == "stop" and choice.emitted == 3
+    assert "".join(choice.text) == " one two"
+
+
+def test_stop_sequence_spanning_two_tokens_cuts_inside_the_second():
+    choice = Choice(target=10, reason="length", words=[" one", " two", " three"])
+    deltas = [choice.next_delta(0, ("e tw",)) for _ in range(2)]
+    assert [d.text for d in deltas] == [" one", ""]
+    assert "".join(choice.text) == " one"  # the first token was already sent: its text stays
+
+
+def test_length_is_the_reason_when_the_target_is_reached():
+    choice = Choice(target=2, reason="length", words=[" a", " b"])
+    assert [choice.next_delta(0, ()).finish_reason for _ in range(2)] == [None, "length"]
+
+
+async def test_n_choices_each_get_tokens(registry):
+    engine, metrics = make_engine(registry, no_delay=True)
+    engine.start()
+    seq = engine.submit(request(max_tokens=7, n=3), metrics.request(EP, MODEL))
+    await seq.done
+    await engine.stop()
+    assert [c.emitted for c in seq.choices] == [7, 7, 7]
+    assert seq.completion_tokens == 21
+    assert registry.get_sample_value("fakeai_completion_tokens_total", {"endpoint": EP, "model": MODEL}) == 21
+
+
+async def test_abort_fault_fails_mid_generation(registry):
+    engine, metrics = make_engine(registry, no_delay=True)
+    engine.start()
+    seq = engine.submit(request(max_tokens=40, fault=Fault(error=None, abort_fraction=0.5)), metrics.request(EP, MODEL))
+    await seq.done
+    await engine.stop()
+    assert seq.failed and seq.completion_tokens == 20
+
+
+async def test_same_seed_same_answers():
+    texts = []
+    for _ in range(2):
+        registry = CollectorRegistry()
+        engine, metrics = make_engine(registry, no_delay=True, seed=42)
+        engine.start()
+        seq = engine.submit(
+            GenerationRequest(endpoint=EP, model=MODEL, prompt_tokens=[1, 2, 3], arrival=time.monotonic()),
+            metrics.request(EP, MODEL),
+        )
+        await seq.done
+        await engine.stop()
+        texts.append("".join(seq.choices[0].text))
+    assert texts[0] == texts[1] and texts[0]
+
+
+def test_step_time_follows_the_profile():
+    rng = np.random.default_rng(1)
+    exact = LatencyModel(LatencyProfile(itl_ms=20, itl_jitter=0, prefill_ms_per_token=0.5), rng)
+    assert exact.step_time(batch_size=1, prefill_tokens=100) == pytest.approx(0.070)
+    slower = LatencyModel(LatencyProfile(itl_ms=20, itl_jitter=0, batch_slowdown=0.1), rng)
+    assert slower.step_time(batch_size=11, prefill_tokens=0) == pytest.approx(0.040)
+    jittered = LatencyModel(LatencyProfile(itl_ms=20, itl_jitter=0.2), rng)
+    samples = [jittered.step_time(1, 0) for _ in range(2000)]
+    assert np.median(samples) == pytest.approx(0.020, rel=0.05)
+    assert LatencyModel(LatencyProfile(), rng, no_delay=True).step_time(50, 1000) == 0.0
