@@ -1,0 +1,157 @@
+"""Every setting is a flag with an env twin (flag > env > default), and every given setting takes effect."""
+
+import argparse
+import subprocess
+import sys
+import time
+
+import pytest
+
+from fakeai.settings import OPTIONS, Settings, add_arguments, settings_from
+
+MODEL = "meta-llama/Llama-3.1-8B-Instruct"
+CHAT = [{"role": "user", "content": "Tell me about caches, in some detail please."}]
+
+
+def parse(argv, env=None):
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return settings_from(parser.parse_args(argv), env or {})
+
+
+def test_defaults():
+    s = parse([])
+    assert (s.host, s.port, s.seed, s.no_delay, s.vllm_metrics) == ("127.0.0.1", 8000, 0, False, True)
+    assert len(s.models) >= 2
+
+
+def test_flag_beats_env_beats_default():
+    assert parse([], {"FAKEAI_PORT": "9001"}).port == 9001
+    assert parse(["--port", "9002"], {"FAKEAI_PORT": "9001"}).port == 9002
+    assert parse([], {"FAKEAI_NO_DELAY": "true"}).no_delay is True
+    assert parse(["--no-no-delay"], {"FAKEAI_NO_DELAY": "true"}).no_delay is False
+    assert parse([], {"FAKEAI_MODELS": "a, b"}).models == ("a", "b")
+    assert parse(["--itl-ms", "3"], {"FAKEAI_ITL_MS": "9"}).profile(MODEL).itl_ms == 3
+    env = {"FAKEAI_MODELS": "a,b", "FAKEAI_MODEL_PROFILE": "a:itl_ms=7;b:overhead_ms=1"}
+    s = parse([], env)
+    assert s.profile("a").itl_ms == 7 and s.profile("b").overhead_ms == 1
+    assert parse(["--api-keys", "k1,k2"]).api_keys == ("k1", "k2")
+    assert parse([], {"FAKEAI_ERROR_MIX": "429=1"}).error_mix == {"429": 1.0}
+
+
+def test_every_option_has_a_flag_and_an_env_twin():
+    flags = {o.flag for o in OPTIONS}
+    envs = {o.env for o in OPTIONS}
+    assert len(flags) == len(envs) == len(OPTIONS)
+    assert all(e.startswith("FAKEAI_") for e in envs)
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "fragment"),
+    [
+        (["--port", "abc"], {}, "--port"),
+        ([], {"FAKEAI_ERROR_RATE": "2"}, "error_rate"),
+        (["--models", "a", "--model-profile", "b:itl_ms=3"], {}, "not served"),
+        (["--model-profile", f"{MODEL}:warp=3"], {}, "unknown profile field"),
+        (["--error-mix", "418=1"], {}, "--error-mix"),
+        ([], {"FAKEAI_NO_DELAY": "maybe"}, "FAKEAI_NO_DELAY"),
+        (["--max-num-seqs", "0"], {}, "max_num_seqs"),
+    ],
+)
+def test_bad_settings_are_clear_errors(argv, env, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        parse(argv, env)
+
+
+def test_cli_help_lists_flags_and_env_vars():
+    out = subprocess.run([sys.executable, "-m", "fakeai", "server", "--help"], capture_output=True, text=True,
+                         check=True).stdout
+    for option in OPTIONS:
+        assert option.flag in out and option.env in out
+
+
+def test_cli_rejects_bad_flag_with_usage_error():
+    result = subprocess.run([sys.executable, "-m", "fakeai", "server", "--error-rate", "7"], capture_output=True,
+                            text=True)
+    assert result.returncode == 2 and "error_rate" in result.stderr
+
+
+# -- settings take effect --------------------------------------------------------------------------------
+
+async def timed_chat(client, **extra):
+    start = time.monotonic()
+    response = await client.post("/v1/chat/completions",
+                                 json={"model": MODEL, "messages": CHAT, "ignore_eos": True, **extra})
+    return response, time.monotonic() - start
+
+
+async def test_seed_makes_answers_reproducible(app_client):
+    answers = []
+    for seed in (7, 7, 8):
+        async with app_client(no_delay=True, seed=seed) as (client, _):
+            response, _ = await timed_chat(client, max_tokens=20)
+            answers.append(response.json()["choices"][0]["message"]["content"])
+    assert answers[0] == answers[1] != answers[2]
+
+
+async def test_latency_profile_and_no_delay_take_effect(app_client):
+    profile = {"itl_ms": 20.0, "itl_jitter": 0.0, "overhead_ms": 0.0, "prefill_ms_per_token": 0.0}
+    async with app_client(**profile) as (client, registry):
+        _, slow = await timed_chat(client, max_tokens=10)
+        itl_sum = registry.get_sample_value("fakeai_inter_token_latency_seconds_sum",
+                                            {"endpoint": "/v1/chat/completions", "model": MODEL})
+    async with app_client(no_delay=True, **profile) as (client, _):
+        _, fast = await timed_chat(client, max_tokens=10)
+    assert slow >= 10 * 0.020  # ten steps of 20 ms each, at least
+    assert itl_sum == pytest.approx(9 * 0.020, abs=0.05)
+    assert fast < slow / 2
+
+
+async def test_per_model_profile_applies_to_that_model_only(app_client):
+    settings = {"models": ("fast", "slow"), "itl_jitter": 0.0, "itl_ms": 1.0, "overhead_ms": 0.0,
+                "model_profiles": {"slow": {"itl_ms": 30.0}}}
+    async with app_client(**settings) as (client, registry):
+        for model in ("fast", "slow"):
+            await client.post("/v1/chat/completions", json={"model": model, "messages": CHAT, "max_tokens": 6,
+                                                            "ignore_eos": True})
+        means = {
+            m: registry.get_sample_value("fakeai_inter_token_latency_seconds_sum",
+                                         {"endpoint": "/v1/chat/completions", "model": m}) / 5
+            for m in ("fast", "slow")
+        }
+    assert means["slow"] >= 0.030 > means["fast"]
+
+
+async def test_block_size_and_num_blocks_reach_the_cache(app_client):
+    long_prompt = [{"role": "user", "content": "word " * 300}]
+    async with app_client(no_delay=True, block_size=32, num_blocks=77) as (client, registry):
+        for _ in range(2):
+            response = await client.post("/v1/chat/completions",
+                                         json={"model": MODEL, "messages": long_prompt, "max_tokens": 2})
+        info = [s for f in registry.collect() if f.name == "vllm:cache_config_info" for s in f.samples][0]
+    cached = response.json()["usage"]["prompt_tokens_details"]["cached_tokens"]
+    assert cached > 0 and cached % 32 == 0
+    assert info.labels["block_size"] == "32" and info.labels["num_gpu_blocks"] == "77"
+
+
+async def test_max_model_len_bounds_requests_and_buckets(app_client):
+    async with app_client(no_delay=True, max_model_len=100) as (client, registry):
+        too_long = await client.post("/v1/chat/completions",
+                                     json={"model": MODEL, "messages": CHAT, "max_tokens": 95})
+        models = (await client.get("/v1/models")).json()
+        bounds = {s.labels["le"] for f in registry.collect() if f.name == "vllm:request_prompt_tokens"
+                  for s in f.samples if s.name.endswith("_bucket")}
+    assert too_long.status_code == 400 and too_long.json()["error"]["code"] == "context_length_exceeded"
+    assert models["data"][0]["max_model_len"] == 100
+    assert bounds == {"1.0", "2.0", "5.0", "10.0", "20.0", "50.0", "100.0", "+Inf"}
+
+
+async def test_legacy_vllm_names_flag(app_client):
+    async with app_client(no_delay=True, legacy_vllm_metrics=True) as (client, _):
+        text = (await client.get("/metrics")).text
+    assert "vllm:gpu_cache_usage_perc" in text and "vllm:time_per_output_token_seconds_bucket" in text
+
+
+def test_settings_validate_on_construction():
+    with pytest.raises(ValueError, match="models"):
+        Settings(models=())

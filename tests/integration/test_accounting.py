@@ -1,0 +1,141 @@
+"""300+ concurrent requests of every kind: every counter equals what the clients observed, exactly."""
+
+import asyncio
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+import openai
+
+from fakeai.testing import scrape
+
+FAST, SLOW = "fast", "slow"
+N_REQUESTS = 320
+CONCURRENCY = 32
+
+
+@dataclass
+class Seen:
+    status: int
+    reason: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+def reason_of(finish_reasons: list[str | None]) -> str:
+    return "length" if "length" in finish_reasons else "stop"
+
+
+async def non_streaming(client: openai.AsyncOpenAI, i: int) -> Seen:
+    try:
+        if i % 2:
+            r = await client.completions.create(model=FAST, prompt=f"request {i} " * (i % 7 + 1), max_tokens=12)
+        else:
+            r = await client.chat.completions.create(
+                model=FAST, messages=[{"role": "user", "content": f"request {i} " * (i % 5 + 1)}], max_tokens=12
+            )
+    except openai.APIStatusError as exc:
+        usage = exc.response.json().get("usage") or {}  # an injected mid-generation abort reports its usage
+        return Seen(exc.status_code, "error", usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
+    return Seen(200, reason_of([c.finish_reason for c in r.choices]), r.usage.prompt_tokens,
+                r.usage.completion_tokens)
+
+
+async def streaming(client: openai.AsyncOpenAI, i: int) -> Seen:
+    reasons: list[str | None] = []
+    usage = None
+    try:
+        stream = await client.chat.completions.create(
+            model=FAST, messages=[{"role": "user", "content": f"stream {i}"}], max_tokens=15 + i % 10, stream=True,
+            stream_options={"include_usage": True, "continuous_usage_stats": True},
+        )
+    except openai.APIStatusError as exc:
+        return Seen(exc.status_code, "error")
+    try:
+        async for chunk in stream:
+            usage = chunk.usage or usage
+            reasons += [c.finish_reason for c in chunk.choices if c.finish_reason]
+    except openai.APIError:  # the injected mid-stream abort: HTTP 200, then an error event
+        return Seen(200, "error", usage.prompt_tokens, usage.completion_tokens)
+    return Seen(200, reason_of(reasons), usage.prompt_tokens, usage.completion_tokens)
+
+
+async def walks_away(client: openai.AsyncOpenAI, i: int) -> Seen:
+    """Asks the slow model, whose API overhead is 2 s, and gives up after 0.3 s."""
+    impatient = client.with_options(timeout=0.3)
+    try:
+        if i % 2:
+            stream = await impatient.chat.completions.create(
+                model=SLOW, messages=[{"role": "user", "content": "x"}], max_tokens=20, stream=True
+            )
+            async for _ in stream:
+                pass
+        else:
+            await impatient.chat.completions.create(
+                model=SLOW, messages=[{"role": "user", "content": "x"}], max_tokens=20
+            )
+    except openai.APITimeoutError:
+        return Seen(499, "abort")
+    except openai.APIStatusError as exc:  # an injected fault answers before the overhead
+        return Seen(exc.status_code, "error")
+    raise AssertionError("the slow model answered within 0.3 s")
+
+
+async def drive(base_url: str) -> list[Seen]:
+    client = openai.AsyncOpenAI(base_url=base_url + "/v1", api_key="test", max_retries=0, timeout=60)
+    gate = asyncio.Semaphore(CONCURRENCY)
+    kinds = [non_streaming] * 4 + [streaming] * 4 + [walks_away]
+
+    async def one(i: int) -> Seen:
+        async with gate:
+            return await kinds[i % len(kinds)](client, i)
+
+    try:
+        return await asyncio.gather(*(one(i) for i in range(N_REQUESTS)))
+    finally:
+        await client.close()
+
+
+def wait_until_settled(url: str, expected: int, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        snapshot = scrape(url)
+        if snapshot.value("fakeai_responses_total") >= expected or time.monotonic() > deadline:
+            return snapshot
+        time.sleep(0.2)
+
+
+def test_counters_equal_client_observations(start_server):
+    server = start_server(
+        "--models", f"{FAST},{SLOW}", "--seed", "3", "--max-num-seqs", "8",
+        "--itl-ms", "2", "--overhead-ms", "1", "--prefill-ms-per-token", "0.01",
+        "--model-profile", f"{SLOW}:overhead_ms=2000",
+        "--error-rate", "0.2", "--error-mix", "429=0.25,500=0.25,503=0.25,abort=0.25",
+    )
+    seen = asyncio.run(drive(server.url))
+    m = wait_until_settled(server.url, N_REQUESTS)
+
+    statuses = Counter(str(s.status) for s in seen)
+    reasons = Counter(s.reason for s in seen)
+    # The mix really happened: errors of each kind, mid-stream aborts, walk-aways.
+    assert {"200", "429", "500", "503", "499"} <= set(statuses), statuses
+    assert reasons["error"] >= 20 and reasons["abort"] >= 20
+
+    assert m.value("fakeai_requests_total") == N_REQUESTS
+    for status, count in statuses.items():
+        assert m.value("fakeai_responses_total", status=status) == count, status
+    assert m.value("fakeai_responses_total") == N_REQUESTS
+    assert m.value("fakeai_prompt_tokens_total") == sum(s.prompt_tokens for s in seen)
+    assert m.value("fakeai_completion_tokens_total") == sum(s.completion_tokens for s in seen)
+    assert m.value("vllm:prompt_tokens_total") == sum(s.prompt_tokens for s in seen)
+    assert m.value("vllm:generation_tokens_total") == sum(s.completion_tokens for s in seen)
+    for reason in ("stop", "length", "abort", "error", "repetition"):
+        assert m.value("vllm:request_success_total", finished_reason=reason) == reasons[reason], reason
+    for gauge in ("fakeai_requests_running", "fakeai_requests_waiting", "fakeai_active_streams",
+                  "vllm:num_requests_running", "vllm:num_requests_waiting"):
+        assert m.value(gauge) == 0, gauge
+    # Queueing happened at concurrency 32 with 8 slots.
+    assert m.value("fakeai_request_queue_time_seconds_sum") > 0
+    assert m.value("fakeai_streams_total", outcome="cancelled") == sum(
+        1 for i, s in enumerate(seen) if i % 9 == 8 and i % 2 and s.status == 499
+    )
