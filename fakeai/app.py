@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from exporter.exposition import metrics_endpoint
 from exporter.metrics import ServerMetrics
 from exporter.views import CacheConfig, HttpView, VllmView
-from fakeai.context import ServerContext
+from fakeai.context import ARRIVAL, ServerContext
 from fakeai.engine import Engines
 from fakeai.errors import ErrorKind, OpenAIError, error_body
 from fakeai.routes import chat, completions, embeddings, misc, models
@@ -39,6 +39,8 @@ class HttpMetricsMiddleware:
             await self.app(scope, receive, send)
             return
         start = time.monotonic()
+        # The arrival time every request-level latency starts from: as early as the server sees it.
+        scope.setdefault("state", {})[ARRIVAL] = start
         status = 500
 
         async def send_wrapper(message: Message) -> None:

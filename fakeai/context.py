@@ -1,6 +1,7 @@
 """What the routes share: settings, the metrics recorder and the engines. Built by ``create_app``."""
 
 import secrets
+import time
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -40,6 +41,14 @@ class ServerContext:
                 param="model",
             )
         return engine
+
+
+ARRIVAL = "fakeai_arrival"
+
+
+def arrival_time(request: Request) -> float:
+    """When the server first saw the request (set by the HTTP middleware), else now."""
+    return request.scope.get("state", {}).get(ARRIVAL) or time.monotonic()
 
 
 def context(request: Request) -> ServerContext:

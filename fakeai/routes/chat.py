@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from fakeai.context import context, parse_body
+from fakeai.context import arrival_time, context, parse_body
 from fakeai.engine import Sequence
 from fakeai.engine.sequence import TokenDelta
 from fakeai.engine.tokens import chat_prompt_tokens
@@ -67,7 +67,7 @@ class ChatRenderer:
 @router.post(ENDPOINT, tags=["generation"], summary="Create a chat completion")
 async def create_chat_completion(request: Request) -> Response:
     ctx = context(request)
-    arrival = time.monotonic()
+    arrival = arrival_time(request)
     ctx.check_auth(request)
     body = await parse_body(request, ChatCompletionRequest)
     engine = ctx.engine_for(body.model)

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from fakeai.context import context, parse_body
+from fakeai.context import arrival_time, context, parse_body
 from fakeai.engine import Sequence
 from fakeai.engine.sequence import TokenDelta
 from fakeai.engine.tokens import tokenize
@@ -63,7 +63,7 @@ class CompletionRenderer:
 @router.post(ENDPOINT, tags=["generation"], summary="Create a text completion")
 async def create_completion(request: Request) -> Response:
     ctx = context(request)
-    arrival = time.monotonic()
+    arrival = arrival_time(request)
     ctx.check_auth(request)
     body = await parse_body(request, CompletionRequest)
     engine = ctx.engine_for(body.model)

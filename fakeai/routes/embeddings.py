@@ -1,7 +1,6 @@
 """POST /v1/embeddings: deterministic unit vectors, one per input, after a simulated prefill."""
 
 import base64
-import time
 import zlib
 from collections.abc import Sequence
 
@@ -11,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from exporter.facts import FinishedReason
-from fakeai.context import context, parse_body
+from fakeai.context import arrival_time, context, parse_body
 from fakeai.engine import GenerationRequest
 from fakeai.engine.tokens import tokenize
 from fakeai.routes.generation import Outcome, admit, hand_over, run_to_end
@@ -41,7 +40,7 @@ def _inputs(raw: str | list[str] | list[int] | list[list[int]]) -> list[list[int
 @router.post(ENDPOINT, tags=["embeddings"], summary="Create embeddings")
 async def create_embeddings(request: Request) -> Response:
     ctx = context(request)
-    arrival = time.monotonic()
+    arrival = arrival_time(request)
     ctx.check_auth(request)
     body = await parse_body(request, EmbeddingRequest)
     engine = ctx.engine_for(body.model)
