@@ -9,17 +9,109 @@ from exporter.views import CacheConfig, HttpView, VllmView
 
 MODELS = ("model-a", "model-b")
 ENDPOINTS = ("/v1/chat/completions", "/v1/completions")
-VLLM_TTFT = ["0.001", "0.005", "0.01", "0.02", "0.04", "0.06", "0.08", "0.1", "0.25", "0.5", "0.75", "1.0", "2.5",
-             "5.0", "7.5", "10.0", "20.0", "40.0", "80.0", "160.0", "640.0", "2560.0", "+Inf"]
-VLLM_ITL = ["0.01", "0.025", "0.05", "0.075", "0.1", "0.15", "0.2", "0.3", "0.4", "0.5", "0.75", "1.0", "2.5",
-            "5.0", "7.5", "10.0", "20.0", "40.0", "80.0", "+Inf"]
-VLLM_PHASE = ["0.3", "0.5", "0.8", "1.0", "1.5", "2.0", "2.5", "5.0", "10.0", "15.0", "20.0", "30.0", "40.0", "50.0",
-              "60.0", "120.0", "240.0", "480.0", "960.0", "1920.0", "7680.0", "+Inf"]
-TOKENS_8192 = ["1.0", "2.0", "5.0", "10.0", "20.0", "50.0", "100.0", "200.0", "500.0", "1000.0", "2000.0",
-               "5000.0", "+Inf"]
+VLLM_TTFT = [
+    "0.001",
+    "0.005",
+    "0.01",
+    "0.02",
+    "0.04",
+    "0.06",
+    "0.08",
+    "0.1",
+    "0.25",
+    "0.5",
+    "0.75",
+    "1.0",
+    "2.5",
+    "5.0",
+    "7.5",
+    "10.0",
+    "20.0",
+    "40.0",
+    "80.0",
+    "160.0",
+    "640.0",
+    "2560.0",
+    "+Inf",
+]
+VLLM_ITL = [
+    "0.01",
+    "0.025",
+    "0.05",
+    "0.075",
+    "0.1",
+    "0.15",
+    "0.2",
+    "0.3",
+    "0.4",
+    "0.5",
+    "0.75",
+    "1.0",
+    "2.5",
+    "5.0",
+    "7.5",
+    "10.0",
+    "20.0",
+    "40.0",
+    "80.0",
+    "+Inf",
+]
+VLLM_PHASE = [
+    "0.3",
+    "0.5",
+    "0.8",
+    "1.0",
+    "1.5",
+    "2.0",
+    "2.5",
+    "5.0",
+    "10.0",
+    "15.0",
+    "20.0",
+    "30.0",
+    "40.0",
+    "50.0",
+    "60.0",
+    "120.0",
+    "240.0",
+    "480.0",
+    "960.0",
+    "1920.0",
+    "7680.0",
+    "+Inf",
+]
+TOKENS_8192 = [
+    "1.0",
+    "2.0",
+    "5.0",
+    "10.0",
+    "20.0",
+    "50.0",
+    "100.0",
+    "200.0",
+    "500.0",
+    "1000.0",
+    "2000.0",
+    "5000.0",
+    "+Inf",
+]
 N_SET = ["1.0", "2.0", "5.0", "10.0", "20.0", "+Inf"]
-ITERATION = ["1.0", "8.0", "16.0", "32.0", "64.0", "128.0", "256.0", "512.0", "1024.0", "2048.0", "4096.0",
-             "8192.0", "16384.0", "+Inf"]
+ITERATION = [
+    "1.0",
+    "8.0",
+    "16.0",
+    "32.0",
+    "64.0",
+    "128.0",
+    "256.0",
+    "512.0",
+    "1024.0",
+    "2048.0",
+    "4096.0",
+    "8192.0",
+    "16384.0",
+    "+Inf",
+]
 
 # Every name DESIGN section 4 lists, with vLLM's type and bucket set.
 EXPECTED_HISTOGRAMS = {
@@ -39,18 +131,32 @@ EXPECTED_HISTOGRAMS = {
     "vllm:iteration_tokens_total": ITERATION,
 }
 EXPECTED_COUNTERS = {
-    "vllm:prompt_tokens", "vllm:generation_tokens", "vllm:request_success", "vllm:prefix_cache_queries",
-    "vllm:prefix_cache_hits", "vllm:num_preemptions",
+    "vllm:prompt_tokens",
+    "vllm:generation_tokens",
+    "vllm:request_success",
+    "vllm:prefix_cache_queries",
+    "vllm:prefix_cache_hits",
+    "vllm:num_preemptions",
 }
-EXPECTED_GAUGES = {"vllm:num_requests_running", "vllm:num_requests_waiting", "vllm:kv_cache_usage_perc",
-                   "vllm:cache_config_info"}
+EXPECTED_GAUGES = {
+    "vllm:num_requests_running",
+    "vllm:num_requests_waiting",
+    "vllm:kv_cache_usage_perc",
+    "vllm:cache_config_info",
+}
 
 
 def build(legacy: bool = False) -> tuple[CollectorRegistry, ServerMetrics]:
     registry = CollectorRegistry()
     metrics = ServerMetrics(registry, models=MODELS, endpoints=ENDPOINTS, max_model_len=8192)
-    registry.register(VllmView(metrics.families.collect, max_model_len=8192,
-                               cache_config=CacheConfig(block_size=16, num_gpu_blocks=1024), legacy_names=legacy))
+    registry.register(
+        VllmView(
+            metrics.families.collect,
+            max_model_len=8192,
+            cache_config=CacheConfig(block_size=16, num_gpu_blocks=1024),
+            legacy_names=legacy,
+        )
+    )
     registry.register(HttpView(metrics.families.collect))
     return registry, metrics
 
@@ -67,13 +173,30 @@ def traffic(metrics: ServerMetrics) -> None:
         r.tokens(2, None)
         r.tokens(2, gap)
         r.left_engine(running=True)
-        r.finished(RequestRecord(endpoint, "model-a", 200, FinishedReason.LENGTH, arrival=0.0, finished=1.2,
-                                 scheduled=0.35, first_token=0.4, last_token=1.1, prompt_tokens=100,
-                                 completion_tokens=4, max_choice_tokens=2, stream_outcome=StreamOutcome.COMPLETED))
+        r.finished(
+            RequestRecord(
+                endpoint,
+                "model-a",
+                200,
+                FinishedReason.LENGTH,
+                arrival=0.0,
+                finished=1.2,
+                scheduled=0.35,
+                first_token=0.4,
+                last_token=1.1,
+                prompt_tokens=100,
+                completion_tokens=4,
+                max_choice_tokens=2,
+                stream_outcome=StreamOutcome.COMPLETED,
+            )
+        )
     b = metrics.request(ENDPOINTS[0], "model-b")
     b.accepted(max_tokens=None, n=1)
-    b.finished(RequestRecord(ENDPOINTS[0], "model-b", 503, FinishedReason.ERROR, arrival=0.0, finished=0.01,
-                             error_type="server_error"))
+    b.finished(
+        RequestRecord(
+            ENDPOINTS[0], "model-b", 503, FinishedReason.ERROR, arrival=0.0, finished=0.01, error_type="server_error"
+        )
+    )
     metrics.model("model-a").step(70)
     metrics.model("model-a").kv_cache_usage(0.25)
     metrics.http_request(ENDPOINTS[0], "POST", 200, 0.2)
@@ -92,8 +215,9 @@ def test_every_vllm_name_with_type_labels_and_exact_bounds():
         family = found[name]
         assert family.type == "histogram", name
         for model in MODELS:
-            les = [s.labels["le"] for s in family.samples
-                   if s.name == name + "_bucket" and s.labels["model_name"] == model]
+            les = [
+                s.labels["le"] for s in family.samples if s.name == name + "_bucket" and s.labels["model_name"] == model
+            ]
             assert les == bounds, (name, model)
         assert {frozenset(s.labels) - {"le"} for s in family.samples} == {frozenset({"model_name", "engine"})}
     for name in EXPECTED_COUNTERS:
@@ -103,8 +227,14 @@ def test_every_vllm_name_with_type_labels_and_exact_bounds():
         assert found[name].type == "gauge", name
     assert {s.labels["engine"] for f in found.values() if f.name.startswith("vllm:") for s in f.samples} == {"0"}
     info = found["vllm:cache_config_info"].samples[0]
-    assert set(info.labels) == {"engine", "block_size", "num_gpu_blocks", "enable_prefix_caching",
-                                "gpu_memory_utilization", "cache_dtype"}
+    assert set(info.labels) == {
+        "engine",
+        "block_size",
+        "num_gpu_blocks",
+        "enable_prefix_caching",
+        "gpu_memory_utilization",
+        "cache_dtype",
+    }
     assert info.labels["block_size"] == "16" and info.value == 1.0
 
 
@@ -125,7 +255,9 @@ def test_vllm_values_equal_native_sums_over_endpoints():
     assert value("vllm:generation_tokens_total", a) == 8
     assert value("vllm:prefix_cache_hits_total", a) == 64
     assert value("vllm:request_success_total", {**a, "finished_reason": "length"}) == 2
-    assert value("vllm:request_success_total", {"model_name": "model-b", "engine": "0", "finished_reason": "error"}) == 1
+    assert (
+        value("vllm:request_success_total", {"model_name": "model-b", "engine": "0", "finished_reason": "error"}) == 1
+    )
     assert value("vllm:time_to_first_token_seconds_count", a) == 2
     assert value("vllm:time_to_first_token_seconds_bucket", {**a, "le": "0.04"}) == 1
     assert value("vllm:time_to_first_token_seconds_bucket", {**a, "le": "0.5"}) == 2
@@ -157,7 +289,11 @@ def test_legacy_names_only_when_asked():
     legacy, metrics = build(legacy=True)
     traffic(metrics)
     found = families(legacy)
-    for name in ("vllm:time_per_output_token_seconds", "vllm:gpu_cache_usage_perc",
-                 "vllm:gpu_prefix_cache_queries", "vllm:gpu_prefix_cache_hits"):
+    for name in (
+        "vllm:time_per_output_token_seconds",
+        "vllm:gpu_cache_usage_perc",
+        "vllm:gpu_prefix_cache_queries",
+        "vllm:gpu_prefix_cache_hits",
+    ):
         assert name in found
     assert legacy.get_sample_value("vllm:gpu_cache_usage_perc", {"model_name": "model-a", "engine": "0"}) == 0.25

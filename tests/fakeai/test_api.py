@@ -44,8 +44,9 @@ async def test_max_completion_tokens_wins_and_ignore_eos_fills_it(app_client):
 
 async def test_natural_answers_end_with_stop(app_client):
     async with app_client(no_delay=True, output_tokens=5) as (client, _):
-        response = await client.post("/v1/chat/completions", json={"model": MODEL, "messages": CHAT,
-                                                                   "max_tokens": 4000})
+        response = await client.post(
+            "/v1/chat/completions", json={"model": MODEL, "messages": CHAT, "max_tokens": 4000}
+        )
     assert response.json()["choices"][0]["finish_reason"] == "stop"
 
 
@@ -59,8 +60,14 @@ async def test_n_gives_n_choices(app_client):
 
 async def test_streaming_chat_chunks_usage_and_done(app_client):
     async with app_client(no_delay=True) as (client, registry):
-        body = {"model": MODEL, "messages": CHAT, "max_tokens": 5, "ignore_eos": True, "stream": True,
-                "stream_options": {"include_usage": True}}
+        body = {
+            "model": MODEL,
+            "messages": CHAT,
+            "max_tokens": 5,
+            "ignore_eos": True,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
         response = await client.post("/v1/chat/completions", json=body)
     assert response.headers["content-type"].startswith("text/event-stream")
     events = sse_events(response.text)
@@ -76,8 +83,14 @@ async def test_streaming_chat_chunks_usage_and_done(app_client):
 
 async def test_continuous_usage_stats_counts_every_chunk(app_client):
     async with app_client(no_delay=True) as (client, _):
-        body = {"model": MODEL, "messages": CHAT, "max_tokens": 4, "ignore_eos": True, "stream": True,
-                "stream_options": {"continuous_usage_stats": True}}
+        body = {
+            "model": MODEL,
+            "messages": CHAT,
+            "max_tokens": 4,
+            "ignore_eos": True,
+            "stream": True,
+            "stream_options": {"continuous_usage_stats": True},
+        }
         response = await client.post("/v1/chat/completions", json=body)
     counts = [e["usage"]["completion_tokens"] for e in sse_events(response.text) if e["choices"]]
     assert counts == [1, 2, 3, 4]
@@ -85,17 +98,23 @@ async def test_continuous_usage_stats_counts_every_chunk(app_client):
 
 async def test_completions_both_modes_and_echo(app_client):
     async with app_client(no_delay=True) as (client, registry):
-        plain = await client.post("/v1/completions", json={"model": MODEL, "prompt": "Once upon", "max_tokens": 3,
-                                                            "echo": True, "ignore_eos": True})
-        streamed = await client.post("/v1/completions", json={"model": MODEL, "prompt": [1, 2, 3], "stream": True,
-                                                               "max_tokens": 3, "ignore_eos": True})
+        plain = await client.post(
+            "/v1/completions",
+            json={"model": MODEL, "prompt": "Once upon", "max_tokens": 3, "echo": True, "ignore_eos": True},
+        )
+        streamed = await client.post(
+            "/v1/completions",
+            json={"model": MODEL, "prompt": [1, 2, 3], "stream": True, "max_tokens": 3, "ignore_eos": True},
+        )
     body = plain.json()
     assert body["object"] == "text_completion" and body["choices"][0]["text"].startswith("Once upon")
     assert body["usage"]["completion_tokens"] == 3
     events = sse_events(streamed.text)
     assert len(events) == 3 and all(e["object"] == "text_completion" for e in events)
-    assert registry.get_sample_value("fakeai_prompt_tokens_total",
-                                     {"endpoint": "/v1/completions", "model": MODEL}) == body["usage"]["prompt_tokens"] + 3
+    assert (
+        registry.get_sample_value("fakeai_prompt_tokens_total", {"endpoint": "/v1/completions", "model": MODEL})
+        == body["usage"]["prompt_tokens"] + 3
+    )
 
 
 async def test_completions_default_max_tokens_is_16(app_client):
@@ -107,8 +126,11 @@ async def test_completions_default_max_tokens_is_16(app_client):
 async def test_embeddings_are_deterministic_unit_vectors_in_both_encodings(app_client):
     async with app_client(no_delay=True) as (client, registry):
         first = (await client.post("/v1/embeddings", json={"model": MODEL, "input": ["a cat", "a dog"]})).json()
-        again = (await client.post("/v1/embeddings", json={"model": MODEL, "input": "a cat", "dimensions": 64,
-                                                           "encoding_format": "base64"})).json()
+        again = (
+            await client.post(
+                "/v1/embeddings", json={"model": MODEL, "input": "a cat", "dimensions": 64, "encoding_format": "base64"}
+            )
+        ).json()
         small = (await client.post("/v1/embeddings", json={"model": MODEL, "input": "a cat", "dimensions": 64})).json()
     assert [d["index"] for d in first["data"]] == [0, 1]
     cat, dog = (np.array(d["embedding"]) for d in first["data"])
@@ -142,15 +164,18 @@ async def test_models_health_and_landing(app_client):
         (json.dumps({"model": MODEL}).encode(), 400, None, "messages"),
         (json.dumps({"model": MODEL, "messages": CHAT, "n": "2"}).encode(), 400, None, "n"),
         (json.dumps({"model": MODEL, "messages": CHAT, "max_tokens": 0}).encode(), 400, None, "max_tokens"),
-        (json.dumps({"model": MODEL, "messages": CHAT, "max_tokens": 10**6}).encode(), 400,
-         "context_length_exceeded", "max_tokens"),
+        (
+            json.dumps({"model": MODEL, "messages": CHAT, "max_tokens": 10**6}).encode(),
+            400,
+            "context_length_exceeded",
+            "max_tokens",
+        ),
         (json.dumps({"model": "nope", "messages": CHAT}).encode(), 404, "model_not_found", "model"),
     ],
 )
 async def test_bad_requests_get_openai_errors(app_client, body, status, code, param):
     async with app_client(no_delay=True) as (client, registry):
-        response = await client.post("/v1/chat/completions", content=body,
-                                     headers={"content-type": "application/json"})
+        response = await client.post("/v1/chat/completions", content=body, headers={"content-type": "application/json"})
     assert response.status_code == status
     error = response.json()["error"]
     assert set(error) == {"message", "type", "param", "code"} and error["message"]
@@ -164,8 +189,12 @@ async def test_unknown_route_and_wrong_method_use_the_envelope(app_client):
         wrong = await client.get("/v1/chat/completions")
     assert missing.status_code == 404 and missing.json()["error"]["type"] == "invalid_request_error"
     assert wrong.status_code == 405 and wrong.json()["error"]["code"] == "method_not_allowed"
-    assert registry.get_sample_value("fakeai_http_requests_total",
-                                     {"endpoint": "unmatched", "method": "GET", "status": "404"}) == 1
+    assert (
+        registry.get_sample_value(
+            "fakeai_http_requests_total", {"endpoint": "unmatched", "method": "GET", "status": "404"}
+        )
+        == 1
+    )
 
 
 async def test_api_keys_are_enforced(app_client):
@@ -189,15 +218,15 @@ async def test_full_queue_answers_429_and_counts_it(app_client):
         refused = await client.post("/v1/chat/completions", json=body)
         await first
     assert refused.status_code == 429 and refused.json()["error"]["code"] == "queue_full"
-    assert registry.get_sample_value("fakeai_errors_total",
-                                     {**EM, "status": "429", "type": "rate_limit_error"}) == 1
+    assert registry.get_sample_value("fakeai_errors_total", {**EM, "status": "429", "type": "rate_limit_error"}) == 1
     assert registry.get_sample_value("fakeai_finished_requests_total", {**EM, "finished_reason": "error"}) == 1
 
 
 async def test_error_rate_one_fails_everything_with_the_mix(app_client):
     async with app_client(no_delay=True, error_rate=1.0, error_mix={"503": 1.0}) as (client, registry):
-        responses = [await client.post("/v1/chat/completions", json={"model": MODEL, "messages": CHAT})
-                     for _ in range(5)]
+        responses = [
+            await client.post("/v1/chat/completions", json={"model": MODEL, "messages": CHAT}) for _ in range(5)
+        ]
     assert {r.status_code for r in responses} == {503}
     assert registry.get_sample_value("fakeai_errors_total", {**EM, "status": "503", "type": "server_error"}) == 5
 

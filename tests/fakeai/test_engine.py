@@ -18,21 +18,47 @@ from fakeai.engine.sequence import Choice, GenerationRequest, State
 EP, MODEL = "/v1/chat/completions", "m"
 
 
-def make_engine(registry, *, itl_ms=2.0, jitter=0.0, max_num_seqs=4, max_waiting=100, num_blocks=1000,
-                block_size=4, seed=0, no_delay=False, output_tokens=96):
+def make_engine(
+    registry,
+    *,
+    itl_ms=2.0,
+    jitter=0.0,
+    max_num_seqs=4,
+    max_waiting=100,
+    num_blocks=1000,
+    block_size=4,
+    seed=0,
+    no_delay=False,
+    output_tokens=96,
+):
     metrics = ServerMetrics(registry, models=[MODEL], endpoints=[EP], max_model_len=4096)
     rng = np.random.default_rng(seed)
-    profile = LatencyProfile(overhead_ms=0, prefill_ms_per_token=0.0, itl_ms=itl_ms, itl_jitter=jitter,
-                             output_tokens=output_tokens)
-    engine = ModelEngine(MODEL, latency=LatencyModel(profile, rng, no_delay=no_delay),
-                         cache=PrefixCache(block_size, num_blocks), metrics=metrics.model(MODEL), rng=rng,
-                         max_num_seqs=max_num_seqs, max_waiting=max_waiting, max_model_len=4096)
+    profile = LatencyProfile(
+        overhead_ms=0, prefill_ms_per_token=0.0, itl_ms=itl_ms, itl_jitter=jitter, output_tokens=output_tokens
+    )
+    engine = ModelEngine(
+        MODEL,
+        latency=LatencyModel(profile, rng, no_delay=no_delay),
+        cache=PrefixCache(block_size, num_blocks),
+        metrics=metrics.model(MODEL),
+        rng=rng,
+        max_num_seqs=max_num_seqs,
+        max_waiting=max_waiting,
+        max_model_len=4096,
+    )
     return engine, metrics
 
 
 def request(prompt_len=8, max_tokens=5, **kwargs):
-    return GenerationRequest(endpoint=EP, model=MODEL, prompt_tokens=list(range(prompt_len)),
-                             arrival=time.monotonic(), max_tokens=max_tokens, ignore_eos=True, **kwargs)
+    return GenerationRequest(
+        endpoint=EP,
+        model=MODEL,
+        prompt_tokens=list(range(prompt_len)),
+        arrival=time.monotonic(),
+        max_tokens=max_tokens,
+        ignore_eos=True,
+        **kwargs,
+    )
 
 
 def gauge(registry, name):

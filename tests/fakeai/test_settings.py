@@ -64,24 +64,28 @@ def test_bad_settings_are_clear_errors(argv, env, fragment):
 
 
 def test_cli_help_lists_flags_and_env_vars():
-    out = subprocess.run([sys.executable, "-m", "fakeai", "server", "--help"], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "fakeai", "server", "--help"], capture_output=True, text=True, check=True
+    ).stdout
     for option in OPTIONS:
         assert option.flag in out and option.env in out
 
 
 def test_cli_rejects_bad_flag_with_usage_error():
-    result = subprocess.run([sys.executable, "-m", "fakeai", "server", "--error-rate", "7"], capture_output=True,
-                            text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "fakeai", "server", "--error-rate", "7"], capture_output=True, text=True
+    )
     assert result.returncode == 2 and "error_rate" in result.stderr
 
 
 # -- settings take effect --------------------------------------------------------------------------------
 
+
 async def timed_chat(client, **extra):
     start = time.monotonic()
-    response = await client.post("/v1/chat/completions",
-                                 json={"model": MODEL, "messages": CHAT, "ignore_eos": True, **extra})
+    response = await client.post(
+        "/v1/chat/completions", json={"model": MODEL, "messages": CHAT, "ignore_eos": True, **extra}
+    )
     return response, time.monotonic() - start
 
 
@@ -98,8 +102,9 @@ async def test_latency_profile_and_no_delay_take_effect(app_client):
     profile = {"itl_ms": 20.0, "itl_jitter": 0.0, "overhead_ms": 0.0, "prefill_ms_per_token": 0.0}
     async with app_client(**profile) as (client, registry):
         _, slow = await timed_chat(client, max_tokens=10)
-        itl_sum = registry.get_sample_value("fakeai_inter_token_latency_seconds_sum",
-                                            {"endpoint": "/v1/chat/completions", "model": MODEL})
+        itl_sum = registry.get_sample_value(
+            "fakeai_inter_token_latency_seconds_sum", {"endpoint": "/v1/chat/completions", "model": MODEL}
+        )
     async with app_client(no_delay=True, **profile) as (client, _):
         _, fast = await timed_chat(client, max_tokens=10)
     assert slow >= 10 * 0.020  # ten steps of 20 ms each, at least
@@ -108,15 +113,23 @@ async def test_latency_profile_and_no_delay_take_effect(app_client):
 
 
 async def test_per_model_profile_applies_to_that_model_only(app_client):
-    settings = {"models": ("fast", "slow"), "itl_jitter": 0.0, "itl_ms": 1.0, "overhead_ms": 0.0,
-                "model_profiles": {"slow": {"itl_ms": 30.0}}}
+    settings = {
+        "models": ("fast", "slow"),
+        "itl_jitter": 0.0,
+        "itl_ms": 1.0,
+        "overhead_ms": 0.0,
+        "model_profiles": {"slow": {"itl_ms": 30.0}},
+    }
     async with app_client(**settings) as (client, registry):
         for model in ("fast", "slow"):
-            await client.post("/v1/chat/completions", json={"model": model, "messages": CHAT, "max_tokens": 6,
-                                                            "ignore_eos": True})
+            await client.post(
+                "/v1/chat/completions", json={"model": model, "messages": CHAT, "max_tokens": 6, "ignore_eos": True}
+            )
         means = {
-            m: registry.get_sample_value("fakeai_inter_token_latency_seconds_sum",
-                                         {"endpoint": "/v1/chat/completions", "model": m}) / 5
+            m: registry.get_sample_value(
+                "fakeai_inter_token_latency_seconds_sum", {"endpoint": "/v1/chat/completions", "model": m}
+            )
+            / 5
             for m in ("fast", "slow")
         }
     assert means["slow"] >= 0.030 > means["fast"]
@@ -126,9 +139,10 @@ async def test_block_size_and_num_blocks_reach_the_cache(app_client):
     long_prompt = [{"role": "user", "content": "word " * 300}]
     async with app_client(no_delay=True, block_size=32, num_blocks=77) as (client, registry):
         for _ in range(2):
-            response = await client.post("/v1/chat/completions",
-                                         json={"model": MODEL, "messages": long_prompt, "max_tokens": 2})
-        info = [s for f in registry.collect() if f.name == "vllm:cache_config_info" for s in f.samples][0]
+            response = await client.post(
+                "/v1/chat/completions", json={"model": MODEL, "messages": long_prompt, "max_tokens": 2}
+            )
+        info = next(s for f in registry.collect() if f.name == "vllm:cache_config_info" for s in f.samples)
     cached = response.json()["usage"]["prompt_tokens_details"]["cached_tokens"]
     assert cached > 0 and cached % 32 == 0
     assert info.labels["block_size"] == "32" and info.labels["num_gpu_blocks"] == "77"
@@ -136,11 +150,15 @@ async def test_block_size_and_num_blocks_reach_the_cache(app_client):
 
 async def test_max_model_len_bounds_requests_and_buckets(app_client):
     async with app_client(no_delay=True, max_model_len=100) as (client, registry):
-        too_long = await client.post("/v1/chat/completions",
-                                     json={"model": MODEL, "messages": CHAT, "max_tokens": 95})
+        too_long = await client.post("/v1/chat/completions", json={"model": MODEL, "messages": CHAT, "max_tokens": 95})
         models = (await client.get("/v1/models")).json()
-        bounds = {s.labels["le"] for f in registry.collect() if f.name == "vllm:request_prompt_tokens"
-                  for s in f.samples if s.name.endswith("_bucket")}
+        bounds = {
+            s.labels["le"]
+            for f in registry.collect()
+            if f.name == "vllm:request_prompt_tokens"
+            for s in f.samples
+            if s.name.endswith("_bucket")
+        }
     assert too_long.status_code == 400 and too_long.json()["error"]["code"] == "context_length_exceeded"
     assert models["data"][0]["max_model_len"] == 100
     assert bounds == {"1.0", "2.0", "5.0", "10.0", "20.0", "50.0", "100.0", "+Inf"}

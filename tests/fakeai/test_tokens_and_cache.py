@@ -46,7 +46,7 @@ def test_prefix_cache_hits_the_longest_cached_prefix():
     # 20 tokens = 5 blocks, but the last token is always computed: 4 blocks can hit.
     assert cache.lookup_and_insert(prompt) == 16
     assert cache.lookup_and_insert(list(range(10)) + [99] * 10) == 8
-    assert cache.lookup_and_insert([7] + list(range(1, 20))) == 0
+    assert cache.lookup_and_insert([7, *list(range(1, 20))]) == 0
 
 
 def test_prefix_cache_evicts_least_recently_used():

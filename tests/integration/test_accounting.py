@@ -37,8 +37,7 @@ async def non_streaming(client: openai.AsyncOpenAI, i: int) -> Seen:
     except openai.APIStatusError as exc:
         usage = exc.response.json().get("usage") or {}  # an injected mid-generation abort reports its usage
         return Seen(exc.status_code, "error", usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
-    return Seen(200, reason_of([c.finish_reason for c in r.choices]), r.usage.prompt_tokens,
-                r.usage.completion_tokens)
+    return Seen(200, reason_of([c.finish_reason for c in r.choices]), r.usage.prompt_tokens, r.usage.completion_tokens)
 
 
 async def streaming(client: openai.AsyncOpenAI, i: int) -> Seen:
@@ -46,7 +45,10 @@ async def streaming(client: openai.AsyncOpenAI, i: int) -> Seen:
     usage = None
     try:
         stream = await client.chat.completions.create(
-            model=FAST, messages=[{"role": "user", "content": f"stream {i}"}], max_tokens=15 + i % 10, stream=True,
+            model=FAST,
+            messages=[{"role": "user", "content": f"stream {i}"}],
+            max_tokens=15 + i % 10,
+            stream=True,
             stream_options={"include_usage": True, "continuous_usage_stats": True},
         )
     except openai.APIStatusError as exc:
@@ -107,10 +109,24 @@ def wait_until_settled(url: str, expected: int, timeout: float = 30.0):
 
 def test_counters_equal_client_observations(start_server):
     server = start_server(
-        "--models", f"{FAST},{SLOW}", "--seed", "3", "--max-num-seqs", "8",
-        "--itl-ms", "2", "--overhead-ms", "1", "--prefill-ms-per-token", "0.01",
-        "--model-profile", f"{SLOW}:overhead_ms=2000",
-        "--error-rate", "0.2", "--error-mix", "429=0.25,500=0.25,503=0.25,abort=0.25",
+        "--models",
+        f"{FAST},{SLOW}",
+        "--seed",
+        "3",
+        "--max-num-seqs",
+        "8",
+        "--itl-ms",
+        "2",
+        "--overhead-ms",
+        "1",
+        "--prefill-ms-per-token",
+        "0.01",
+        "--model-profile",
+        f"{SLOW}:overhead_ms=2000",
+        "--error-rate",
+        "0.2",
+        "--error-mix",
+        "429=0.25,500=0.25,503=0.25,abort=0.25",
     )
     seen = asyncio.run(drive(server.url))
     m = wait_until_settled(server.url, N_REQUESTS)
@@ -131,8 +147,13 @@ def test_counters_equal_client_observations(start_server):
     assert m.value("vllm:generation_tokens_total") == sum(s.completion_tokens for s in seen)
     for reason in ("stop", "length", "abort", "error", "repetition"):
         assert m.value("vllm:request_success_total", finished_reason=reason) == reasons[reason], reason
-    for gauge in ("fakeai_requests_running", "fakeai_requests_waiting", "fakeai_active_streams",
-                  "vllm:num_requests_running", "vllm:num_requests_waiting"):
+    for gauge in (
+        "fakeai_requests_running",
+        "fakeai_requests_waiting",
+        "fakeai_active_streams",
+        "vllm:num_requests_running",
+        "vllm:num_requests_waiting",
+    ):
         assert m.value(gauge) == 0, gauge
     # Queueing happened at concurrency 32 with 8 slots.
     assert m.value("fakeai_request_queue_time_seconds_sum") > 0
