@@ -105,6 +105,12 @@ class Option:
         return "--" + self.name.replace("_", "-")
 
     @property
+    def negative_flag(self) -> str:
+        """``--no-x`` for a switch ``x``; ``--delay`` for the switch ``no_delay``."""
+        name = self.name.replace("_", "-")
+        return "--" + name.removeprefix("no-") if name.startswith("no-") else "--no-" + name
+
+    @property
     def env(self) -> str:
         return ENV_PREFIX + self.name.upper()
 
@@ -145,8 +151,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for option in OPTIONS:
         help_text = f"{option.help} [env {option.env}]"
         if option.flag_kind == "switch":
+            # Not BooleanOptionalAction: it reads any flag starting with --no- as "false", --no-delay too.
             parser.add_argument(
-                option.flag, dest=option.name, action=argparse.BooleanOptionalAction, default=None, help=help_text
+                option.flag, dest=option.name, action="store_const", const=True, default=None, help=help_text
+            )
+            parser.add_argument(
+                option.negative_flag, dest=option.name, action="store_const", const=False, help=f"turn {option.flag} off"
             )
         elif option.flag_kind == "append":
             parser.add_argument(

@@ -29,7 +29,10 @@ def test_flag_beats_env_beats_default():
     assert parse([], {"FAKEAI_PORT": "9001"}).port == 9001
     assert parse(["--port", "9002"], {"FAKEAI_PORT": "9001"}).port == 9002
     assert parse([], {"FAKEAI_NO_DELAY": "true"}).no_delay is True
-    assert parse(["--no-no-delay"], {"FAKEAI_NO_DELAY": "true"}).no_delay is False
+    assert parse(["--delay"], {"FAKEAI_NO_DELAY": "true"}).no_delay is False
+    assert parse(["--no-delay"]).no_delay is True
+    assert parse(["--no-vllm-metrics"], {"FAKEAI_VLLM_METRICS": "1"}).vllm_metrics is False
+    assert parse(["--legacy-vllm-metrics"]).legacy_vllm_metrics is True
     assert parse([], {"FAKEAI_MODELS": "a, b"}).models == ("a", "b")
     assert parse(["--itl-ms", "3"], {"FAKEAI_ITL_MS": "9"}).profile(MODEL).itl_ms == 3
     env = {"FAKEAI_MODELS": "a,b", "FAKEAI_MODEL_PROFILE": "a:itl_ms=7;b:overhead_ms=1"}

@@ -1,0 +1,122 @@
+"""Non-streaming chat requests/s of fakeai (--no-delay) against a bare FastAPI app, in one run.
+
+    python benchmarks/throughput.py [--duration 10] [--connections 32] [--rounds 3]
+
+Needs ``wrk`` (Debian package ``wrk``). Each server gets one core and wrk the other (``taskset``), and
+the two servers take turns round by round so machine noise hits both alike; the medians are compared.
+"""
+
+import argparse
+import json
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+MODEL = "meta-llama/Llama-3.1-8B-Instruct"
+REQUEST = {"model": MODEL, "messages": [{"role": "user", "content": "How do queues behave under load?"}],
+           "max_tokens": 16, "ignore_eos": True}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pinned(cpu: int, command: list[str]) -> list[str]:
+    return ["taskset", "-c", str(cpu), *command] if shutil.which("taskset") else command
+
+
+def wait_ready(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.post(url + "/v1/chat/completions", json=REQUEST, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer")
+
+
+def run_wrk(url: str, duration: int, connections: int, script: Path) -> float:
+    out = subprocess.run(
+        pinned(1, ["wrk", "-t1", f"-c{connections}", f"-d{int(duration)}s", "-s", str(script), url + "/v1/chat/completions"]),
+        capture_output=True, text=True, check=True,
+    ).stdout
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if errors:
+        raise RuntimeError(f"{errors.group(1)} failed requests:\n{out}")
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+
+def serve(command: list[str], port: int) -> subprocess.Popen:
+    process = subprocess.Popen(pinned(0, command), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_ready(f"http://127.0.0.1:{port}")
+    return process
+
+
+def measure(command: list[str], port: int, args: argparse.Namespace, script: Path) -> float:
+    process = serve(command, port)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        run_wrk(url, 2, args.connections, script)  # warm-up
+        return run_wrk(url, args.duration, args.connections, script)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk not found: apt-get install -y wrk")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "post.lua"
+        script.write_text(
+            'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+            f"wrk.body = {json.dumps(json.dumps(REQUEST))}\n"
+        )
+        fake_port = free_port()
+        fakeai = [sys.executable, "-m", "fakeai", "server", "--no-delay", "--port", str(fake_port),
+                  "--log-level", "warning"]
+        # The bare app returns exactly the JSON fakeai returns for this request.
+        process = serve(fakeai, fake_port)
+        body = httpx.post(f"http://127.0.0.1:{fake_port}/v1/chat/completions", json=REQUEST).json()
+        process.terminate()
+        process.wait(timeout=10)
+        body_path = Path(tmp) / "body.json"
+        body_path.write_text(json.dumps(body))
+        bare_port = free_port()
+        bare = [sys.executable, str(HERE / "bare_app.py"), str(bare_port), str(body_path)]
+
+        results: dict[str, list[float]] = {"bare FastAPI": [], "fakeai --no-delay": []}
+        for round_index in range(args.rounds):
+            results["bare FastAPI"].append(measure(bare, bare_port, args, script))
+            results["fakeai --no-delay"].append(measure(fakeai, fake_port, args, script))
+            print(f"round {round_index + 1}: " + ", ".join(f"{k} {v[-1]:.0f} req/s" for k, v in results.items()),
+                  flush=True)
+
+    medians = {name: statistics.median(values) for name, values in results.items()}
+    print(f"\nnon-streaming chat, {args.connections} connections, {args.duration:.0f} s x {args.rounds} rounds, "
+          "one worker each (median):")
+    for name, value in medians.items():
+        print(f"  {name:<20} {value:8.0f} req/s")
+    print(f"  ratio fakeai / bare   {medians['fakeai --no-delay'] / medians['bare FastAPI']:8.2f}  (target >= 0.70)")
+
+
+if __name__ == "__main__":
+    main()
