@@ -22,8 +22,12 @@ import httpx
 
 HERE = Path(__file__).resolve().parent
 MODEL = "meta-llama/Llama-3.1-8B-Instruct"
-REQUEST = {"model": MODEL, "messages": [{"role": "user", "content": "How do queues behave under load?"}],
-           "max_tokens": 16, "ignore_eos": True}
+REQUEST = {
+    "model": MODEL,
+    "messages": [{"role": "user", "content": "How do queues behave under load?"}],
+    "max_tokens": 16,
+    "ignore_eos": True,
+}
 
 
 def free_port() -> int:
@@ -49,8 +53,13 @@ def wait_ready(url: str, timeout: float = 30.0) -> None:
 
 def run_wrk(url: str, duration: int, connections: int, script: Path) -> float:
     out = subprocess.run(
-        pinned(1, ["wrk", "-t1", f"-c{connections}", f"-d{int(duration)}s", "-s", str(script), url + "/v1/chat/completions"]),
-        capture_output=True, text=True, check=True,
+        pinned(
+            1,
+            ["wrk", "-t1", f"-c{connections}", f"-d{int(duration)}s", "-s", str(script), url + "/v1/chat/completions"],
+        ),
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if errors:
@@ -91,8 +100,17 @@ def main() -> None:
             f"wrk.body = {json.dumps(json.dumps(REQUEST))}\n"
         )
         fake_port = free_port()
-        fakeai = [sys.executable, "-m", "fakeai", "server", "--no-delay", "--port", str(fake_port),
-                  "--log-level", "warning"]
+        fakeai = [
+            sys.executable,
+            "-m",
+            "fakeai",
+            "server",
+            "--no-delay",
+            "--port",
+            str(fake_port),
+            "--log-level",
+            "warning",
+        ]
         # The bare app returns exactly the JSON fakeai returns for this request.
         process = serve(fakeai, fake_port)
         body = httpx.post(f"http://127.0.0.1:{fake_port}/v1/chat/completions", json=REQUEST).json()
@@ -107,12 +125,16 @@ def main() -> None:
         for round_index in range(args.rounds):
             results["bare FastAPI"].append(measure(bare, bare_port, args, script))
             results["fakeai --no-delay"].append(measure(fakeai, fake_port, args, script))
-            print(f"round {round_index + 1}: " + ", ".join(f"{k} {v[-1]:.0f} req/s" for k, v in results.items()),
-                  flush=True)
+            print(
+                f"round {round_index + 1}: " + ", ".join(f"{k} {v[-1]:.0f} req/s" for k, v in results.items()),
+                flush=True,
+            )
 
     medians = {name: statistics.median(values) for name, values in results.items()}
-    print(f"\nnon-streaming chat, {args.connections} connections, {args.duration:.0f} s x {args.rounds} rounds, "
-          "one worker each (median):")
+    print(
+        f"\nnon-streaming chat, {args.connections} connections, {args.duration:.0f} s x {args.rounds} rounds, "
+        "one worker each (median):"
+    )
     for name, value in medians.items():
         print(f"  {name:<20} {value:8.0f} req/s")
     print(f"  ratio fakeai / bare   {medians['fakeai --no-delay'] / medians['bare FastAPI']:8.2f}  (target >= 0.70)")

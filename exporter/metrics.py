@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.metrics_core import Metric
 
 from exporter import buckets
+from exporter.bulk import observe_many
 from exporter.facts import FinishedReason, RequestRecord, StreamOutcome
 
 EM = ("endpoint", "model")
@@ -140,6 +141,7 @@ class RequestMetrics:
         self._running = f.running.labels(*labels)
         self._waiting = f.waiting.labels(*labels)
         self._active_streams = f.active_streams.labels(*labels)
+        self._extra: dict[tuple[Counter, tuple[str, ...]], Counter] = {}
 
     def accepted(self, max_tokens: int | None, n: int) -> None:
         self._requests.inc()
@@ -182,8 +184,7 @@ class RequestMetrics:
         """``count`` choices each emitted one token; ``gap`` is the time since their previous token."""
         self._completion_tokens.inc(count)
         if gap is not None:
-            for _ in range(count):
-                self._itl.observe(gap)
+            observe_many(self._itl, gap, count)
 
     def stream_opened(self) -> None:
         self._active_streams.inc()
@@ -191,16 +192,22 @@ class RequestMetrics:
     def stream_closed(self) -> None:
         self._active_streams.dec()
 
+    def _child(self, family: Counter, *extra: str) -> Counter:
+        """A child of a family with one more label (status, reason, ...), resolved once per value."""
+        key = (family, extra)
+        child = self._extra.get(key)
+        if child is None:
+            child = self._extra[key] = family.labels(self.endpoint, self.model, *extra)
+        return child
+
     def finished(self, record: RequestRecord) -> None:
-        f, labels = self.families, (self.endpoint, self.model)
-        status = str(record.status)
-        f.responses.labels(*labels, status).inc()
-        f.finished.labels(*labels, record.finished_reason.value).inc()
+        f = self.families
+        self._child(f.responses, str(record.status)).inc()
+        self._child(f.finished, record.finished_reason.value).inc()
         if record.error_type is not None:
-            error_status = str(record.error_status or record.status)
-            f.errors.labels(*labels, error_status, record.error_type).inc()
+            self._child(f.errors, str(record.error_status or record.status), record.error_type).inc()
         if record.stream_outcome is not None:
-            f.streams.labels(*labels, record.stream_outcome.value).inc()
+            self._child(f.streams, record.stream_outcome.value).inc()
         self._duration.observe(record.duration)
         if record.scheduled is None:
             return
@@ -223,8 +230,9 @@ class ModelMetrics:
     families: NativeFamilies
     model: str
 
-    def step(self, tokens: int) -> None:
-        self.families.iteration_tokens.labels(self.model).observe(tokens)
+    def steps(self, tokens: int, count: int) -> None:
+        """``count`` engine steps that each processed ``tokens`` tokens."""
+        observe_many(self.families.iteration_tokens.labels(self.model), tokens, count)
 
     def kv_cache_usage(self, ratio: float) -> None:
         self.families.kv_cache_usage.labels(self.model).set(ratio)
@@ -248,6 +256,7 @@ class ServerMetrics:
         self.families = NativeFamilies(registry, max_model_len)
         self._requests: dict[tuple[str, str], RequestMetrics] = {}
         self._models: dict[str, ModelMetrics] = {}
+        self._http: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self.models = tuple(models)
         self.endpoints = tuple(endpoints)
         # Series that dashboards and alerts divide by exist at 0 from start-up, as vLLM's do.
@@ -276,5 +285,13 @@ class ServerMetrics:
         return recorder
 
     def http_request(self, endpoint: str, method: str, status: int, duration: float) -> None:
-        self.families.http_requests.labels(endpoint, method, str(status)).inc()
-        self.families.http_duration.labels(endpoint, method).observe(duration)
+        key = (endpoint, method, status)
+        children = self._http.get(key)
+        if children is None:
+            f = self.families
+            children = self._http[key] = (
+                f.http_requests.labels(endpoint, method, str(status)),
+                f.http_duration.labels(endpoint, method),
+            )
+        children[0].inc()
+        children[1].observe(duration)

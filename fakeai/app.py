@@ -18,6 +18,7 @@ from exporter.views import CacheConfig, HttpView, VllmView
 from fakeai.context import ARRIVAL, ServerContext
 from fakeai.engine import Engines
 from fakeai.errors import ErrorKind, OpenAIError, error_body
+from fakeai.openapi import add_to_schema
 from fakeai.routes import chat, completions, embeddings, misc, models
 from fakeai.settings import Settings
 
@@ -116,8 +117,11 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.fakeai = ServerContext(settings=settings, metrics=metrics, engines=engines)
-    for module in (chat, completions, embeddings, models, misc):
-        app.include_router(module.router)
+    hot_routes = [chat.ROUTE, completions.ROUTE, embeddings.ROUTE]
+    app.router.routes.extend(hot_routes)
+    for module in (models, misc):
+        app.router.routes.extend(module.router.routes)  # no per-router wrapper on the hot path
+    add_to_schema(app, hot_routes)
     app.add_route("/metrics", metrics_endpoint(registry), methods=["GET"], include_in_schema=False)
     app.add_exception_handler(OpenAIError, _openai_error)
     app.add_exception_handler(HTTPException, _http_error)

@@ -156,7 +156,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                 option.flag, dest=option.name, action="store_const", const=True, default=None, help=help_text
             )
             parser.add_argument(
-                option.negative_flag, dest=option.name, action="store_const", const=False, help=f"turn {option.flag} off"
+                option.negative_flag,
+                dest=option.name,
+                action="store_const",
+                const=False,
+                help=f"turn {option.flag} off",
             )
         elif option.flag_kind == "append":
             parser.add_argument(

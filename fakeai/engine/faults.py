@@ -1,8 +1,7 @@
 """Fault injection: a seeded share of requests fails, with a configurable mix of failure kinds."""
 
+import random
 from dataclasses import dataclass
-
-import numpy as np
 
 from fakeai.errors import ErrorKind
 
@@ -38,17 +37,16 @@ def parse_mix(text: str) -> dict[str, float]:
 
 
 class FaultInjector:
-    def __init__(self, rate: float, mix: dict[str, float], rng: np.random.Generator) -> None:
+    def __init__(self, rate: float, mix: dict[str, float], rng: random.Random) -> None:
         if not 0.0 <= rate <= 1.0:
             raise ValueError("error rate must be within 0 and 1")
         self.rate = rate
         self._kinds = list(mix)
-        weights = np.array([mix[k] for k in self._kinds], dtype=float)
-        self._weights = weights / weights.sum()
+        self._weights = [mix[k] for k in self._kinds]
         self._rng = rng
 
     def draw(self) -> Fault | None:
         if self.rate <= 0.0 or self._rng.random() >= self.rate:
             return None
-        kind = self._kinds[int(self._rng.choice(len(self._kinds), p=self._weights))]
-        return Fault(error=FAULT_KINDS[kind], abort_fraction=float(self._rng.uniform(0.2, 0.8)))
+        kind = self._rng.choices(self._kinds, self._weights)[0]
+        return Fault(error=FAULT_KINDS[kind], abort_fraction=self._rng.uniform(0.2, 0.8))

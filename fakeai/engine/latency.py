@@ -1,12 +1,12 @@
 """The latency model: seeded step times and prefill costs, in seconds."""
 
-import numpy as np
+import random
 
 from fakeai.engine.profiles import LatencyProfile
 
 
 class LatencyModel:
-    def __init__(self, profile: LatencyProfile, rng: np.random.Generator, *, no_delay: bool = False) -> None:
+    def __init__(self, profile: LatencyProfile, rng: random.Random, *, no_delay: bool = False) -> None:
         self.profile = profile
         self.no_delay = no_delay
         self._rng = rng
@@ -23,10 +23,10 @@ class LatencyModel:
         decode = p.itl_ms * (1.0 + p.batch_slowdown * max(batch_size - 1, 0))
         if p.itl_jitter > 0:
             # Median stays at ``decode``: lognormal with mu=0 has median 1.
-            decode *= float(self._rng.lognormal(0.0, p.itl_jitter))
+            decode *= self._rng.lognormvariate(0.0, p.itl_jitter)
         return (decode + p.prefill_ms_per_token * prefill_tokens) / 1000.0
 
     def natural_length(self) -> int:
         """How long the model 'wants' to answer, before max_tokens cuts it."""
         median = max(self.profile.output_tokens, 1)
-        return max(1, round(median * float(self._rng.lognormal(0.0, 0.5))))
+        return max(1, round(median * self._rng.lognormvariate(0.0, 0.5)))

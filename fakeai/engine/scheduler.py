@@ -7,10 +7,9 @@ share their inter-token gaps, and prompts scheduled in a step make that step lon
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from collections import deque
-
-import numpy as np
 
 from exporter.metrics import ModelMetrics, RequestMetrics
 from fakeai.engine.latency import LatencyModel
@@ -33,7 +32,7 @@ class ModelEngine:
         latency: LatencyModel,
         cache: PrefixCache,
         metrics: ModelMetrics,
-        rng: np.random.Generator,
+        rng: random.Random,
         max_num_seqs: int,
         max_waiting: int,
         max_model_len: int,
@@ -47,6 +46,8 @@ class ModelEngine:
         self.max_model_len = max_model_len
         self.waiting: deque[Sequence] = deque()
         self.running: list[Sequence] = []
+        self.used_blocks = 0
+        self._running_choices = 0
         self._rng = rng
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -67,16 +68,54 @@ class ModelEngine:
 
     # -- what routes call ------------------------------------------------------------------------------
     def submit(self, request: GenerationRequest, recorder: RequestMetrics) -> Sequence:
-        """Queue a request, or raise ``QueueFullError`` when ``max_waiting`` requests already wait."""
+        """Queue a request, or raise ``QueueFullError`` when it would wait behind ``max_waiting`` others."""
         would_wait = len(self.running) + len(self.waiting) >= self.max_num_seqs
         if would_wait and len(self.waiting) >= self.max_waiting:
             raise QueueFullError(f"{self.max_waiting} requests are already waiting for {self.model}")
-        seq = Sequence(request, recorder, targets=self._targets(request), rng=self._rng)
+        seq = Sequence(
+            request, recorder, targets=self._targets(request), rng=self._rng, block_size=self.cache.block_size
+        )
         seq.queued = time.monotonic()
         recorder.enqueued()
+        if self.latency.no_delay and not request.stream and not would_wait:
+            self._complete_now(seq)
+            return seq
         self.waiting.append(seq)
         self._wake.set()
         return seq
+
+    def _complete_now(self, seq: Sequence) -> None:
+        """Zero simulated time: a request with a free slot is prefilled and decoded on arrival.
+
+        Nothing else can run between its steps, so it forms a batch of one; its steps all happen at
+        the one clock reading taken here, which is what the latency families record.
+        """
+        now = time.monotonic()
+        recorder = seq.recorder
+        seq.scheduled = now
+        seq.state = State.RUNNING
+        recorder.scheduled(now - seq.queued if seq.queued is not None else 0.0)
+        seq.cached_tokens = self.cache.lookup_and_insert(seq.request.prompt_tokens)
+        recorder.prefix_lookup(seq.prompt_len, seq.cached_tokens)
+        recorder.prefilled(seq.prompt_len, now - seq.request.arrival if seq.request.generate else None, 0.0)
+        step_sizes = seq.decode_at_once(now)
+        first = len(seq.choices)
+        if first:
+            recorder.tokens(first, None)
+            recorder.tokens(seq.completion_tokens - first, 0.0)
+        prefill = seq.prompt_len - seq.cached_tokens
+        if step_sizes:
+            # The first step also prefilled the prompt.
+            step_sizes[first] -= 1
+            self.metrics.steps(prefill + first, 1)
+        else:
+            self.metrics.steps(prefill, 1)
+        for size, count in step_sizes.items():
+            self.metrics.steps(size, count)
+        seq.failed = seq.should_fail_now() and seq.unfinished > 0
+        seq.state = State.FINISHED
+        recorder.left_engine(running=True)
+        seq.done.set_result(None)
 
     def cancel(self, seq: Sequence) -> None:
         """The client went away: free the sequence's slot and gauges at once. Idempotent."""
@@ -106,12 +145,12 @@ class ModelEngine:
                     self._finish(seq)
 
     def _schedule(self) -> int:
-        """Preempt when the KV pool overflows, then admit waiting requests. Returns tokens to prefill."""
-        block_size, capacity = self.cache.block_size, self.cache.num_blocks
-        used = sum(seq.blocks(block_size, lookahead=1) for seq in self.running)
-        while used > capacity and len(self.running) > 1:
+        """Preempt when the KV pool would overflow, then admit waiting requests. Returns tokens to prefill."""
+        capacity = self.cache.num_blocks
+        # Each running choice may start a new block in the coming step: keep room for that.
+        while self.used_blocks + self._running_choices > capacity and len(self.running) > 1:
             victim = self.running.pop()  # the latest scheduled, as vLLM's recompute policy picks
-            used -= victim.blocks(block_size, lookahead=1)
+            self._release(victim)
             victim.state = State.WAITING
             victim.needs_prefill = True
             victim.recorder.preempted()
@@ -121,20 +160,22 @@ class ModelEngine:
         now = time.monotonic()
         while self.waiting and len(self.running) < self.max_num_seqs:
             seq = self.waiting[0]
-            need = seq.blocks(block_size, lookahead=1)
-            if self.running and used + need > capacity:
+            need = seq.blocks_needed()
+            if self.running and self.used_blocks + need + len(seq.choices) > capacity:
                 break
             self.waiting.popleft()
-            used += need
             first_time = seq.scheduled is None
             if first_time:
                 seq.scheduled = now
             seq.recorder.scheduled(now - seq.queued if first_time and seq.queued is not None else None)
             seq.state = State.RUNNING
+            seq.blocks_held = need
+            self.used_blocks += need
+            self._running_choices += seq.unfinished
             self.running.append(seq)
-            tokens = list(seq.request.prompt_tokens)
-            for choice in seq.choices:
-                tokens.extend(tokenize("".join(choice.words[: choice.emitted])))
+            tokens = seq.request.prompt_tokens
+            if not first_time:  # a preempted request recomputes its outputs too
+                tokens = [*tokens, *(t for c in seq.choices for t in tokenize("".join(c.words[: c.emitted])))]
             cached = self.cache.lookup_and_insert(tokens)
             if first_time:
                 seq.cached_tokens = cached
@@ -144,6 +185,9 @@ class ModelEngine:
 
     def _step(self, now: float, prefill_tokens: int) -> None:
         emitted = 0
+        # Requests that got their previous token in the same step share the gap: one metrics update
+        # per (endpoint, model, previous step) instead of one per request.
+        tally: dict[tuple[RequestMetrics, float | None], int] = {}
         for seq in list(self.running):
             if seq.state is not State.RUNNING:
                 continue
@@ -159,20 +203,32 @@ class ModelEngine:
                 seq.failed = True
                 self._finish(seq)
                 continue
+            previous, held, unfinished = seq.last_token, seq.blocks_held, seq.unfinished
             deltas = seq.advance(now)
+            self.used_blocks += seq.blocks_held - held
+            self._running_choices -= unfinished - seq.unfinished
+            key = (seq.recorder, previous)
+            tally[key] = tally.get(key, 0) + len(deltas)
             emitted += len(deltas)
             if seq.updates is not None:
                 seq.updates.put_nowait(deltas)
-            if seq.all_finished:
+            if seq.unfinished == 0:
                 self._finish(seq)
-        self.metrics.step(emitted + prefill_tokens)
-        used = sum(seq.blocks(self.cache.block_size) for seq in self.running)
-        self.metrics.kv_cache_usage(min(used / self.cache.num_blocks, 1.0))
+        for (recorder, previous), count in tally.items():
+            recorder.tokens(count, None if previous is None else now - previous)
+        self.metrics.steps(emitted + prefill_tokens, 1)
+        self.metrics.kv_cache_usage(min(self.used_blocks / self.cache.num_blocks, 1.0))
+
+    def _release(self, seq: Sequence) -> None:
+        self.used_blocks -= seq.blocks_held
+        self._running_choices -= seq.unfinished
+        seq.blocks_held = 0
 
     def _finish(self, seq: Sequence) -> None:
         was_running = seq.state is State.RUNNING
         if was_running:
             self.running.remove(seq)
+            self._release(seq)
         elif seq.state is State.WAITING:
             self.waiting.remove(seq)
         seq.state = State.FINISHED

@@ -2,10 +2,9 @@
 
 import asyncio
 import enum
+import random
 from collections.abc import Sequence as Seq
 from dataclasses import dataclass, field
-
-import numpy as np
 
 from exporter.metrics import RequestMetrics
 from fakeai.engine.faults import Fault
@@ -75,6 +74,18 @@ class Choice:
         return TokenDelta(index, word, self.finish_reason)
 
 
+def step_sizes(lengths: list[int]) -> dict[int, int]:
+    """Choices of these lengths decoded together: {tokens in a step: number of such steps}."""
+    sizes: dict[int, int] = {}
+    done, remaining = 0, len(lengths)
+    for length in sorted(lengths):
+        if length > done:
+            sizes[remaining] = sizes.get(remaining, 0) + length - done
+            done = length
+        remaining -= 1
+    return sizes
+
+
 class Sequence:
     """Engine-side state of one request. The engine alone moves it; routes only read and cancel."""
 
@@ -84,12 +95,18 @@ class Sequence:
         recorder: RequestMetrics,
         *,
         targets: list[tuple[int, str]],
-        rng: np.random.Generator,
+        rng: random.Random,
+        block_size: int,
     ) -> None:
         self.request = request
         self.recorder = recorder
+        self.block_size = block_size
         self.state = State.WAITING
         self.choices = [Choice(t, reason, sample_words(rng, t)) for t, reason in targets]
+        self.unfinished = len(self.choices)
+        self.prompt_len = len(request.prompt_tokens)
+        self.completion_tokens = 0
+        self.blocks_held = 0
         self.queued: float | None = None
         self.scheduled: float | None = None
         self.first_token: float | None = None
@@ -99,49 +116,65 @@ class Sequence:
         self.failed = False
         self.cancelled = False
         fault = request.fault
-        self.abort_after = (
-            max(1, int(max(t for t, _ in targets) * fault.abort_fraction))
-            if fault and fault.error is None and targets
-            else None
-        )
+        self.abort_after: int | None = None
+        if fault is not None and fault.error is None and targets:
+            # At least one token first, so a client always sees how far the answer got.
+            self.abort_after = max(1, int(max(t for t, _ in targets) * fault.abort_fraction))
         self.updates: asyncio.Queue[list[TokenDelta] | None] | None = asyncio.Queue() if request.stream else None
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    @property
-    def prompt_len(self) -> int:
-        return len(self.request.prompt_tokens)
-
-    @property
-    def completion_tokens(self) -> int:
-        return sum(c.emitted for c in self.choices)
 
     @property
     def max_choice_tokens(self) -> int:
         return max((c.emitted for c in self.choices), default=0)
 
-    def blocks(self, block_size: int, lookahead: int = 0) -> int:
-        """KV blocks held: the prompt once, each choice's own output (plus ``lookahead`` tokens)."""
-        held = -(-self.prompt_len // block_size)
-        for c in self.choices:
-            if c.finish_reason is None:
-                held += -(-(c.emitted + lookahead) // block_size)
-        return held
+    def blocks_needed(self) -> int:
+        """KV blocks to hold the prompt and every choice's output so far, as when (re)scheduled."""
+        size = self.block_size
+        return -(-self.prompt_len // size) + sum(-(-c.emitted // size) for c in self.choices)
 
     def should_fail_now(self) -> bool:
         return self.abort_after is not None and self.max_choice_tokens >= self.abort_after
 
-    def advance(self, now: float) -> list[TokenDelta]:
-        """Emit one token for every unfinished choice; returns what was emitted."""
-        stops = self.request.stop
-        deltas = [c.next_delta(i, stops) for i, c in enumerate(self.choices) if c.finish_reason is None]
-        first = self.first_token is None
-        if first:
-            self.first_token = now
-        gap = None if first or self.last_token is None else now - self.last_token
-        self.last_token = now
-        self.recorder.tokens(len(deltas), gap)
-        return deltas
+    def decode_at_once(self, now: float) -> dict[int, int]:
+        """Decode to the end in zero time (``--no-delay``); returns {tokens in a step: number of steps}.
 
-    @property
-    def all_finished(self) -> bool:
-        return all(c.finish_reason is not None for c in self.choices)
+        Without stop sequences every choice simply takes its pre-drawn words, so no per-token work is
+        needed; with them, tokens go one by one so the stop is found where streaming would find it.
+        """
+        limit = self.abort_after
+        if self.request.stop:
+            sizes: dict[int, int] = {}
+            while self.unfinished and not self.should_fail_now():
+                size = len(self.advance(now))
+                sizes[size] = sizes.get(size, 0) + 1
+            return sizes
+        for choice in self.choices:
+            count = choice.target if limit is None else min(choice.target, limit)
+            choice.emitted = count
+            choice.text = choice.words[:count]
+            if count == choice.target:
+                choice.finish_reason = choice.reason
+                self.unfinished -= 1
+        self.completion_tokens = sum(c.emitted for c in self.choices)
+        if self.choices:
+            self.first_token = self.last_token = now
+        return step_sizes([c.emitted for c in self.choices])
+
+    def advance(self, now: float) -> list[TokenDelta]:
+        """Emit one token for every unfinished choice, growing the KV blocks held as outputs grow."""
+        stops, size = self.request.stop, self.block_size
+        deltas = []
+        for index, choice in enumerate(self.choices):
+            if choice.finish_reason is not None:
+                continue
+            if choice.emitted % size == 0:
+                self.blocks_held += 1
+            delta = choice.next_delta(index, stops)
+            if delta.finish_reason is not None:
+                self.unfinished -= 1
+            deltas.append(delta)
+        self.completion_tokens += len(deltas)
+        if self.first_token is None:
+            self.first_token = now
+        self.last_token = now
+        return deltas

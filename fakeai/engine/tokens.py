@@ -6,11 +6,10 @@ visible character is a token, with a leading space belonging to the token after 
 CRC-32 hashes of the pieces, stable across processes and runs, which is all the prefix cache needs.
 """
 
+import random
 import re
 import zlib
 from collections.abc import Iterable, Sequence
-
-import numpy as np
 
 _PIECE = re.compile(r" ?[^\W\d_]{1,4}| ?\d{1,3}| ?[^\w\s]| ?_|\s+?(?=\s)|\s")
 
@@ -50,9 +49,9 @@ _WORDS = (
 VOCABULARY: tuple[str, ...] = (*(" " + word for word in _WORDS.split(" ")), ".", ",")
 
 
-def sample_words(rng: np.random.Generator, count: int) -> list[str]:
+def sample_words(rng: random.Random, count: int) -> list[str]:
     """``count`` output tokens drawn from the vocabulary."""
-    return [VOCABULARY[i] for i in rng.integers(0, len(VOCABULARY), size=count)]
+    return rng.choices(VOCABULARY, k=count)
 
 
 def first_stop(text: str, stops: Sequence[str]) -> int:

@@ -6,14 +6,13 @@ every gauge the request raised is lowered again.
 """
 
 import asyncio
-import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from exporter.facts import CLIENT_CLOSED_REQUEST, FinishedReason, RequestRecord, StreamOutcome
@@ -22,6 +21,7 @@ from fakeai.context import ServerContext
 from fakeai.engine import GenerationRequest, ModelEngine, QueueFullError, Sequence
 from fakeai.engine.sequence import TokenDelta
 from fakeai.errors import ErrorKind, OpenAIError, error_body
+from fakeai.jsonio import FastJSONResponse, sse
 from fakeai.routes.prompts import check_length
 from fakeai.schemas import GenerationParams
 
@@ -45,10 +45,6 @@ def usage(prompt_tokens: int, completion_tokens: int, cached_tokens: int) -> dic
         "total_tokens": prompt_tokens + completion_tokens,
         "prompt_tokens_details": {"cached_tokens": cached_tokens},
     }
-
-
-def sse(payload: dict[str, Any]) -> bytes:
-    return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
 
 
 def finished_reason(seq: Sequence) -> FinishedReason:
@@ -119,11 +115,12 @@ async def run_to_end(
     request: Request, engine: ModelEngine, recorder: RequestMetrics, gen: GenerationRequest, seq: Sequence
 ) -> Response | None:
     """Wait for a non-streaming request; returns a response when it did not complete normally."""
-    watcher = asyncio.ensure_future(_disconnected(request))
-    try:
-        await asyncio.wait((seq.done, watcher), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        watcher.cancel()
+    if not seq.done.done():  # with --no-delay it may have completed on arrival
+        watcher = asyncio.ensure_future(_disconnected(request))
+        try:
+            await asyncio.wait((seq.done, watcher), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            watcher.cancel()
     if not seq.done.done():
         engine.cancel(seq)
         hand_over(recorder, gen, seq, Outcome(CLIENT_CLOSED_REQUEST, FinishedReason.ABORT))
@@ -133,7 +130,7 @@ async def run_to_end(
         hand_over(recorder, gen, seq, Outcome(kind.status, FinishedReason.ERROR, kind))
         body = error_body(kind, ABORT_MESSAGE)
         body["usage"] = usage(seq.prompt_len, seq.completion_tokens, seq.cached_tokens)
-        return JSONResponse(body, status_code=kind.status)
+        return FastJSONResponse(body, status_code=kind.status)
     return None
 
 
@@ -145,7 +142,7 @@ async def complete(
     if failure is not None:
         return failure
     hand_over(recorder, gen, seq, Outcome(200, finished_reason(seq)))
-    return JSONResponse(renderer.full(seq, usage(seq.prompt_len, seq.completion_tokens, seq.cached_tokens)))
+    return FastJSONResponse(renderer.full(seq, usage(seq.prompt_len, seq.completion_tokens, seq.cached_tokens)))
 
 
 class SSEResponse(StreamingResponse):

@@ -197,7 +197,7 @@ def traffic(metrics: ServerMetrics) -> None:
             ENDPOINTS[0], "model-b", 503, FinishedReason.ERROR, arrival=0.0, finished=0.01, error_type="server_error"
         )
     )
-    metrics.model("model-a").step(70)
+    metrics.model("model-a").steps(70, 1)
     metrics.model("model-a").kv_cache_usage(0.25)
     metrics.http_request(ENDPOINTS[0], "POST", 200, 0.2)
     metrics.http_request(ENDPOINTS[0], "POST", 503, 0.7)

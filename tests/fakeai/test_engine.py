@@ -1,6 +1,7 @@
 """The simulated engine on its own: scheduling, batching, preemption, cancellation, determinism."""
 
 import asyncio
+import random
 import time
 
 import numpy as np
@@ -32,7 +33,7 @@ def make_engine(
     output_tokens=96,
 ):
     metrics = ServerMetrics(registry, models=[MODEL], endpoints=[EP], max_model_len=4096)
-    rng = np.random.default_rng(seed)
+    rng = random.Random(seed)
     profile = LatencyProfile(
         overhead_ms=0, prefill_ms_per_token=0.0, itl_ms=itl_ms, itl_jitter=jitter, output_tokens=output_tokens
     )
@@ -122,7 +123,7 @@ async def test_cancel_releases_slot_and_gauges(registry):
 
 async def test_kv_pressure_preempts_the_latest_request(registry):
     # 10 blocks of 4 tokens; two requests of 8-token prompts growing to 24 tokens cannot both fit.
-    engine, metrics = make_engine(registry, num_blocks=10, no_delay=True)
+    engine, metrics = make_engine(registry, num_blocks=10, itl_ms=1.0)
     engine.start()
     seqs = [engine.submit(request(prompt_len=8, max_tokens=16), metrics.request(EP, MODEL)) for _ in range(2)]
     await asyncio.gather(*(s.done for s in seqs))
@@ -190,7 +191,7 @@ async def test_same_seed_same_answers():
 
 
 def test_step_time_follows_the_profile():
-    rng = np.random.default_rng(1)
+    rng = random.Random(1)
     exact = LatencyModel(LatencyProfile(itl_ms=20, itl_jitter=0, prefill_ms_per_token=0.5), rng)
     assert exact.step_time(batch_size=1, prefill_tokens=100) == pytest.approx(0.070)
     slower = LatencyModel(LatencyProfile(itl_ms=20, itl_jitter=0, batch_slowdown=0.1), rng)
@@ -199,3 +200,37 @@ def test_step_time_follows_the_profile():
     samples = [jittered.step_time(1, 0) for _ in range(2000)]
     assert np.median(samples) == pytest.approx(0.020, rel=0.05)
     assert LatencyModel(LatencyProfile(), rng, no_delay=True).step_time(50, 1000) == 0.0
+
+
+def test_step_sizes_of_choices_decoded_together():
+    from fakeai.engine.sequence import step_sizes
+
+    assert step_sizes([16]) == {1: 16}
+    assert step_sizes([3, 5]) == {2: 3, 1: 2}
+    assert step_sizes([4, 4, 1]) == {3: 1, 2: 3}
+    assert step_sizes([]) == {}
+
+
+async def test_no_delay_decodes_on_arrival_with_the_same_accounting(registry):
+    engine, metrics = make_engine(registry, no_delay=True)
+    seq = engine.submit(request(max_tokens=9, n=2), metrics.request(EP, MODEL))
+    assert seq.done.done() and seq.completion_tokens == 18  # no engine loop was needed
+    labels = {"endpoint": EP, "model": MODEL}
+    assert registry.get_sample_value("fakeai_completion_tokens_total", labels) == 18
+    assert registry.get_sample_value("fakeai_inter_token_latency_seconds_count", labels) == 16
+    assert registry.get_sample_value("fakeai_iteration_tokens_count", {"model": MODEL}) == 9
+    assert registry.get_sample_value("fakeai_iteration_tokens_sum", {"model": MODEL}) == 18 + 8  # + prefill
+    assert registry.get_sample_value("fakeai_requests_running", labels) == 0
+    await engine.stop()
+
+
+async def test_no_delay_with_stop_sequence_and_abort(registry):
+    engine, metrics = make_engine(registry, no_delay=True)
+    aborted = engine.submit(
+        request(max_tokens=40, fault=Fault(error=None, abort_fraction=0.25)), metrics.request(EP, MODEL)
+    )
+    assert aborted.failed and aborted.completion_tokens == 10
+    words = aborted.choices[0].words
+    stopped = engine.submit(request(max_tokens=40, stop=(words[0],)), metrics.request(EP, MODEL))
+    assert stopped.done.done() and stopped.choices[0].finish_reason in ("stop", "length")
+    await engine.stop()

@@ -1,7 +1,6 @@
 """The official openai SDK against a real server: the calls users make, in both modes."""
 
 import subprocess
-import sys
 import venv
 from pathlib import Path
 

@@ -1,0 +1,37 @@
+from hypothesis import given
+from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry, Histogram
+
+from exporter.bulk import observe_many
+
+BOUNDS = (0.001, 0.01, 0.1, 1.0, 10.0)
+
+
+def histogram(registry: CollectorRegistry) -> Histogram:
+    return Histogram("h_seconds", "h", ["k"], buckets=BOUNDS, registry=registry)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(min_value=0, max_value=100, allow_nan=False) | st.sampled_from(BOUNDS),
+            st.integers(min_value=0, max_value=50),
+        ),
+        max_size=20,
+    )
+)
+def test_observe_many_equals_repeated_observe(observations):
+    bulk_registry, loop_registry = CollectorRegistry(), CollectorRegistry()
+    bulk, loop = histogram(bulk_registry).labels("a"), histogram(loop_registry).labels("a")
+    for amount, count in observations:
+        observe_many(bulk, amount, count)
+        for _ in range(count):
+            loop.observe(amount)
+    assert bulk_registry.get_sample_value("h_seconds_count", {"k": "a"}) == sum(c for _, c in observations)
+    for le in ("0.001", "0.01", "0.1", "1.0", "10.0", "+Inf"):
+        labels = {"k": "a", "le": le}
+        assert bulk_registry.get_sample_value("h_seconds_bucket", labels) == loop_registry.get_sample_value(
+            "h_seconds_bucket", labels
+        )
+    total = loop_registry.get_sample_value("h_seconds_sum", {"k": "a"})
+    assert abs(bulk_registry.get_sample_value("h_seconds_sum", {"k": "a"}) - total) <= 1e-9 * max(1.0, total)
