@@ -12,12 +12,15 @@ from bisect import bisect_left
 from prometheus_client import Histogram
 
 
+def observe(child: Histogram, amount: float) -> None:
+    """``child.observe(amount)`` without its per-call checks, for the per-token hot path."""
+    child._sum.inc(amount)
+    child._buckets[bisect_left(child._upper_bounds, amount)].inc(1)
+
+
 def observe_many(child: Histogram, amount: float, count: int) -> None:
     """Record ``count`` observations of ``amount`` on a labelled histogram child."""
     if count <= 0:
-        return
-    if count == 1:
-        child.observe(amount)
         return
     bounds = child._upper_bounds
     child._sum.inc(amount * count)

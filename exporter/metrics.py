@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.metrics_core import Metric
 
 from exporter import buckets
-from exporter.bulk import observe_many
+from exporter.bulk import observe, observe_many
 from exporter.facts import FinishedReason, RequestRecord, StreamOutcome
 
 EM = ("endpoint", "model")
@@ -146,18 +146,23 @@ class RequestMetrics:
     def accepted(self, max_tokens: int | None, n: int) -> None:
         self._requests.inc()
         if max_tokens is not None:
-            self._params_max_tokens.observe(max_tokens)
-        self._params_n.observe(n)
+            observe(self._params_max_tokens, max_tokens)
+        observe(self._params_n, n)
 
     def enqueued(self) -> None:
         self._waiting.inc()
+
+    def ran_on_arrival(self, queue_time: float) -> None:
+        """Scheduled and finished within one call (``--no-delay``): the running and waiting gauges
+        would rise and fall with no await in between, which no scrape can see, so they are left alone."""
+        observe(self._queue_time, queue_time)
 
     def scheduled(self, queue_time: float | None) -> None:
         """Left the waiting queue for the running batch; ``queue_time`` is None on a re-schedule."""
         self._waiting.dec()
         self._running.inc()
         if queue_time is not None:
-            self._queue_time.observe(queue_time)
+            observe(self._queue_time, queue_time)
 
     def preempted(self) -> None:
         self._running.dec()
@@ -176,9 +181,9 @@ class RequestMetrics:
 
     def prefilled(self, prompt_tokens: int, ttft: float | None, prefill_time: float) -> None:
         self._prompt_tokens.inc(prompt_tokens)
-        self._prefill_time.observe(prefill_time)
+        observe(self._prefill_time, prefill_time)
         if ttft is not None:
-            self._ttft.observe(ttft)
+            observe(self._ttft, ttft)
 
     def tokens(self, count: int, gap: float | None) -> None:
         """``count`` choices each emitted one token; ``gap`` is the time since their previous token."""
@@ -208,37 +213,38 @@ class RequestMetrics:
             self._child(f.errors, str(record.error_status or record.status), record.error_type).inc()
         if record.stream_outcome is not None:
             self._child(f.streams, record.stream_outcome.value).inc()
-        self._duration.observe(record.duration)
+        observe(self._duration, record.duration)
         if record.scheduled is None:
             return
-        self._request_prompt_tokens.observe(record.prompt_tokens)
-        self._request_completion_tokens.observe(record.completion_tokens)
-        self._request_max_completion_tokens.observe(record.max_choice_tokens)
+        observe(self._request_prompt_tokens, record.prompt_tokens)
+        observe(self._request_completion_tokens, record.completion_tokens)
+        observe(self._request_max_completion_tokens, record.max_choice_tokens)
         if record.last_token is not None:
-            self._inference_time.observe(record.last_token - record.scheduled)
+            observe(self._inference_time, record.last_token - record.scheduled)
         if record.first_token is not None and record.last_token is not None:
             decode = record.last_token - record.first_token
-            self._decode_time.observe(decode)
+            observe(self._decode_time, decode)
             if record.max_choice_tokens > 1:
-                self._tpot.observe(decode / (record.max_choice_tokens - 1))
+                observe(self._tpot, decode / (record.max_choice_tokens - 1))
 
 
-@dataclass(slots=True)
 class ModelMetrics:
     """Engine-level facts of one model."""
 
-    families: NativeFamilies
-    model: str
+    def __init__(self, families: NativeFamilies, model: str) -> None:
+        self._iteration_tokens = families.iteration_tokens.labels(model)
+        self._kv_cache_usage = families.kv_cache_usage.labels(model)
+        self._preemptions = families.preemptions.labels(model)
 
     def steps(self, tokens: int, count: int) -> None:
         """``count`` engine steps that each processed ``tokens`` tokens."""
-        observe_many(self.families.iteration_tokens.labels(self.model), tokens, count)
+        observe_many(self._iteration_tokens, tokens, count)
 
     def kv_cache_usage(self, ratio: float) -> None:
-        self.families.kv_cache_usage.labels(self.model).set(ratio)
+        self._kv_cache_usage.set(ratio)
 
     def preemption(self) -> None:
-        self.families.preemptions.labels(self.model).inc()
+        self._preemptions.inc()
 
 
 class ServerMetrics:
@@ -294,4 +300,4 @@ class ServerMetrics:
                 f.http_duration.labels(endpoint, method),
             )
         children[0].inc()
-        children[1].observe(duration)
+        observe(children[1], duration)

