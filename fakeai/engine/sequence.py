@@ -13,7 +13,7 @@ from fakeai.engine.tokens import first_stop, sample_words
 _MAX_STOP_SCAN = 64  # characters of tail re-scanned for a stop sequence after each token
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class GenerationRequest:
     """What a route asks the engine for, already validated and tokenized."""
 
