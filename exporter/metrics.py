@@ -5,7 +5,6 @@ server before a labelled child is created, so no label value comes from a client
 """
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.metrics_core import Metric

@@ -10,6 +10,7 @@ from fakeai.engine.faults import DEFAULT_MIX, parse_mix
 from fakeai.engine.profiles import DEFAULT_MODELS, LatencyProfile, parse_overrides, profile_for
 
 ENV_PREFIX = "FAKEAI_"
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 PROFILE_FIELDS = ("overhead_ms", "prefill_ms_per_token", "itl_ms", "itl_jitter", "batch_slowdown", "output_tokens")
 
 
@@ -47,6 +48,8 @@ class Settings:
                 problems.append(f"{name} must be at least 1")
         if self.max_waiting < 0:
             problems.append("max_waiting must not be negative")
+        if self.log_level not in LOG_LEVELS:
+            problems.append(f"log_level must be one of {', '.join(LOG_LEVELS)}")
         if not 0.0 <= self.error_rate <= 1.0:
             problems.append("error_rate must be within 0 and 1")
         if not 0 <= self.port <= 65535:
