@@ -5,16 +5,17 @@ import time
 from dataclasses import dataclass
 from typing import TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from starlette.requests import Request
 
 from exporter.metrics import ServerMetrics
 from fakeai.engine import Engines, ModelEngine
 from fakeai.errors import ErrorKind, OpenAIError
+from fakeai.schemas import ModelRequest
 from fakeai.settings import Settings
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
-BodyT = TypeVar("BodyT", bound=BaseModel)
+BodyT = TypeVar("BodyT", bound=ModelRequest)
 
 
 @dataclass
@@ -53,6 +54,15 @@ def arrival_time(request: Request) -> float:
 
 def context(request: Request) -> ServerContext:
     return request.app.state.fakeai
+
+
+async def accept(request: Request, body_type: type[BodyT]) -> tuple[ServerContext, float, BodyT, ModelEngine]:
+    """What every model endpoint does first: arrival time, API key, body, and the model's engine."""
+    ctx = context(request)
+    arrival = arrival_time(request)
+    ctx.check_auth(request)
+    body = await parse_body(request, body_type)
+    return ctx, arrival, body, ctx.engine_for(body.model)
 
 
 async def parse_body(request: Request, model: type[BodyT]) -> BodyT:

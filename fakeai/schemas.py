@@ -44,8 +44,13 @@ class StreamOptions(_Body):
 Stop = str | Annotated[list[str], Field(max_length=MAX_STOP)] | None
 
 
-class GenerationParams(_Body):
+class ModelRequest(_Body):
+    """A body that names the served model it is for."""
+
     model: str = Field(min_length=1)
+
+
+class GenerationParams(ModelRequest):
     stream: bool = False
     stream_options: StreamOptions | None = None
     n: int = Field(1, ge=1, le=MAX_N)
@@ -88,8 +93,7 @@ class CompletionRequest(GenerationParams):
         return 16 if self.max_tokens is None else self.max_tokens  # OpenAI's legacy default
 
 
-class EmbeddingRequest(_Body):
-    model: str = Field(min_length=1)
+class EmbeddingRequest(ModelRequest):
     input: (
         str
         | Annotated[list[str], Field(min_length=1, max_length=2048)]

@@ -1,70 +1,39 @@
 """POST /v1/completions (the legacy text endpoint)."""
 
-import secrets
-import time
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from fakeai.context import arrival_time, context, parse_body
-from fakeai.engine import Sequence
-from fakeai.engine.sequence import TokenDelta
+from fakeai.context import accept
+from fakeai.engine.sequence import Choice, TokenDelta
 from fakeai.engine.tokens import tokenize
 from fakeai.openapi import DocumentedRoute
-from fakeai.routes.generation import respond
+from fakeai.routes.generation import Renderer, respond
 from fakeai.schemas import CompletionRequest
 
 ENDPOINT = "/v1/completions"
 
 
-class CompletionRenderer:
+class CompletionRenderer(Renderer):
+    id_prefix = "cmpl-"
+    full_object = chunk_object = "text_completion"
+
     def __init__(self, model: str, echo: str) -> None:
-        self.id = "cmpl-" + secrets.token_hex(12)
-        self.created = int(time.time())
-        self.model = model
+        super().__init__(model)
         self.echo = echo
 
-    def _base(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "object": "text_completion",
-            "created": self.created,
-            "model": self.model,
-            "system_fingerprint": "fakeai",
-        }
+    def full_choice(self, index: int, choice: Choice) -> dict[str, Any]:
+        text = self.echo + "".join(choice.text)
+        return {"index": index, "text": text, "logprobs": None, "finish_reason": choice.finish_reason}
 
-    def full(self, seq: Sequence, usage: dict[str, Any]) -> dict[str, Any]:
-        body = self._base()
-        body["choices"] = [
-            {"index": i, "text": self.echo + "".join(c.text), "logprobs": None, "finish_reason": c.finish_reason}
-            for i, c in enumerate(seq.choices)
-        ]
-        body["usage"] = usage
-        return body
-
-    def chunk(self, delta: TokenDelta, first: bool, usage: dict[str, Any] | None) -> dict[str, Any]:
-        body = self._base()
+    def chunk_choice(self, delta: TokenDelta, first: bool) -> dict[str, Any]:
         text = self.echo + delta.text if first else delta.text
-        body["choices"] = [
-            {"index": delta.choice, "text": text, "logprobs": None, "finish_reason": delta.finish_reason}
-        ]
-        body["usage"] = usage
-        return body
-
-    def usage_chunk(self, usage: dict[str, Any]) -> dict[str, Any]:
-        body = self._base()
-        body["choices"] = []
-        body["usage"] = usage
-        return body
+        return {"index": delta.choice, "text": text, "logprobs": None, "finish_reason": delta.finish_reason}
 
 
 async def create_completion(request: Request) -> Response:
-    ctx = context(request)
-    arrival = arrival_time(request)
-    ctx.check_auth(request)
-    body = await parse_body(request, CompletionRequest)
-    engine = ctx.engine_for(body.model)
+    ctx, arrival, body, engine = await accept(request, CompletionRequest)
     raw = body.prompt[0] if isinstance(body.prompt, list) and isinstance(body.prompt[0], str) else body.prompt
     prompt = tokenize(raw) if isinstance(raw, str) else list(raw)
     max_tokens = body.token_limit()

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from exporter.facts import FinishedReason
-from fakeai.context import arrival_time, context, parse_body
+from fakeai.context import accept
 from fakeai.engine import GenerationRequest
 from fakeai.engine.tokens import tokenize
 from fakeai.jsonio import FastJSONResponse
@@ -38,11 +38,7 @@ def _inputs(raw: str | list[str] | list[int] | list[list[int]]) -> list[list[int
 
 
 async def create_embeddings(request: Request) -> Response:
-    ctx = context(request)
-    arrival = arrival_time(request)
-    ctx.check_auth(request)
-    body = await parse_body(request, EmbeddingRequest)
-    engine = ctx.engine_for(body.model)
+    ctx, arrival, body, engine = await accept(request, EmbeddingRequest)
     inputs = _inputs(body.input)
     for tokens in inputs:
         check_length(len(tokens), None, ctx.settings.max_model_len)

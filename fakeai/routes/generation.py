@@ -6,10 +6,11 @@ every gauge the request raised is lowered again.
 """
 
 import asyncio
+import secrets
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -19,7 +20,7 @@ from exporter.facts import CLIENT_CLOSED_REQUEST, FinishedReason, RequestRecord,
 from exporter.metrics import RequestMetrics
 from fakeai.context import ServerContext
 from fakeai.engine import GenerationRequest, ModelEngine, QueueFullError, Sequence
-from fakeai.engine.sequence import TokenDelta
+from fakeai.engine.sequence import Choice, TokenDelta
 from fakeai.errors import ErrorKind, OpenAIError, error_body
 from fakeai.jsonio import FastJSONResponse, sse
 from fakeai.routes.prompts import check_length
@@ -28,14 +29,43 @@ from fakeai.schemas import GenerationParams
 ABORT_MESSAGE = "The engine failed in the middle of generation (injected fault)."
 
 
-class Renderer(Protocol):
-    """Turns engine output into one endpoint's OpenAI shapes."""
+class Renderer:
+    """Turns engine output into one endpoint's OpenAI shapes; subclasses fill in the choices."""
 
-    def full(self, seq: Sequence, usage: dict[str, Any]) -> dict[str, Any]: ...
+    id_prefix = ""
+    full_object = ""
+    chunk_object = ""
 
-    def chunk(self, delta: TokenDelta, first: bool, usage: dict[str, Any] | None) -> dict[str, Any]: ...
+    def __init__(self, model: str) -> None:
+        self.id = self.id_prefix + secrets.token_hex(12)
+        self.created = int(time.time())
+        self.model = model
 
-    def usage_chunk(self, usage: dict[str, Any]) -> dict[str, Any]: ...
+    def envelope(self, obj: str, choices: list[dict[str, Any]], usage: dict[str, Any] | None) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "object": obj,
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": "fakeai",
+            "choices": choices,
+            "usage": usage,
+        }
+
+    def full(self, seq: Sequence, usage: dict[str, Any]) -> dict[str, Any]:
+        return self.envelope(self.full_object, [self.full_choice(i, c) for i, c in enumerate(seq.choices)], usage)
+
+    def chunk(self, delta: TokenDelta, first: bool, usage: dict[str, Any] | None) -> dict[str, Any]:
+        return self.envelope(self.chunk_object, [self.chunk_choice(delta, first)], usage)
+
+    def usage_chunk(self, usage: dict[str, Any]) -> dict[str, Any]:
+        return self.envelope(self.chunk_object, [], usage)
+
+    def full_choice(self, index: int, choice: Choice) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def chunk_choice(self, delta: TokenDelta, first: bool) -> dict[str, Any]:
+        raise NotImplementedError
 
 
 def usage(prompt_tokens: int, completion_tokens: int, cached_tokens: int) -> dict[str, Any]:

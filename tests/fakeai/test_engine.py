@@ -224,13 +224,20 @@ async def test_no_delay_decodes_on_arrival_with_the_same_accounting(registry):
     await engine.stop()
 
 
-async def test_no_delay_with_stop_sequence_and_abort(registry):
-    engine, metrics = make_engine(registry, no_delay=True)
+async def test_no_delay_abort_and_stop_sequence(registry):
+    from fakeai.engine.tokens import VOCABULARY, first_stop
+
+    engine, metrics = make_engine(registry, no_delay=True, seed=9)
+    # ignore_eos draws no natural length, so the engine's first draw is this request's 40 words.
+    words = random.Random(9).choices(VOCABULARY, k=40)
+    text = "".join(words)
+    index = next(i for i in range(3, 40) if first_stop(text, (words[i],)) == len("".join(words[:i])))
+    stopped = engine.submit(request(max_tokens=40, stop=(words[index],)), metrics.request(EP, MODEL))
+    assert stopped.choices[0].finish_reason == "stop"
+    assert "".join(stopped.choices[0].text) == "".join(words[:index])
+    assert stopped.completion_tokens == index + 1  # the token that completed the stop was generated
     aborted = engine.submit(
         request(max_tokens=40, fault=Fault(error=None, abort_fraction=0.25)), metrics.request(EP, MODEL)
     )
     assert aborted.failed and aborted.completion_tokens == 10
-    words = aborted.choices[0].words
-    stopped = engine.submit(request(max_tokens=40, stop=(words[0],)), metrics.request(EP, MODEL))
-    assert stopped.done.done() and stopped.choices[0].finish_reason in ("stop", "length")
     await engine.stop()

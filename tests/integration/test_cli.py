@@ -34,3 +34,12 @@ def test_warning_level_keeps_the_log_quiet():
         httpx.get(server.url + "/health")
     assert not any("GET /health" in line for line in server.output)
     assert any("metrics:" in line for line in server.output)  # the banner still prints
+
+
+def test_host_takes_effect():
+    with ServerProcess(["--no-delay", "--host", "127.0.0.2"]) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        assert server.url.startswith("http://127.0.0.2:")
+        assert httpx.get(server.url + "/health").status_code == 200
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", port)) != 0  # bound to the given address only

@@ -89,5 +89,7 @@ def test_fresh_venv_install_then_serve(tmp_path):
         check=True,
     ).stdout
     assert str(env_dir) in where  # the installed copy, not the checkout
+    script = subprocess.run([str(env_dir / "bin" / "fakeai"), "--version"], capture_output=True, text=True)
+    assert script.returncode == 0 and "fakeai 0.1.0" in script.stdout
     with ServerProcess(["--no-delay"], python=python, cwd=tmp_path) as server:
         exercise(server.url)
