@@ -27,6 +27,7 @@ from fakeai.routes.prompts import check_length
 from fakeai.schemas import GenerationParams
 
 ABORT_MESSAGE = "The engine failed in the middle of generation (injected fault)."
+SHUTDOWN_MESSAGE = "The server is shutting down."
 
 
 class Renderer:
@@ -155,6 +156,10 @@ async def run_to_end(
         engine.cancel(seq)
         hand_over(recorder, gen, seq, Outcome(CLIENT_CLOSED_REQUEST, FinishedReason.ABORT))
         return Response(status_code=CLIENT_CLOSED_REQUEST)
+    if seq.cancelled:  # the engine stopped under it: the server is shutting down
+        kind = ErrorKind.OVERLOADED
+        hand_over(recorder, gen, seq, Outcome(kind.status, FinishedReason.ABORT, kind))
+        return FastJSONResponse(error_body(kind, SHUTDOWN_MESSAGE), status_code=kind.status)
     if seq.failed:
         kind = ErrorKind.SERVER_ERROR
         hand_over(recorder, gen, seq, Outcome(kind.status, FinishedReason.ERROR, kind))
@@ -233,7 +238,11 @@ class _EventStream:
                     started.add(delta.choice)
                     so_far = usage(seq.prompt_len, sent, seq.cached_tokens) if self.continuous_usage else None
                     yield sse(renderer.chunk(delta, first, so_far))
-            if seq.failed:
+            if seq.cancelled:  # the engine stopped under it: the server is shutting down
+                kind = ErrorKind.OVERLOADED
+                self.outcome = Outcome(200, FinishedReason.ABORT, kind, StreamOutcome.FAILED)
+                yield sse(error_body(kind, SHUTDOWN_MESSAGE))
+            elif seq.failed:
                 kind = ErrorKind.SERVER_ERROR
                 self.outcome = Outcome(200, FinishedReason.ERROR, kind, StreamOutcome.FAILED)
                 yield sse(error_body(kind, ABORT_MESSAGE))

@@ -241,3 +241,80 @@ async def test_injected_abort_fails_a_non_streaming_request_with_usage(app_clien
     assert 1 <= wasted < 50
     assert registry.get_sample_value("fakeai_completion_tokens_total", EM) == wasted
     assert registry.get_sample_value("fakeai_finished_requests_total", {**EM, "finished_reason": "error"}) == 1
+
+
+async def test_openapi_documents_every_endpoint_with_its_body(app_client):
+    async with app_client(no_delay=True) as (client, _):
+        schema = (await client.get("/openapi.json")).json()
+        docs = await client.get("/docs")
+    assert docs.status_code == 200
+    for path in ("/v1/chat/completions", "/v1/completions", "/v1/embeddings"):
+        ref = schema["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        assert ref.rsplit("/", 1)[1] in schema["components"]["schemas"]
+    assert {"/v1/models", "/v1/models/{model}", "/health"} <= set(schema["paths"])
+    chat = schema["components"]["schemas"]["ChatCompletionRequest"]
+    assert {"model", "messages"} <= set(chat["required"])
+
+
+async def test_a_request_cut_by_shutdown_gets_503_and_is_counted(app_client):
+    import asyncio
+
+    async with app_client(itl_ms=50, itl_jitter=0) as (client, registry):
+        body = {"model": MODEL, "messages": CHAT, "max_tokens": 100, "ignore_eos": True}
+        pending = asyncio.ensure_future(client.post("/v1/chat/completions", json=body))
+        await asyncio.sleep(0.2)
+        await client._transport.app.state.fakeai.engines.stop()
+        response = await pending
+    assert response.status_code == 503 and response.json()["error"]["code"] == "engine_overloaded"
+    assert registry.get_sample_value("fakeai_finished_requests_total", {**EM, "finished_reason": "abort"}) == 1
+    assert registry.get_sample_value("fakeai_requests_running", EM) == 0
+
+
+async def test_a_stream_cut_by_shutdown_ends_with_an_error_event(app_client):
+    import asyncio
+
+    # httpx's ASGI transport buffers whole responses, so drive the ASGI app directly to act mid-stream.
+    async with app_client(itl_ms=5, itl_jitter=0) as (client, registry):
+        app = client._transport.app
+        body = json.dumps(
+            {"model": MODEL, "messages": CHAT, "max_tokens": 2000, "ignore_eos": True, "stream": True}
+        ).encode()
+        chunks: list[bytes] = []
+        first_chunk = asyncio.Event()
+        requested = asyncio.Event()
+
+        async def receive():
+            if not requested.is_set():
+                requested.set()
+                return {"type": "http.request", "body": body, "more_body": False}
+            await asyncio.Event().wait()  # the client never leaves
+
+        async def send(message):
+            if message["type"] == "http.response.body" and message.get("body"):
+                chunks.append(message["body"])
+                first_chunk.set()
+
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.3"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": "/v1/chat/completions",
+            "raw_path": b"",
+            "query_string": b"",
+            "root_path": "",
+            "headers": [(b"content-type", b"application/json")],
+            "server": ("test", 80),
+            "client": ("test", 1),
+        }
+        task = asyncio.ensure_future(app(scope, receive, send))
+        await asyncio.wait_for(first_chunk.wait(), 10)
+        await app.state.fakeai.engines.stop()
+        await asyncio.wait_for(task, 10)
+    frames = b"".join(chunks).decode().split("\n\n")
+    assert any('"engine_overloaded"' in frame for frame in frames)
+    assert [f for f in frames if f][-1] == "data: [DONE]"
+    assert registry.get_sample_value("fakeai_streams_total", {**EM, "outcome": "failed"}) == 1
+    assert registry.get_sample_value("fakeai_finished_requests_total", {**EM, "finished_reason": "abort"}) == 1
+    assert registry.get_sample_value("fakeai_active_streams", EM) == 0
