@@ -7,12 +7,14 @@ import uvicorn
 from fastapi import FastAPI
 from starlette.responses import JSONResponse
 
+from fakeai.app import NO_OPENTELEMETRY
+
 
 def main() -> None:
     port, body_path = int(sys.argv[1]), sys.argv[2]
     with open(body_path) as f:
         body = json.load(f)
-    app = FastAPI()
+    app = FastAPI(**NO_OPENTELEMETRY)  # configured as fakeai's app is, so only fakeai's own work differs
 
     @app.post("/v1/chat/completions")
     async def chat() -> JSONResponse:

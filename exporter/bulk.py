@@ -1,15 +1,21 @@
-"""Weighted histogram observations, which prometheus-client's public API lacks.
+"""Hot-path updates of prometheus-client children, and the weighted observation its API lacks.
 
 An engine step gives every request of a batch one token with the same inter-token gap, so a step
-records ``count`` identical observations at once. ``observe_many`` updates the child through
-prometheus-client's own value objects (in-process and multiprocess alike), exactly as ``count`` calls
-to ``observe`` would; ``tests/exporter/test_bulk.py`` holds it to that, so an upgrade that changes the
-internals fails CI instead of skewing numbers.
+records ``count`` identical observations at once. These helpers update a labelled child through
+prometheus-client's own value objects (in-process and multiprocess alike), exactly as ``inc`` and
+``observe`` would, minus the per-call checks that a child resolved once at start-up cannot fail;
+``tests/exporter/test_bulk.py`` holds them to that, so an upgrade that changes the internals fails CI
+instead of skewing numbers.
 """
 
 from bisect import bisect_left
 
-from prometheus_client import Histogram
+from prometheus_client import Counter, Gauge, Histogram
+
+
+def inc(child: Counter | Gauge, amount: float = 1.0) -> None:
+    """``child.inc(amount)`` for a non-negative amount, without its per-call checks."""
+    child._value.inc(amount)
 
 
 def observe(child: Histogram, amount: float) -> None:

@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.metrics_core import Metric
 
 from exporter import buckets
-from exporter.bulk import observe, observe_many
+from exporter.bulk import inc, observe, observe_many
 from exporter.facts import FinishedReason, RequestRecord, StreamOutcome
 
 EM = ("endpoint", "model")
@@ -143,13 +143,13 @@ class RequestMetrics:
         self._extra: dict[tuple[Counter, tuple[str, ...]], Counter] = {}
 
     def accepted(self, max_tokens: int | None, n: int) -> None:
-        self._requests.inc()
+        inc(self._requests)
         if max_tokens is not None:
             observe(self._params_max_tokens, max_tokens)
         observe(self._params_n, n)
 
     def enqueued(self) -> None:
-        self._waiting.inc()
+        inc(self._waiting)
 
     def ran_on_arrival(self, queue_time: float) -> None:
         """Scheduled and finished within one call (``--no-delay``): the running and waiting gauges
@@ -159,39 +159,40 @@ class RequestMetrics:
     def scheduled(self, queue_time: float | None) -> None:
         """Left the waiting queue for the running batch; ``queue_time`` is None on a re-schedule."""
         self._waiting.dec()
-        self._running.inc()
+        inc(self._running)
         if queue_time is not None:
             observe(self._queue_time, queue_time)
 
     def preempted(self) -> None:
         self._running.dec()
-        self._waiting.inc()
+        inc(self._waiting)
 
     def left_engine(self, running: bool) -> None:
         """Removed from the engine before finishing normally (abort) or at its end."""
         (self._running if running else self._waiting).dec()
 
     def prefix_lookup(self, prompt_tokens: int, cached_tokens: int) -> None:
-        self._cache_queries.inc(prompt_tokens)
-        self._cache_hits.inc(cached_tokens)
-        self._cache_lookups.inc()
+        inc(self._cache_queries, prompt_tokens)
+        inc(self._cache_lookups)
         if cached_tokens:
-            self._cache_lookup_hits.inc()
+            inc(self._cache_hits, cached_tokens)
+            inc(self._cache_lookup_hits)
 
     def prefilled(self, prompt_tokens: int, ttft: float | None, prefill_time: float) -> None:
-        self._prompt_tokens.inc(prompt_tokens)
+        inc(self._prompt_tokens, prompt_tokens)
         observe(self._prefill_time, prefill_time)
         if ttft is not None:
             observe(self._ttft, ttft)
 
-    def tokens(self, count: int, gap: float | None) -> None:
-        """``count`` choices each emitted one token; ``gap`` is the time since their previous token."""
-        self._completion_tokens.inc(count)
+    def tokens(self, count: int, gap: float | None, gaps: int | None = None) -> None:
+        """``count`` tokens emitted; ``gaps`` of them (all, by default) followed an earlier token of
+        their choice by ``gap`` seconds. ``gap`` is None for first tokens."""
+        inc(self._completion_tokens, count)
         if gap is not None:
-            observe_many(self._itl, gap, count)
+            observe_many(self._itl, gap, count if gaps is None else gaps)
 
     def stream_opened(self) -> None:
-        self._active_streams.inc()
+        inc(self._active_streams)
 
     def stream_closed(self) -> None:
         self._active_streams.dec()
@@ -206,12 +207,12 @@ class RequestMetrics:
 
     def finished(self, record: RequestRecord) -> None:
         f = self.families
-        self._child(f.responses, str(record.status)).inc()
-        self._child(f.finished, record.finished_reason.value).inc()
+        inc(self._child(f.responses, str(record.status)))
+        inc(self._child(f.finished, record.finished_reason.value))
         if record.error_type is not None:
-            self._child(f.errors, str(record.error_status or record.status), record.error_type).inc()
+            inc(self._child(f.errors, str(record.error_status or record.status), record.error_type))
         if record.stream_outcome is not None:
-            self._child(f.streams, record.stream_outcome.value).inc()
+            inc(self._child(f.streams, record.stream_outcome.value))
         observe(self._duration, record.duration)
         if record.scheduled is None:
             return
@@ -243,7 +244,7 @@ class ModelMetrics:
         self._kv_cache_usage.set(ratio)
 
     def preemption(self) -> None:
-        self._preemptions.inc()
+        inc(self._preemptions)
 
 
 class ServerMetrics:
@@ -298,5 +299,5 @@ class ServerMetrics:
                 f.http_requests.labels(endpoint, method, str(status)),
                 f.http_duration.labels(endpoint, method),
             )
-        children[0].inc()
+        inc(children[0])
         observe(children[1], duration)

@@ -1,5 +1,6 @@
 """The application factory: one settings object and one registry in, an ASGI app out."""
 
+import inspect
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -60,6 +61,13 @@ class HttpMetricsMiddleware:
                 self.metrics.http_request(template, method, status, time.monotonic() - start)
 
 
+# fakeai reports through Prometheus; FastAPI's native OpenTelemetry hooks (in releases that have
+# them) would only cost a provider check per request.
+NO_OPENTELEMETRY: dict[str, object] = (
+    {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
+    if "telemetry" in inspect.signature(FastAPI).parameters
+    else {}
+)
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 
 
@@ -115,10 +123,11 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
         summary="An OpenAI-compatible fake LLM server that behaves like vLLM under load.",
         version="0.1.0",
         lifespan=lifespan,
+        **NO_OPENTELEMETRY,
     )
     app.state.fakeai = ServerContext(settings=settings, metrics=metrics, engines=engines)
     hot_routes = [chat.ROUTE, completions.ROUTE, embeddings.ROUTE]
-    app.router.routes.extend(hot_routes)
+    app.router.routes[:0] = hot_routes  # matched first, before FastAPI's /docs and /openapi.json
     for module in (models, misc):
         app.router.routes.extend(module.router.routes)  # no per-router wrapper on the hot path
     add_to_schema(app, hot_routes)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from pydantic import ValidationError
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from exporter.metrics import ServerMetrics
 from fakeai.engine import Engines, ModelEngine
@@ -65,11 +65,26 @@ async def accept(request: Request, body_type: type[BodyT]) -> tuple[ServerContex
     return ctx, arrival, body, ctx.engine_for(body.model)
 
 
+async def read_body(request: Request) -> bytes:
+    """The request body, refused as soon as it grows past ``MAX_BODY_BYTES`` (memory stays bounded)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise OpenAIError(ErrorKind.INVALID_REQUEST, f"Request body over {MAX_BODY_BYTES} bytes.")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
 async def parse_body(request: Request, model: type[BodyT]) -> BodyT:
     """Validate a JSON body; every failure is a 400 in OpenAI's envelope naming the parameter."""
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise OpenAIError(ErrorKind.INVALID_REQUEST, f"Request body over {MAX_BODY_BYTES} bytes.")
+    body = await read_body(request)
     try:
         return model.model_validate_json(body)
     except ValidationError as exc:

@@ -15,7 +15,7 @@ from exporter.metrics import ModelMetrics, RequestMetrics
 from fakeai.engine.latency import LatencyModel
 from fakeai.engine.prefix_cache import PrefixCache
 from fakeai.engine.sequence import GenerationRequest, Sequence, State
-from fakeai.engine.tokens import tokenize
+from fakeai.engine.tokens import Writer, tokenize
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class ModelEngine:
         self.running: list[Sequence] = []
         self.used_blocks = 0
         self._running_choices = 0
-        self._rng = rng
+        self._writer = Writer(rng)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -73,7 +73,7 @@ class ModelEngine:
         if would_wait and len(self.waiting) >= self.max_waiting:
             raise QueueFullError(f"{self.max_waiting} requests are already waiting for {self.model}")
         seq = Sequence(
-            request, recorder, targets=self._targets(request), rng=self._rng, block_size=self.cache.block_size
+            request, recorder, targets=self._targets(request), writer=self._writer, block_size=self.cache.block_size
         )
         seq.queued = time.monotonic()
         if self.latency.no_delay and not request.stream and not would_wait:
@@ -100,8 +100,7 @@ class ModelEngine:
         step_sizes = seq.decode_at_once(now)
         first = len(seq.choices)
         if first:
-            recorder.tokens(first, None)
-            recorder.tokens(seq.completion_tokens - first, 0.0)
+            recorder.tokens(seq.completion_tokens, 0.0, gaps=seq.completion_tokens - first)
         prefill = seq.prompt_len - seq.cached_tokens
         if step_sizes:
             # The first step also prefilled the prompt.

@@ -2,13 +2,12 @@
 
 import asyncio
 import enum
-import random
 from collections.abc import Sequence as Seq
 from dataclasses import dataclass, field
 
 from exporter.metrics import RequestMetrics
 from fakeai.engine.faults import Fault
-from fakeai.engine.tokens import first_stop, sample_words
+from fakeai.engine.tokens import Writer, first_stop
 
 _MAX_STOP_SCAN = 64  # characters of tail re-scanned for a stop sequence after each token
 
@@ -95,14 +94,14 @@ class Sequence:
         recorder: RequestMetrics,
         *,
         targets: list[tuple[int, str]],
-        rng: random.Random,
+        writer: Writer,
         block_size: int,
     ) -> None:
         self.request = request
         self.recorder = recorder
         self.block_size = block_size
         self.state = State.WAITING
-        self.choices = [Choice(t, reason, sample_words(rng, t)) for t, reason in targets]
+        self.choices = [Choice(t, reason, writer.words(t)) for t, reason in targets]
         self.unfinished = len(self.choices)
         self.prompt_len = len(request.prompt_tokens)
         self.completion_tokens = 0

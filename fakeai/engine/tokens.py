@@ -49,9 +49,25 @@ _WORDS = (
 VOCABULARY: tuple[str, ...] = (*(" " + word for word in _WORDS.split(" ")), ".", ",")
 
 
-def sample_words(rng: random.Random, count: int) -> list[str]:
-    """``count`` output tokens drawn from the vocabulary."""
-    return rng.choices(VOCABULARY, k=count)
+class Writer:
+    """The fake model's text: slices of one seeded stream of vocabulary tokens.
+
+    A slice at a random offset costs one random draw however long the answer is, where drawing each
+    token would cost one per token on the hot path; the stream is long enough that answers overlap
+    rarely, and the same seed gives the same answers.
+    """
+
+    def __init__(self, rng: random.Random, length: int = 1 << 16) -> None:
+        self._rng = rng
+        self._stream = rng.choices(VOCABULARY, k=length)
+
+    def words(self, count: int) -> list[str]:
+        stream = self._stream
+        start = self._rng.randrange(len(stream))
+        taken = stream[start : start + count]
+        while len(taken) < count:  # wrap around for answers longer than what is left
+            taken += stream[: count - len(taken)]
+        return taken
 
 
 def first_stop(text: str, stops: Sequence[str]) -> int:

@@ -38,3 +38,21 @@ def test_observe_many_equals_repeated_observe(observations):
         )
     total = loop_registry.get_sample_value("h_seconds_sum", {"k": "a"})
     assert abs(bulk_registry.get_sample_value("h_seconds_sum", {"k": "a"}) - total) <= 1e-9 * max(1.0, total)
+
+
+@given(st.lists(st.floats(min_value=0, max_value=1e6, allow_nan=False), max_size=30))
+def test_inc_equals_counter_and_gauge_inc(amounts):
+    from prometheus_client import Counter, Gauge
+
+    from exporter.bulk import inc
+
+    registry = CollectorRegistry()
+    fast_c, slow_c = (Counter(f"c{i}", "c", ["k"], registry=registry).labels("a") for i in range(2))
+    fast_g, slow_g = (Gauge(f"g{i}", "g", ["k"], registry=registry).labels("a") for i in range(2))
+    for amount in amounts:
+        inc(fast_c, amount)
+        slow_c.inc(amount)
+        inc(fast_g, amount)
+        slow_g.inc(amount)
+    assert registry.get_sample_value("c0_total", {"k": "a"}) == registry.get_sample_value("c1_total", {"k": "a"})
+    assert registry.get_sample_value("g0", {"k": "a"}) == registry.get_sample_value("g1", {"k": "a"})

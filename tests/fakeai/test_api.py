@@ -318,3 +318,13 @@ async def test_a_stream_cut_by_shutdown_ends_with_an_error_event(app_client):
     assert registry.get_sample_value("fakeai_streams_total", {**EM, "outcome": "failed"}) == 1
     assert registry.get_sample_value("fakeai_finished_requests_total", {**EM, "finished_reason": "abort"}) == 1
     assert registry.get_sample_value("fakeai_active_streams", EM) == 0
+
+
+async def test_oversized_body_is_refused_with_the_envelope(app_client):
+    from fakeai.context import MAX_BODY_BYTES
+
+    async with app_client(no_delay=True) as (client, _):
+        response = await client.post(
+            "/v1/chat/completions", content=b" " * (MAX_BODY_BYTES + 1), headers={"content-type": "application/json"}
+        )
+    assert response.status_code == 400 and "bytes" in response.json()["error"]["message"]

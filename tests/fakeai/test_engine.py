@@ -225,11 +225,11 @@ async def test_no_delay_decodes_on_arrival_with_the_same_accounting(registry):
 
 
 async def test_no_delay_abort_and_stop_sequence(registry):
-    from fakeai.engine.tokens import VOCABULARY, first_stop
+    from fakeai.engine.tokens import Writer, first_stop
 
     engine, metrics = make_engine(registry, no_delay=True, seed=9)
-    # ignore_eos draws no natural length, so the engine's first draw is this request's 40 words.
-    words = random.Random(9).choices(VOCABULARY, k=40)
+    # ignore_eos draws no natural length, so the engine's writer gives this request the next 40 words.
+    words = Writer(random.Random(9)).words(40)
     text = "".join(words)
     index = next(i for i in range(3, 40) if first_stop(text, (words[i],)) == len("".join(words[:i])))
     stopped = engine.submit(request(max_tokens=40, stop=(words[index],)), metrics.request(EP, MODEL))

@@ -60,3 +60,15 @@ def test_prefix_cache_evicts_least_recently_used():
 def test_prefix_cache_rejects_nonsense_sizes():
     with pytest.raises(ValueError):
         PrefixCache(0, 10)
+
+
+def test_writer_is_seeded_varied_and_wraps():
+    import random
+
+    from fakeai.engine.tokens import Writer
+
+    a, b = Writer(random.Random(1), length=50), Writer(random.Random(1), length=50)
+    first = [a.words(30) for _ in range(5)]
+    assert first == [b.words(30) for _ in range(5)]
+    assert len({tuple(w) for w in first}) > 1
+    assert len(a.words(120)) == 120 and all(w in VOCABULARY for w in a.words(120))
