@@ -5,6 +5,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 MAX_STOP = 4
+TokenId = Annotated[int, Field(ge=0, lt=2**31)]
 MAX_N = 20
 
 
@@ -86,7 +87,9 @@ class ChatCompletionRequest(GenerationParams):
 
 
 class CompletionRequest(GenerationParams):
-    prompt: str | Annotated[list[int], Field(min_length=1)] | Annotated[list[str], Field(min_length=1, max_length=1)]
+    prompt: (
+        str | Annotated[list[TokenId], Field(min_length=1)] | Annotated[list[str], Field(min_length=1, max_length=1)]
+    )
     echo: bool = False
 
     def token_limit(self) -> int | None:
@@ -97,8 +100,8 @@ class EmbeddingRequest(ModelRequest):
     input: (
         str
         | Annotated[list[str], Field(min_length=1, max_length=2048)]
-        | Annotated[list[int], Field(min_length=1)]
-        | Annotated[list[Annotated[list[int], Field(min_length=1)]], Field(min_length=1, max_length=2048)]
+        | Annotated[list[TokenId], Field(min_length=1)]
+        | Annotated[list[Annotated[list[TokenId], Field(min_length=1)]], Field(min_length=1, max_length=2048)]
     )
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = Field(None, ge=1, le=8192)

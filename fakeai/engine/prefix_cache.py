@@ -1,10 +1,10 @@
 """Prefix cache: chained block hashes in an LRU, as vLLM's automatic prefix caching keys its blocks."""
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 
 
-def block_hashes(tokens: Sequence[int], block_size: int) -> list[int]:
+def block_hashes(tokens: Sequence[Hashable], block_size: int) -> list[int]:
     """Hash of each full block, chained so a block's hash identifies the whole prefix up to it."""
     hashes: list[int] = []
     parent = 0
@@ -25,7 +25,7 @@ class PrefixCache:
     def __len__(self) -> int:
         return len(self._blocks)
 
-    def lookup_and_insert(self, tokens: Sequence[int]) -> int:
+    def lookup_and_insert(self, tokens: Sequence[Hashable]) -> int:
         """Cached tokens: the longest prefix of whole blocks already present. Then cache every block."""
         hashes = block_hashes(tokens, self.block_size)
         # As in vLLM, the last prompt token is always computed, so a full hit stops one block short.

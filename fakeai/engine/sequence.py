@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from exporter.metrics import RequestMetrics
 from fakeai.engine.faults import Fault
-from fakeai.engine.tokens import Writer, first_stop
+from fakeai.engine.tokens import Token, Writer, first_stop
 
 _MAX_STOP_SCAN = 64  # characters of tail re-scanned for a stop sequence after each token
 
@@ -18,7 +18,7 @@ class GenerationRequest:
 
     endpoint: str
     model: str
-    prompt_tokens: Seq[int]
+    prompt_tokens: Seq[Token]
     arrival: float
     max_tokens: int | None = None
     n: int = 1

@@ -2,35 +2,39 @@
 
 No real tokenizer can be downloaded at run time, so prompts are split with OpenAI's rule of thumb of
 about four characters a token: every run of up to four letters, up to three digits, or one other
-visible character is a token, with a leading space belonging to the token after it. Token ids are
-CRC-32 hashes of the pieces, stable across processes and runs, which is all the prefix cache needs.
+visible character is a token, with a leading space belonging to the token after it. A token is the
+piece of text itself (or the id a client sent): the prefix cache only needs tokens it can compare and
+hash, and skipping a numeric vocabulary keeps tokenizing off the profile.
 """
 
 import random
 import re
-import zlib
 from collections.abc import Iterable, Sequence
 
 _PIECE = re.compile(r" ?[^\W\d_]{1,4}| ?\d{1,3}| ?[^\w\s]| ?_|\s+?(?=\s)|\s")
 
+Token = str | int
+"""A piece of prompt text, or a token id given by the client."""
+
 # Chat framing, as chat templates add it: a role marker before each message, an end marker after,
-# and the assistant marker that primes the reply.
-_ROLE = {role: zlib.crc32(f"<|{role}|>".encode()) for role in ("system", "user", "assistant", "tool", "developer")}
-_END = zlib.crc32(b"<|end|>")
-_OTHER_ROLE = zlib.crc32(b"<|other|>")
+# and the assistant marker that primes the reply. No text tokenizes to these (pieces are at most
+# four letters), so a message cannot forge them.
+_ROLE = {role: f"<|{role}|>" for role in ("system", "user", "assistant", "tool", "developer")}
+_END = "<|end|>"
+_OTHER_ROLE = "<|other|>"
 
 
-def tokenize(text: str) -> list[int]:
-    return [zlib.crc32(piece.encode()) for piece in _PIECE.findall(text)]
+def tokenize(text: str) -> list[Token]:
+    return _PIECE.findall(text)
 
 
 def count_tokens(text: str) -> int:
     return len(_PIECE.findall(text))
 
 
-def chat_prompt_tokens(messages: Iterable[tuple[str, str]]) -> list[int]:
-    """Token ids of a rendered chat: ``(role, text)`` pairs framed as a chat template would."""
-    ids: list[int] = []
+def chat_prompt_tokens(messages: Iterable[tuple[str, str]]) -> list[Token]:
+    """Tokens of a rendered chat: ``(role, text)`` pairs framed as a chat template would."""
+    ids: list[Token] = []
     for role, text in messages:
         ids.append(_ROLE.get(role, _OTHER_ROLE))
         ids.extend(tokenize(text))

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from exporter.facts import FinishedReason
 from fakeai.context import accept
 from fakeai.engine import GenerationRequest
-from fakeai.engine.tokens import tokenize
+from fakeai.engine.tokens import Token, tokenize
 from fakeai.jsonio import FastJSONResponse
 from fakeai.openapi import DocumentedRoute
 from fakeai.routes.generation import Outcome, admit, hand_over, run_to_end
@@ -22,14 +22,14 @@ ENDPOINT = "/v1/embeddings"
 DEFAULT_DIMENSIONS = 1536
 
 
-def embed(tokens: Sequence[int], dimensions: int) -> np.ndarray:
-    """The same input always gives the same unit vector; different inputs give unrelated ones."""
-    seed = zlib.crc32(np.asarray(tokens, dtype=np.uint32).tobytes())
+def embed(tokens: Sequence[Token], dimensions: int) -> np.ndarray:
+    """The same input always gives the same unit vector (in every process); others give unrelated ones."""
+    seed = zlib.crc32("\x1f".join(map(str, tokens)).encode())
     vector = np.random.default_rng(seed).standard_normal(dimensions).astype(np.float32)
     return vector / np.linalg.norm(vector)
 
 
-def _inputs(raw: str | list[str] | list[int] | list[list[int]]) -> list[list[int]]:
+def _inputs(raw: str | list[str] | list[int] | list[list[int]]) -> list[list[Token]]:
     if isinstance(raw, str):
         return [tokenize(raw)]
     if all(isinstance(item, int) for item in raw):

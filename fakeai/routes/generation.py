@@ -21,6 +21,7 @@ from exporter.metrics import RequestMetrics
 from fakeai.context import ServerContext
 from fakeai.engine import GenerationRequest, ModelEngine, QueueFullError, Sequence
 from fakeai.engine.sequence import Choice, TokenDelta
+from fakeai.engine.tokens import Token
 from fakeai.errors import ErrorKind, OpenAIError, error_body
 from fakeai.jsonio import FastJSONResponse, sse
 from fakeai.routes.prompts import check_length
@@ -270,7 +271,7 @@ async def respond(
     engine: ModelEngine,
     body: GenerationParams,
     endpoint: str,
-    prompt: list[int],
+    prompt: list[Token],
     max_tokens: int | None,
     arrival: float,
     renderer: Renderer,
