@@ -11,10 +11,15 @@ from prometheus_client import CollectorRegistry
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bridge.hub import Hub, StreamSettings
+from bridge.server import stream_endpoint
+from bridge.sources import RegistrySource
 from exporter.exposition import metrics_endpoint
 from exporter.metrics import ServerMetrics
+from exporter.stream import STREAM_MAPPING
 from exporter.views import CacheConfig, HttpView, VllmView
 from fakeai.context import ARRIVAL, ServerContext
 from fakeai.engine import Engines
@@ -93,6 +98,19 @@ def _unexpected(_: Request, exc: Exception) -> Response:
     return JSONResponse(error_body(ErrorKind.SERVER_ERROR, "Internal server error."), status_code=500)
 
 
+def stream_settings(settings: Settings) -> StreamSettings:
+    return StreamSettings(
+        min_interval=settings.stream_min_interval,
+        window=settings.stream_window,
+        history_seconds=settings.stream_history_seconds,
+        send_timeout=settings.stream_send_timeout,
+        max_message=settings.stream_max_message,
+        max_clients=settings.stream_max_clients,
+        token=settings.stream_token,
+        allowed_origins=settings.stream_allowed_origins,
+    )
+
+
 def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
     metrics = ServerMetrics(
         registry, models=settings.models, endpoints=MODEL_ENDPOINTS, max_model_len=settings.max_model_len
@@ -109,13 +127,16 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
         )
     registry.register(HttpView(metrics.families.collect))
     engines = Engines(settings, metrics)
+    hub = Hub(RegistrySource(registry), STREAM_MAPPING, stream_settings(settings))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         engines.start()
+        await hub.start()
         try:
             yield
         finally:
+            await hub.stop()
             await engines.stop()
 
     app = FastAPI(
@@ -132,6 +153,8 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
         app.router.routes.extend(module.router.routes)  # no per-router wrapper on the hot path
     add_to_schema(app, hot_routes)
     app.add_route("/metrics", metrics_endpoint(registry), methods=["GET"], include_in_schema=False)
+    app.router.routes.append(WebSocketRoute("/metrics/stream", stream_endpoint(hub)))
+    app.state.hub = hub
     app.add_exception_handler(OpenAIError, _openai_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)

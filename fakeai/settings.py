@@ -36,6 +36,14 @@ class Settings:
     log_level: str = "info"
     vllm_metrics: bool = True
     legacy_vllm_metrics: bool = False
+    stream_min_interval: float = 0.5
+    stream_window: float = 10.0
+    stream_history_seconds: float = 60.0
+    stream_send_timeout: float = 10.0
+    stream_max_message: int = 64 * 1024
+    stream_max_clients: int = 2000
+    stream_token: str | None = None
+    stream_allowed_origins: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         problems = []
@@ -48,6 +56,13 @@ class Settings:
                 problems.append(f"{name} must be at least 1")
         if self.max_waiting < 0:
             problems.append("max_waiting must not be negative")
+        if not 0.05 <= self.stream_min_interval <= 60:
+            problems.append("stream_min_interval must be within 0.05 and 60 seconds")
+        if not 1 <= self.stream_window <= 3600:
+            problems.append("stream_window must be within 1 and 3600 seconds")
+        for name in ("stream_history_seconds", "stream_send_timeout", "stream_max_message", "stream_max_clients"):
+            if getattr(self, name) <= 0:
+                problems.append(f"{name} must be positive")
         if self.log_level not in LOG_LEVELS:
             problems.append(f"log_level must be one of {', '.join(LOG_LEVELS)}")
         if not 0.0 <= self.error_rate <= 1.0:
@@ -147,6 +162,16 @@ OPTIONS: tuple[Option, ...] = (
     Option("log_level", "uvicorn and fakeai log level"),
     Option("vllm_metrics", "expose vLLM's metric names on /metrics", _bool, "switch"),
     Option("legacy_vllm_metrics", "also expose old vLLM names (gpu_cache_usage_perc, ...)", _bool, "switch"),
+    Option("stream_min_interval", "/metrics/stream sampling tick and shortest update interval, s", float),
+    Option("stream_window", "/metrics/stream default window for rates and quantiles, s", float),
+    Option("stream_history_seconds", "seconds of 1 s history sent on connect", float),
+    Option("stream_send_timeout", "close (1008) a subscriber that stays unreadable this long, s", float),
+    Option("stream_max_message", "largest client frame accepted, bytes (larger: close 1009)", int),
+    Option("stream_max_clients", "subscribers at once (more: close 1013)", int),
+    Option("stream_token", "token subscribers must give (Authorization: Bearer, or ?token=)"),
+    Option(
+        "stream_allowed_origins", "comma-separated Origin values allowed to subscribe", _csv, metavar="ORIGIN,ORIGIN"
+    ),
 )
 
 

@@ -50,8 +50,13 @@ messages = st.lists(
     st.fixed_dictionaries({"role": st.sampled_from(["user", "system", "bot", 3]), "content": json_values}), max_size=3
 )
 token_lists = st.lists(st.integers(), min_size=1, max_size=5)
-inputs = st.one_of(st.text(max_size=20), st.lists(st.text(max_size=10), max_size=3), token_lists,
-                   st.lists(token_lists, max_size=3), json_values)
+inputs = st.one_of(
+    st.text(max_size=20),
+    st.lists(st.text(max_size=10), max_size=3),
+    token_lists,
+    st.lists(token_lists, max_size=3),
+    json_values,
+)
 # Nearly valid bodies reach past validation: the engine and the renderers see odd values too.
 nearly_valid = st.fixed_dictionaries(
     {"model": st.just(MODEL), "input": inputs, "prompt": inputs, "messages": messages},

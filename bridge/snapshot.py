@@ -1,0 +1,87 @@
+"""One sample of the registry: the wanted families' series, typed, keyed by their label sets."""
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+from prometheus_client.metrics_core import Metric
+
+LabelKey = tuple[tuple[str, str], ...]
+
+
+def label_key(labels: dict[str, str]) -> LabelKey:
+    return tuple(sorted(labels.items()))
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """The families a snapshot keeps, by the name they are registered under (counters without _total)."""
+
+    counters: frozenset[str] = frozenset()
+    gauges: frozenset[str] = frozenset()
+    histograms: frozenset[str] = frozenset()
+
+    def sample_names(self) -> set[str]:
+        names = {c + "_total" for c in self.counters} | set(self.gauges)
+        for h in self.histograms:
+            names |= {h + "_bucket", h + "_sum", h + "_count"}
+        return names
+
+
+@dataclass
+class Histogram:
+    bounds: np.ndarray
+    cumulative: np.ndarray
+    total: float
+    count: float
+
+
+@dataclass
+class Snapshot:
+    timestamp: float
+    values: dict[str, dict[LabelKey, float]] = field(default_factory=dict)
+    """Counters (by family name, without _total) and gauges."""
+    histograms: dict[str, dict[LabelKey, Histogram]] = field(default_factory=dict)
+
+
+def take(families: Iterable[Metric], wanted: Wanted, timestamp: float) -> Snapshot:
+    """Turn collected families (from a registry or a parsed scrape) into a snapshot of what is wanted."""
+    snapshot = Snapshot(timestamp, {name: {} for name in wanted.counters | wanted.gauges})
+    counter_samples = {c + "_total": c for c in wanted.counters}
+    partial: dict[str, dict[LabelKey, tuple[list[tuple[float, float]], list[float]]]] = {
+        h: {} for h in wanted.histograms
+    }
+    suffixes = ("_bucket", "_sum", "_count")
+    for family in families:
+        for sample in family.samples:
+            name = sample.name
+            if name in counter_samples:
+                snapshot.values[counter_samples[name]][label_key(sample.labels)] = sample.value
+            elif name in wanted.gauges:
+                snapshot.values[name][label_key(sample.labels)] = sample.value
+            else:
+                for suffix in suffixes:
+                    base = name[: -len(suffix)]
+                    if name.endswith(suffix) and base in partial:
+                        labels = dict(sample.labels)
+                        le = labels.pop("le", None)
+                        buckets, totals = partial[base].setdefault(label_key(labels), ([], [0.0, 0.0]))
+                        if suffix == "_bucket" and le is not None:
+                            buckets.append((float(le), sample.value))
+                        elif suffix == "_sum":
+                            totals[0] = sample.value
+                        else:
+                            totals[1] = sample.value
+                        break
+    for name, series in partial.items():
+        built: dict[LabelKey, Histogram] = {}
+        for key, (buckets, (total, count)) in series.items():
+            buckets.sort()
+            if not buckets or not math.isinf(buckets[-1][0]):
+                buckets.append((math.inf, count))
+            built[key] = Histogram(
+                np.array([b for b, _ in buckets]), np.array([c for _, c in buckets], dtype=float), total, count
+            )
+        snapshot.histograms[name] = built
+    return snapshot

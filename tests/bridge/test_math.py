@@ -1,0 +1,116 @@
+"""The bridge's math against known vectors and, property-based, against a brute-force PromQL."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bridge.math import bucket_increase, histogram_min, histogram_quantile, increase, mean, rate
+
+INF = math.inf
+
+
+def promql_reference(q: float, bounds: list[float], cumulative: list[float]) -> float:
+    """Prometheus's bucketQuantile, transcribed loop by loop from its Go source."""
+    if q < 0:
+        return -INF
+    if q > 1:
+        return INF
+    if len(bounds) < 2 or bounds[-1] != INF:
+        return math.nan
+    counts = list(cumulative)
+    for i in range(1, len(counts)):  # ensureMonotonic
+        counts[i] = max(counts[i], counts[i - 1])
+    observations = counts[-1]
+    if observations == 0:
+        return math.nan
+    rank = q * observations
+    b = len(counts) - 1
+    for i in range(len(counts) - 1):  # sort.Search over all buckets but +Inf
+        if counts[i] >= rank:
+            b = i
+            break
+    if b == len(counts) - 1:
+        return bounds[-2]
+    if b == 0 and bounds[0] <= 0:
+        return bounds[0]
+    bucket_start, bucket_end, count = 0.0, bounds[b], counts[b]
+    if b > 0:
+        bucket_start = bounds[b - 1]
+        count -= counts[b - 1]
+        rank -= counts[b - 1]
+    if count == 0:
+        return math.nan
+    return bucket_start + (bucket_end - bucket_start) * (rank / count)
+
+
+def test_the_documented_vector():
+    bounds = np.array([0, 0.5, 1, INF])
+    assert histogram_quantile(0.5, bounds, np.array([6, 11, 14, 19.0])) == pytest.approx(0.35)
+
+
+def test_edges():
+    bounds = np.array([0.1, 0.2, INF])
+    assert math.isnan(histogram_quantile(0.5, bounds, np.array([0, 0, 0.0])))  # empty window
+    assert histogram_quantile(0.99, bounds, np.array([0, 0, 5.0])) == 0.2  # all in +Inf: highest bound
+    assert histogram_quantile(0.5, bounds, np.array([4, 4, 4.0])) == pytest.approx(0.05)  # first bucket from 0
+    assert histogram_quantile(1.0, bounds, np.array([1, 3, 3.0])) == pytest.approx(0.2)
+    assert math.isnan(histogram_quantile(0.5, np.array([0.1, 0.2]), np.array([1, 2.0])))  # no +Inf
+    assert histogram_quantile(-1, bounds, np.array([1, 1, 1.0])) == -INF
+    assert histogram_quantile(2, bounds, np.array([1, 1, 1.0])) == INF
+
+
+def test_min_is_the_lower_edge_of_the_first_non_empty_bucket():
+    bounds = np.array([0.1, 0.2, 0.5, INF])
+    assert histogram_min(bounds, np.array([0, 0, 3, 3.0])) == 0.2
+    assert histogram_min(bounds, np.array([1, 1, 3, 3.0])) == 0.0
+    assert histogram_min(bounds, np.array([0, 0, 0, 2.0])) == 0.5
+    assert math.isnan(histogram_min(bounds, np.zeros(4)))
+    # Where PromQL's 0-quantile is defined, they agree.
+    assert histogram_min(bounds, np.array([1, 1, 3, 3.0])) == histogram_quantile(0, bounds, np.array([1, 1, 3, 3.0]))
+
+
+@st.composite
+def histograms(draw):
+    n = draw(st.integers(min_value=1, max_value=12))
+    bounds = sorted(set(draw(st.lists(st.floats(-5, 100, allow_nan=False), min_size=n, max_size=n))))
+    increments = draw(st.lists(st.integers(0, 50), min_size=len(bounds) + 1, max_size=len(bounds) + 1))
+    cumulative = np.cumsum(increments).astype(float)
+    return [*bounds, INF], list(cumulative)
+
+
+@given(histograms(), st.floats(min_value=0, max_value=1))
+def test_matches_brute_force_promql(histogram, q):
+    bounds, cumulative = histogram
+    expected = promql_reference(q, bounds, cumulative)
+    got = histogram_quantile(q, np.array(bounds), np.array(cumulative))
+    if math.isnan(expected):
+        assert math.isnan(got)
+    else:
+        assert got == pytest.approx(expected, rel=1e-12, abs=1e-12)
+
+
+@given(histograms(), st.lists(st.integers(-3, 3), min_size=13, max_size=13))
+def test_non_monotonic_counts_are_forced_monotonic_like_promql(histogram, noise):
+    bounds, cumulative = histogram
+    noisy = [max(c + d, 0) for c, d in zip(cumulative, noise, strict=False)]
+    for q in (0.1, 0.5, 0.9, 0.99):
+        expected = promql_reference(q, bounds, noisy)
+        got = histogram_quantile(q, np.array(bounds), np.array(noisy, dtype=float))
+        assert (math.isnan(expected) and math.isnan(got)) or got == pytest.approx(expected)
+
+
+def test_rates_handle_counter_resets():
+    assert increase(10, 25) == 15
+    assert increase(10, 4) == 4  # restarted, counted 4 since
+    assert rate(10, 30, 4.0) == 5.0
+    assert rate(10, 30, 0) == 0.0
+    assert list(bucket_increase(np.array([1, 2, 5.0]), np.array([2, 4, 9.0]))) == [1, 2, 4]
+    assert list(bucket_increase(np.array([3, 5, 9.0]), np.array([1, 2, 2.0]))) == [1, 2, 2]
+
+
+def test_mean():
+    assert mean(3.0, 2.0) == 1.5
+    assert math.isnan(mean(0.0, 0.0))
