@@ -4,7 +4,6 @@ latest-wins mailbox per client."""
 import asyncio
 import contextlib
 import logging
-import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -211,7 +210,7 @@ class Hub:
             client.previous = figures
             client.post_update(head + protocol.dumps(deltas) + "}")
             # Stay on the client's own cadence, quantized to ticks.
-            client.next_due = max(client.next_due + filters.interval, now + filters.interval - slack)
-            if not math.isfinite(client.next_due):
-                client.next_due = now + filters.interval
+            # On schedule: keep the client's own grid; late (first update, a new interval): restart it.
+            on_time = client.next_due >= now - slack
+            client.next_due = (client.next_due if on_time else now) + filters.interval
         return len(shared)

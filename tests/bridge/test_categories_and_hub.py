@@ -1,0 +1,180 @@
+"""The bridge on a registry that is not fakeai's: any families can be streamed through a Mapping."""
+
+import asyncio
+
+import numpy as np
+import pytest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from bridge.categories import METRIC_TYPES, Mapping, Selection, Window, compute
+from bridge.hub import Client, Hub, StreamSettings
+from bridge.math import histogram_quantile
+from bridge.protocol import Filters
+from bridge.snapshot import take
+from bridge.sources import RegistrySource
+
+EL = ("endpoint", "model")
+BOUNDS = (0.01, 0.1, 1.0)
+MAPPING = Mapping(
+    requests="svc_requests", responses="svc_responses", completion_tokens="svc_out_tokens",
+    prompt_tokens="svc_in_tokens", errors="svc_errors", request_latency="svc_latency_seconds",
+    queue_time="svc_queue_seconds", ttft="svc_ttft_seconds", itl="svc_itl_seconds",
+    time_per_output_token="svc_tpot_seconds", cache_lookups="svc_lookups", cache_lookup_hits="svc_lookup_hits",
+    cache_queries="svc_cache_queries", cache_hits="svc_cache_hits", waiting="svc_waiting", running="svc_running",
+    active_streams="svc_streams_open", streams="svc_streams", endpoint_label="route", model_label="llm",
+)
+
+
+class Service:
+    """A made-up service with its own names and label names."""
+
+    def __init__(self) -> None:
+        self.registry = r = CollectorRegistry()
+        labels = ("route", "llm")
+        self.counters = {name: Counter(name, name, labels, registry=r) for name in (
+            "svc_requests", "svc_responses", "svc_out_tokens", "svc_in_tokens", "svc_lookups", "svc_lookup_hits",
+            "svc_cache_queries", "svc_cache_hits")}
+        self.errors = Counter("svc_errors", "e", (*labels, "status"), registry=r)
+        self.streams = Counter("svc_streams", "s", (*labels, "outcome"), registry=r)
+        self.histograms = {name: Histogram(name, name, labels, buckets=BOUNDS, registry=r) for name in (
+            "svc_latency_seconds", "svc_queue_seconds", "svc_ttft_seconds", "svc_itl_seconds", "svc_tpot_seconds")}
+        self.gauges = {name: Gauge(name, name, labels, registry=r) for name in (
+            "svc_waiting", "svc_running", "svc_streams_open")}
+
+    def traffic(self, route: str, llm: str, n: int, latency: float) -> None:
+        for name in ("svc_requests", "svc_responses"):
+            self.counters[name].labels(route, llm).inc(n)
+        self.counters["svc_out_tokens"].labels(route, llm).inc(10 * n)
+        self.counters["svc_lookups"].labels(route, llm).inc(n)
+        self.counters["svc_lookup_hits"].labels(route, llm).inc(n // 2)
+        for _ in range(n):
+            self.histograms["svc_latency_seconds"].labels(route, llm).observe(latency)
+            self.histograms["svc_tpot_seconds"].labels(route, llm).observe(0.02)
+        self.errors.labels(route, llm, "503").inc(1)
+        self.streams.labels(route, llm, "completed").inc(n)
+
+
+def snapshot(service: Service, t: float):
+    return take(service.registry.collect(), MAPPING.wanted(), t)
+
+
+def window(service: Service, before, after, **selection):
+    return Window(before, after, MAPPING, Selection(**{k: frozenset(v) for k, v in selection.items()}))
+
+
+def test_rates_filters_and_totals():
+    s = Service()
+    s.traffic("/a", "m1", 5, 0.05)
+    before = snapshot(s, 100.0)
+    s.traffic("/a", "m1", 20, 0.05)
+    s.traffic("/b", "m2", 10, 0.5)
+    after = snapshot(s, 110.0)
+    everything = compute(window(s, before, after), frozenset(METRIC_TYPES))
+    t = everything["throughput"]
+    assert t["requests_per_sec"] == {"/a": 2.0, "/b": 1.0}
+    assert t["total_requests_per_sec"] == 3.0 and t["total_tokens_per_sec"] == 30.0
+    assert everything["error"]["by_status"] == {"503": 0.2} and everything["error"]["error_rate"] == pytest.approx(
+        100 * 2 / 30, abs=1e-3)
+    only_m2 = compute(window(s, before, after, models={"m2"}), frozenset(METRIC_TYPES))
+    assert only_m2["throughput"]["total_requests_per_sec"] == 1.0
+    assert set(only_m2["latency"]) == {"/b"}
+    only_a = compute(window(s, before, after, endpoints={"/a"}), frozenset(METRIC_TYPES))
+    assert only_a["throughput"]["total_requests_per_sec"] == only_a["throughput"]["requests_per_sec"]["/a"] == 2.0
+    assert compute(window(s, before, after), frozenset({"latency"})).keys() == {"latency"}
+
+
+def test_latency_figures_are_promql_quantiles_of_the_window_increase():
+    s = Service()
+    for latency in (0.005, 0.05, 0.05, 0.5):
+        s.histograms["svc_latency_seconds"].labels("/a", "m1").observe(latency)
+    before = snapshot(s, 0.0)
+    for latency in (0.05, 0.5, 0.5, 0.5, 2.0):
+        s.histograms["svc_latency_seconds"].labels("/a", "m1").observe(latency)
+    after = snapshot(s, 10.0)
+    latency = compute(window(s, before, after), frozenset({"latency"}))["latency"]["/a"]
+    bounds, delta = np.array([*BOUNDS, np.inf]), np.array([0, 1, 4, 5.0])
+    for key, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99)):
+        assert latency[key] == pytest.approx(1000 * histogram_quantile(q, bounds, delta), abs=1e-3)
+    assert latency["avg"] == pytest.approx(1000 * 3.55 / 5) and latency["count"] == 5
+    assert latency["min"] == 10.0 and latency["max"] == 1000.0
+
+
+def test_empty_window_maps_hold_no_endpoint_and_figures_are_numbers():
+    s = Service()
+    before = after = snapshot(s, 5.0)
+    data = compute(window(s, before, after), frozenset(METRIC_TYPES))
+    assert data["latency"] == {} and data["throughput"]["requests_per_sec"] == {}
+    assert data["streaming"]["ttft"]["p99"] == 0.0 and data["cache"]["hit_rate"] == 0.0
+
+
+def test_decode_rate_inverts_time_per_output_token():
+    s = Service()
+    before = snapshot(s, 0.0)
+    s.traffic("/a", "m1", 4, 0.05)
+    tps = compute(window(s, before, snapshot(s, 1.0)), frozenset({"streaming"}))["streaming"]["tokens_per_second"]
+    assert tps["avg"] == pytest.approx(50.0) and 10.0 <= tps["p50"] <= 100.0
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_hub_computes_once_per_filter_set_and_keeps_per_client_deltas():
+    s = Service()
+    clock = FakeClock()
+    hub = Hub(RegistrySource(s.registry), MAPPING, StreamSettings(min_interval=0.5), clock=clock)
+    await hub.sample()
+    shared = [Client(Filters(interval=0.5)) for _ in range(5)]
+    alone = Client(Filters(interval=0.5, models=frozenset({"m1"})))
+    for client in [*shared, alone]:
+        hub.register(client)
+    calls = []
+    original = hub.data
+    hub.data = lambda filters, end=None: calls.append(filters) or original(filters, end)
+    clock.now += 0.5
+    s.traffic("/a", "m1", 10, 0.05)
+    await hub.sample()
+    assert hub.deliver(clock.now) == 2 and len(calls) == 2  # two distinct filter sets, six clients
+    first = shared[0].update
+    assert all(c.update[: c.update.index('"deltas"')] == first[: first.index('"deltas"')] for c in shared)
+    assert first.endswith('"deltas":{}}')
+    clock.now += 0.5
+    s.traffic("/a", "m1", 10, 0.05)
+    await hub.sample()
+    hub.deliver(clock.now)
+    assert '"total_requests_per_sec":' in shared[0].update.split('"deltas":')[1]
+
+
+async def test_mailbox_keeps_only_the_latest_update_but_every_reply():
+    client = Client(Filters())
+    client.post_update("old")
+    client.post_reply("pong-1")
+    client.post_update("new")
+    client.post_reply("pong-2")
+    assert client.update == "new" and list(client.replies) == ["pong-1", "pong-2"]
+    assert client.wake.is_set()
+
+
+async def test_client_cadence_follows_its_interval():
+    s = Service()
+    clock = FakeClock()
+    hub = Hub(RegistrySource(s.registry), MAPPING, StreamSettings(min_interval=0.5), clock=clock)
+    await hub.sample()
+    fast, slow = Client(Filters(interval=0.5)), Client(Filters(interval=2.0))
+    hub.register(fast)
+    hub.register(slow)
+    sent = {"fast": 0, "slow": 0}
+    for _ in range(8):  # four seconds of ticks
+        clock.now += 0.5
+        await hub.sample()
+        hub.deliver(clock.now)
+        for name, client in (("fast", fast), ("slow", slow)):
+            if client.update is not None:
+                sent[name] += 1
+                client.update = None
+    assert sent == {"fast": 8, "slow": 2}
+    await asyncio.sleep(0)
