@@ -105,6 +105,7 @@ def handle(text: str, client: Client, hub: Hub) -> None:
     elif message.type == "unsubscribe":
         client.filters = settings.default_filters
         client.previous = None
+        client.update = None  # after the confirmation, every update reflects the filters it confirms
         client.post_reply(protocol.reply("unsubscribed", now, message.id, filters=client.filters.describe()))
     else:
         try:
@@ -117,6 +118,7 @@ def handle(text: str, client: Client, hub: Hub) -> None:
         if filters.group_key != client.filters.group_key:
             client.previous = None  # deltas compare like with like
         client.filters = filters
+        client.update = None
         client.post_reply(protocol.reply("subscribed", now, message.id, filters=filters.describe()))
 
 

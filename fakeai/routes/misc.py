@@ -1,6 +1,7 @@
 """GET /health and the landing page."""
 
 import html
+from pathlib import Path
 
 from fastapi import APIRouter
 from starlette.requests import Request
@@ -17,6 +18,15 @@ async def health(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok", "models": list(ctx.settings.models)})
 
 
+DASHBOARD = Path(__file__).resolve().parent.parent / "static" / "metrics_streaming_dashboard.html"
+
+
+@router.get("/dashboard", include_in_schema=False)
+async def dashboard() -> HTMLResponse:
+    """The live dashboard of examples/, talking to this server's /metrics/stream."""
+    return HTMLResponse(DASHBOARD.read_text(encoding="utf-8"))
+
+
 @router.get("/", include_in_schema=False)
 async def landing(request: Request) -> HTMLResponse:
     ctx = context(request)
@@ -26,6 +36,7 @@ async def landing(request: Request) -> HTMLResponse:
         "<h1>fakeai</h1><p>An OpenAI-compatible fake LLM server that behaves like vLLM under load.</p>"
         "<ul><li><a href='/metrics'>/metrics</a>: Prometheus metrics (vLLM names included)</li>"
         "<li><a href='/metrics/stream'>/metrics/stream</a>: live metrics over WebSocket</li>"
+        "<li><a href='/dashboard'>/dashboard</a>: live dashboard</li>"
         "<li><a href='/docs'>/docs</a>: the API</li><li><a href='/health'>/health</a></li></ul>"
         f"<h2>Models</h2><ul>{models}</ul></body></html>"
     )
