@@ -94,10 +94,8 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=1.0)
     parser.add_argument("--token")
     parser.add_argument("--updates", type=int, default=0, help="exit after this many updates (0: run forever)")
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         sys.exit(asyncio.run(run(parser.parse_args())))
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":

@@ -16,12 +16,26 @@ from bridge.sources import RegistrySource
 EL = ("endpoint", "model")
 BOUNDS = (0.01, 0.1, 1.0)
 MAPPING = Mapping(
-    requests="svc_requests", responses="svc_responses", completion_tokens="svc_out_tokens",
-    prompt_tokens="svc_in_tokens", errors="svc_errors", request_latency="svc_latency_seconds",
-    queue_time="svc_queue_seconds", ttft="svc_ttft_seconds", itl="svc_itl_seconds",
-    time_per_output_token="svc_tpot_seconds", cache_lookups="svc_lookups", cache_lookup_hits="svc_lookup_hits",
-    cache_queries="svc_cache_queries", cache_hits="svc_cache_hits", waiting="svc_waiting", running="svc_running",
-    active_streams="svc_streams_open", streams="svc_streams", endpoint_label="route", model_label="llm",
+    requests="svc_requests",
+    responses="svc_responses",
+    completion_tokens="svc_out_tokens",
+    prompt_tokens="svc_in_tokens",
+    errors="svc_errors",
+    request_latency="svc_latency_seconds",
+    queue_time="svc_queue_seconds",
+    ttft="svc_ttft_seconds",
+    itl="svc_itl_seconds",
+    time_per_output_token="svc_tpot_seconds",
+    cache_lookups="svc_lookups",
+    cache_lookup_hits="svc_lookup_hits",
+    cache_queries="svc_cache_queries",
+    cache_hits="svc_cache_hits",
+    waiting="svc_waiting",
+    running="svc_running",
+    active_streams="svc_streams_open",
+    streams="svc_streams",
+    endpoint_label="route",
+    model_label="llm",
 )
 
 
@@ -31,15 +45,34 @@ class Service:
     def __init__(self) -> None:
         self.registry = r = CollectorRegistry()
         labels = ("route", "llm")
-        self.counters = {name: Counter(name, name, labels, registry=r) for name in (
-            "svc_requests", "svc_responses", "svc_out_tokens", "svc_in_tokens", "svc_lookups", "svc_lookup_hits",
-            "svc_cache_queries", "svc_cache_hits")}
+        self.counters = {
+            name: Counter(name, name, labels, registry=r)
+            for name in (
+                "svc_requests",
+                "svc_responses",
+                "svc_out_tokens",
+                "svc_in_tokens",
+                "svc_lookups",
+                "svc_lookup_hits",
+                "svc_cache_queries",
+                "svc_cache_hits",
+            )
+        }
         self.errors = Counter("svc_errors", "e", (*labels, "status"), registry=r)
         self.streams = Counter("svc_streams", "s", (*labels, "outcome"), registry=r)
-        self.histograms = {name: Histogram(name, name, labels, buckets=BOUNDS, registry=r) for name in (
-            "svc_latency_seconds", "svc_queue_seconds", "svc_ttft_seconds", "svc_itl_seconds", "svc_tpot_seconds")}
-        self.gauges = {name: Gauge(name, name, labels, registry=r) for name in (
-            "svc_waiting", "svc_running", "svc_streams_open")}
+        self.histograms = {
+            name: Histogram(name, name, labels, buckets=BOUNDS, registry=r)
+            for name in (
+                "svc_latency_seconds",
+                "svc_queue_seconds",
+                "svc_ttft_seconds",
+                "svc_itl_seconds",
+                "svc_tpot_seconds",
+            )
+        }
+        self.gauges = {
+            name: Gauge(name, name, labels, registry=r) for name in ("svc_waiting", "svc_running", "svc_streams_open")
+        }
 
     def traffic(self, route: str, llm: str, n: int, latency: float) -> None:
         for name in ("svc_requests", "svc_responses"):
@@ -74,7 +107,8 @@ def test_rates_filters_and_totals():
     assert t["requests_per_sec"] == {"/a": 2.0, "/b": 1.0}
     assert t["total_requests_per_sec"] == 3.0 and t["total_tokens_per_sec"] == 30.0
     assert everything["error"]["by_status"] == {"503": 0.2} and everything["error"]["error_rate"] == pytest.approx(
-        100 * 2 / 30, abs=1e-3)
+        100 * 2 / 30, abs=1e-3
+    )
     only_m2 = compute(window(s, before, after, models={"m2"}), frozenset(METRIC_TYPES))
     assert only_m2["throughput"]["total_requests_per_sec"] == 1.0
     assert set(only_m2["latency"]) == {"/b"}

@@ -81,8 +81,13 @@ def test_query_parameters_are_an_initial_subscribe():
 
 def test_describe_lists_sorted_and_all():
     f = Filters(endpoints=frozenset({"/b", "/a"}))
-    assert f.describe() == {"endpoints": ["/a", "/b"], "models": [], "metric_types": ["all"], "interval": 1.0,
-                            "window": 10.0}
+    assert f.describe() == {
+        "endpoints": ["/a", "/b"],
+        "models": [],
+        "metric_types": ["all"],
+        "interval": 1.0,
+        "window": 10.0,
+    }
 
 
 def test_replies_echo_the_id_and_never_carry_nan():
