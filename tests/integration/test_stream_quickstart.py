@@ -27,8 +27,12 @@ def with_port(code: str, base_url: str) -> str:
 def test_python_snippet_prints_historical_data_then_updates(start_server):
     server = start_server("--no-delay")
     (snippet,) = code_blocks("python")
-    process = subprocess.Popen([sys.executable, "-c", with_port(snippet, server.url)], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", with_port(snippet, server.url)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         out, _ = process.communicate(timeout=4)
     except subprocess.TimeoutExpired:
@@ -66,19 +70,37 @@ def test_each_json_message_gets_the_promised_reply(start_server, message):
 
 def test_the_protocol_checker_example_passes(start_server):
     server = start_server("--no-delay")
-    httpx.post(server.url + "/v1/chat/completions",
-               json={"model": "meta-llama/Llama-3.1-8B-Instruct", "messages": [{"role": "user", "content": "x"}]})
-    result = subprocess.run([sys.executable, str(REPO / "examples" / "test_websocket_metrics.py"), "--url",
-                             stream_url(server.url)], capture_output=True, text=True, timeout=120)
+    httpx.post(
+        server.url + "/v1/chat/completions",
+        json={"model": "meta-llama/Llama-3.1-8B-Instruct", "messages": [{"role": "user", "content": "x"}]},
+    )
+    result = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "test_websocket_metrics.py"), "--url", stream_url(server.url)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "all protocol checks passed" in result.stdout
 
 
 def test_the_client_example_prints_compact_updates(start_server):
     server = start_server("--no-delay")
-    result = subprocess.run([sys.executable, str(REPO / "examples" / "metrics_streaming_client.py"), "--url",
-                             stream_url(server.url), "--updates", "2", "--metric-type", "throughput"],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "examples" / "metrics_streaming_client.py"),
+            "--url",
+            stream_url(server.url),
+            "--updates",
+            "2",
+            "--metric-type",
+            "throughput",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     updates = [line for line in result.stdout.splitlines() if line.startswith("metrics_update")]
     assert len(updates) == 2 and all("req/s" in line for line in updates)
