@@ -39,6 +39,12 @@ class StreamSettings:
     allowed_origins: tuple[str, ...] = ()
 
     @property
+    def close_grace(self) -> float:
+        """How long a close frame may wait for a stuck subscriber to read again before the connection
+        is dropped without one (its buffers stay bounded meanwhile: nothing more is written)."""
+        return max(30.0, 6 * self.send_timeout)
+
+    @property
     def default_filters(self) -> protocol.Filters:
         return protocol.Filters(interval=max(1.0, self.min_interval), window=self.window)
 

@@ -52,7 +52,7 @@ def stream_endpoint(hub: Hub):
         client.next_due = hub.clock() + client.filters.interval
         hub.register(client)
         reader = asyncio.ensure_future(_read_loop(websocket, client, hub))
-        sender = asyncio.ensure_future(_send_loop(websocket, client, settings.send_timeout))
+        sender = asyncio.ensure_future(_send_loop(websocket, client, settings.send_timeout, settings.close_grace))
         try:
             # Either side ends the subscription: the client left or broke a limit, or stopped reading.
             await asyncio.wait((reader, sender), return_when=asyncio.FIRST_COMPLETED)
@@ -122,7 +122,7 @@ def handle(text: str, client: Client, hub: Hub) -> None:
         client.post_reply(protocol.reply("subscribed", now, message.id, filters=filters.describe()))
 
 
-async def _send_loop(websocket: WebSocket, client: Client, timeout: float) -> None:
+async def _send_loop(websocket: WebSocket, client: Client, timeout: float, grace: float) -> None:
     try:
         while True:
             await client.wake.wait()
@@ -134,7 +134,7 @@ async def _send_loop(websocket: WebSocket, client: Client, timeout: float) -> No
                 await asyncio.wait_for(websocket.send_text(update), timeout)
     except TimeoutError:
         log.info("closing a metrics stream subscriber that stopped reading")
-        await _close(websocket, POLICY_VIOLATION, "not reading", wait=timeout)
+        await _close(websocket, POLICY_VIOLATION, "not reading", wait=grace)
     except (WebSocketDisconnect, RuntimeError, OSError):
         pass
 

@@ -1,6 +1,6 @@
 """Check that a live server honours the /metrics/stream protocol; exits 0 when it does.
 
-    python examples/test_websocket_metrics.py [--url ws://localhost:8000/metrics/stream]
+python examples/test_websocket_metrics.py [--url ws://localhost:8000/metrics/stream]
 """
 
 import argparse
@@ -43,11 +43,16 @@ async def run(url: str) -> None:
         pong = await next_of(ws, "pong")
         check(pong.get("id") == "p1" and isinstance(pong["timestamp"], float), "ping gets a pong with the same id")
 
-        await ws.send(json.dumps({"type": "subscribe", "id": 2,
-                                  "filters": {"endpoint": "/v1/chat/completions", "interval": 2.0}}))
+        await ws.send(
+            json.dumps({"type": "subscribe", "id": 2, "filters": {"endpoint": "/v1/chat/completions", "interval": 2.0}})
+        )
         subscribed = await next_of(ws, "subscribed")
-        check(subscribed["id"] == 2 and subscribed["filters"]["endpoints"] == ["/v1/chat/completions"]
-              and subscribed["filters"]["interval"] == 2.0, "subscribe is confirmed with the filters in force")
+        check(
+            subscribed["id"] == 2
+            and subscribed["filters"]["endpoints"] == ["/v1/chat/completions"]
+            and subscribed["filters"]["interval"] == 2.0,
+            "subscribe is confirmed with the filters in force",
+        )
 
         await ws.send(json.dumps({"type": "subscribe", "filters": {"metric_type": "latency", "interval": 1.0}}))
         await next_of(ws, "subscribed")

@@ -45,6 +45,10 @@ def serve(settings: Settings) -> None:
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if settings.socket_send_buffer:
+        # Accepted connections inherit it. Autotuning would let a subscriber that stopped reading
+        # soak up megabytes before the stream's send timeout could notice.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, settings.socket_send_buffer)
     sock.bind((settings.host, settings.port))
     host, port = sock.getsockname()[:2]
     logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")

@@ -36,6 +36,8 @@ class Settings:
     log_level: str = "info"
     vllm_metrics: bool = True
     legacy_vllm_metrics: bool = False
+    socket_send_buffer: int = 256 * 1024
+    """SO_SNDBUF of every connection (0: the kernel's autotuning, which lets loopback buffer megabytes)."""
     stream_min_interval: float = 0.5
     stream_window: float = 10.0
     stream_history_seconds: float = 60.0
@@ -60,6 +62,8 @@ class Settings:
             problems.append("stream_min_interval must be within 0.05 and 60 seconds")
         if not 1 <= self.stream_window <= 3600:
             problems.append("stream_window must be within 1 and 3600 seconds")
+        if self.socket_send_buffer < 0:
+            problems.append("socket_send_buffer must not be negative")
         for name in ("stream_history_seconds", "stream_send_timeout", "stream_max_message", "stream_max_clients"):
             if getattr(self, name) <= 0:
                 problems.append(f"{name} must be positive")
@@ -162,6 +166,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("log_level", "uvicorn and fakeai log level"),
     Option("vllm_metrics", "expose vLLM's metric names on /metrics", _bool, "switch"),
     Option("legacy_vllm_metrics", "also expose old vLLM names (gpu_cache_usage_perc, ...)", _bool, "switch"),
+    Option(
+        "socket_send_buffer",
+        "kernel send buffer per connection, bytes; bounds memory and lets a stuck "
+        "stream subscriber be noticed (0: kernel autotuning)",
+        int,
+    ),
     Option("stream_min_interval", "/metrics/stream sampling tick and shortest update interval, s", float),
     Option("stream_window", "/metrics/stream default window for rates and quantiles, s", float),
     Option("stream_history_seconds", "seconds of 1 s history sent on connect", float),
