@@ -106,6 +106,7 @@ def stream_settings(settings: Settings) -> StreamSettings:
         send_timeout=settings.stream_send_timeout,
         max_message=settings.stream_max_message,
         max_clients=settings.stream_max_clients,
+        max_messages_per_second=settings.stream_max_messages_per_second,
         token=settings.stream_token,
         allowed_origins=settings.stream_allowed_origins,
     )

@@ -44,6 +44,7 @@ class Settings:
     stream_send_timeout: float = 10.0
     stream_max_message: int = 64 * 1024
     stream_max_clients: int = 2000
+    stream_max_messages_per_second: int = 50
     stream_token: str | None = None
     stream_allowed_origins: tuple[str, ...] = ()
 
@@ -64,7 +65,13 @@ class Settings:
             problems.append("stream_window must be within 1 and 3600 seconds")
         if self.socket_send_buffer < 0:
             problems.append("socket_send_buffer must not be negative")
-        for name in ("stream_history_seconds", "stream_send_timeout", "stream_max_message", "stream_max_clients"):
+        for name in (
+            "stream_history_seconds",
+            "stream_send_timeout",
+            "stream_max_message",
+            "stream_max_clients",
+            "stream_max_messages_per_second",
+        ):
             if getattr(self, name) <= 0:
                 problems.append(f"{name} must be positive")
         if self.log_level not in LOG_LEVELS:
@@ -178,6 +185,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("stream_send_timeout", "close (1008) a subscriber that stays unreadable this long, s", float),
     Option("stream_max_message", "largest client frame accepted, bytes (larger: close 1009)", int),
     Option("stream_max_clients", "subscribers at once (more: close 1013)", int),
+    Option("stream_max_messages_per_second", "client messages a second before close 1008", int),
     Option("stream_token", "token subscribers must give (Authorization: Bearer, or ?token=)"),
     Option(
         "stream_allowed_origins", "comma-separated Origin values allowed to subscribe", _csv, metavar="ORIGIN,ORIGIN"
