@@ -50,6 +50,7 @@ def serve(settings: Settings) -> None:
         # soak up megabytes before the stream's send timeout could notice.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, settings.socket_send_buffer)
     sock.bind((settings.host, settings.port))
+    sock.listen(2048)  # clients that connect as soon as the banner prints wait instead of being refused
     host, port = sock.getsockname()[:2]
     logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     app = create_app(settings, CollectorRegistry())
