@@ -37,8 +37,9 @@ def test_origin_allow_list():
     with client(stream_allowed_origins=("https://ok.example",)) as c:
         with c.websocket_connect("/metrics/stream", headers={"Origin": "https://ok.example"}) as ws:
             assert json.loads(ws.receive_text())["type"] == "historical_data"
-        with pytest.raises(WebSocketDisconnect) as refused, c.websocket_connect(
-            "/metrics/stream", headers={"Origin": "https://evil.example"}
+        with (
+            pytest.raises(WebSocketDisconnect) as refused,
+            c.websocket_connect("/metrics/stream", headers={"Origin": "https://evil.example"}),
         ):
             pass
         assert refused.value.code == 1008

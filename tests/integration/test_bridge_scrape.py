@@ -15,7 +15,9 @@ def test_bridge_streams_a_scraped_server(start_server):
     server = start_server("--no-delay")
     bridge = subprocess.Popen(
         [sys.executable, "-m", "bridge", "--scrape", server.url + "/metrics", "--port", "0", "--min-interval", "0.5"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         stream = None
@@ -32,8 +34,10 @@ def test_bridge_streams_a_scraped_server(start_server):
                 await next_of(ws, "subscribed")
                 async with httpx.AsyncClient(base_url=server.url) as client:
                     for _ in range(30):
-                        await client.post("/v1/completions", json={"model": "Qwen/Qwen2.5-7B-Instruct",
-                                                                   "prompt": "hi", "max_tokens": 4})
+                        await client.post(
+                            "/v1/completions",
+                            json={"model": "Qwen/Qwen2.5-7B-Instruct", "prompt": "hi", "max_tokens": 4},
+                        )
                         await asyncio.sleep(0.05)
                 for _ in range(20):
                     update = await next_of(ws, "metrics_update")

@@ -9,20 +9,25 @@ from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-         "--no-first-run"]
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 QUICKSTART = (Path(__file__).resolve().parents[2] / "docs" / "METRICS_STREAMING_QUICKSTART.md").read_text()
 
 
 @pytest.fixture
 def browser():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is a test extra: pip install '.[test]'")
     if not Path(CHROMIUM).exists() or not shutil.which("chromium"):
         pytest.fail("Debian's chromium is not installed (.ci/run installs it: apt-get install -y chromium)")
-    with sync_api.sync_playwright() as playwright:
+    with sync_playwright() as playwright:
         instance = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
         try:
             yield instance
@@ -34,8 +39,15 @@ def traffic(url: str, stop: threading.Event) -> None:
     with httpx.Client(base_url=url, timeout=30) as client:
         while not stop.is_set():
             for stream in (False, True):
-                client.post("/v1/chat/completions", json={"model": MODEL, "max_tokens": 8, "stream": stream,
-                                                          "messages": [{"role": "user", "content": "hi there"}]})
+                client.post(
+                    "/v1/chat/completions",
+                    json={
+                        "model": MODEL,
+                        "max_tokens": 8,
+                        "stream": stream,
+                        "messages": [{"role": "user", "content": "hi there"}],
+                    },
+                )
             time.sleep(0.02)
 
 
