@@ -127,11 +127,14 @@ async def _send_loop(websocket: WebSocket, client: Client, timeout: float, grace
         while True:
             await client.wake.wait()
             client.wake.clear()
+            # asyncio.timeout, not wait_for: on 3.11 wait_for starts a task per call, per client, per tick.
             while client.replies:
-                await asyncio.wait_for(websocket.send_text(client.replies.popleft()), timeout)
+                async with asyncio.timeout(timeout):
+                    await websocket.send_text(client.replies.popleft())
             if client.update is not None:
                 update, client.update = client.update, None
-                await asyncio.wait_for(websocket.send_text(update), timeout)
+                async with asyncio.timeout(timeout):
+                    await websocket.send_text(update)
     except TimeoutError:
         log.info("closing a metrics stream subscriber that stopped reading")
         await _close(websocket, POLICY_VIOLATION, "not reading", wait=grace)

@@ -1,0 +1,90 @@
+"""Load generator for stream_fanout.py (its own process): N subscribers, prints lag figures as JSON.
+
+Each subscriber is an asyncio protocol around websockets' sans-I/O client, stamping a frame's arrival
+in ``data_received``: with a thousand subscribers in one process, the high-level client's per-message
+work would queue the last frames of a burst and be measured as the server's lag.
+"""
+
+import asyncio
+import json
+import sys
+import time
+
+from websockets.client import ClientProtocol
+from websockets.frames import Frame, Opcode
+from websockets.uri import parse_uri
+
+UPDATE = b'{"type":"metrics_update","timestamp":'
+
+
+class Subscriber(asyncio.Protocol):
+    def __init__(self, url: str, subscribe: bytes | None, lags: list[float], opened: asyncio.Future) -> None:
+        self.ws = ClientProtocol(parse_uri(url), max_size=None)
+        self.subscribe, self.lags, self.opened = subscribe, lags, opened
+        self.measuring_until = 0.0
+
+    def connection_made(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        self.ws.send_request(self.ws.connect())
+        self._flush()
+
+    def _flush(self) -> None:
+        for chunk in self.ws.data_to_send():
+            if chunk:
+                self.transport.write(chunk)
+
+    def data_received(self, data: bytes) -> None:
+        received = time.time()
+        self.ws.receive_data(data)
+        for event in self.ws.events_received():
+            if not isinstance(event, Frame):  # the handshake response
+                if self.subscribe is not None:
+                    self.ws.send_text(self.subscribe)
+                    self._flush()
+                if not self.opened.done():
+                    self.opened.set_result(None)
+            elif event.opcode is Opcode.TEXT and event.data.startswith(UPDATE) and received <= self.measuring_until:
+                start = len(UPDATE)
+                self.lags.append(received - float(event.data[start : event.data.index(b",", start)]))
+        self._flush()
+
+
+async def main() -> None:
+    url, count, distinct, duration = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "distinct", float(sys.argv[4])
+    uri = parse_uri(url)
+    loop = asyncio.get_running_loop()
+    lags: list[float] = []
+    subscribers = []
+    for i in range(count):
+        filters = {"interval": 1.0, "window": 10 + i} if distinct else {"interval": 1.0}
+        opened = loop.create_future()
+        message = json.dumps({"type": "subscribe", "filters": filters}).encode()
+        _, protocol = await loop.create_connection(
+            lambda m=message, o=opened: Subscriber(url, m, lags, o), uri.host, uri.port
+        )
+        await opened
+        subscribers.append(protocol)
+    await asyncio.sleep(1.5)  # every subscription confirmed and on its cadence
+    start = time.time()
+    for protocol in subscribers:
+        protocol.measuring_until = start + duration
+    print(json.dumps({"event": "ready", "at": start}), flush=True)
+    await asyncio.sleep(duration + 0.5)
+    lags.sort()
+    print(
+        json.dumps(
+            {
+                "event": "done",
+                "updates": len(lags),
+                "p50": lags[len(lags) // 2] if lags else None,
+                "p99": lags[int(len(lags) * 0.99)] if lags else None,
+            }
+        ),
+        flush=True,
+    )
+    for protocol in subscribers:
+        protocol.transport.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

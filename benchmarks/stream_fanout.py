@@ -1,0 +1,153 @@
+"""Server CPU and delivery lag of /metrics/stream for 1, 100 and 1,000 subscribers sharing one filter
+set, and for 100 distinct filter sets, next to a bare Starlette fan-out of the same payload, in one run.
+
+    python benchmarks/stream_fanout.py [--duration 15]
+
+The server is pinned to CPU 0 and the subscribers (their own process) to CPU 1. Lag is the time from
+the message's timestamp (taken by the server when it built the update) to its arrival.
+"""
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+SCENARIOS = (("shared", 1), ("shared", 100), ("shared", 1000), ("distinct", 100))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pinned(cpu: int, command: list[str]) -> list[str]:
+    return ["taskset", "-c", str(cpu), *command]
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_port(port: int) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def measure(server: list[str], port: int, mode: str, count: int, duration: float) -> dict:
+    process = subprocess.Popen(pinned(0, server), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(port)
+        time.sleep(1.5)
+        clients = subprocess.Popen(
+            pinned(
+                1,
+                [
+                    sys.executable,
+                    str(HERE / "fanout_clients.py"),
+                    f"ws://127.0.0.1:{port}/metrics/stream",
+                    str(count),
+                    mode,
+                    str(duration),
+                ],
+            ),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        ready = json.loads(clients.stdout.readline())
+        assert ready["event"] == "ready"
+        cpu_start, wall_start = cpu_seconds(process.pid), time.time()
+        done = json.loads(clients.stdout.readline())
+        clients.wait(timeout=60)
+        cpu = cpu_seconds(process.pid) - cpu_start
+        wall = time.time() - wall_start
+        return {
+            "cpu_percent": 100 * cpu / wall,
+            "p50_ms": 1000 * (done["p50"] or float("nan")),
+            "p99_ms": 1000 * (done["p99"] or float("nan")),
+            "updates": done["updates"],
+        }
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=15.0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        # The payload the bare fan-out pushes: a real update of a server that has seen some traffic.
+        port = free_port()
+        fakeai = [
+            sys.executable,
+            "-m",
+            "fakeai",
+            "server",
+            "--no-delay",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--stream-max-clients",
+            "5000",
+        ]
+        probe = subprocess.Popen(fakeai, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_port(port)
+            for endpoint, body in (
+                ("/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}]}),
+                ("/v1/completions", {"prompt": "hi"}),
+            ):
+                for _ in range(20):
+                    httpx.post(
+                        f"http://127.0.0.1:{port}{endpoint}",
+                        json={"model": "meta-llama/Llama-3.1-8B-Instruct", "max_tokens": 5, **body},
+                    )
+            import websockets.sync.client as ws_client
+
+            with ws_client.connect(f"ws://127.0.0.1:{port}/metrics/stream", max_size=None) as ws:
+                ws.recv()
+                while (update := json.loads(ws.recv()))["type"] != "metrics_update":
+                    pass
+        finally:
+            probe.terminate()
+            probe.wait(timeout=15)
+        payload = Path(tmp) / "payload.json"
+        payload.write_text(json.dumps(update))
+        size = len(json.dumps(update))
+        print(f"payload {size} bytes, interval 1 s, {args.duration:.0f} s per scenario\n")
+        print(f"{'scenario':<28}{'server':>10}{'CPU %':>9}{'lag p50 ms':>12}{'lag p99 ms':>12}{'updates':>9}")
+        for mode, count in SCENARIOS:
+            label = f"{count} subscribers, {'1 filter set' if mode == 'shared' else f'{count} filter sets'}"
+            port = free_port()
+            for name, command in (
+                ("fakeai", [*fakeai[:6], str(port), *fakeai[7:]]),
+                ("bare", [sys.executable, str(HERE / "bare_fanout.py"), str(port), str(payload), "1.0"]),
+            ):
+                if name == "bare" and mode == "distinct":
+                    continue  # the bare app has no filters: its 100-subscriber row is the baseline
+                r = measure(command, port, mode, count, args.duration)
+                print(
+                    f"{label:<28}{name:>10}{r['cpu_percent']:>9.1f}{r['p50_ms']:>12.1f}{r['p99_ms']:>12.1f}"
+                    f"{r['updates']:>9}",
+                    flush=True,
+                )
+
+
+if __name__ == "__main__":
+    main()
