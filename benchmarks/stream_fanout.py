@@ -9,7 +9,6 @@ the message's timestamp (taken by the server when it built the update) to its ar
 
 import argparse
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -18,24 +17,10 @@ import time
 from pathlib import Path
 
 import httpx
+from common import cpu_seconds, free_port, pinned
 
 HERE = Path(__file__).resolve().parent
 SCENARIOS = (("shared", 1), ("shared", 100), ("shared", 1000), ("distinct", 100))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def pinned(cpu: int, command: list[str]) -> list[str]:
-    return ["taskset", "-c", str(cpu), *command]
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def wait_port(port: int) -> None:

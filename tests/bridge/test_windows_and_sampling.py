@@ -36,10 +36,31 @@ class FlakySource:
         return await self.inner.collect(names)
 
 
-MAPPING = Mapping(**{role: f"x_{role}" for role in (
-    "requests", "responses", "completion_tokens", "prompt_tokens", "errors", "request_latency", "queue_time", "ttft",
-    "itl", "time_per_output_token", "cache_lookups", "cache_lookup_hits", "cache_queries", "cache_hits", "waiting",
-    "running", "active_streams", "streams")})
+MAPPING = Mapping(
+    **{
+        role: f"x_{role}"
+        for role in (
+            "requests",
+            "responses",
+            "completion_tokens",
+            "prompt_tokens",
+            "errors",
+            "request_latency",
+            "queue_time",
+            "ttft",
+            "itl",
+            "time_per_output_token",
+            "cache_lookups",
+            "cache_lookup_hits",
+            "cache_queries",
+            "cache_hits",
+            "waiting",
+            "running",
+            "active_streams",
+            "streams",
+        )
+    }
+)
 
 
 async def test_failing_ticks_are_counted_reported_once_and_the_loop_keeps_going():
@@ -71,8 +92,9 @@ async def test_failing_ticks_are_counted_reported_once_and_the_loop_keeps_going(
 async def test_history_is_one_second_apart_oldest_first():
     registry = CollectorRegistry()
     clock = [100.0]
-    hub = Hub(RegistrySource(registry), MAPPING, StreamSettings(min_interval=0.5, history_seconds=5),
-              clock=lambda: clock[0])
+    hub = Hub(
+        RegistrySource(registry), MAPPING, StreamSettings(min_interval=0.5, history_seconds=5), clock=lambda: clock[0]
+    )
     for _ in range(20):
         await hub.sample()
         clock[0] += 0.5

@@ -7,6 +7,7 @@ import threading
 import time
 
 import httpx
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed
@@ -57,6 +58,9 @@ class Watcher(threading.Thread):
                     self.arrivals.append(time.monotonic())
 
 
+# websockets draws its frame masks from the random module; hypothesis warns about any use of it while
+# a test runs, though here it has nothing to do with generating the frames.
+@pytest.mark.filterwarnings("ignore:Do not use the `random` module inside strategies")
 def test_random_frames_get_errors_or_the_documented_close(start_server):
     server = start_server(
         "--no-delay",

@@ -1,0 +1,23 @@
+"""What the benchmarks share: free ports, CPU pinning and a process's CPU time."""
+
+import os
+import shutil
+import socket
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pinned(cpu: int, command: list[str]) -> list[str]:
+    """Run ``command`` on one CPU (taskset), so a server and its load generator do not share a core."""
+    return ["taskset", "-c", str(cpu), *command] if shutil.which("taskset") else command
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
