@@ -1,4 +1,5 @@
 import asyncio
+import itertools
 
 from prometheus_client import CollectorRegistry, Counter
 
@@ -101,5 +102,5 @@ async def test_history_is_one_second_apart_oldest_first():
     history = hub.history(Filters())
     stamps = [point["timestamp"] for point in history]
     assert stamps == sorted(stamps) and len(stamps) == 6
-    assert all(abs(b - a - 1.0) < 1e-9 for a, b in zip(stamps, stamps[1:], strict=False))
+    assert all(abs(b - a - 1.0) < 1e-9 for a, b in itertools.pairwise(stamps))
     assert hub.history(Filters()) is history  # shared by clients with the same filters until the next tick
