@@ -1,0 +1,37 @@
+"""The repository's monitoring files, read the way Grafana and Prometheus would read them."""
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+DASHBOARDS = sorted((REPO / "grafana" / "dashboards").glob("*.json"))
+DATASOURCE_UID = yaml.safe_load((REPO / "grafana/provisioning/datasources/prometheus.yml").read_text())[
+    "datasources"
+][0]["uid"]
+RATE_INTERVAL = "20s"  # what Grafana makes of $__rate_interval with a 5 s scrape interval: 4 x 5 s
+
+
+def dashboard(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())
+
+
+def panels(board: dict[str, Any]) -> list[dict[str, Any]]:
+    return [p for p in board["panels"] if p["type"] != "row"]
+
+
+def expressions(board: dict[str, Any]) -> list[str]:
+    return [t["expr"] for p in panels(board) for t in p["targets"]]
+
+
+def variables(board: dict[str, Any]) -> list[dict[str, Any]]:
+    return board["templating"]["list"]
+
+
+def resolve(expr: str, values: dict[str, str]) -> str:
+    """A panel expression as Grafana sends it: variables set to real values, $__rate_interval expanded."""
+    expr = expr.replace("$__rate_interval", RATE_INTERVAL)
+    return re.sub(r"\$(\w+)", lambda m: values[m.group(1)], expr)

@@ -1,0 +1,100 @@
+"""Prometheus rules and config (promtool), Grafana dashboards and docker-compose, checked as files.
+
+Grafana and the Docker engine cannot run here, so their files are validated structurally; every
+dashboard query runs against a real Prometheus in test_prometheus_live.py.
+"""
+
+import re
+import shutil
+import subprocess
+
+import pytest
+import yaml
+from monitoring_support import DASHBOARDS, DATASOURCE_UID, REPO, dashboard, expressions, panels, variables
+
+RULES = sorted((REPO / "prometheus" / "rules").glob("*.yml"))
+
+
+def promtool(*args: str) -> subprocess.CompletedProcess:
+    if shutil.which("promtool") is None:
+        pytest.fail("promtool not found: install Debian's 'prometheus' package (.ci/run does)")
+    return subprocess.run(["promtool", *args], capture_output=True, text=True, timeout=120, cwd=REPO)
+
+
+def test_promtool_checks_config_rules_and_rule_tests():
+    for args in (("check", "config", "prometheus/prometheus.yml"),
+                 ("check", "rules", *[str(r) for r in RULES]),
+                 ("test", "rules", *[str(t) for t in sorted((REPO / "prometheus/rules/tests").glob("*.yml"))])):
+        result = promtool(*args)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_alert_has_a_summary_a_description_and_a_unit_test():
+    alerts = [r for f in RULES for g in yaml.safe_load(f.read_text())["groups"] for r in g["rules"] if "alert" in r]
+    assert {a["alert"] for a in alerts} >= {"FakeaiHighErrorRatio", "FakeaiTTFTp99OverSLO", "FakeaiQueueSaturated",
+                                            "FakeaiKVCacheNearlyFull", "FakeaiTargetDown"}
+    tested = "\n".join(p.read_text() for p in (REPO / "prometheus/rules/tests").glob("*.yml"))
+    for alert in alerts:
+        assert alert["annotations"]["summary"] and alert["annotations"]["description"], alert["alert"]
+        # Each alert is tested firing (a non-empty exp_alerts) and silent (exp_alerts: []).
+        assert tested.count(f"alertname: {alert['alert']}") >= 2, alert["alert"]
+
+
+def test_dashboards_are_provisioned_with_unique_uids_and_the_provisioned_datasource():
+    uids = [dashboard(path)["uid"] for path in DASHBOARDS]
+    assert len(DASHBOARDS) >= 2 and len(set(uids)) == len(uids)
+    for path in DASHBOARDS:
+        board = dashboard(path)
+        assert "${DS_" not in path.read_text() and "__inputs" not in board
+        panel_ids = [p["id"] for p in board["panels"]]
+        assert len(set(panel_ids)) == len(panel_ids)
+        for panel in panels(board):
+            assert panel["targets"], f"{path.name}: panel {panel['title']!r} has no target"
+            assert panel["datasource"]["uid"] == DATASOURCE_UID
+            assert all(t["datasource"]["uid"] == DATASOURCE_UID for t in panel["targets"])
+        for variable in variables(board):
+            assert variable["datasource"]["uid"] == DATASOURCE_UID
+            assert any(f"${variable['name']}" in expr for expr in expressions(board)), variable["name"]
+
+
+def test_every_rate_uses_the_rate_interval():
+    for path in DASHBOARDS:
+        for expr in expressions(dashboard(path)):
+            for window in re.findall(r"\b(?:rate|irate|increase)\([^\[]*\[([^\]]+)\]", expr):
+                assert window == "$__rate_interval", (path.name, expr)
+
+
+def test_the_overview_has_every_row_the_issue_names():
+    rows = [p["title"] for p in dashboard(REPO / "grafana/dashboards/fakeai-overview.json")["panels"]
+            if p["type"] == "row"]
+    assert rows == ["Throughput", "Latency", "Scheduler", "Cache", "Streaming", "Errors"]
+    vllm = dashboard(REPO / "grafana/dashboards/vllm-compatible.json")
+    assert all("vllm:" in expr for expr in expressions(vllm))  # built only on vLLM's names
+    assert sum(p["type"] == "heatmap" for p in panels(vllm)) == 2
+
+
+def test_compose_mounts_exist_ports_are_local_and_services_have_healthchecks():
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert set(services) == {"fakeai", "prometheus", "grafana"}
+    for name, service in services.items():
+        for port in service.get("ports", []):
+            assert port.startswith("127.0.0.1:"), (name, port)
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            assert (REPO / source).exists(), (name, source)
+        assert service["healthcheck"]["test"], name
+    health = {n: " ".join(s["healthcheck"]["test"]) for n, s in services.items()}
+    assert "/health" in health["fakeai"] and "/-/healthy" in health["prometheus"]
+    assert "/api/health" in health["grafana"]
+    assert services["grafana"]["environment"]["GF_AUTH_ANONYMOUS_ORG_ROLE"] == "Viewer"
+    assert "--host" in (REPO / "Dockerfile").read_text() and "0.0.0.0" in (REPO / "Dockerfile").read_text()
+    for line in (REPO / "Dockerfile").read_text().splitlines():
+        if line.startswith("COPY "):
+            for source in line.split()[1:-1]:
+                assert (REPO / source).exists(), source
+    provisioning = yaml.safe_load((REPO / "grafana/provisioning/dashboards/fakeai.yml").read_text())
+    assert provisioning["providers"][0]["options"]["path"] in " ".join(services["grafana"]["volumes"])
+    datasource = yaml.safe_load((REPO / "grafana/provisioning/datasources/prometheus.yml").read_text())
+    scrape = yaml.safe_load((REPO / "prometheus/prometheus.yml").read_text())["global"]["scrape_interval"]
+    assert datasource["datasources"][0]["jsonData"]["timeInterval"] == scrape
