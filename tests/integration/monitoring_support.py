@@ -9,9 +9,9 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 DASHBOARDS = sorted((REPO / "grafana" / "dashboards").glob("*.json"))
-DATASOURCE_UID = yaml.safe_load((REPO / "grafana/provisioning/datasources/prometheus.yml").read_text())[
-    "datasources"
-][0]["uid"]
+DATASOURCE_UID = yaml.safe_load((REPO / "grafana/provisioning/datasources/prometheus.yml").read_text())["datasources"][
+    0
+]["uid"]
 RATE_INTERVAL = "20s"  # what Grafana makes of $__rate_interval with a 5 s scrape interval: 4 x 5 s
 
 

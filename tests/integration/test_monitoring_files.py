@@ -22,17 +22,24 @@ def promtool(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_promtool_checks_config_rules_and_rule_tests():
-    for args in (("check", "config", "prometheus/prometheus.yml"),
-                 ("check", "rules", *[str(r) for r in RULES]),
-                 ("test", "rules", *[str(t) for t in sorted((REPO / "prometheus/rules/tests").glob("*.yml"))])):
+    for args in (
+        ("check", "config", "prometheus/prometheus.yml"),
+        ("check", "rules", *[str(r) for r in RULES]),
+        ("test", "rules", *[str(t) for t in sorted((REPO / "prometheus/rules/tests").glob("*.yml"))]),
+    ):
         result = promtool(*args)
         assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_every_alert_has_a_summary_a_description_and_a_unit_test():
     alerts = [r for f in RULES for g in yaml.safe_load(f.read_text())["groups"] for r in g["rules"] if "alert" in r]
-    assert {a["alert"] for a in alerts} >= {"FakeaiHighErrorRatio", "FakeaiTTFTp99OverSLO", "FakeaiQueueSaturated",
-                                            "FakeaiKVCacheNearlyFull", "FakeaiTargetDown"}
+    assert {a["alert"] for a in alerts} >= {
+        "FakeaiHighErrorRatio",
+        "FakeaiTTFTp99OverSLO",
+        "FakeaiQueueSaturated",
+        "FakeaiKVCacheNearlyFull",
+        "FakeaiTargetDown",
+    }
     tested = "\n".join(p.read_text() for p in (REPO / "prometheus/rules/tests").glob("*.yml"))
     for alert in alerts:
         assert alert["annotations"]["summary"] and alert["annotations"]["description"], alert["alert"]
@@ -65,8 +72,9 @@ def test_every_rate_uses_the_rate_interval():
 
 
 def test_the_overview_has_every_row_the_issue_names():
-    rows = [p["title"] for p in dashboard(REPO / "grafana/dashboards/fakeai-overview.json")["panels"]
-            if p["type"] == "row"]
+    rows = [
+        p["title"] for p in dashboard(REPO / "grafana/dashboards/fakeai-overview.json")["panels"] if p["type"] == "row"
+    ]
     assert rows == ["Throughput", "Latency", "Scheduler", "Cache", "Streaming", "Errors"]
     vllm = dashboard(REPO / "grafana/dashboards/vllm-compatible.json")
     assert all("vllm:" in expr for expr in expressions(vllm))  # built only on vLLM's names
