@@ -37,10 +37,12 @@ def prometheus(tmp_path):
     processes = []
 
     def start(target: str) -> str:
-        config = yaml.safe_load((REPO / "prometheus/prometheus.yml").read_text())
+        # A copy of the repository's prometheus/ folder (rules resolve relative to the config as in
+        # docker-compose), with only the scrape target rewritten.
+        folder = shutil.copytree(REPO / "prometheus", tmp_path / "prometheus")
+        config = yaml.safe_load((folder / "prometheus.yml").read_text())
         config["scrape_configs"][0]["static_configs"][0]["targets"] = [target]
-        config["rule_files"] = [str(REPO / "prometheus" / path) for path in config["rule_files"]]
-        path = tmp_path / "prometheus.yml"
+        path = folder / "prometheus.yml"
         path.write_text(yaml.safe_dump(config))
         port = free_port()
         process = subprocess.Popen(
