@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 from fakeai import __version__
 from fakeai.app import create_app
 from fakeai.settings import Settings, add_arguments, settings_from
+from fakeai.tools import load, watch
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -25,6 +26,14 @@ def _parser() -> argparse.ArgumentParser:
         "twin shown in brackets; a flag wins over its variable, which wins over the default.",
     )
     add_arguments(server)
+    load.add_arguments(
+        commands.add_parser(
+            "load", help="drive a server with the openai SDK and report latencies", description=load.__doc__
+        )
+    )
+    watch.add_arguments(
+        commands.add_parser("watch", help="live terminal view of /metrics/stream", description=watch.__doc__)
+    )
     return parser
 
 
@@ -64,15 +73,19 @@ def serve(settings: Settings) -> None:
     uvicorn.Server(config).run(sockets=[sock])
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.command == "load":
+        return load.main(args)
+    if args.command == "watch":
+        return watch.main(args)
     try:
         settings = settings_from(args)
     except ValueError as exc:
         parser.error(str(exc))
-    if args.command == "server":
-        serve(settings)
+    serve(settings)
+    return 0
 
 
 if __name__ == "__main__":

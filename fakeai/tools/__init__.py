@@ -1,0 +1,1 @@
+"""Command-line tools around a running server: ``load`` (traffic) and ``watch`` (live view)."""

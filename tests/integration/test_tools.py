@@ -1,0 +1,95 @@
+"""``fakeai load`` and ``fakeai watch`` against a live server."""
+
+import re
+import subprocess
+import sys
+import threading
+import time
+from argparse import Namespace
+from bisect import bisect_left
+
+import httpx
+from rich.console import Console
+
+from exporter.buckets import TTFT
+from fakeai.testing import scrape
+from fakeai.tools import watch
+
+MODEL = "meta-llama/Llama-3.1-8B-Instruct"
+
+
+def run_load(url: str, *extra: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "fakeai", "load", "--url", url, "--model", MODEL, *extra],
+        capture_output=True, text=True, timeout=300, env={"COLUMNS": "120", "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_load_prints_exactly_what_the_server_counted(start_server):
+    server = start_server("--itl-ms", "2", "--overhead-ms", "1", "--error-rate", "0.05", "--max-num-seqs", "8")
+    before = scrape(server.url)
+    out = run_load(server.url, "--requests", "200", "--concurrency", "16", "--stream-ratio", "0.5",
+                   "--max-tokens", "12")
+    after = scrape(server.url)
+    requests = int(re.search(r"requests (\d+)", out).group(1))
+    statuses = dict(re.findall(r"(\d{3}): (\d+)", out.split("responses by status", 1)[1].split("\n")[0]))
+    prompt, completion = map(int, re.search(r"prompt tokens (\d+)\s+completion tokens (\d+)", out).groups())
+
+    def delta(name: str, **labels: str) -> float:
+        return after.value(name, **labels) - before.value(name, **labels)
+
+    assert requests == 200 == delta("fakeai_requests_total", model=MODEL)
+    for status, count in statuses.items():
+        # A stream cut after its 200 is a 200 on the server and an error for the client.
+        server_count = delta("fakeai_responses_total", model=MODEL, status=status)
+        if status == "500":
+            server_count += delta("fakeai_streams_total", model=MODEL, outcome="failed")
+        if status == "200":
+            server_count -= delta("fakeai_streams_total", model=MODEL, outcome="failed")
+        assert int(count) == server_count, status
+    assert prompt == delta("fakeai_prompt_tokens_total", model=MODEL)
+    assert completion == delta("fakeai_completion_tokens_total", model=MODEL)
+
+
+def test_compare_shows_client_and_server_ttft_in_the_same_bucket(start_server):
+    # A fixed profile: TTFT = 330 ms of overhead + one 20 ms step, no jitter: inside (0.3, 0.4].
+    server = start_server("--overhead-ms", "330", "--itl-ms", "20", "--itl-jitter", "0",
+                          "--prefill-ms-per-token", "0")
+    out = run_load(server.url, "--requests", "24", "--concurrency", "8", "--stream-ratio", "1", "--compare",
+                   "--max-tokens", "4")
+    rows = {}
+    for line in out.splitlines():
+        if match := re.search(r"(ttft|itl|e2e) (client|server)\D+([\d.]+)\D+([\d.]+)\D+([\d.]+)", line):
+            rows[(match.group(1), match.group(2))] = [float(v) for v in match.groups()[2:]]
+    client_p50, server_p50 = rows[("ttft", "client")][0] / 1000, rows[("ttft", "server")][0] / 1000
+    assert abs(bisect_left(TTFT, client_p50) - bisect_left(TTFT, server_p50)) <= 1, (client_p50, server_p50)
+    assert 0.3 < client_p50 < 0.45
+
+
+def test_watch_renders_live_updates_with_real_figures(start_server):
+    server = start_server("--itl-ms", "2")
+    stop = threading.Event()
+
+    def traffic() -> None:
+        with httpx.Client(base_url=server.url) as client:
+            while not stop.is_set():
+                client.post("/v1/chat/completions", json={"model": MODEL, "max_tokens": 4,
+                                                          "messages": [{"role": "user", "content": "x"}]})
+                time.sleep(0.02)
+
+    thread = threading.Thread(target=traffic)
+    thread.start()
+    try:
+        time.sleep(2)
+        console = Console(record=True, width=120, force_terminal=False)
+        args = Namespace(url=server.url, metric_type=None, endpoint=None, model=None, interval=0.5, updates=3)
+        assert watch.main(args, console) == 0
+    finally:
+        stop.set()
+        thread.join()
+    text = console.export_text()
+    assert "throughput" in text and "end-to-end latency" in text
+    totals = [float(v) for v in re.findall(r"total\s+│?\s*([\d.]+)", text)]
+    assert totals and max(totals) > 0
