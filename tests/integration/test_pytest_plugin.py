@@ -1,8 +1,11 @@
 """The pytest plugin as a user meets it: auto-loaded in a fresh test directory, real server, real asserts."""
 
+import re
+from pathlib import Path
+
 pytest_plugins = ["pytester"]
 
-USER_TESTS = '''
+USER_TESTS = """
 import pytest
 
 MODEL = "meta-llama/Llama-3.1-8B-Instruct"
@@ -12,8 +15,8 @@ MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 def test_counts_and_histograms(fakeai_client, fakeai_metrics):
     with fakeai_metrics.delta() as d:
         for _ in range(3):
-            fakeai_client.chat.completions.create(
-                model=MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=4, extra_body={"ignore_eos": True})
+            fakeai_client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}],
+                                                  max_tokens=4, extra_body={"ignore_eos": True})
     assert d.value("fakeai_requests_total", model=MODEL) == 3
     assert d.value("fakeai_completion_tokens_total", endpoint="/v1/chat/completions") == 12
     assert d.value("vllm:request_success_total", model_name=MODEL, finished_reason="length") == 3
@@ -45,13 +48,18 @@ def test_deliberately_wrong(fakeai_client, fakeai_metrics):
     with fakeai_metrics.delta() as d:
         fakeai_client.models.list()
     fakeai_metrics.assert_value("fakeai_requests_total", 1, delta=d, model=MODEL)
-'''
+"""
+
+
+def readme_example() -> str:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    return next(block for block in re.findall(r"```python\n(.*?)```", readme, flags=re.S) if "fakeai_metrics" in block)
 
 
 def test_a_user_suite_runs_with_the_auto_loaded_plugin(pytester):
-    pytester.makepyfile(test_user=USER_TESTS)
+    pytester.makepyfile(test_user=USER_TESTS, test_readme=readme_example())
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-v")
-    result.assert_outcomes(passed=3, failed=1)
+    result.assert_outcomes(passed=4, failed=1)
     output = result.stdout.str()
     # The failure names the metric and its labels.
     assert 'fakeai_requests_total{model="meta-llama/Llama-3.1-8B-Instruct"} changed by 0, expected 1' in output

@@ -21,7 +21,10 @@ MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 def run_load(url: str, *extra: str) -> str:
     result = subprocess.run(
         [sys.executable, "-m", "fakeai", "load", "--url", url, "--model", MODEL, *extra],
-        capture_output=True, text=True, timeout=300, env={"COLUMNS": "120", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"COLUMNS": "120", "PATH": "/usr/bin:/bin"},
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
@@ -30,8 +33,9 @@ def run_load(url: str, *extra: str) -> str:
 def test_load_prints_exactly_what_the_server_counted(start_server):
     server = start_server("--itl-ms", "2", "--overhead-ms", "1", "--error-rate", "0.05", "--max-num-seqs", "8")
     before = scrape(server.url)
-    out = run_load(server.url, "--requests", "200", "--concurrency", "16", "--stream-ratio", "0.5",
-                   "--max-tokens", "12")
+    out = run_load(
+        server.url, "--requests", "200", "--concurrency", "16", "--stream-ratio", "0.5", "--max-tokens", "12"
+    )
     after = scrape(server.url)
     requests = int(re.search(r"requests (\d+)", out).group(1))
     statuses = dict(re.findall(r"(\d{3}): (\d+)", out.split("responses by status", 1)[1].split("\n")[0]))
@@ -55,10 +59,10 @@ def test_load_prints_exactly_what_the_server_counted(start_server):
 
 def test_compare_shows_client_and_server_ttft_in_the_same_bucket(start_server):
     # A fixed profile: TTFT = 330 ms of overhead + one 20 ms step, no jitter: inside (0.3, 0.4].
-    server = start_server("--overhead-ms", "330", "--itl-ms", "20", "--itl-jitter", "0",
-                          "--prefill-ms-per-token", "0")
-    out = run_load(server.url, "--requests", "24", "--concurrency", "8", "--stream-ratio", "1", "--compare",
-                   "--max-tokens", "4")
+    server = start_server("--overhead-ms", "330", "--itl-ms", "20", "--itl-jitter", "0", "--prefill-ms-per-token", "0")
+    out = run_load(
+        server.url, "--requests", "24", "--concurrency", "8", "--stream-ratio", "1", "--compare", "--max-tokens", "4"
+    )
     rows = {}
     for line in out.splitlines():
         if match := re.search(r"(ttft|itl|e2e) (client|server)\D+([\d.]+)\D+([\d.]+)\D+([\d.]+)", line):
@@ -75,8 +79,10 @@ def test_watch_renders_live_updates_with_real_figures(start_server):
     def traffic() -> None:
         with httpx.Client(base_url=server.url) as client:
             while not stop.is_set():
-                client.post("/v1/chat/completions", json={"model": MODEL, "max_tokens": 4,
-                                                          "messages": [{"role": "user", "content": "x"}]})
+                client.post(
+                    "/v1/chat/completions",
+                    json={"model": MODEL, "max_tokens": 4, "messages": [{"role": "user", "content": "x"}]},
+                )
                 time.sleep(0.02)
 
     thread = threading.Thread(target=traffic)
@@ -93,3 +99,30 @@ def test_watch_renders_live_updates_with_real_figures(start_server):
     assert "throughput" in text and "end-to-end latency" in text
     totals = [float(v) for v in re.findall(r"total\s+│?\s*([\d.]+)", text)]
     assert totals and max(totals) > 0
+
+
+def test_load_exits_non_zero_when_requests_fail_unexpectedly():
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fakeai",
+            "load",
+            "--url",
+            f"http://127.0.0.1:{port}",
+            "--requests",
+            "5",
+            "--timeout",
+            "5",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert "5 requests failed unexpectedly (APIConnectionError)" in result.stdout
