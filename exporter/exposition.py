@@ -5,15 +5,20 @@ from functools import partial
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder, gzip_accepted
-from prometheus_client.openmetrics.exposition import ALLOWUTF8
+
 from starlette.requests import Request
 from starlette.responses import Response
+
+try:
+    from prometheus_client.openmetrics.exposition import ALLOWUTF8
+except ImportError:  # releases before UTF-8 metric names escape nothing, so there is nothing to undo
+    ALLOWUTF8 = None
 
 
 def render(registry: CollectorRegistry, accept: str, accept_encoding: str, names: list[str]) -> Response:
     """Content negotiation (Prometheus text 0.0.4 or OpenMetrics), ``name[]`` filtering and gzip."""
     encoder, content_type = choose_encoder(accept)
-    if isinstance(encoder, partial):
+    if ALLOWUTF8 is not None and isinstance(encoder, partial):
         # prometheus-client escapes sample names with the label-name alphabet under "underscores"
         # escaping, turning ``vllm:x_bucket`` into ``vllm_x_bucket`` while HELP/TYPE keep the colon.
         # Every name we expose is a valid legacy name, for which "allow-utf-8" writes it unchanged:
