@@ -5,7 +5,6 @@ from functools import partial
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder, gzip_accepted
-
 from starlette.requests import Request
 from starlette.responses import Response
 
