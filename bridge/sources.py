@@ -15,13 +15,19 @@ class Source(Protocol):
 
 
 class RegistrySource:
-    """One ``collect()`` of only the families the categories need."""
+    """One ``collect()`` of only the families the categories need.
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    ``restrict=False`` collects everything, for registries whose collectors register no names (such
+    as prometheus-client's ``MultiProcessCollector``); the snapshot keeps only what it needs anyway.
+    """
+
+    def __init__(self, registry: CollectorRegistry, *, restrict: bool = True) -> None:
         self.registry = registry
+        self.restrict = restrict
 
     async def collect(self, sample_names: set[str]) -> Iterable[Metric]:
-        return list(self.registry.restricted_registry(sample_names).collect())
+        source = self.registry.restricted_registry(sample_names) if self.restrict else self.registry
+        return list(source.collect())
 
 
 class ScrapeSource:

@@ -25,8 +25,9 @@ class NativeFamilies:
         def counter(name: str, doc: str, labels: Iterable[str] = EM) -> Counter:
             return Counter(name, doc, tuple(labels), registry=registry)
 
-        def gauge(name: str, doc: str, labels: Iterable[str] = EM) -> Gauge:
-            return Gauge(name, doc, tuple(labels), registry=registry)
+        def gauge(name: str, doc: str, labels: Iterable[str] = EM, mode: str = "livesum") -> Gauge:
+            # How multiprocess mode (--workers) combines the workers' values; ignored in one process.
+            return Gauge(name, doc, tuple(labels), registry=registry, multiprocess_mode=mode)
 
         def histogram(name: str, doc: str, bounds: tuple[float, ...], labels: Iterable[str] = EM) -> Histogram:
             return Histogram(name, doc, tuple(labels), registry=registry, buckets=bounds)
@@ -91,7 +92,9 @@ class NativeFamilies:
         self.errors = counter(
             "fakeai_errors", "Errors returned, by status and OpenAI error type.", (*EM, "status", "type")
         )
-        self.kv_cache_usage = gauge("fakeai_kv_cache_usage_ratio", "Simulated KV block pool in use, 0-1.", ("model",))
+        self.kv_cache_usage = gauge(
+            "fakeai_kv_cache_usage_ratio", "Simulated KV block pool in use, 0-1.", ("model",), mode="livemax"
+        )
         self.preemptions = counter("fakeai_preemptions", "Running requests preempted for KV space.", ("model",))
         self.http_requests = counter(
             "fakeai_http_requests",

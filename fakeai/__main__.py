@@ -1,16 +1,22 @@
 """Command line: ``python -m fakeai server [options]`` (also the ``fakeai`` console script)."""
 
 import argparse
+import contextlib
 import logging
+import os
+import shutil
 import socket
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import uvicorn
 from prometheus_client import CollectorRegistry
+from uvicorn.supervisors import Multiprocess
 
 from fakeai import __version__
-from fakeai.app import create_app
+from fakeai.app import SETTINGS_ENV, create_app
 from fakeai.settings import Settings, add_arguments, settings_from
 from fakeai.tools import load, watch
 
@@ -62,15 +68,41 @@ def serve(settings: Settings) -> None:
     sock.listen(2048)  # clients that connect as soon as the banner prints wait instead of being refused
     host, port = sock.getsockname()[:2]
     logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-    app = create_app(settings, CollectorRegistry())
-    config = uvicorn.Config(
-        app,
-        log_level=settings.log_level,
-        access_log=settings.log_level == "debug",
-        timeout_graceful_shutdown=5,
-    )
-    print(banner(settings, host, port), flush=True)
-    uvicorn.Server(config).run(sockets=[sock])
+    options = {
+        "log_level": settings.log_level,
+        "access_log": settings.log_level == "debug",
+        "timeout_graceful_shutdown": 5,
+    }
+    if settings.workers == 1:
+        config = uvicorn.Config(create_app(settings, CollectorRegistry()), **options)
+        print(banner(settings, host, port), flush=True)
+        uvicorn.Server(config).run(sockets=[sock])
+        return
+    with metric_files(settings.multiproc_dir) as folder:
+        # Workers are new interpreters: prometheus-client reads this when they import it.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+        os.environ[SETTINGS_ENV] = settings.to_json()
+        config = uvicorn.Config("fakeai.app:app_from_environment", factory=True, workers=settings.workers, **options)
+        print(banner(settings, host, port) + f"\n  workers: {settings.workers} (metric files in {folder})", flush=True)
+        Multiprocess(config, sockets=[sock]).run()
+
+
+@contextlib.contextmanager
+def metric_files(folder: str | None) -> Iterator[str]:
+    """The workers' metric folder: empty at start, so a crashed run's counts never leak into this one,
+    and emptied (or removed, when it was a temporary one) at exit."""
+    path = Path(folder) if folder else Path(tempfile.mkdtemp(prefix="fakeai-metrics-"))
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink()
+    try:
+        yield str(path)
+    finally:
+        if folder:
+            for file in path.glob("*.db"):
+                file.unlink()
+        else:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,12 +2,14 @@
 
 import inspect
 import logging
+import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -29,6 +31,7 @@ from fakeai.routes import chat, completions, embeddings, misc, models
 from fakeai.settings import Settings
 
 log = logging.getLogger("fakeai")
+SETTINGS_ENV = "FAKEAI_WORKER_SETTINGS"
 MODEL_ENDPOINTS = (chat.ENDPOINT, completions.ENDPOINT, embeddings.ENDPOINT)
 UNMATCHED = "unmatched"  # every path with no route shares this one label value
 NOT_INSTRUMENTED = frozenset({"/metrics", "/metrics/stream"})
@@ -98,6 +101,11 @@ def _unexpected(_: Request, exc: Exception) -> Response:
     return JSONResponse(error_body(ErrorKind.SERVER_ERROR, "Internal server error."), status_code=500)
 
 
+def app_from_environment() -> FastAPI:
+    """The factory each worker process calls (``--workers``): settings come from the parent."""
+    return create_app(Settings.from_json(os.environ[SETTINGS_ENV]), CollectorRegistry())
+
+
 def stream_settings(settings: Settings) -> StreamSettings:
     return StreamSettings(
         min_interval=settings.stream_min_interval,
@@ -116,19 +124,31 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
     metrics = ServerMetrics(
         registry, models=settings.models, endpoints=MODEL_ENDPOINTS, max_model_len=settings.max_model_len
     )
+    # What /metrics and the stream read. In one process: the registry itself. With workers
+    # (prometheus-client multiprocess mode), every worker's values aggregated from their files, so any
+    # worker answers for the whole server.
+    exposed, native, stream_source = registry, metrics.families.collect, RegistrySource(registry)
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # The collector has no names to register under; /metrics?name[]= needs it kept all the same.
+        exposed = CollectorRegistry(support_collectors_without_names=True)
+        aggregated = CollectorRegistry()
+        MultiProcessCollector(exposed)
+        MultiProcessCollector(aggregated)
+        native = aggregated.collect
+        stream_source = RegistrySource(aggregated, restrict=False)
     if settings.vllm_metrics:
         cache = CacheConfig(block_size=settings.block_size, num_gpu_blocks=settings.num_blocks)
-        registry.register(
+        exposed.register(
             VllmView(
-                metrics.families.collect,
+                native,
                 max_model_len=settings.max_model_len,
                 cache_config=cache,
                 legacy_names=settings.legacy_vllm_metrics,
             )
         )
-    registry.register(HttpView(metrics.families.collect))
+    exposed.register(HttpView(native))
     engines = Engines(settings, metrics)
-    hub = Hub(RegistrySource(registry), STREAM_MAPPING, stream_settings(settings))
+    hub = Hub(stream_source, STREAM_MAPPING, stream_settings(settings))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -139,6 +159,8 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
         finally:
             await hub.stop()
             await engines.stop()
+            if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+                mark_process_dead(os.getpid())  # retire this worker's live gauges
 
     app = FastAPI(
         title="fakeai",
@@ -153,7 +175,7 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
     for module in (models, misc):
         app.router.routes.extend(module.router.routes)  # no per-router wrapper on the hot path
     add_to_schema(app, hot_routes)
-    app.add_route("/metrics", metrics_endpoint(registry), methods=["GET"], include_in_schema=False)
+    app.add_route("/metrics", metrics_endpoint(exposed), methods=["GET"], include_in_schema=False)
     app.router.routes.append(WebSocketRoute("/metrics/stream", stream_endpoint(hub)))
     app.state.hub = hub
     app.add_exception_handler(OpenAIError, _openai_error)

@@ -1,6 +1,8 @@
 """Server settings: every one a command-line flag with an environment twin (flag > env > default)."""
 
 import argparse
+import dataclasses
+import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +38,10 @@ class Settings:
     log_level: str = "info"
     vllm_metrics: bool = True
     legacy_vllm_metrics: bool = False
+    workers: int = 1
+    """Worker processes; more than one runs prometheus-client's multiprocess mode (see multiproc_dir)."""
+    multiproc_dir: str | None = None
+    """Where workers keep their metric files; emptied at start. None: a fresh temporary folder."""
     socket_send_buffer: int = 256 * 1024
     """SO_SNDBUF of every connection (0: the kernel's autotuning, which lets loopback buffer megabytes)."""
     stream_min_interval: float = 0.5
@@ -63,6 +69,8 @@ class Settings:
             problems.append("stream_min_interval must be within 0.05 and 60 seconds")
         if not 1 <= self.stream_window <= 3600:
             problems.append("stream_window must be within 1 and 3600 seconds")
+        if self.workers < 1:
+            problems.append("workers must be at least 1")
         if self.socket_send_buffer < 0:
             problems.append("socket_send_buffer must not be negative")
         for name in (
@@ -85,6 +93,17 @@ class Settings:
         for model in self.models:
             self.profile(model)  # raises on an unknown or negative profile field
         parse_mix(",".join(f"{k}={v}" for k, v in self.error_mix.items()))
+
+    def to_json(self) -> str:
+        """For worker processes, which rebuild the same settings from the environment."""
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> "Settings":
+        data = json.loads(text)
+        for name in ("models", "api_keys", "stream_allowed_origins"):
+            data[name] = tuple(data[name])
+        return cls(**data)
 
     def profile(self, model: str) -> LatencyProfile:
         return (
@@ -173,6 +192,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("log_level", "uvicorn and fakeai log level"),
     Option("vllm_metrics", "expose vLLM's metric names on /metrics", _bool, "switch"),
     Option("legacy_vllm_metrics", "also expose old vLLM names (gpu_cache_usage_perc, ...)", _bool, "switch"),
+    Option("workers", "worker processes sharing the port; /metrics and the stream show all of them", int),
+    Option("multiproc_dir", "folder for the workers' metric files, emptied at start (default: a temporary one)"),
     Option(
         "socket_send_buffer",
         "kernel send buffer per connection, bytes; bounds memory and lets a stuck "

@@ -1,6 +1,7 @@
 """The simulation: one vLLM-like engine per served model, plus fault injection."""
 
 import random
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -10,7 +11,9 @@ from fakeai.engine.latency import LatencyModel
 from fakeai.engine.prefix_cache import PrefixCache
 from fakeai.engine.scheduler import ModelEngine, QueueFullError
 from fakeai.engine.sequence import GenerationRequest, Sequence
-from fakeai.settings import Settings
+
+if TYPE_CHECKING:  # settings import the engine's fault and profile parsers
+    from fakeai.settings import Settings
 
 __all__ = ["Engines", "GenerationRequest", "ModelEngine", "QueueFullError", "Sequence"]
 
@@ -18,7 +21,7 @@ __all__ = ["Engines", "GenerationRequest", "ModelEngine", "QueueFullError", "Seq
 class Engines:
     """All models' engines, seeded from one ``--seed`` so a run is reproducible."""
 
-    def __init__(self, settings: Settings, metrics: ServerMetrics) -> None:
+    def __init__(self, settings: "Settings", metrics: ServerMetrics) -> None:
         # Independent, reproducible streams per model (SeedSequence), drawn with the standard library's
         # generator: the draws are scalars on the hot path, where numpy's per-call overhead dominates.
         seeds = [

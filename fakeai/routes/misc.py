@@ -1,6 +1,7 @@
 """GET /health and the landing page."""
 
 import html
+import os
 from pathlib import Path
 
 from fastapi import APIRouter
@@ -15,7 +16,7 @@ router = APIRouter()
 @router.get("/health", tags=["ops"], summary="Liveness")
 async def health(request: Request) -> JSONResponse:
     ctx = context(request)
-    return JSONResponse({"status": "ok", "models": list(ctx.settings.models)})
+    return JSONResponse({"status": "ok", "models": list(ctx.settings.models), "pid": os.getpid()})
 
 
 DASHBOARD = Path(__file__).resolve().parent.parent / "static" / "metrics_streaming_dashboard.html"

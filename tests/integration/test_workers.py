@@ -1,0 +1,77 @@
+"""``--workers 2``: any worker's /metrics and stream show the whole server; counts restart at zero."""
+
+import asyncio
+import json
+import re
+from pathlib import Path
+
+import httpx
+import websockets
+from stream_support import stream_url
+
+from fakeai.testing import ServerProcess, scrape
+
+MODEL = "Qwen/Qwen2.5-7B-Instruct"
+
+
+async def send(url: str, count: int) -> None:
+    limits = httpx.Limits(max_connections=32, max_keepalive_connections=0)  # new connections: both workers
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
+        gate = asyncio.Semaphore(32)
+
+        async def one(i: int) -> int:
+            async with gate:
+                body = {
+                    "model": MODEL,
+                    "max_tokens": 3,
+                    "stream": i % 3 == 0,
+                    "messages": [{"role": "user", "content": f"q{i}"}],
+                }
+                return (await client.post("/v1/chat/completions", json=body)).status_code
+
+        statuses = await asyncio.gather(*(one(i) for i in range(count)))
+    assert set(statuses) == {200}
+
+
+async def stream_totals(url: str, connections: int) -> list[float]:
+    totals = []
+    for _ in range(connections):
+        async with websockets.connect(stream_url(url)) as ws:
+            first = json.loads(await ws.recv())
+            totals.append(first["data"]["cache"]["total_lookups"])
+    return totals
+
+
+def test_two_workers_answer_for_the_whole_server():
+    with ServerProcess(["--no-delay", "--workers", "2"]) as server:
+        pids = {httpx.get(server.url + "/health").json()["pid"] for _ in range(30)}
+        asyncio.run(send(server.url, 1000))
+        scrapes = [scrape(server.url) for _ in range(8)]
+        totals = asyncio.run(stream_totals(server.url, 8))
+        folder = re.search(r"metric files in (\S+)\)", "".join(server.output)).group(1)
+        assert Path(folder).is_dir()
+    assert len(pids) == 2  # both workers served
+    for snapshot in scrapes:
+        assert snapshot.value("fakeai_requests_total") == 1000
+        assert snapshot.value("vllm:request_success_total") == 1000
+        assert snapshot.value("fakeai_requests_running") == snapshot.value("fakeai_active_streams") == 0
+    assert totals == [1000] * 8  # every subscriber sees both workers, whichever holds its socket
+    assert not Path(folder).exists()  # the temporary metric folder is removed at exit
+
+
+def test_restart_with_the_same_folder_starts_from_zero(tmp_path):
+    import shutil
+
+    folder, crash = tmp_path / "metrics", tmp_path / "left-by-a-crash"
+    with ServerProcess(["--no-delay", "--workers", "2", "--multiproc-dir", str(folder)]) as server:
+        asyncio.run(send(server.url, 50))
+        assert scrape(server.url).value("fakeai_requests_total") == 50
+        shutil.copytree(folder, crash)  # the files as a crash would leave them
+    assert not list(folder.glob("*.db"))  # a clean exit empties the folder
+    for file in crash.glob("*.db"):
+        shutil.copy(file, folder)
+    assert list(folder.glob("*.db"))
+    with ServerProcess(["--no-delay", "--workers", "2", "--multiproc-dir", str(folder)]) as server:
+        assert scrape(server.url).value("fakeai_requests_total") == 0
+        asyncio.run(send(server.url, 7))
+        assert scrape(server.url).value("fakeai_requests_total") == 7
