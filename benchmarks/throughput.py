@@ -49,13 +49,11 @@ class Run:
     cpu_us_per_request: float
 
 
-def run_wrk(url: str, duration: int, connections: int, script: Path) -> tuple[float, int]:
-    """Requests/s and the number of requests completed."""
+def run_wrk(url: str, duration: int, connections: int, script: Path, pin: bool = True) -> tuple[float, int]:
+    """Requests/s and the number of requests completed (wrk on CPU 1 unless ``pin`` is false)."""
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{int(duration)}s", "-s", str(script), f"{url}/v1/chat/completions"]
     out = subprocess.run(
-        pinned(
-            1,
-            ["wrk", "-t1", f"-c{connections}", f"-d{int(duration)}s", "-s", str(script), url + "/v1/chat/completions"],
-        ),
+        pinned(1, command) if pin else command,
         capture_output=True,
         text=True,
         check=True,

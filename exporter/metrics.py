@@ -4,7 +4,7 @@ Labels: ``endpoint`` is a route template and ``model`` a served model id; both a
 server before a labelled child is created, so no label value comes from a client unchecked.
 """
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.metrics_core import Metric
@@ -108,10 +108,11 @@ class NativeFamilies:
             ("endpoint", "method"),
         )
 
-    def collect(self) -> Iterator[Metric]:
-        """All native families, as a derived view reads them."""
+    def collect(self, names: Collection[str] | None = None) -> Iterator[Metric]:
+        """The native families (those in ``names``, when given), as a derived view reads them."""
         for family in vars(self).values():
-            yield from family.collect()
+            if names is None or family._name in names:
+                yield from family.collect()
 
 
 class RequestMetrics:

@@ -4,11 +4,12 @@ import inspect
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection, Iterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
+from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -134,7 +135,10 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
         aggregated = CollectorRegistry()
         MultiProcessCollector(exposed)
         MultiProcessCollector(aggregated)
-        native = aggregated.collect
+
+        def native(names: Collection[str]) -> Iterator[Metric]:
+            return (family for family in aggregated.collect() if family.name in names)
+
         stream_source = RegistrySource(aggregated, restrict=False)
     if settings.vllm_metrics:
         cache = CacheConfig(block_size=settings.block_size, num_gpu_blocks=settings.num_blocks)

@@ -1,13 +1,14 @@
 """Pure aggregation of collected native samples, grouped by a chosen set of labels."""
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from prometheus_client.metrics_core import HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
-FamilySource = Callable[[], Iterable[Metric]]
+FamilySource = Callable[[Collection[str]], Iterable[Metric]]
+"""Native families by name: a view asks only for the families it reads."""
 GroupKey = tuple[str, ...]
 
 

@@ -7,6 +7,8 @@ from prometheus_client.metrics_core import CounterMetricFamily, Metric
 from exporter import buckets
 from exporter.views.aggregate import FamilySource, histogram_by, histogram_family, index_families, sum_by
 
+NATIVE = frozenset({"fakeai_http_requests", "fakeai_http_request_duration_seconds"})
+
 
 def _as_instrumentator(labels: Mapping[str, str]) -> Mapping[str, str]:
     status = labels.get("status", "")
@@ -23,7 +25,7 @@ class HttpView:
         yield from self._families({})
 
     def collect(self) -> Iterator[Metric]:
-        yield from self._families(index_families(self._source()))
+        yield from self._families(index_families(self._source(NATIVE)))
 
     def _families(self, native: Mapping[str, Metric]) -> Iterator[Metric]:
         by = ("handler", "method", "status")

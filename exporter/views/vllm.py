@@ -184,13 +184,15 @@ class VllmView:
         self._histograms = _token_histograms(max_model_len) + (LEGACY_HISTOGRAMS if legacy_names else ())
         self._counters = COUNTERS + (LEGACY_COUNTERS if legacy_names else ())
         self._model_gauges = MODEL_GAUGES + (LEGACY_MODEL_GAUGES if legacy_names else ())
+        tables = (GAUGES, self._model_gauges, self._counters, MODEL_COUNTERS, self._histograms)
+        self._native = frozenset(row[1] for table in tables for row in table) | {"fakeai_finished_requests"}
 
     def describe(self) -> Iterator[Metric]:
         """Names only, so registration can detect clashes without reading the native families."""
         yield from self._families({})
 
     def collect(self) -> Iterator[Metric]:
-        yield from self._families(index_families(self._source()))
+        yield from self._families(index_families(self._source(self._native)))
 
     def _families(self, native: Mapping[str, Metric]) -> Iterator[Metric]:
         for name, source, doc in GAUGES + self._model_gauges:

@@ -1,0 +1,78 @@
+"""Non-streaming chat requests/s with 1 and 2 workers, and /metrics scrape time with 2, in one run.
+
+    python benchmarks/workers.py [--duration 10] [--connections 64]
+
+Needs ``wrk``. On a 2-core machine wrk and the workers share the cores, which caps the second
+worker's gain; the figures say what this machine gives, side by side.
+"""
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from common import free_port
+from throughput import REQUEST, run_wrk, wait_ready
+
+
+def measure(workers: int, args: argparse.Namespace, script: Path) -> tuple[float, list[float]]:
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "fakeai",
+        "server",
+        "--no-delay",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--workers",
+        str(workers),
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url)
+        run_wrk(url, 2, args.connections, script, pin=False)  # warm-up
+        rate, _ = run_wrk(url, args.duration, args.connections, script, pin=False)
+        scrapes = []
+        for _ in range(20):
+            start = time.perf_counter()
+            httpx.get(url + "/metrics", headers={"Connection": "close"}).raise_for_status()
+            scrapes.append(1000 * (time.perf_counter() - start))
+        return rate, scrapes
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=64)
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk not found: apt-get install -y wrk")
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "post.lua"
+        script.write_text(
+            'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+            f"wrk.body = {json.dumps(json.dumps(REQUEST))}\n"
+        )
+        one, scrapes_one = measure(1, args, script)
+        two, scrapes_two = measure(2, args, script)
+    print(f"non-streaming chat, {args.connections} connections, {args.duration} s each")
+    print(f"  1 worker    {one:8.0f} req/s   /metrics {statistics.median(scrapes_one):6.1f} ms (median of 20)")
+    print(f"  2 workers   {two:8.0f} req/s   /metrics {statistics.median(scrapes_two):6.1f} ms (median of 20)")
+    print(f"  2 / 1       {two / one:8.2f}")
+
+
+if __name__ == "__main__":
+    main()
