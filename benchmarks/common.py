@@ -1,8 +1,10 @@
-"""What the benchmarks share: free ports, CPU pinning and a process's CPU time."""
+"""What the benchmarks share: free ports, CPU pinning, a process's CPU time, and wrk."""
 
+import json
 import os
 import shutil
 import socket
+import sys
 from pathlib import Path
 
 
@@ -21,3 +23,18 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process, from /proc (Linux)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def require_wrk() -> None:
+    if not shutil.which("wrk"):
+        sys.exit("wrk not found: apt-get install -y wrk")
+
+
+def wrk_script(folder: Path, body: dict) -> Path:
+    """A wrk Lua script that POSTs ``body`` as JSON."""
+    script = folder / "post.lua"
+    script.write_text(
+        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+        f"wrk.body = {json.dumps(json.dumps(body))}\n"
+    )
+    return script

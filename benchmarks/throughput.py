@@ -9,7 +9,6 @@ the two servers take turns round by round so machine noise hits both alike; the 
 import argparse
 import json
 import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -19,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from common import cpu_seconds, free_port, pinned
+from common import cpu_seconds, free_port, pinned, require_wrk, wrk_script
 
 HERE = Path(__file__).resolve().parent
 BARE, FAKE = "bare FastAPI", "fakeai --no-delay"
@@ -92,15 +91,10 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    if not shutil.which("wrk"):
-        sys.exit("wrk not found: apt-get install -y wrk")
+    require_wrk()
 
     with tempfile.TemporaryDirectory() as tmp:
-        script = Path(tmp) / "post.lua"
-        script.write_text(
-            'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-            f"wrk.body = {json.dumps(json.dumps(REQUEST))}\n"
-        )
+        script = wrk_script(Path(tmp), REQUEST)
         fake_port = free_port()
         fakeai = [
             sys.executable,

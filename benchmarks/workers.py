@@ -7,8 +7,6 @@ worker's gain; the figures say what this machine gives, side by side.
 """
 
 import argparse
-import json
-import shutil
 import statistics
 import subprocess
 import sys
@@ -17,7 +15,7 @@ import time
 from pathlib import Path
 
 import httpx
-from common import free_port
+from common import free_port, require_wrk, wrk_script
 from throughput import REQUEST, run_wrk, wait_ready
 
 
@@ -58,14 +56,9 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
     args = parser.parse_args()
-    if not shutil.which("wrk"):
-        sys.exit("wrk not found: apt-get install -y wrk")
+    require_wrk()
     with tempfile.TemporaryDirectory() as tmp:
-        script = Path(tmp) / "post.lua"
-        script.write_text(
-            'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-            f"wrk.body = {json.dumps(json.dumps(REQUEST))}\n"
-        )
+        script = wrk_script(Path(tmp), REQUEST)
         one, scrapes_one = measure(1, args, script)
         two, scrapes_two = measure(2, args, script)
     print(f"non-streaming chat, {args.connections} connections, {args.duration} s each")
