@@ -13,7 +13,7 @@ from typing import Any
 from bridge import protocol
 from bridge.categories import Mapping, Selection, Window, compute
 from bridge.snapshot import Snapshot, take
-from bridge.sources import Source
+from bridge.sources import Source, WindowedSource
 from bridge.windows import SnapshotRing
 
 log = logging.getLogger("bridge")
@@ -95,6 +95,7 @@ class Hub:
         self._task: asyncio.Task[None] | None = None
         self._source_failing = False
         self._history: dict[tuple, tuple[float, list[dict[str, Any]]]] = {}
+        self._windows: dict[float, tuple[Snapshot, Snapshot]] = {}
 
     # -- lifecycle -------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -130,11 +131,24 @@ class Hub:
                 next_tick = time.monotonic() + tick
 
     async def sample(self) -> Snapshot:
+        if isinstance(self.source, WindowedSource):
+            return await self._sample_windows()
         families = await self.source.collect(self._sample_names)
         snapshot = take(families, self._wanted, self.clock())
         self.ring.append(snapshot)
         self.ticks += 1
         return snapshot
+
+    async def _sample_windows(self) -> Snapshot:
+        """A source that computes windows itself (Prometheus): one (start, end) pair per window in use."""
+        now = self.clock()
+        windows = {self.settings.window} | {c.filters.window for c in self.clients}
+        pairs = {w: await self.source.window(self._wanted, w, now) for w in sorted(windows)}
+        self._windows = pairs
+        end = pairs[self.settings.window][1]
+        self.ring.append(end)
+        self.ticks += 1
+        return end
 
     def _source_failed(self, exc: Exception) -> None:
         if not self._source_failing:
@@ -158,15 +172,20 @@ class Hub:
         end = end or self.ring.latest
         if end is None:
             return {}
-        start = self.ring.at_or_before(end.timestamp - filters.window) or end
+        if isinstance(self.source, WindowedSource):
+            # The source computed this window itself; a window first asked for between two ticks
+            # reads as empty until the next tick computes it.
+            start, end = self._windows.get(filters.window, (end, end))
+        else:
+            start = self.ring.at_or_before(end.timestamp - filters.window) or end
         window = Window(start, end, self.mapping, Selection(filters.endpoints, filters.models))
         return compute(window, filters.metric_types)
 
     def history(self, filters: protocol.Filters) -> list[dict[str, Any]]:
         """The last ``history_seconds`` at 1 s spacing, oldest first; shared by clients with equal filters."""
         latest = self.ring.latest
-        if latest is None:
-            return []
+        if latest is None or isinstance(self.source, WindowedSource):
+            return []  # a windowed source keeps no history of its own
         cached = self._history.get(filters.group_key)
         if cached is not None and cached[0] == latest.timestamp:
             return cached[1]

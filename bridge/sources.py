@@ -1,17 +1,30 @@
 """Where snapshots come from: a registry in this process, or another process's /metrics."""
 
 import asyncio
+import json
+import re
+import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterable
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
+from bridge.snapshot import Histogram, Snapshot, Wanted, take
+
 
 class Source(Protocol):
     async def collect(self, sample_names: set[str]) -> Iterable[Metric]: ...
+
+
+@runtime_checkable
+class WindowedSource(Protocol):
+    """A source that computes a window's start and end snapshots itself."""
+
+    async def window(self, wanted: Wanted, window: float, at: float) -> tuple[Snapshot, Snapshot]: ...
 
 
 class RegistrySource:
@@ -45,3 +58,82 @@ class ScrapeSource:
     async def collect(self, sample_names: set[str]) -> Iterable[Metric]:
         text = await asyncio.to_thread(self._fetch)
         return text_string_to_metric_families(text)
+
+
+NAME_LABEL = "bridge_sample_name"
+
+
+class PrometheusSource:
+    """A fleet through a Prometheus server's HTTP API.
+
+    For a window of ``w`` seconds it asks Prometheus for every wanted series now and for PromQL's own
+    per-series ``increase(...[w])`` (which handles one replica restarting), sums the replicas
+    (dropping ``instance`` and ``job``), and returns a start snapshot of ``now - increase`` and an end
+    snapshot of ``now``: the categories then compute exactly what they compute on a local registry.
+    """
+
+    DROPPED = ("instance", "job")
+
+    def __init__(self, url: str, timeout: float = 5.0) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+
+    def _query(self, expr: str, at: float) -> list[dict]:
+        data = urllib.parse.urlencode({"query": expr, "time": f"{at:.3f}"}).encode()
+        request = urllib.request.Request(self.url + "/api/v1/query", data=data, method="POST")
+        with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            body = json.loads(response.read())
+        if body.get("status") != "success":
+            raise RuntimeError(f"prometheus: {body.get('error', 'query failed')}")
+        return body["data"]["result"]
+
+    def _families(self, results: list[dict]) -> list[Metric]:
+        """Prometheus series (replicas summed) as one untyped family per sample name."""
+        summed: dict[tuple[str, tuple], float] = {}
+        for series in results:
+            labels = {k: v for k, v in series["metric"].items() if k not in self.DROPPED}
+            name = labels.pop(NAME_LABEL, None) or labels.pop("__name__")
+            key = (name, tuple(sorted(labels.items())))
+            summed[key] = summed.get(key, 0.0) + float(series["value"][1])
+        family = Metric("prometheus", "series from prometheus", "untyped")
+        for (name, labels), value in summed.items():
+            family.add_sample(name, dict(labels), value)
+        return [family]
+
+    def _fetch(self, sample_names: set[str], window: float, at: float) -> tuple[list[Metric], list[Metric]]:
+        names = sorted(sample_names)
+        current = self._query('{__name__=~"' + "|".join(re.escape(n) for n in names) + '"}', at)
+        # increase() drops the name, and `or` matches series on their labels without it, so each
+        # family is tagged with its name in a label of its own: one query carries them all.
+        increases = " or ".join(
+            f'label_replace(increase({n}[{window:g}s]), "{NAME_LABEL}", "{n}", "", "")'
+            for n in names
+            if n.endswith(("_total", "_bucket", "_sum", "_count"))
+        )
+        return self._families(current), self._families(self._query(increases, at))
+
+    async def window(self, wanted: Wanted, window: float, at: float) -> tuple[Snapshot, Snapshot]:
+        current, increases = await asyncio.to_thread(self._fetch, wanted.sample_names(), window, at)
+        end = take(current, wanted, at)
+        delta = take(increases, wanted, at)
+        start = Snapshot(at - window)
+        for name, series in end.values.items():
+            changes = delta.values.get(name, {})
+            is_counter = name in wanted.counters
+            start.values[name] = {k: v - changes.get(k, 0.0) if is_counter else v for k, v in series.items()}
+        for name, series in end.histograms.items():
+            changes = delta.histograms.get(name, {})
+            start.histograms[name] = {}
+            for key, h in series.items():
+                d = changes.get(key)
+                if d is None or len(d.cumulative) != len(h.cumulative):
+                    start.histograms[name][key] = h
+                else:
+                    start.histograms[name][key] = Histogram(
+                        h.bounds, h.cumulative - d.cumulative, h.total - d.total, h.count - d.count
+                    )
+        return start, end
+
+    async def collect(self, sample_names: set[str]) -> Iterable[Metric]:
+        current, _ = await asyncio.to_thread(self._fetch, sample_names, 60.0, time.time())
+        return current

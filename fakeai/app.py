@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bridge.hub import Hub, StreamSettings
 from bridge.server import stream_endpoint
-from bridge.sources import RegistrySource
+from bridge.sources import PrometheusSource, RegistrySource
 from exporter.exposition import metrics_endpoint
 from exporter.metrics import ServerMetrics
 from exporter.stream import STREAM_MAPPING
@@ -152,6 +152,8 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
         )
     exposed.register(HttpView(native))
     engines = Engines(settings, metrics)
+    if settings.stream_prometheus_url:
+        stream_source = PrometheusSource(settings.stream_prometheus_url)
     hub = Hub(stream_source, STREAM_MAPPING, stream_settings(settings))
 
     @asynccontextmanager

@@ -44,6 +44,8 @@ class Settings:
     """Where workers keep their metric files; emptied at start. None: a fresh temporary folder."""
     socket_send_buffer: int = 256 * 1024
     """SO_SNDBUF of every connection (0: the kernel's autotuning, which lets loopback buffer megabytes)."""
+    stream_prometheus_url: str | None = None
+    """Stream a fleet from this Prometheus server instead of this process's registry."""
     stream_min_interval: float = 0.5
     stream_window: float = 10.0
     stream_history_seconds: float = 60.0
@@ -200,6 +202,7 @@ OPTIONS: tuple[Option, ...] = (
         "stream subscriber be noticed (0: kernel autotuning)",
         int,
     ),
+    Option("stream_prometheus_url", "stream the whole fleet from this Prometheus server's API instead"),
     Option("stream_min_interval", "/metrics/stream sampling tick and shortest update interval, s", float),
     Option("stream_window", "/metrics/stream default window for rates and quantiles, s", float),
     Option("stream_history_seconds", "seconds of 1 s history sent on connect", float),
