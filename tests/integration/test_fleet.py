@@ -100,6 +100,10 @@ def test_fleet_stream_through_prometheus(tmp_path):
         stderr=subprocess.STDOUT,
         text=True,
     )
+    # The same fleet stream from a fakeai server's own /metrics/stream (--stream-prometheus-url).
+    viewer = ServerProcess(
+        ["--no-delay", "--stream-prometheus-url", f"http://127.0.0.1:{prometheus_port}", "--stream-min-interval", "1"]
+    ).start()
     stop = threading.Event()
     load = threading.Thread(target=steady_load, args=([r.url for r in replicas], stop))
     try:
@@ -107,18 +111,23 @@ def test_fleet_stream_through_prometheus(tmp_path):
         load.start()
         time.sleep(WINDOW + 5)
 
-        async def compare() -> tuple[dict, list[dict], dict, dict]:
-            fleet_all, fleet_a = await asyncio.gather(first_update(fleet), first_update(fleet, model=A))
+        async def compare() -> tuple[dict, list[dict], dict, dict, dict]:
+            fleet_all, fleet_a, via_server = await asyncio.gather(
+                first_update(fleet),
+                first_update(fleet, model=A),
+                first_update(viewer.url.replace("http://", "ws://") + "/metrics/stream"),
+            )
             local = await asyncio.gather(
                 *(first_update(r.url.replace("http://", "ws://") + "/metrics/stream") for r in replicas)
             )
             local_a = await first_update(replicas[2].url.replace("http://", "ws://") + "/metrics/stream", model=A)
-            return fleet_all, local, fleet_a, local_a
+            return fleet_all, local, fleet_a, local_a, via_server
 
-        fleet_all, local, fleet_a, local_a = asyncio.run(compare())
+        fleet_all, local, fleet_a, local_a, via_server = asyncio.run(compare())
         replica_sum = sum(t["total_requests_per_sec"] for t in local)
         assert replica_sum > 10
         assert abs(fleet_all["total_requests_per_sec"] - replica_sum) <= 0.1 * replica_sum, (fleet_all, replica_sum)
+        assert abs(via_server["total_requests_per_sec"] - replica_sum) <= 0.1 * replica_sum, via_server
         # A model filter selects the same share of the fleet as of one replica.
         fleet_share = fleet_a["total_requests_per_sec"] / fleet_all["total_requests_per_sec"]
         local_share = local_a["total_requests_per_sec"] / local[2]["total_requests_per_sec"]
@@ -152,5 +161,5 @@ def test_fleet_stream_through_prometheus(tmp_path):
             if process.poll() is None:
                 process.terminate()
                 process.wait(timeout=20)
-        for replica in replicas:
+        for replica in [*replicas, viewer]:
             replica.stop()

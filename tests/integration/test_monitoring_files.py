@@ -24,6 +24,7 @@ def promtool(*args: str) -> subprocess.CompletedProcess:
 def test_promtool_checks_config_rules_and_rule_tests():
     for args in (
         ("check", "config", "prometheus/prometheus.yml"),
+        ("check", "config", "prometheus/fleet.yml"),
         ("check", "rules", *[str(r) for r in RULES]),
         ("test", "rules", *[str(t) for t in sorted((REPO / "prometheus/rules/tests").glob("*.yml"))]),
     ):
@@ -84,7 +85,15 @@ def test_the_overview_has_every_row_the_issue_names():
 def test_compose_mounts_exist_ports_are_local_and_services_have_healthchecks():
     compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert set(services) == {"fakeai", "prometheus", "grafana"}
+    assert {"fakeai", "prometheus", "grafana"} <= set(services)
+    fleet = {name for name, service in services.items() if "fleet" in service.get("profiles", [])}
+    assert fleet == {"fakeai-1", "fakeai-2", "fakeai-3", "prometheus-fleet", "fleet-bridge"}
+    assert set(services) == fleet | {"fakeai", "prometheus", "grafana"}
+    assert "--prometheus-url" in services["fleet-bridge"]["command"]
+    fleet_config = yaml.safe_load((REPO / "prometheus/fleet.yml").read_text())
+    assert fleet_config["scrape_configs"][0]["static_configs"][0]["targets"] == [
+        f"{name}:8000" for name in ("fakeai-1", "fakeai-2", "fakeai-3")
+    ]
     for name, service in services.items():
         for port in service.get("ports", []):
             assert port.startswith("127.0.0.1:"), (name, port)
@@ -94,6 +103,7 @@ def test_compose_mounts_exist_ports_are_local_and_services_have_healthchecks():
         assert service["healthcheck"]["test"], name
     health = {n: " ".join(s["healthcheck"]["test"]) for n, s in services.items()}
     assert "/health" in health["fakeai"] and "/-/healthy" in health["prometheus"]
+    assert "/-/healthy" in health["prometheus-fleet"] and "/health" in health["fleet-bridge"]
     assert "/api/health" in health["grafana"]
     assert services["grafana"]["environment"]["GF_AUTH_ANONYMOUS_ORG_ROLE"] == "Viewer"
     assert "--host" in (REPO / "Dockerfile").read_text() and "0.0.0.0" in (REPO / "Dockerfile").read_text()
