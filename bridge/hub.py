@@ -100,7 +100,12 @@ class Hub:
     # -- lifecycle -------------------------------------------------------------------------------------
     async def start(self) -> None:
         if self._task is None:
-            await self.sample()
+            try:
+                await self.sample()
+            except Exception as exc:  # a source that is down at start-up must not stop the server
+                self.failed_ticks += 1
+                log.warning("metrics stream source unavailable at start: %s", exc)
+                self._source_failed(exc)
             self._task = asyncio.get_running_loop().create_task(self._run(), name="bridge-sampler")
 
     async def stop(self) -> None:

@@ -104,3 +104,17 @@ async def test_history_is_one_second_apart_oldest_first():
     assert stamps == sorted(stamps) and len(stamps) == 6
     assert all(abs(b - a - 1.0) < 1e-9 for a, b in itertools.pairwise(stamps))
     assert hub.history(Filters()) is history  # shared by clients with the same filters until the next tick
+
+
+async def test_a_source_down_at_start_up_does_not_stop_the_hub():
+    registry = CollectorRegistry()
+    source = FlakySource(registry)
+    source.down = True
+    hub = Hub(source, MAPPING, StreamSettings(min_interval=0.05))
+    await hub.start()  # does not raise
+    try:
+        source.down = False
+        await asyncio.sleep(0.3)
+    finally:
+        await hub.stop()
+    assert hub.failed_ticks >= 1 and hub.ticks >= 1 and hub.ring.latest is not None
