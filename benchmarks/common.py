@@ -1,10 +1,13 @@
 """What the benchmarks share: free ports, CPU pinning, a process's CPU time, and wrk."""
 
+import contextlib
 import json
 import os
 import shutil
 import socket
+import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -38,3 +41,21 @@ def wrk_script(folder: Path, body: dict) -> Path:
         f"wrk.body = {json.dumps(json.dumps(body))}\n"
     )
     return script
+
+
+def fakeai_command(port: int, *flags: str) -> list[str]:
+    """``python -m fakeai server`` on ``port`` with quiet logs, plus ``flags``."""
+    return [sys.executable, "-m", "fakeai", "server", "--port", str(port), "--log-level", "warning", *flags]
+
+
+@contextlib.contextmanager
+def background(command: list[str], cpu: int | None = None) -> Iterator[subprocess.Popen]:
+    """Run ``command`` (on one CPU when ``cpu`` is given) for the duration of the block, then stop it."""
+    process = subprocess.Popen(
+        pinned(cpu, command) if cpu is not None else command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        yield process
+    finally:
+        process.terminate()
+        process.wait(timeout=20)

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import httpx
-from common import cpu_seconds, free_port, pinned
+from common import background, cpu_seconds, fakeai_command, free_port, pinned
 
 HERE = Path(__file__).resolve().parent
 SCENARIOS = (("shared", 1), ("shared", 100), ("shared", 1000), ("distinct", 100))
@@ -34,8 +34,7 @@ def wait_port(port: int) -> None:
 
 
 def measure(server: list[str], port: int, mode: str, count: int, duration: float) -> dict:
-    process = subprocess.Popen(pinned(0, server), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
+    with background(server, cpu=0) as process:
         wait_port(port)
         time.sleep(1.5)
         clients = subprocess.Popen(
@@ -66,9 +65,6 @@ def measure(server: list[str], port: int, mode: str, count: int, duration: float
             "p99_ms": 1000 * (done["p99"] or float("nan")),
             "updates": done["updates"],
         }
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
 
 
 def main() -> None:
@@ -78,21 +74,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         # The payload the bare fan-out pushes: a real update of a server that has seen some traffic.
         port = free_port()
-        fakeai = [
-            sys.executable,
-            "-m",
-            "fakeai",
-            "server",
-            "--no-delay",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--stream-max-clients",
-            "5000",
-        ]
-        probe = subprocess.Popen(fakeai, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
+        flags = ("--no-delay", "--stream-max-clients", "5000")
+        with background(fakeai_command(port, *flags)):
             wait_port(port)
             for endpoint, body in (
                 ("/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}]}),
@@ -109,9 +92,6 @@ def main() -> None:
                 ws.recv()
                 while (update := json.loads(ws.recv()))["type"] != "metrics_update":
                     pass
-        finally:
-            probe.terminate()
-            probe.wait(timeout=15)
         payload = Path(tmp) / "payload.json"
         payload.write_text(json.dumps(update))
         size = len(json.dumps(update))
@@ -121,7 +101,7 @@ def main() -> None:
             label = f"{count} subscribers, {'1 filter set' if mode == 'shared' else f'{count} filter sets'}"
             port = free_port()
             for name, command in (
-                ("fakeai", [*fakeai[:6], str(port), *fakeai[7:]]),
+                ("fakeai", fakeai_command(port, *flags)),
                 ("bare", [sys.executable, str(HERE / "bare_fanout.py"), str(port), str(payload), "1.0"]),
             ):
                 if name == "bare" and mode == "distinct":

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from common import cpu_seconds, free_port, pinned, require_wrk, wrk_script
+from common import background, cpu_seconds, fakeai_command, free_port, pinned, require_wrk, wrk_script
 
 HERE = Path(__file__).resolve().parent
 BARE, FAKE = "bare FastAPI", "fakeai --no-delay"
@@ -64,25 +64,16 @@ def run_wrk(url: str, duration: int, connections: int, script: Path, pin: bool =
     return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), completed
 
 
-def serve(command: list[str], port: int) -> subprocess.Popen:
-    process = subprocess.Popen(pinned(0, command), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_ready(f"http://127.0.0.1:{port}")
-    return process
-
-
 def measure(command: list[str], port: int, args: argparse.Namespace, script: Path) -> Run:
-    process = serve(command, port)
-    try:
-        url = f"http://127.0.0.1:{port}"
+    url = f"http://127.0.0.1:{port}"
+    with background(command, cpu=0) as process:
+        wait_ready(url)
         run_wrk(url, 2, args.connections, script)  # warm-up
         cpu_before = cpu_seconds(process.pid)
         rate, completed = run_wrk(url, args.duration, args.connections, script)
         # CPU per request is what other tenants of a noisy machine disturb least: steal time and
         # preemption stretch the wall clock, not the CPU time a request needs.
         return Run(rate, (cpu_seconds(process.pid) - cpu_before) / completed * 1e6)
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def main() -> None:
@@ -96,22 +87,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         script = wrk_script(Path(tmp), REQUEST)
         fake_port = free_port()
-        fakeai = [
-            sys.executable,
-            "-m",
-            "fakeai",
-            "server",
-            "--no-delay",
-            "--port",
-            str(fake_port),
-            "--log-level",
-            "warning",
-        ]
+        fakeai = fakeai_command(fake_port, "--no-delay")
         # The bare app returns exactly the JSON fakeai returns for this request.
-        process = serve(fakeai, fake_port)
-        body = httpx.post(f"http://127.0.0.1:{fake_port}/v1/chat/completions", json=REQUEST).json()
-        process.terminate()
-        process.wait(timeout=10)
+        with background(fakeai, cpu=0):
+            wait_ready(f"http://127.0.0.1:{fake_port}")
+            body = httpx.post(f"http://127.0.0.1:{fake_port}/v1/chat/completions", json=REQUEST).json()
         body_path = Path(tmp) / "body.json"
         body_path.write_text(json.dumps(body))
         bare_port = free_port()

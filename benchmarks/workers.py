@@ -8,35 +8,19 @@ worker's gain; the figures say what this machine gives, side by side.
 
 import argparse
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
-from common import free_port, require_wrk, wrk_script
+from common import background, fakeai_command, free_port, require_wrk, wrk_script
 from throughput import REQUEST, run_wrk, wait_ready
 
 
 def measure(workers: int, args: argparse.Namespace, script: Path) -> tuple[float, list[float]]:
     port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "fakeai",
-        "server",
-        "--no-delay",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-        "--workers",
-        str(workers),
-    ]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    try:
+    with background(fakeai_command(port, "--no-delay", "--workers", str(workers))):
         wait_ready(url)
         run_wrk(url, 2, args.connections, script, pin=False)  # warm-up
         rate, _ = run_wrk(url, args.duration, args.connections, script, pin=False)
@@ -46,9 +30,6 @@ def measure(workers: int, args: argparse.Namespace, script: Path) -> tuple[float
             httpx.get(url + "/metrics", headers={"Connection": "close"}).raise_for_status()
             scrapes.append(1000 * (time.perf_counter() - start))
         return rate, scrapes
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
 
 
 def main() -> None:
