@@ -3,14 +3,9 @@
 import socket
 
 import httpx
+from stream_support import free_port
 
 from fakeai.testing import ServerProcess
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_port_host_and_debug_log_level_take_effect():

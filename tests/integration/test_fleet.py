@@ -14,20 +14,12 @@ import pytest
 import websockets
 import yaml
 from monitoring_support import REPO
-from stream_support import next_of, subscribe
+from stream_support import free_port, next_of, subscribe
 
 from fakeai.testing import ServerProcess
 
 A, B = "model-a", "model-b"
 WINDOW = 20
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_prometheus(tmp_path, targets: list[str], port: int) -> subprocess.Popen:

@@ -5,7 +5,6 @@ with Prometheus's histogram_quantile over the same window within one bucket."""
 import asyncio
 import json
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -15,18 +14,12 @@ import httpx
 import pytest
 import yaml
 from monitoring_support import DASHBOARDS, REPO, dashboard, expressions, resolve, variables
-from stream_support import connect, next_of, subscribe
+from stream_support import connect, free_port, next_of, subscribe
 
 from exporter.buckets import TTFT
 
 A, B = "model-a", "model-b"
 TRAFFIC_SECONDS = 30
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
