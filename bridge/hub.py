@@ -1,5 +1,10 @@
-"""The sampler and the fan-out: one snapshot per tick, one payload per distinct filter set, one
-latest-wins mailbox per client."""
+"""The fan-out: each tick, one payload per distinct filter set and one latest-wins mailbox per client.
+
+The sampler (``bridge.sampler``) reads the source; the hub runs the tick, computes what each group of
+clients asked for, and posts it. A source that fails and a bug of ours are told apart: the first is
+a warning and a ``source_unavailable`` error to clients, the second a logged traceback and
+``internal_error``; neither stops the stream.
+"""
 
 import asyncio
 import contextlib
@@ -12,9 +17,9 @@ from typing import Any
 
 from bridge import protocol
 from bridge.categories import Mapping, Selection, Window, compute
-from bridge.snapshot import Snapshot, take
-from bridge.sources import Source, WindowedSource
-from bridge.windows import SnapshotRing
+from bridge.sampler import Sampler, SourceUnavailable
+from bridge.snapshot import Snapshot
+from bridge.sources import Source
 
 log = logging.getLogger("bridge")
 DELTA_FIELDS = (
@@ -70,6 +75,8 @@ class Client:
 
 
 class Hub:
+    """Runs the tick (sample, then deliver) and fans the payloads out to the clients."""
+
     def __init__(
         self,
         source: Source,
@@ -78,34 +85,30 @@ class Hub:
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.source = source
         self.mapping = mapping
         self.settings = settings
         self.clock = clock
-        self.clients: set[Client] = set()
-        self.ring = SnapshotRing(
-            fine_seconds=max(settings.history_seconds, 120.0),
-            max_seconds=protocol.MAX_WINDOW,
-            tick=settings.min_interval,
+        self.sampler = Sampler(
+            source, mapping, tick=settings.min_interval, history_seconds=settings.history_seconds, clock=clock
         )
-        self.ticks = 0
+        self.clients: set[Client] = set()
         self.failed_ticks = 0
-        self._wanted = mapping.wanted()
-        self._sample_names = self._wanted.sample_names()
+        """Ticks whose source could not be read."""
+        self.internal_errors = 0
+        """Ticks that failed on a bug of ours (logged with their traceback)."""
         self._task: asyncio.Task[None] | None = None
-        self._source_failing = False
-        self._history: dict[tuple, tuple[float, list[dict[str, Any]]]] = {}
-        self._windows: dict[float, tuple[Snapshot, Snapshot]] = {}
+        self._reported: str | None = None  # the error code clients were last told about, until a good tick
+        self._history: dict[tuple[Any, ...], tuple[float, list[dict[str, Any]]]] = {}
+
+    @property
+    def ticks(self) -> int:
+        return self.sampler.ticks
 
     # -- lifecycle -------------------------------------------------------------------------------------
     async def start(self) -> None:
         if self._task is None:
-            try:
+            with contextlib.suppress(SourceUnavailable):  # a source down at start-up must not stop the server
                 await self.sample()
-            except Exception as exc:  # a source that is down at start-up must not stop the server
-                self.failed_ticks += 1
-                log.warning("metrics stream source unavailable at start: %s", exc)
-                self._source_failed(exc)
             self._task = asyncio.get_running_loop().create_task(self._run(), name="bridge-sampler")
 
     async def stop(self) -> None:
@@ -120,50 +123,44 @@ class Hub:
         next_tick = time.monotonic() + tick
         while True:
             await asyncio.sleep(max(next_tick - time.monotonic(), 0.0))
-            try:
-                await self.sample()
-                self.deliver(self.clock())
-                self._source_recovered()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # a failing tick must not stop the stream: log, count, carry on
-                self.failed_ticks += 1
-                log.warning("metrics stream tick failed: %s", exc)
-                self._source_failed(exc)
+            await self.tick()
             # Keep the cadence: the next tick is due a fixed step after the last, however long this took.
             next_tick += tick
             if next_tick < time.monotonic():
                 next_tick = time.monotonic() + tick
 
+    async def tick(self) -> None:
+        """Sample and deliver once. Neither a failing source nor a bug of ours stops the stream."""
+        try:
+            await self.sample()
+            self.deliver(self.clock())
+        except SourceUnavailable:
+            pass  # counted, logged and reported by sample()
+        except Exception:
+            self.internal_errors += 1
+            log.exception("metrics stream tick failed")
+            self._report("internal_error", "The metrics stream failed to compute this update; see the server log.")
+        else:
+            self._reported = None
+
     async def sample(self) -> Snapshot:
-        if isinstance(self.source, WindowedSource):
-            return await self._sample_windows()
-        families = await self.source.collect(self._sample_names)
-        snapshot = take(families, self._wanted, self.clock())
-        self.ring.append(snapshot)
-        self.ticks += 1
-        return snapshot
-
-    async def _sample_windows(self) -> Snapshot:
-        """A source that computes windows itself (Prometheus): one (start, end) pair per window in use."""
-        now = self.clock()
+        """Read the source once; a failure is counted, logged and reported once, then re-raised."""
         windows = {self.settings.window} | {c.filters.window for c in self.clients}
-        pairs = {w: await self.source.window(self._wanted, w, now) for w in sorted(windows)}
-        self._windows = pairs
-        end = pairs[self.settings.window][1]
-        self.ring.append(end)
-        self.ticks += 1
-        return end
+        try:
+            return await self.sampler.sample(windows)
+        except SourceUnavailable as exc:
+            self.failed_ticks += 1
+            log.warning("metrics stream source unavailable: %s", exc)
+            self._report("source_unavailable", f"Metrics source unavailable: {exc}"[:300])
+            raise
 
-    def _source_failed(self, exc: Exception) -> None:
-        if not self._source_failing:
-            self._source_failing = True
-            text = protocol.error("source_unavailable", f"Metrics source unavailable: {exc}"[:300], self.clock())
+    def _report(self, code: str, message: str) -> None:
+        """Tell every client once per failing streak (and again if the kind of failure changes)."""
+        if self._reported != code:
+            self._reported = code
+            text = protocol.error(code, message, self.clock())
             for client in self.clients:
                 client.post_reply(text)
-
-    def _source_recovered(self) -> None:
-        self._source_failing = False
 
     # -- clients ---------------------------------------------------------------------------------------
     def register(self, client: Client) -> None:
@@ -174,29 +171,24 @@ class Hub:
 
     # -- payloads --------------------------------------------------------------------------------------
     def data(self, filters: protocol.Filters, end: Snapshot | None = None) -> dict[str, Any]:
-        end = end or self.ring.latest
+        end = end or self.sampler.ring.latest
         if end is None:
             return {}
-        if isinstance(self.source, WindowedSource):
-            # The source computed this window itself; a window first asked for between two ticks
-            # reads as empty until the next tick computes it.
-            start, end = self._windows.get(filters.window, (end, end))
-        else:
-            start = self.ring.at_or_before(end.timestamp - filters.window) or end
+        start, end = self.sampler.window(filters.window, end)
         window = Window(start, end, self.mapping, Selection(filters.endpoints, filters.models))
         return compute(window, filters.metric_types)
 
     def history(self, filters: protocol.Filters) -> list[dict[str, Any]]:
         """The last ``history_seconds`` at 1 s spacing, oldest first; shared by clients with equal filters."""
-        latest = self.ring.latest
-        if latest is None or isinstance(self.source, WindowedSource):
+        latest = self.sampler.ring.latest
+        if latest is None or self.sampler.windowed:
             return []  # a windowed source keeps no history of its own
         cached = self._history.get(filters.group_key)
         if cached is not None and cached[0] == latest.timestamp:
             return cached[1]
         points = [
             {"timestamp": s.timestamp, "data": self.data(filters, s)}
-            for s in self.ring.spaced(self.settings.history_seconds, 1.0)
+            for s in self.sampler.ring.spaced(self.settings.history_seconds, 1.0)
         ]
         if len(self._history) > 64:
             self._history.clear()

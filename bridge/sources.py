@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
+from bridge.reader import fetch_text
 from bridge.snapshot import Histogram, Snapshot, Wanted, take
 
 
@@ -50,14 +51,9 @@ class ScrapeSource:
         self.url = url
         self.timeout = timeout
 
-    def _fetch(self) -> str:
-        request = urllib.request.Request(self.url, headers={"Accept": "text/plain; version=0.0.4"})
-        with urllib.request.urlopen(request, timeout=self.timeout) as response:
-            return response.read().decode("utf-8")
-
     async def collect(self, sample_names: set[str]) -> Iterable[Metric]:
-        text = await asyncio.to_thread(self._fetch)
-        return text_string_to_metric_families(text)
+        text = await asyncio.to_thread(fetch_text, self.url, self.timeout)
+        return list(text_string_to_metric_families(text))  # parsed here: a bad body is the source's failure
 
 
 NAME_LABEL = "bridge_sample_name"

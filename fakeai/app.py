@@ -3,7 +3,6 @@
 import inspect
 import logging
 import os
-import time
 from collections.abc import AsyncIterator, Collection, Iterator
 from contextlib import asynccontextmanager
 
@@ -15,7 +14,6 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import WebSocketRoute
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bridge.hub import Hub, StreamSettings
 from bridge.server import stream_endpoint
@@ -24,9 +22,10 @@ from exporter.exposition import metrics_endpoint
 from exporter.metrics import ServerMetrics
 from exporter.stream import STREAM_MAPPING
 from exporter.views import CacheConfig, HttpView, VllmView
-from fakeai.context import ARRIVAL, ServerContext
-from fakeai.engine import Engines
+from fakeai.context import ServerContext
+from fakeai.engines import Engines
 from fakeai.errors import ErrorKind, OpenAIError, error_body
+from fakeai.http_metrics import HttpMetricsMiddleware
 from fakeai.openapi import add_to_schema
 from fakeai.routes import chat, completions, embeddings, misc, models
 from fakeai.settings import Settings
@@ -34,40 +33,6 @@ from fakeai.settings import Settings
 log = logging.getLogger("fakeai")
 SETTINGS_ENV = "FAKEAI_WORKER_SETTINGS"
 MODEL_ENDPOINTS = (chat.ENDPOINT, completions.ENDPOINT, embeddings.ENDPOINT)
-UNMATCHED = "unmatched"  # every path with no route shares this one label value
-NOT_INSTRUMENTED = frozenset({"/metrics", "/metrics/stream"})
-
-
-class HttpMetricsMiddleware:
-    """Counts every HTTP request by route template (never the raw path), as vLLM's instrumentator does."""
-
-    def __init__(self, app: ASGIApp, metrics: ServerMetrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start = time.monotonic()
-        # The arrival time every request-level latency starts from: as early as the server sees it.
-        scope.setdefault("state", {})[ARRIVAL] = start
-        status = 500
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_wrapper)
-        finally:
-            route = scope.get("route")
-            template = getattr(route, "path", None) or UNMATCHED
-            if template not in NOT_INSTRUMENTED:
-                method = scope["method"] if scope["method"] in _METHODS else "OTHER"
-                self.metrics.http_request(template, method, status, time.monotonic() - start)
 
 
 # fakeai reports through Prometheus; FastAPI's native OpenTelemetry hooks (in releases that have
@@ -77,7 +42,6 @@ NO_OPENTELEMETRY: dict[str, object] = (
     if "telemetry" in inspect.signature(FastAPI).parameters
     else {}
 )
-_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 
 
 def _http_error(request: Request, exc: Exception) -> Response:
@@ -187,5 +151,5 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
     app.add_exception_handler(OpenAIError, _openai_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)
-    app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
+    app.add_middleware(HttpMetricsMiddleware, metrics=metrics, routes=app.router.routes)
     return app

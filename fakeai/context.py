@@ -3,14 +3,16 @@
 import secrets
 import time
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 from pydantic import ValidationError
 from starlette.requests import ClientDisconnect, Request
 
 from exporter.metrics import ServerMetrics
-from fakeai.engine import Engines, ModelEngine
-from fakeai.errors import ErrorKind, OpenAIError
+from fakeai.engine.scheduler import ModelEngine
+from fakeai.engines import Engines
+from fakeai.errors import ErrorKind, OpenAIError, missing_parameter
+from fakeai.http_metrics import ARRIVAL
 from fakeai.schemas import ModelRequest
 from fakeai.settings import Settings
 
@@ -44,9 +46,6 @@ class ServerContext:
         return engine
 
 
-ARRIVAL = "fakeai_arrival"
-
-
 def arrival_time(request: Request) -> float:
     """When the server first saw the request (set by the HTTP middleware), else now."""
     return request.scope.get("state", {}).get(ARRIVAL) or time.monotonic()
@@ -56,13 +55,23 @@ def context(request: Request) -> ServerContext:
     return request.app.state.fakeai
 
 
-async def accept(request: Request, body_type: type[BodyT]) -> tuple[ServerContext, float, BodyT, ModelEngine]:
+@dataclass(frozen=True, slots=True)
+class Accepted(Generic[BodyT]):
+    """A request a model endpoint has accepted: authorised, its body valid, its model served."""
+
+    ctx: ServerContext
+    arrival: float
+    body: BodyT
+    engine: ModelEngine
+
+
+async def accept(request: Request, body_type: type[BodyT]) -> Accepted[BodyT]:
     """What every model endpoint does first: arrival time, API key, body, and the model's engine."""
     ctx = context(request)
     arrival = arrival_time(request)
     ctx.check_auth(request)
     body = await parse_body(request, body_type)
-    return ctx, arrival, body, ctx.engine_for(body.model)
+    return Accepted(ctx, arrival, body, ctx.engine_for(body.model))
 
 
 async def read_body(request: Request) -> bytes:
@@ -82,6 +91,15 @@ async def read_body(request: Request) -> bytes:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
+def openai_param(location: tuple[int | str, ...]) -> str:
+    """A validation error's location as OpenAI names parameters: ``("messages", 0, "role")`` ->
+    ``messages[0].role``."""
+    param = ""
+    for part in location:
+        param += f"[{part}]" if isinstance(part, int) else (f".{part}" if param else part)
+    return param
+
+
 async def parse_body(request: Request, model: type[BodyT]) -> BodyT:
     """Validate a JSON body; every failure is a 400 in OpenAI's envelope naming the parameter."""
     body = await read_body(request)
@@ -93,5 +111,7 @@ async def parse_body(request: Request, model: type[BodyT]) -> BodyT:
             raise OpenAIError(ErrorKind.INVALID_JSON, f"The body is not valid JSON: {first['msg']}") from None
         if not first["loc"]:
             raise OpenAIError(ErrorKind.INVALID_REQUEST, "The body must be a JSON object.") from None
-        param = ".".join(str(part) for part in first["loc"])
+        param = openai_param(first["loc"])
+        if first["type"] == "missing":
+            raise missing_parameter(param) from None
         raise OpenAIError(ErrorKind.INVALID_REQUEST, f"Invalid '{param}': {first['msg']}.", param=param) from None

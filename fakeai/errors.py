@@ -11,6 +11,7 @@ class ErrorKind(Enum):
 
     INVALID_REQUEST = (400, "invalid_request_error", None)
     INVALID_JSON = (400, "invalid_request_error", "invalid_json")
+    MISSING_PARAMETER = (400, "invalid_request_error", "missing_required_parameter")
     CONTEXT_LENGTH = (400, "invalid_request_error", "context_length_exceeded")
     UNAUTHORIZED = (401, "authentication_error", "invalid_api_key")
     MODEL_NOT_FOUND = (404, "invalid_request_error", "model_not_found")
@@ -47,6 +48,11 @@ class OpenAIError(Exception):
     def response(self) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if self.kind is ErrorKind.UNAUTHORIZED else None
         return JSONResponse(self.body(), status_code=self.kind.status, headers=headers)
+
+
+def missing_parameter(param: str) -> OpenAIError:
+    """OpenAI's answer to a required parameter left out (``param`` as OpenAI writes it: ``messages[0].content``)."""
+    return OpenAIError(ErrorKind.MISSING_PARAMETER, f"Missing required parameter: '{param}'.", param=param)
 
 
 def error_body(kind: ErrorKind, message: str, param: str | None = None) -> dict[str, Any]:

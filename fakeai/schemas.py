@@ -1,6 +1,6 @@
 """Request bodies, validated strictly so a wrong type is a 400 naming the parameter, never a 500."""
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -27,6 +27,18 @@ class ChatMessage(_Body):
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
     content: str | list[TextPart | OtherPart] | None = None
     name: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    function_call: dict[str, Any] | None = None
+
+    def lacks_content(self) -> bool:
+        """OpenAI's rule: every message needs ``content``, except an assistant message that calls a tool
+        (``tool_calls`` or the older ``function_call``) and a ``function`` message, whose content may be
+        null but must be given."""
+        if self.role == "assistant" and (self.tool_calls or self.function_call):
+            return False
+        if self.role == "function":
+            return "content" not in self.model_fields_set
+        return self.content is None
 
     def text(self) -> str:
         if self.content is None:
@@ -81,6 +93,10 @@ class GenerationParams(ModelRequest):
 class ChatCompletionRequest(GenerationParams):
     messages: list[ChatMessage] = Field(min_length=1)
     max_completion_tokens: int | None = Field(None, ge=1)
+
+    def message_without_content(self) -> int | None:
+        """Index of the first message that needs ``content`` and has none."""
+        return next((i for i, m in enumerate(self.messages) if m.lacks_content()), None)
 
     def token_limit(self) -> int | None:
         return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens

@@ -1,55 +1,6 @@
-"""The simulation: one vLLM-like engine per served model, plus fault injection."""
+"""The simulation: vLLM-like engines (scheduler, latency, prefix cache, tokens) and fault injection.
 
-import random
-from typing import TYPE_CHECKING
-
-import numpy as np
-
-from exporter.metrics import ServerMetrics
-from fakeai.engine.faults import FaultInjector
-from fakeai.engine.latency import LatencyModel
-from fakeai.engine.prefix_cache import PrefixCache
-from fakeai.engine.scheduler import ModelEngine, QueueFullError
-from fakeai.engine.sequence import GenerationRequest, Sequence
-
-if TYPE_CHECKING:  # settings import the engine's fault and profile parsers
-    from fakeai.settings import Settings
-
-__all__ = ["Engines", "GenerationRequest", "ModelEngine", "QueueFullError", "Sequence"]
-
-
-class Engines:
-    """All models' engines, seeded from one ``--seed`` so a run is reproducible."""
-
-    def __init__(self, settings: "Settings", metrics: ServerMetrics) -> None:
-        # Independent, reproducible streams per model (SeedSequence), drawn with the standard library's
-        # generator: the draws are scalars on the hot path, where numpy's per-call overhead dominates.
-        seeds = [
-            random.Random(int(s.generate_state(1)[0]))
-            for s in np.random.SeedSequence(settings.seed).spawn(len(settings.models) + 1)
-        ]
-        self.by_model: dict[str, ModelEngine] = {}
-        for model, seed in zip(settings.models, seeds, strict=False):
-            rng = seed
-            self.by_model[model] = ModelEngine(
-                model,
-                latency=LatencyModel(settings.profile(model), rng, no_delay=settings.no_delay),
-                cache=PrefixCache(settings.block_size, settings.num_blocks),
-                metrics=metrics.model(model),
-                rng=rng,
-                max_num_seqs=settings.max_num_seqs,
-                max_waiting=settings.max_waiting,
-                max_model_len=settings.max_model_len,
-            )
-        self.faults = FaultInjector(settings.error_rate, dict(settings.error_mix), seeds[-1])
-
-    def get(self, model: str) -> ModelEngine | None:
-        return self.by_model.get(model)
-
-    def start(self) -> None:
-        for engine in self.by_model.values():
-            engine.start()
-
-    async def stop(self) -> None:
-        for engine in self.by_model.values():
-            await engine.stop()
+Deliberately empty: importing one engine module (the settings import ``faults`` and ``profiles``)
+must not load the scheduler, numpy or the exporter. ``fakeai.engines`` builds the engines of a
+server from its settings.
+"""

@@ -116,7 +116,7 @@ class Sequence:
         self.cancelled = False
         fault = request.fault
         self.abort_after: int | None = None
-        if fault is not None and fault.error is None and targets:
+        if fault is not None and fault.mid_generation and targets:
             # At least one token first, so a client always sees how far the answer got.
             self.abort_after = max(1, int(max(t for t, _ in targets) * fault.abort_fraction))
         self.updates: asyncio.Queue[list[TokenDelta] | None] | None = asyncio.Queue() if request.stream else None

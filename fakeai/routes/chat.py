@@ -8,6 +8,7 @@ from starlette.responses import Response
 from fakeai.context import accept
 from fakeai.engine.sequence import Choice, TokenDelta
 from fakeai.engine.tokens import chat_prompt_tokens
+from fakeai.errors import missing_parameter
 from fakeai.openapi import DocumentedRoute
 from fakeai.routes.generation import Renderer, respond
 from fakeai.schemas import ChatCompletionRequest
@@ -30,10 +31,18 @@ class ChatRenderer(Renderer):
 
 
 async def create_chat_completion(request: Request) -> Response:
-    ctx, arrival, body, engine = await accept(request, ChatCompletionRequest)
-    prompt = chat_prompt_tokens((m.role, m.text()) for m in body.messages)
-    max_tokens = body.token_limit()
-    return await respond(request, ctx, engine, body, ENDPOINT, prompt, max_tokens, arrival, ChatRenderer(body.model))
+    accepted = await accept(request, ChatCompletionRequest)
+    body = accepted.body
+    if (index := body.message_without_content()) is not None:
+        raise missing_parameter(f"messages[{index}].content")
+    return await respond(
+        request,
+        accepted,
+        endpoint=ENDPOINT,
+        prompt=chat_prompt_tokens((m.role, m.text()) for m in body.messages),
+        max_tokens=body.token_limit(),
+        renderer=ChatRenderer(body.model),
+    )
 
 
 # A plain Starlette route: FastAPI's per-request dependency machinery costs more than this whole

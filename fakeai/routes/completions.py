@@ -33,20 +33,16 @@ class CompletionRenderer(Renderer):
 
 
 async def create_completion(request: Request) -> Response:
-    ctx, arrival, body, engine = await accept(request, CompletionRequest)
+    accepted = await accept(request, CompletionRequest)
+    body = accepted.body
     raw = body.prompt[0] if isinstance(body.prompt, list) and isinstance(body.prompt[0], str) else body.prompt
-    prompt = tokenize(raw) if isinstance(raw, str) else list(raw)
-    max_tokens = body.token_limit()
     return await respond(
         request,
-        ctx,
-        engine,
-        body,
-        ENDPOINT,
-        prompt,
-        max_tokens,
-        arrival,
-        CompletionRenderer(body.model, raw if body.echo and isinstance(raw, str) else ""),
+        accepted,
+        endpoint=ENDPOINT,
+        prompt=tokenize(raw) if isinstance(raw, str) else list(raw),
+        max_tokens=body.token_limit(),
+        renderer=CompletionRenderer(body.model, raw if body.echo and isinstance(raw, str) else ""),
     )
 
 

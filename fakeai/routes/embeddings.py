@@ -10,11 +10,11 @@ from starlette.responses import Response
 
 from exporter.facts import FinishedReason
 from fakeai.context import accept
-from fakeai.engine import GenerationRequest
+from fakeai.engine.sequence import GenerationRequest
 from fakeai.engine.tokens import Token, tokenize
 from fakeai.jsonio import FastJSONResponse
 from fakeai.openapi import DocumentedRoute
-from fakeai.routes.generation import Outcome, admit, hand_over, run_to_end
+from fakeai.routes.lifecycle import Outcome, admit, hand_over, run_to_end
 from fakeai.routes.prompts import check_length
 from fakeai.schemas import EmbeddingRequest
 
@@ -38,7 +38,8 @@ def _inputs(raw: str | list[str] | list[int] | list[list[int]]) -> list[list[Tok
 
 
 async def create_embeddings(request: Request) -> Response:
-    ctx, arrival, body, engine = await accept(request, EmbeddingRequest)
+    accepted = await accept(request, EmbeddingRequest)
+    ctx, body, engine = accepted.ctx, accepted.body, accepted.engine
     inputs = _inputs(body.input)
     for tokens in inputs:
         check_length(len(tokens), None, ctx.settings.max_model_len)
@@ -47,7 +48,7 @@ async def create_embeddings(request: Request) -> Response:
         endpoint=ENDPOINT,
         model=body.model,
         prompt_tokens=prompt,
-        arrival=arrival,
+        arrival=accepted.arrival,
         generate=False,
         fault=ctx.engines.faults.draw(),
     )

@@ -1,34 +1,39 @@
-"""The life of one generation request, shared by chat and text completions.
+"""Generation endpoints' shared half: OpenAI response shapes, JSON answers and server-sent events.
 
-accept -> (injected fault) -> API overhead -> engine queue -> tokens -> one ``RequestRecord``.
-Whatever happens (error, client gone, stream cut), exactly one record is handed to the metrics, and
-every gauge the request raised is lowered again.
+The request's life (admission, faults, the one record) is in ``fakeai.routes.lifecycle``; this module
+turns a finished or running ``Sequence`` into what chat and text completions answer.
 """
 
-import asyncio
 import secrets
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from exporter.facts import CLIENT_CLOSED_REQUEST, FinishedReason, RequestRecord, StreamOutcome
+from exporter.facts import CLIENT_CLOSED_REQUEST, FinishedReason, StreamOutcome
 from exporter.metrics import RequestMetrics
-from fakeai.context import ServerContext
-from fakeai.engine import GenerationRequest, ModelEngine, QueueFullError, Sequence
-from fakeai.engine.sequence import Choice, TokenDelta
+from fakeai.context import Accepted
+from fakeai.engine.faults import FaultKind
+from fakeai.engine.scheduler import ModelEngine
+from fakeai.engine.sequence import Choice, GenerationRequest, Sequence, TokenDelta
 from fakeai.engine.tokens import Token
-from fakeai.errors import ErrorKind, OpenAIError, error_body
+from fakeai.errors import ErrorKind, error_body
 from fakeai.jsonio import FastJSONResponse, sse
+from fakeai.routes.lifecycle import (
+    ABORT_MESSAGE,
+    FAULT_ERRORS,
+    SHUTDOWN_MESSAGE,
+    Outcome,
+    admit,
+    hand_over,
+    run_to_end,
+    usage,
+)
 from fakeai.routes.prompts import check_length
 from fakeai.schemas import GenerationParams
-
-ABORT_MESSAGE = "The engine failed in the middle of generation (injected fault)."
-SHUTDOWN_MESSAGE = "The server is shutting down."
 
 
 class Renderer:
@@ -70,110 +75,15 @@ class Renderer:
         raise NotImplementedError
 
 
-def usage(prompt_tokens: int, completion_tokens: int, cached_tokens: int) -> dict[str, Any]:
-    return {
-        "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens,
-        "total_tokens": prompt_tokens + completion_tokens,
-        "prompt_tokens_details": {"cached_tokens": cached_tokens},
-    }
-
-
 def finished_reason(seq: Sequence) -> FinishedReason:
     reasons = {c.finish_reason for c in seq.choices}
     return FinishedReason.LENGTH if "length" in reasons else FinishedReason.STOP
 
 
-@dataclass
-class Outcome:
-    """How the request ended, as the client saw it."""
-
-    status: int
-    reason: FinishedReason
-    error: ErrorKind | None = None
-    stream: StreamOutcome | None = None
-
-
-def hand_over(recorder: RequestMetrics, gen: GenerationRequest, seq: Sequence | None, outcome: Outcome) -> None:
-    record = RequestRecord(
-        endpoint=gen.endpoint,
-        model=gen.model,
-        status=outcome.status,
-        finished_reason=outcome.reason,
-        arrival=gen.arrival,
-        finished=time.monotonic(),
-        scheduled=seq.scheduled if seq else None,
-        queued=seq.queued if seq else None,
-        first_token=seq.first_token if seq else None,
-        last_token=seq.last_token if seq else None,
-        prompt_tokens=seq.prompt_len if seq else 0,
-        completion_tokens=seq.completion_tokens if seq else 0,
-        max_choice_tokens=seq.max_choice_tokens if seq else 0,
-        error_status=outcome.error.status if outcome.error else None,
-        error_type=outcome.error.type if outcome.error else None,
-        stream_outcome=outcome.stream,
-    )
-    recorder.finished(record)
-
-
-def reject(recorder: RequestMetrics, gen: GenerationRequest, kind: ErrorKind, message: str) -> OpenAIError:
-    """Record a request refused before it reached the engine, and return the error to raise."""
-    hand_over(recorder, gen, None, Outcome(kind.status, FinishedReason.ERROR, kind))
-    return OpenAIError(kind, message)
-
-
-async def _disconnected(request: Request) -> None:
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
-
-
-async def admit(ctx: ServerContext, engine: ModelEngine, gen: GenerationRequest) -> tuple[RequestMetrics, Sequence]:
-    """Count the request, apply an injected fault or the API overhead, and queue it."""
-    recorder = ctx.metrics.request(gen.endpoint, gen.model)
-    recorder.accepted(gen.max_tokens, gen.n)
-    fault = gen.fault
-    if fault is not None and (fault.error is not None or not gen.generate):
-        kind = fault.error or ErrorKind.SERVER_ERROR
-        raise reject(recorder, gen, kind, f"Injected fault: {kind.name.lower().replace('_', ' ')}.")
-    if engine.latency.overhead:
-        await asyncio.sleep(engine.latency.overhead)
-    try:
-        return recorder, engine.submit(gen, recorder)
-    except QueueFullError as exc:
-        raise reject(recorder, gen, ErrorKind.QUEUE_FULL, str(exc)) from None
-
-
-async def run_to_end(
-    request: Request, engine: ModelEngine, recorder: RequestMetrics, gen: GenerationRequest, seq: Sequence
-) -> Response | None:
-    """Wait for a non-streaming request; returns a response when it did not complete normally."""
-    if not seq.done.done():  # with --no-delay it may have completed on arrival
-        watcher = asyncio.ensure_future(_disconnected(request))
-        try:
-            await asyncio.wait((seq.done, watcher), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            watcher.cancel()
-    if not seq.done.done():
-        engine.cancel(seq)
-        hand_over(recorder, gen, seq, Outcome(CLIENT_CLOSED_REQUEST, FinishedReason.ABORT))
-        return Response(status_code=CLIENT_CLOSED_REQUEST)
-    if seq.cancelled:  # the engine stopped under it: the server is shutting down
-        kind = ErrorKind.OVERLOADED
-        hand_over(recorder, gen, seq, Outcome(kind.status, FinishedReason.ABORT, kind))
-        return FastJSONResponse(error_body(kind, SHUTDOWN_MESSAGE), status_code=kind.status)
-    if seq.failed:
-        kind = ErrorKind.SERVER_ERROR
-        hand_over(recorder, gen, seq, Outcome(kind.status, FinishedReason.ERROR, kind))
-        body = error_body(kind, ABORT_MESSAGE)
-        body["usage"] = usage(seq.prompt_len, seq.completion_tokens, seq.cached_tokens)
-        return FastJSONResponse(body, status_code=kind.status)
-    return None
-
-
-async def complete(
-    request: Request, ctx: ServerContext, engine: ModelEngine, gen: GenerationRequest, renderer: Renderer
-) -> Response:
-    recorder, seq = await admit(ctx, engine, gen)
+async def complete(request: Request, accepted: Accepted[Any], gen: GenerationRequest, renderer: Renderer) -> Response:
+    """Answer in one JSON body once the engine is done."""
+    engine = accepted.engine
+    recorder, seq = await admit(accepted.ctx, engine, gen)
     failure = await run_to_end(request, engine, recorder, gen, seq)
     if failure is not None:
         return failure
@@ -198,15 +108,14 @@ class SSEResponse(StreamingResponse):
 
 
 async def stream(
-    ctx: ServerContext,
-    engine: ModelEngine,
-    gen: GenerationRequest,
-    renderer: Renderer,
-    include_usage: bool,
-    continuous_usage: bool,
+    accepted: Accepted[Any], gen: GenerationRequest, renderer: Renderer, *, include_usage: bool, continuous_usage: bool
 ) -> Response:
-    recorder, seq = await admit(ctx, engine, gen)
-    return SSEResponse(_EventStream(engine, recorder, gen, seq, renderer, include_usage, continuous_usage))
+    """Answer as server-sent events, one chunk per token as the engine emits it."""
+    recorder, seq = await admit(accepted.ctx, accepted.engine, gen)
+    events = _EventStream(
+        accepted.engine, recorder, gen, seq, renderer, include_usage=include_usage, continuous_usage=continuous_usage
+    )
+    return SSEResponse(events)
 
 
 class _EventStream:
@@ -217,11 +126,14 @@ class _EventStream:
         gen: GenerationRequest,
         seq: Sequence,
         renderer: Renderer,
+        *,
         include_usage: bool,
         continuous_usage: bool,
     ) -> None:
-        self.engine, self.recorder, self.gen, self.seq = engine, recorder, gen, seq
-        self.renderer, self.include_usage, self.continuous_usage = renderer, include_usage, continuous_usage
+        self.engine, self.recorder, self.gen, self.seq, self.renderer = engine, recorder, gen, seq, renderer
+        self.include_usage = include_usage
+        self.continuous_usage = continuous_usage
+        """vLLM's ``continuous_usage_stats``: every chunk carries the usage so far."""
         self.outcome = Outcome(CLIENT_CLOSED_REQUEST, FinishedReason.ABORT, stream=StreamOutcome.CANCELLED)
         self._closed = False
         recorder.stream_opened()
@@ -244,7 +156,7 @@ class _EventStream:
                 self.outcome = Outcome(200, FinishedReason.ABORT, kind, StreamOutcome.FAILED)
                 yield sse(error_body(kind, SHUTDOWN_MESSAGE))
             elif seq.failed:
-                kind = ErrorKind.SERVER_ERROR
+                kind = FAULT_ERRORS[FaultKind.ABORT]
                 self.outcome = Outcome(200, FinishedReason.ERROR, kind, StreamOutcome.FAILED)
                 yield sse(error_body(kind, ABORT_MESSAGE))
             else:
@@ -267,22 +179,21 @@ class _EventStream:
 
 async def respond(
     request: Request,
-    ctx: ServerContext,
-    engine: ModelEngine,
-    body: GenerationParams,
+    accepted: Accepted[GenerationParams],
+    *,
     endpoint: str,
     prompt: list[Token],
     max_tokens: int | None,
-    arrival: float,
     renderer: Renderer,
 ) -> Response:
     """Run a validated generation request and answer in JSON or as a stream."""
+    ctx, body = accepted.ctx, accepted.body
     check_length(len(prompt), max_tokens, ctx.settings.max_model_len)
     gen = GenerationRequest(
         endpoint=endpoint,
         model=body.model,
         prompt_tokens=prompt,
-        arrival=arrival,
+        arrival=accepted.arrival,
         max_tokens=max_tokens,
         n=body.n,
         stop=body.stops(),
@@ -292,8 +203,8 @@ async def respond(
         fault=ctx.engines.faults.draw(),
     )
     if not body.stream:
-        return await complete(request, ctx, engine, gen, renderer)
+        return await complete(request, accepted, gen, renderer)
     options = body.stream_options
     continuous = bool(options and options.continuous_usage_stats)
     include = bool(options and options.include_usage) or continuous
-    return await stream(ctx, engine, gen, renderer, include, continuous)
+    return await stream(accepted, gen, renderer, include_usage=include, continuous_usage=continuous)

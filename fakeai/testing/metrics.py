@@ -1,77 +1,22 @@
-"""Read metrics the way a test asserts on them: by name and labels, from a scrape or a registry."""
+"""Assert on metrics by name and labels, from a server's /metrics or a registry in the test's process.
+
+Reading is ``bridge.reader``'s (the one reader of an exposition); this module adds what a test needs
+on top: deltas around a block and assertions whose message names the series.
+"""
 
 import contextlib
 import math
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.metrics_core import Metric
-from prometheus_client.parser import text_string_to_metric_families
 
-SeriesKey = tuple[str, frozenset[tuple[str, str]]]
+from bridge.reader import HistogramValue, MetricsSnapshot, scrape
 
 
 def _describe(name: str, labels: Mapping[str, str]) -> str:
     inner = ", ".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
     return f"{name}{{{inner}}}"
-
-
-@dataclass(frozen=True)
-class HistogramValue:
-    """One histogram summed over the matching series: cumulative ``buckets`` by upper bound, ``count``, ``sum``."""
-
-    buckets: dict[float, float]
-    count: float
-    sum: float
-
-
-@dataclass(frozen=True)
-class MetricsSnapshot:
-    """Every sample of one scrape, keyed by sample name and label set."""
-
-    samples: Mapping[SeriesKey, float]
-
-    @classmethod
-    def from_families(cls, families: Iterable[Metric]) -> "MetricsSnapshot":
-        return cls({(s.name, frozenset(s.labels.items())): s.value for f in families for s in f.samples})
-
-    @classmethod
-    def from_text(cls, text: str) -> "MetricsSnapshot":
-        return cls.from_families(text_string_to_metric_families(text))
-
-    def value(self, name: str, **labels: str) -> float:
-        """The sum over every series of ``name`` whose labels include ``labels`` (0 when none match)."""
-        wanted = set(labels.items())
-        return sum(v for (n, ls), v in self.samples.items() if n == name and wanted <= ls)
-
-    def histogram(self, name: str, **labels: str) -> HistogramValue:
-        wanted = set(labels.items())
-        buckets: dict[float, float] = {}
-        for (n, ls), v in self.samples.items():
-            if n == name + "_bucket" and wanted <= ls:
-                bound = float(dict(ls)["le"])
-                buckets[bound] = buckets.get(bound, 0.0) + v
-        return HistogramValue(
-            dict(sorted(buckets.items())), self.value(name + "_count", **labels), self.value(name + "_sum", **labels)
-        )
-
-    def names(self) -> set[str]:
-        return {n for n, _ in self.samples}
-
-    def series(self, name: str | None = None) -> set[SeriesKey]:
-        return {key for key in self.samples if name is None or key[0] == name}
-
-    def label_values(self, name: str, label: str) -> set[str]:
-        return {dict(ls)[label] for n, ls in self.samples if n == name and label in dict(ls)}
-
-
-def scrape(base_url: str, timeout: float = 10.0) -> MetricsSnapshot:
-    import httpx
-
-    response = httpx.get(base_url + "/metrics", timeout=timeout)
-    response.raise_for_status()
-    return MetricsSnapshot.from_text(response.text)
 
 
 @dataclass
@@ -87,9 +32,7 @@ class Delta:
 
     def histogram(self, name: str, **labels: str) -> HistogramValue:
         assert self.after is not None, "read a delta after its with-block"
-        a, b = self.after.histogram(name, **labels), self.before.histogram(name, **labels)
-        buckets = {le: v - b.buckets.get(le, 0.0) for le, v in a.buckets.items()}
-        return HistogramValue(buckets, a.count - b.count, a.sum - b.sum)
+        return self.after.histogram(name, **labels) - self.before.histogram(name, **labels)
 
 
 @dataclass

@@ -17,8 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
-from bridge.math import histogram_quantile
-from fakeai.testing.metrics import MetricsSnapshot, scrape
+from bridge.reader import MetricsSnapshot, scrape
 
 QUANTILES = (0.5, 0.9, 0.99)
 SERVER_FAMILIES = {
@@ -128,10 +127,8 @@ def client_quantiles(values: list[float]) -> list[float]:
 
 
 def server_quantiles(before: MetricsSnapshot, after: MetricsSnapshot, family: str, model: str) -> list[float]:
-    a, b = after.histogram(family, model=model), before.histogram(family, model=model)
-    bounds = np.array(list(a.buckets))
-    counts = np.array([v - b.buckets.get(le, 0.0) for le, v in a.buckets.items()])
-    return [histogram_quantile(q, bounds, counts) * 1000 for q in QUANTILES]
+    requests = after.histogram(family, model=model) - before.histogram(family, model=model)
+    return [requests.quantile(q) * 1000 for q in QUANTILES]
 
 
 def report(outcomes: list[Outcome], elapsed: float, console: Console, compared: tuple | None, model: str) -> None:

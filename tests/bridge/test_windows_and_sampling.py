@@ -117,4 +117,4 @@ async def test_a_source_down_at_start_up_does_not_stop_the_hub():
         await asyncio.sleep(0.3)
     finally:
         await hub.stop()
-    assert hub.failed_ticks >= 1 and hub.ticks >= 1 and hub.ring.latest is not None
+    assert hub.failed_ticks >= 1 and hub.ticks >= 1 and hub.sampler.ring.latest is not None

@@ -161,7 +161,31 @@ async def test_models_health_and_landing(app_client):
     [
         (b"{not json", 400, "invalid_json", None),
         (b"[1, 2]", 400, None, None),
-        (json.dumps({"model": MODEL}).encode(), 400, None, "messages"),
+        (json.dumps({"model": MODEL}).encode(), 400, "missing_required_parameter", "messages"),
+        (
+            json.dumps({"model": MODEL, "messages": [{"role": "user"}]}).encode(),
+            400,
+            "missing_required_parameter",
+            "messages[0].content",
+        ),
+        (
+            json.dumps({"model": MODEL, "messages": [*CHAT, {"role": "system", "content": None}]}).encode(),
+            400,
+            "missing_required_parameter",
+            "messages[1].content",
+        ),
+        (
+            json.dumps({"model": MODEL, "messages": [*CHAT, {"role": "assistant"}]}).encode(),
+            400,
+            "missing_required_parameter",
+            "messages[1].content",
+        ),
+        (
+            json.dumps({"model": MODEL, "messages": [{"content": "hi"}]}).encode(),
+            400,
+            "missing_required_parameter",
+            "messages[0].role",
+        ),
         (json.dumps({"model": MODEL, "messages": CHAT, "n": "2"}).encode(), 400, None, "n"),
         (json.dumps({"model": MODEL, "messages": CHAT, "max_tokens": 0}).encode(), 400, None, "max_tokens"),
         (
@@ -181,6 +205,30 @@ async def test_bad_requests_get_openai_errors(app_client, body, status, code, pa
     assert set(error) == {"message", "type", "param", "code"} and error["message"]
     assert error["code"] == code and error["param"] == param
     assert registry.get_sample_value("fakeai_requests_total", EM) == 0  # refused before acceptance
+
+
+async def test_messages_that_may_go_without_content_are_accepted(app_client):
+    calls = [{"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]
+    messages = [
+        *CHAT,
+        {"role": "assistant", "tool_calls": calls},
+        {"role": "tool", "tool_call_id": "call_1", "content": "42"},
+        {"role": "assistant", "content": None, "function_call": {"name": "f", "arguments": "{}"}},
+        {"role": "function", "name": "f", "content": None},
+    ]
+    async with app_client(no_delay=True) as (client, _):
+        response = await client.post("/v1/chat/completions", json={"model": MODEL, "messages": messages})
+    assert response.status_code == 200, response.text
+
+
+async def test_an_unknown_model_counts_under_the_route_it_matched(app_client):
+    async with app_client(no_delay=True) as (client, registry):
+        response = await client.post("/v1/chat/completions", json={"model": "nope", "messages": CHAT})
+    assert response.status_code == 404
+    route = {"endpoint": "/v1/chat/completions", "method": "POST", "status": "404"}
+    assert registry.get_sample_value("fakeai_http_requests_total", route) == 1
+    unmatched = {"endpoint": "unmatched", "method": "POST", "status": "404"}
+    assert registry.get_sample_value("fakeai_http_requests_total", unmatched) is None
 
 
 async def test_unknown_route_and_wrong_method_use_the_envelope(app_client):

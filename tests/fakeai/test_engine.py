@@ -9,7 +9,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from exporter.metrics import ServerMetrics
-from fakeai.engine.faults import Fault
+from fakeai.engine.faults import Fault, FaultKind
 from fakeai.engine.latency import LatencyModel
 from fakeai.engine.prefix_cache import PrefixCache
 from fakeai.engine.profiles import LatencyProfile
@@ -168,7 +168,9 @@ async def test_n_choices_each_get_tokens(registry):
 async def test_abort_fault_fails_mid_generation(registry):
     engine, metrics = make_engine(registry, no_delay=True)
     engine.start()
-    seq = engine.submit(request(max_tokens=40, fault=Fault(error=None, abort_fraction=0.5)), metrics.request(EP, MODEL))
+    seq = engine.submit(
+        request(max_tokens=40, fault=Fault(FaultKind.ABORT, abort_fraction=0.5)), metrics.request(EP, MODEL)
+    )
     await seq.done
     await engine.stop()
     assert seq.failed and seq.completion_tokens == 20
@@ -237,7 +239,7 @@ async def test_no_delay_abort_and_stop_sequence(registry):
     assert "".join(stopped.choices[0].text) == "".join(words[:index])
     assert stopped.completion_tokens == index + 1  # the token that completed the stop was generated
     aborted = engine.submit(
-        request(max_tokens=40, fault=Fault(error=None, abort_fraction=0.25)), metrics.request(EP, MODEL)
+        request(max_tokens=40, fault=Fault(FaultKind.ABORT, abort_fraction=0.25)), metrics.request(EP, MODEL)
     )
     assert aborted.failed and aborted.completion_tokens == 10
     await engine.stop()

@@ -1,0 +1,64 @@
+"""The HTTP middleware: counts every request by route template (never the raw path) and stamps its arrival."""
+
+import time
+from collections.abc import Sequence
+
+from starlette.routing import BaseRoute, Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from exporter.metrics import ServerMetrics
+
+ARRIVAL = "fakeai_arrival"
+UNMATCHED = "unmatched"  # every path with no route shares this one label value
+NOT_INSTRUMENTED = frozenset({"/metrics", "/metrics/stream"})
+METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+
+
+def route_template(routes: Sequence[BaseRoute], scope: Scope) -> str:
+    """The template of the route that serves ``scope``, as prometheus-fastapi-instrumentator finds it:
+    the first full match, else the first partial one (a known path with another method), else
+    ``UNMATCHED``. Matched here rather than read from the scope, which not every FastAPI release fills."""
+    partial = None
+    for route in routes:
+        match, _ = route.matches(scope)
+        if match is Match.FULL:
+            return getattr(route, "path", UNMATCHED)
+        if match is Match.PARTIAL and partial is None:
+            partial = getattr(route, "path", UNMATCHED)
+    return partial or UNMATCHED
+
+
+class HttpMetricsMiddleware:
+    """Counts every HTTP request by route template, as vLLM's instrumentator does.
+
+    A request whose route matched counts under that route's template whatever it answered (a 404
+    for an unknown model included); only paths no route serves share ``UNMATCHED``.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: ServerMetrics, routes: Sequence[BaseRoute]) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.routes = routes  # the router's own list: routes added later are seen too
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.monotonic()
+        # The arrival time every request-level latency starts from: as early as the server sees it.
+        scope.setdefault("state", {})[ARRIVAL] = start
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            template = route_template(self.routes, scope)
+            if template not in NOT_INSTRUMENTED:
+                method = scope["method"] if scope["method"] in METHODS else "OTHER"
+                self.metrics.http_request(template, method, status, time.monotonic() - start)
