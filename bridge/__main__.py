@@ -4,25 +4,49 @@ import argparse
 import importlib
 import socket
 import sys
+from collections.abc import Sequence
 
 import uvicorn
 
 from bridge.app import create_bridge_app
 from bridge.categories import Mapping
 from bridge.hub import Hub, StreamSettings
-from bridge.sources import PrometheusSource, ScrapeSource
+from bridge.sources import PrometheusSource, ScrapeSource, Source
+
+
+class MappingSpecError(Exception):
+    """A ``--mapping`` that names no ``Mapping``; the message says why, in one line."""
 
 
 def load_mapping(spec: str) -> Mapping:
-    """``module:attribute`` naming a ``Mapping`` (the default is fakeai's own families)."""
-    module, _, attribute = spec.partition(":")
-    mapping = getattr(importlib.import_module(module), attribute or "MAPPING")
+    """``module:attribute`` naming a ``bridge.categories.Mapping``; ``module`` alone takes the one
+    Mapping the module defines. Every way the name can be wrong is a ``MappingSpecError``; a module
+    that fails inside its own import raises as it would (that traceback is the useful one)."""
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or (":" in spec and not attribute):
+        raise MappingSpecError(f"expected MODULE:ATTRIBUTE or MODULE, got {spec!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not (module_name == exc.name or module_name.startswith(exc.name + ".")):
+            raise  # the module exists and failed to import something of its own
+        raise MappingSpecError(f"no module named {module_name!r}") from None
+    found = {name: value for name, value in vars(module).items() if isinstance(value, Mapping)}
+    if not attribute:
+        if len(found) != 1:
+            names = ", ".join(sorted(found)) or "none"
+            raise MappingSpecError(f"module {module_name!r} defines {len(found)} Mappings ({names}); name one")
+        return next(iter(found.values()))
+    if not hasattr(module, attribute):
+        names = ", ".join(sorted(found)) or "none"
+        raise MappingSpecError(f"module {module_name!r} has no attribute {attribute!r} (its Mappings: {names})")
+    mapping = getattr(module, attribute)
     if not isinstance(mapping, Mapping):
-        raise SystemExit(f"{spec} is not a bridge.categories.Mapping")
+        raise MappingSpecError(f"{spec} is a {type(mapping).__name__}, not a bridge.categories.Mapping")
     return mapping
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bridge", description=__doc__)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--scrape", metavar="URL", help="a Prometheus text endpoint, e.g. .../metrics")
@@ -34,13 +58,17 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=10.0)
     parser.add_argument("--history-seconds", type=float, default=60.0)
     parser.add_argument("--token")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    try:
+        mapping = load_mapping(args.mapping)
+    except MappingSpecError as exc:
+        sys.exit(f"python -m bridge: --mapping: {exc}")
     settings = StreamSettings(
         min_interval=args.min_interval, window=args.window, history_seconds=args.history_seconds, token=args.token
     )
     streamed = args.scrape or args.prometheus_url
-    source = ScrapeSource(args.scrape) if args.scrape else PrometheusSource(args.prometheus_url)
-    hub = Hub(source, load_mapping(args.mapping), settings)
+    source: Source = ScrapeSource(args.scrape) if args.scrape else PrometheusSource(args.prometheus_url)
+    hub = Hub(source, mapping, settings)
     sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((args.host, args.port))
@@ -52,4 +80,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

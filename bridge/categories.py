@@ -1,4 +1,4 @@
-"""The six categories of PROTOCOL.md as a table of measures over a window of two snapshots.
+"""The six categories of docs/METRICS_STREAMING.md as a table of measures over a window of two snapshots.
 
 A ``Mapping`` names the source families by role, so the bridge streams any registry that has such
 families; the ``CATEGORIES`` table says which measure of which role fills each field.
@@ -212,7 +212,12 @@ class Quantiles:
 @dataclass(frozen=True)
 class InverseQuantiles:
     """Per-stream decode rate (tokens/s) from the time-per-output-token histogram: quantiles of 1/x
-    are 1/x of the mirrored quantiles; the average is the harmonic one (count / sum)."""
+    are 1/x of the mirrored quantiles; the average is the harmonic one (count / sum).
+
+    ``min`` is 1/(the largest TPOT, the 1-quantile) and ``max`` is 1/(the smallest TPOT, the lower edge
+    of the lowest non-empty bucket). When that bucket starts at 0 the fastest stream has no finite
+    bound; ``max`` is then 1/(that bucket's upper edge), the rate every stream in it reached.
+    """
 
     role: str
 
@@ -226,10 +231,13 @@ class InverseQuantiles:
         def inverse(seconds: float) -> float:
             return 1.0 / seconds if seconds > 0 else 0.0
 
+        fastest = histogram_min(bounds, counts)
+        if fastest <= 0:
+            fastest = float(bounds[0])
         return {
             "avg": _round(inverse(mean(total, count))),
             "min": _round(inverse(histogram_quantile(1.0, bounds, counts))),
-            "max": _round(inverse(histogram_quantile(0.01, bounds, counts))),
+            "max": _round(inverse(fastest)),
             "p50": _round(inverse(histogram_quantile(0.5, bounds, counts))),
             "p90": _round(inverse(histogram_quantile(0.1, bounds, counts))),
             "p99": _round(inverse(histogram_quantile(0.01, bounds, counts))),

@@ -13,7 +13,8 @@ from bridge import protocol
 from bridge.hub import Client, Hub
 
 log = logging.getLogger("bridge")
-POLICY_VIOLATION, MESSAGE_TOO_BIG, TRY_AGAIN_LATER = 1008, 1009, 1013
+POLICY_VIOLATION, MESSAGE_TOO_BIG, INTERNAL_ERROR, TRY_AGAIN_LATER = 1008, 1009, 1011, 1013
+GONE = (WebSocketDisconnect, ConnectionError)  # how a client that left shows; nothing to log
 
 
 def _token_ok(websocket: WebSocket, expected: str | None) -> bool:
@@ -60,8 +61,13 @@ def stream_endpoint(hub: Hub):
             hub.unregister(client)
             for task in (reader, sender):
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            results = await asyncio.gather(reader, sender, return_exceptions=True)
+            for task, result in zip(("reader", "sender"), results, strict=True):
+                if isinstance(result, Exception) and not isinstance(result, GONE):
+                    # A bug of ours, not a client leaving: keep its traceback, close this subscription
+                    # as an internal error (1011); other subscribers go on.
+                    log.error("metrics stream %s task failed", task, exc_info=result)
+                    await _close(websocket, INTERNAL_ERROR, "internal error")
 
     return metrics_stream
 

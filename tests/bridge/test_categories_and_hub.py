@@ -149,6 +149,20 @@ def test_decode_rate_inverts_time_per_output_token():
     assert tps["avg"] == pytest.approx(50.0) and 10.0 <= tps["p50"] <= 100.0
 
 
+def test_decode_rate_max_is_one_over_the_fastest_bucket_not_the_p99():
+    s = Service()
+    before = snapshot(s, 0.0)
+    tpot = s.histograms["svc_tpot_seconds"].labels("/a", "m1")
+    for seconds in (0.05,) * 50 + (0.5,) * 50:  # buckets (0.01, 0.1] and (0.1, 1.0]
+        tpot.observe(seconds)
+    tps = compute(window(s, before, snapshot(s, 1.0)), frozenset({"streaming"}))["streaming"]["tokens_per_second"]
+    assert tps["max"] == pytest.approx(1 / 0.01)  # the fastest stream took at least 0.01 s per token
+    assert tps["p99"] < tps["max"] and tps["min"] == pytest.approx(1 / 1.0)
+    s.histograms["svc_tpot_seconds"].labels("/a", "m1").observe(0.001)  # now a stream in (0, 0.01]
+    tps = compute(window(s, before, snapshot(s, 2.0)), frozenset({"streaming"}))["streaming"]["tokens_per_second"]
+    assert tps["max"] == pytest.approx(1 / 0.01)
+
+
 class FakeClock:
     def __init__(self) -> None:
         self.now = 1000.0

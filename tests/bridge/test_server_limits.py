@@ -92,3 +92,24 @@ def test_invalid_query_filter_gets_an_error_and_the_defaults():
         messages = [json.loads(ws.receive_text()) for _ in range(2)]
     assert messages[0]["type"] == "historical_data" and len(messages[0]["data"]) == 6
     assert messages[1]["type"] == "error" and messages[1]["code"] == "invalid_filter"
+
+
+def test_a_bug_in_a_subscribers_reader_is_logged_with_its_traceback_and_others_go_on(monkeypatch, caplog):
+    def broken(text, client, hub):
+        raise RuntimeError("boom in handle")
+
+    with client() as c:
+        with c.websocket_connect("/metrics/stream") as ws:
+            ws.receive_text()
+            monkeypatch.setattr("bridge.server.handle", broken)
+            ws.send_text('{"type": "ping"}')
+            with pytest.raises(WebSocketDisconnect):
+                receive_until(ws, "never")
+        monkeypatch.undo()
+        with c.websocket_connect("/metrics/stream") as other:
+            other.receive_text()
+            other.send_text('{"type": "ping"}')
+            assert receive_until(other, "pong")["type"] == "pong"
+    failures = [r for r in caplog.records if r.name == "bridge" and "reader task failed" in r.getMessage()]
+    assert len(failures) == 1 and failures[0].exc_info is not None
+    assert "boom in handle" in str(failures[0].exc_info[1])

@@ -118,3 +118,27 @@ async def test_a_source_down_at_start_up_does_not_stop_the_hub():
     finally:
         await hub.stop()
     assert hub.failed_ticks >= 1 and hub.ticks >= 1 and hub.sampler.ring.latest is not None
+
+
+async def test_a_bug_in_the_payload_math_is_an_internal_error_not_a_source_failure(monkeypatch, caplog):
+    registry = CollectorRegistry()
+    Counter("x_requests", "r", ["endpoint", "model"], registry=registry).labels("/a", "m").inc()
+    hub = Hub(RegistrySource(registry), MAPPING, StreamSettings(min_interval=0.05, window=1.0))
+    client = Client(Filters(interval=0.05, window=1.0))
+    hub.register(client)
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("bug in the math")
+
+    monkeypatch.setattr("bridge.hub.compute", broken)
+    await hub.tick()
+    await hub.tick()
+    assert hub.internal_errors == 2 and hub.failed_ticks == 0
+    replies = list(client.replies)
+    assert len(replies) == 1 and '"internal_error"' in replies[0] and "source_unavailable" not in replies[0]
+    logged = [r for r in caplog.records if r.name == "bridge" and r.exc_info is not None]
+    assert logged and isinstance(logged[0].exc_info[1], ZeroDivisionError)
+    monkeypatch.undo()
+    client.next_due = 0.0
+    await hub.tick()
+    assert client.update is not None and '"metrics_update"' in client.update  # serving again
