@@ -48,9 +48,9 @@ def load_mapping(spec: str) -> Mapping:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bridge", description=__doc__)
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--scrape", metavar="URL", help="a Prometheus text endpoint, e.g. .../metrics")
-    source.add_argument("--prometheus-url", metavar="URL", help="a Prometheus server: a fleet-wide stream")
+    sources = parser.add_mutually_exclusive_group(required=True)
+    sources.add_argument("--scrape", metavar="URL", help="a Prometheus text endpoint, e.g. .../metrics")
+    sources.add_argument("--prometheus-url", metavar="URL", help="a Prometheus server: a fleet-wide stream")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8001, help="0 picks a free port (printed)")
     parser.add_argument("--mapping", default="exporter.stream:STREAM_MAPPING", metavar="MODULE:ATTR")

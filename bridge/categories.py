@@ -155,22 +155,41 @@ class Percent:
         return _round(self.scale * num / den) if den > 0 else 0.0
 
 
-def _merged(histograms: Iterator[tuple[dict[str, str], Histogram | None, Histogram]], by: str | None):
+@dataclass
+class _Increase:
+    """A histogram's increase over the window: bucket counts at ``bounds``, and its sum and count."""
+
+    bounds: np.ndarray
+    counts: np.ndarray
+    total: float
+    count: float
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.bounds, self.counts, self.total, self.count))
+
+
+_EMPTY = _Increase(np.array([math.inf]), np.zeros(1), 0.0, 0.0)
+
+
+def _merged(
+    histograms: Iterator[tuple[dict[str, str], Histogram | None, Histogram]], by: str | None
+) -> dict[str, _Increase]:
     """Window increase of histograms, summed per group (by label value, or all in one)."""
-    groups: dict[str, list] = {}
+    groups: dict[str, _Increase] = {}
     for labels, before, after in histograms:
-        delta = after.cumulative if before is None else bucket_increase(before.cumulative, after.cumulative)
-        reset = before is None or before.count > after.count
-        total = after.total - (0.0 if reset else before.total)
-        count = after.count - (0.0 if reset else before.count)
-        group = labels.get(by, "") if by else ""
-        if group in groups and len(groups[group][0]) == len(after.bounds):
-            g = groups[group]
-            g[1] = g[1] + delta
-            g[2] += total
-            g[3] += count
+        if before is None or before.count > after.count:  # new, or restarted: all of it is new
+            delta, total, count = after.cumulative, after.total, after.count
         else:
-            groups[group] = [after.bounds, delta.astype(float), total, count]
+            delta = bucket_increase(before.cumulative, after.cumulative)
+            total, count = after.total - before.total, after.count - before.count
+        group = labels.get(by, "") if by else ""
+        merged = groups.get(group)
+        if merged is not None and len(merged.bounds) == len(after.bounds):
+            merged.counts = merged.counts + delta
+            merged.total += total
+            merged.count += count
+        else:
+            groups[group] = _Increase(after.bounds, delta.astype(float), total, count)
     return groups
 
 
@@ -198,7 +217,7 @@ class Quantiles:
         by = w.mapping.endpoint_label if self.by_endpoint else None
         groups = _merged(w.histograms(self.role), by)
         if not self.by_endpoint:
-            bounds, counts, total, count = groups.get("", [np.array([math.inf]), np.zeros(1), 0.0, 0.0])
+            bounds, counts, total, count = groups.get("", _EMPTY)
             summary = _summary(bounds, counts, total, count, self.scale) if count > 0 else {}
             return {k: summary.get(k, 0.0) for k in self.keys} | {"count": _round(count)}
         result = {}
@@ -222,9 +241,7 @@ class InverseQuantiles:
     role: str
 
     def compute(self, w: Window) -> dict[str, float]:
-        bounds, counts, total, count = _merged(w.histograms(self.role), None).get(
-            "", [np.array([math.inf]), np.zeros(1), 0.0, 0.0]
-        )
+        bounds, counts, total, count = _merged(w.histograms(self.role), None).get("", _EMPTY)
         if count <= 0:
             return {k: 0.0 for k in ("avg", "min", "max", "p50", "p90", "p99")}
 

@@ -211,7 +211,7 @@ class Hub:
         # Half a tick of tolerance: ticks and wall-clock readings jitter by milliseconds.
         slack = self.settings.min_interval / 2
         due = [c for c in self.clients if c.next_due <= now + slack]
-        shared: dict[tuple, tuple[str, dict[str, Any]]] = {}
+        shared: dict[tuple[Any, ...], tuple[str, dict[str, Any]]] = {}
         for client in due:
             filters = client.filters
             entry = shared.get(filters.group_key)

@@ -22,7 +22,8 @@ def bucket_increase(start: np.ndarray, end: np.ndarray) -> np.ndarray:
     """Per-bucket increase of cumulative histogram counts; any bucket going down means a restart."""
     if start.shape != end.shape or np.any(end < start):
         return end.copy()
-    return end - start
+    increase: np.ndarray = end - start
+    return increase
 
 
 def histogram_quantile(q: float, bounds: np.ndarray, cumulative: np.ndarray) -> float:

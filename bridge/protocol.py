@@ -26,7 +26,7 @@ class Filters:
     window: float = 10.0
 
     @property
-    def group_key(self) -> tuple:
+    def group_key(self) -> tuple[Any, ...]:
         """Clients whose filters agree on this share one computed, serialized payload per tick."""
         return (self.endpoints, self.models, self.metric_types, self.window)
 

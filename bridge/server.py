@@ -6,6 +6,7 @@ import logging
 import secrets
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
@@ -26,7 +27,7 @@ def _token_ok(websocket: WebSocket, expected: str | None) -> bool:
     return secrets.compare_digest(given.strip().encode(), expected.encode())
 
 
-def stream_endpoint(hub: Hub):
+def stream_endpoint(hub: Hub) -> Callable[[WebSocket], Awaitable[None]]:
     settings = hub.settings
 
     async def metrics_stream(websocket: WebSocket) -> None:
@@ -61,12 +62,16 @@ def stream_endpoint(hub: Hub):
             hub.unregister(client)
             for task in (reader, sender):
                 task.cancel()
-            results = await asyncio.gather(reader, sender, return_exceptions=True)
-            for task, result in zip(("reader", "sender"), results, strict=True):
-                if isinstance(result, Exception) and not isinstance(result, GONE):
+            # The endpoint itself may be cancelled meanwhile (the server going away): that ends the
+            # clean-up, not an error to raise from it.
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait((reader, sender))
+            for name, task in (("reader", reader), ("sender", sender)):
+                failure = task.exception() if task.done() and not task.cancelled() else None
+                if failure is not None and not isinstance(failure, GONE):
                     # A bug of ours, not a client leaving: keep its traceback, close this subscription
                     # as an internal error (1011); other subscribers go on.
-                    log.error("metrics stream %s task failed", task, exc_info=result)
+                    log.error("metrics stream %s task failed", name, exc_info=failure)
                     await _close(websocket, INTERNAL_ERROR, "internal error")
 
     return metrics_stream

@@ -7,14 +7,14 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterable
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from bridge.reader import fetch_text
-from bridge.snapshot import Histogram, Snapshot, Wanted, take
+from bridge.snapshot import Histogram, LabelKey, Snapshot, Wanted, label_key, take
 
 
 class Source(Protocol):
@@ -74,26 +74,27 @@ class PrometheusSource:
         self.url = url.rstrip("/")
         self.timeout = timeout
 
-    def _query(self, expr: str, at: float) -> list[dict]:
+    def _query(self, expr: str, at: float) -> list[dict[str, Any]]:
         data = urllib.parse.urlencode({"query": expr, "time": f"{at:.3f}"}).encode()
         request = urllib.request.Request(self.url + "/api/v1/query", data=data, method="POST")
         with urllib.request.urlopen(request, timeout=self.timeout) as response:
             body = json.loads(response.read())
         if body.get("status") != "success":
             raise RuntimeError(f"prometheus: {body.get('error', 'query failed')}")
-        return body["data"]["result"]
+        result: list[dict[str, Any]] = body["data"]["result"]
+        return result
 
-    def _families(self, results: list[dict]) -> list[Metric]:
+    def _families(self, results: list[dict[str, Any]]) -> list[Metric]:
         """Prometheus series (replicas summed) as one untyped family per sample name."""
-        summed: dict[tuple[str, tuple], float] = {}
+        summed: dict[tuple[str, LabelKey], float] = {}
         for series in results:
             labels = {k: v for k, v in series["metric"].items() if k not in self.DROPPED}
             name = labels.pop(NAME_LABEL, None) or labels.pop("__name__")
-            key = (name, tuple(sorted(labels.items())))
-            summed[key] = summed.get(key, 0.0) + float(series["value"][1])
+            series_key = (name, label_key(labels))
+            summed[series_key] = summed.get(series_key, 0.0) + float(series["value"][1])
         family = Metric("prometheus", "series from prometheus", "untyped")
-        for (name, labels), value in summed.items():
-            family.add_sample(name, dict(labels), value)
+        for (name, key), value in summed.items():
+            family.add_sample(name, dict(key), value)
         return [family]
 
     def _fetch(self, sample_names: set[str], window: float, at: float) -> tuple[list[Metric], list[Metric]]:
@@ -113,15 +114,15 @@ class PrometheusSource:
         end = take(current, wanted, at)
         delta = take(increases, wanted, at)
         start = Snapshot(at - window)
-        for name, series in end.values.items():
+        for name, values in end.values.items():
             changes = delta.values.get(name, {})
             is_counter = name in wanted.counters
-            start.values[name] = {k: v - changes.get(k, 0.0) if is_counter else v for k, v in series.items()}
-        for name, series in end.histograms.items():
-            changes = delta.histograms.get(name, {})
+            start.values[name] = {k: v - changes.get(k, 0.0) if is_counter else v for k, v in values.items()}
+        for name, histograms in end.histograms.items():
+            increments = delta.histograms.get(name, {})
             start.histograms[name] = {}
-            for key, h in series.items():
-                d = changes.get(key)
+            for key, h in histograms.items():
+                d = increments.get(key)
                 if d is None or len(d.cumulative) != len(h.cumulative):
                     start.histograms[name][key] = h
                 else:

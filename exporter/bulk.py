@@ -14,16 +14,18 @@ internals fails CI instead of skewing numbers.
 """
 
 from bisect import bisect_left
+from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.values import MutexValue
 
 
-def _add(value: object, amount: float) -> None:
+def _add(value: Any, amount: float) -> None:
+    """``value`` is a child's private value holder: ``MutexValue`` in one process, or a multiprocess one."""
     if value.__class__ is MutexValue:
-        value._value += amount  # type: ignore[attr-defined]
+        value._value += amount
     else:
-        value.inc(amount)  # type: ignore[attr-defined]
+        value.inc(amount)
 
 
 def inc(child: Counter | Gauge, amount: float = 1.0) -> None:

@@ -1,6 +1,7 @@
 """GET /metrics: the registry in the format the scraper asks for, gzipped when it accepts gzip."""
 
 import gzip
+from collections.abc import Awaitable, Callable
 from functools import partial
 
 from prometheus_client import CollectorRegistry
@@ -8,6 +9,7 @@ from prometheus_client.exposition import choose_encoder, gzip_accepted
 from starlette.requests import Request
 from starlette.responses import Response
 
+ALLOWUTF8: str | None
 try:
     from prometheus_client.openmetrics.exposition import ALLOWUTF8
 except ImportError:  # releases before UTF-8 metric names escape nothing, so there is nothing to undo
@@ -32,7 +34,7 @@ def render(registry: CollectorRegistry, accept: str, accept_encoding: str, names
     return Response(body, media_type=content_type, headers=headers)
 
 
-def metrics_endpoint(registry: CollectorRegistry):
+def metrics_endpoint(registry: CollectorRegistry) -> Callable[[Request], Awaitable[Response]]:
     async def metrics(request: Request) -> Response:
         return render(
             registry,

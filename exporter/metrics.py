@@ -5,6 +5,7 @@ server before a labelled child is created, so no label value comes from a client
 """
 
 from collections.abc import Collection, Iterable, Iterator
+from typing import Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.metrics_core import Metric
@@ -25,7 +26,9 @@ class NativeFamilies:
         def counter(name: str, doc: str, labels: Iterable[str] = EM) -> Counter:
             return Counter(name, doc, tuple(labels), registry=registry)
 
-        def gauge(name: str, doc: str, labels: Iterable[str] = EM, mode: str = "livesum") -> Gauge:
+        def gauge(
+            name: str, doc: str, labels: Iterable[str] = EM, mode: Literal["livesum", "livemax"] = "livesum"
+        ) -> Gauge:
             # How multiprocess mode (--workers) combines the workers' values; ignored in one process.
             return Gauge(name, doc, tuple(labels), registry=registry, multiprocess_mode=mode)
 

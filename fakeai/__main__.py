@@ -10,6 +10,7 @@ import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from prometheus_client import CollectorRegistry
@@ -68,7 +69,7 @@ def serve(settings: Settings) -> None:
     sock.listen(2048)  # clients that connect as soon as the banner prints wait instead of being refused
     host, port = sock.getsockname()[:2]
     logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-    options = {
+    options: dict[str, Any] = {
         "log_level": settings.log_level,
         "access_log": settings.log_level == "debug",
         "timeout_graceful_shutdown": 5,

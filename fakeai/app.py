@@ -3,8 +3,9 @@
 import inspect
 import logging
 import os
-from collections.abc import AsyncIterator, Collection, Iterator
+from collections.abc import AsyncIterator, Callable, Collection, Iterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
@@ -17,7 +18,7 @@ from starlette.routing import WebSocketRoute
 
 from bridge.hub import Hub, StreamSettings
 from bridge.server import stream_endpoint
-from bridge.sources import PrometheusSource, RegistrySource
+from bridge.sources import PrometheusSource, RegistrySource, Source
 from exporter.exposition import metrics_endpoint
 from exporter.metrics import ServerMetrics
 from exporter.stream import STREAM_MAPPING
@@ -37,7 +38,7 @@ MODEL_ENDPOINTS = (chat.ENDPOINT, completions.ENDPOINT, embeddings.ENDPOINT)
 
 # fakeai reports through Prometheus; FastAPI's native OpenTelemetry hooks (in releases that have
 # them) would only cost a provider check per request.
-NO_OPENTELEMETRY: dict[str, object] = (
+NO_OPENTELEMETRY: dict[str, Any] = (
     {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
     if "telemetry" in inspect.signature(FastAPI).parameters
     else {}
@@ -92,17 +93,20 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
     # What /metrics and the stream read. In one process: the registry itself. With workers
     # (prometheus-client multiprocess mode), every worker's values aggregated from their files, so any
     # worker answers for the whole server.
-    exposed, native, stream_source = registry, metrics.families.collect, RegistrySource(registry)
+    exposed = registry
+    native: Callable[[Collection[str]], Iterator[Metric]] = metrics.families.collect
+    stream_source: Source = RegistrySource(registry)
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # The collector has no names to register under; /metrics?name[]= needs it kept all the same.
         exposed = CollectorRegistry(support_collectors_without_names=True)
         aggregated = CollectorRegistry()
-        MultiProcessCollector(exposed)
-        MultiProcessCollector(aggregated)
+        MultiProcessCollector(exposed)  # type: ignore[no-untyped-call]
+        MultiProcessCollector(aggregated)  # type: ignore[no-untyped-call]
 
-        def native(names: Collection[str]) -> Iterator[Metric]:
+        def read_aggregated(names: Collection[str]) -> Iterator[Metric]:
             return (family for family in aggregated.collect() if family.name in names)
 
+        native = read_aggregated
         stream_source = RegistrySource(aggregated, restrict=False)
     if settings.vllm_metrics:
         cache = CacheConfig(block_size=settings.block_size, num_gpu_blocks=settings.num_blocks)
@@ -130,7 +134,7 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
             await hub.stop()
             await engines.stop()
             if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-                mark_process_dead(os.getpid())  # retire this worker's live gauges
+                mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]  # retire this worker's live gauges
 
     app = FastAPI(
         title="fakeai",

@@ -52,7 +52,8 @@ def arrival_time(request: Request) -> float:
 
 
 def context(request: Request) -> ServerContext:
-    return request.app.state.fakeai
+    ctx: ServerContext = request.app.state.fakeai
+    return ctx
 
 
 @dataclass(frozen=True, slots=True)

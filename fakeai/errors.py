@@ -24,15 +24,18 @@ class ErrorKind(Enum):
 
     @property
     def status(self) -> int:
-        return self.value[0]
+        status: int = self.value[0]
+        return status
 
     @property
     def type(self) -> str:
-        return self.value[1]
+        error_type: str = self.value[1]
+        return error_type
 
     @property
     def code(self) -> str | None:
-        return self.value[2]
+        code: str | None = self.value[2]
+        return code
 
 
 class OpenAIError(Exception):

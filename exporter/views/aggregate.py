@@ -92,7 +92,7 @@ def histogram_family(
 ) -> HistogramMetricFamily:
     family = HistogramMetricFamily(name, documentation, labels=list(labels))
     for key, group in sorted(groups.items()):
-        cumulative = [(floatToGoString(b), c) for b, c in zip(group.bounds, group.cumulative, strict=True)]
+        cumulative = [(floatToGoString(b), c) for b, c in zip(group.bounds, group.cumulative, strict=True)]  # type: ignore[no-untyped-call]
         cumulative.append(("+Inf", group.count))
         family.add_metric(list(key), cumulative, group.total)
     return family

@@ -36,8 +36,10 @@ class HttpView:
         for key, value in sorted(totals.items()):
             requests.add_metric(list(key), value)
         yield requests
-        by = ("handler", "method")
+        by_route = ("handler", "method")
         groups = histogram_by(
-            native.get("fakeai_http_request_duration_seconds"), buckets.HTTP_DURATION, by, _as_instrumentator
+            native.get("fakeai_http_request_duration_seconds"), buckets.HTTP_DURATION, by_route, _as_instrumentator
         )
-        yield histogram_family("http_request_duration_seconds", "Latency with only few buckets by handler.", by, groups)
+        yield histogram_family(
+            "http_request_duration_seconds", "Latency with only few buckets by handler.", by_route, groups
+        )

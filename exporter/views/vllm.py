@@ -196,15 +196,15 @@ class VllmView:
 
     def _families(self, native: Mapping[str, Metric]) -> Iterator[Metric]:
         for name, source, doc in GAUGES + self._model_gauges:
-            family = GaugeMetricFamily(name, doc, labels=LABELS)
+            gauge = GaugeMetricFamily(name, doc, labels=LABELS)
             for key, value in sorted(sum_by(native.get(source), source, LABELS, _as_vllm).items()):
-                family.add_metric(list(key), value)
-            yield family
+                gauge.add_metric(list(key), value)
+            yield gauge
         for name, source, doc in self._counters + MODEL_COUNTERS:
-            family = CounterMetricFamily(name, doc, labels=LABELS)
+            counter = CounterMetricFamily(name, doc, labels=LABELS)
             for key, value in sorted(sum_by(native.get(source), source + "_total", LABELS, _as_vllm).items()):
-                family.add_metric(list(key), value)
-            yield family
+                counter.add_metric(list(key), value)
+            yield counter
         success = CounterMetricFamily(
             "vllm:request_success", "Count of successfully processed requests.", labels=[*LABELS, "finished_reason"]
         )

@@ -1,6 +1,7 @@
 """Per-model latency profiles: what one simulated vLLM engine costs per token."""
 
 from dataclasses import dataclass, fields, replace
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class LatencyProfile:
             raise ValueError(f"unknown profile field(s): {', '.join(sorted(unknown))}; known: {', '.join(known)}")
         if any(value < 0 for value in overrides.values()):
             raise ValueError("profile values must not be negative")
-        typed = {k: int(v) if k == "output_tokens" else float(v) for k, v in overrides.items()}
+        typed: dict[str, Any] = {k: int(v) if k == "output_tokens" else float(v) for k, v in overrides.items()}
         return replace(self, **typed)
 
 

@@ -33,8 +33,8 @@ def _inputs(raw: str | list[str] | list[int] | list[list[int]]) -> list[list[Tok
     if isinstance(raw, str):
         return [tokenize(raw)]
     if all(isinstance(item, int) for item in raw):
-        return [list(raw)]  # type: ignore[arg-type]
-    return [tokenize(item) if isinstance(item, str) else list(item) for item in raw]  # type: ignore[union-attr]
+        return [[item for item in raw if isinstance(item, int)]]
+    return [tokenize(item) if isinstance(item, str) else list(item) for item in raw if not isinstance(item, int)]
 
 
 async def create_embeddings(request: Request) -> Response:

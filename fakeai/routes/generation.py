@@ -7,7 +7,7 @@ turns a finished or running ``Sequence`` into what chat and text completions ans
 import secrets
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -34,6 +34,8 @@ from fakeai.routes.lifecycle import (
 )
 from fakeai.routes.prompts import check_length
 from fakeai.schemas import GenerationParams
+
+GenerationBody = TypeVar("GenerationBody", bound=GenerationParams)
 
 
 class Renderer:
@@ -179,7 +181,7 @@ class _EventStream:
 
 async def respond(
     request: Request,
-    accepted: Accepted[GenerationParams],
+    accepted: Accepted[GenerationBody],
     *,
     endpoint: str,
     prompt: list[Token],

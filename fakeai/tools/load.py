@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import openai
+from openai.types.chat import ChatCompletionMessageParam
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TimeElapsedColumn
 from rich.table import Table
 
 from bridge.reader import MetricsSnapshot, scrape
@@ -41,13 +42,15 @@ class Outcome:
 
 async def one_request(client: openai.AsyncOpenAI, model: str, stream: bool, prompt: str, max_tokens: int) -> Outcome:
     outcome = Outcome(stream=stream)
-    messages = [{"role": "user", "content": prompt}]
+    messages: list[ChatCompletionMessageParam] = [{"role": "user", "content": prompt}]
     start = time.monotonic()
     try:
         if not stream:
             # No TTFT here: a client of a non-streaming request only sees the whole answer arrive.
             reply = await client.chat.completions.create(model=model, messages=messages, max_tokens=max_tokens)
-            outcome.prompt_tokens, outcome.completion_tokens = reply.usage.prompt_tokens, reply.usage.completion_tokens
+            if reply.usage is not None:
+                outcome.prompt_tokens = reply.usage.prompt_tokens
+                outcome.completion_tokens = reply.usage.completion_tokens
         else:
             last = None
             chunks = await client.chat.completions.create(
@@ -55,7 +58,8 @@ async def one_request(client: openai.AsyncOpenAI, model: str, stream: bool, prom
                 messages=messages,
                 max_tokens=max_tokens,
                 stream=True,
-                stream_options={"include_usage": True, "continuous_usage_stats": True},
+                # vLLM's continuous_usage_stats is not in the SDK's types: sent as an extra body field.
+                extra_body={"stream_options": {"include_usage": True, "continuous_usage_stats": True}},
             )
             try:
                 async for chunk in chunks:
@@ -94,7 +98,7 @@ async def drive(args: argparse.Namespace, console: Console) -> tuple[list[Outcom
     total = args.requests or None
     start = time.monotonic()
 
-    async def one(i: int, progress: Progress, task: int) -> None:
+    async def one(i: int, progress: Progress, task: TaskID) -> None:
         async with gate:
             prompt = (shared if rng.random() < args.prompt_reuse else f"{rng.random():.12f} ") + f"question {i}"
             outcomes.append(
@@ -105,7 +109,7 @@ async def drive(args: argparse.Namespace, console: Console) -> tuple[list[Outcom
     columns = (*Progress.get_default_columns()[:1], BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("requests", total=total)
-        pending: set[asyncio.Task] = set()
+        pending: set[asyncio.Future[None]] = set()
         i = 0
         while (total is None or i < total) and (deadline is None or time.monotonic() < deadline):
             if args.rps:
@@ -131,7 +135,13 @@ def server_quantiles(before: MetricsSnapshot, after: MetricsSnapshot, family: st
     return [requests.quantile(q) * 1000 for q in QUANTILES]
 
 
-def report(outcomes: list[Outcome], elapsed: float, console: Console, compared: tuple | None, model: str) -> None:
+def report(
+    outcomes: list[Outcome],
+    elapsed: float,
+    console: Console,
+    compared: tuple[MetricsSnapshot, MetricsSnapshot] | None,
+    model: str,
+) -> None:
     statuses: dict[int, int] = {}
     for o in outcomes:
         statuses[o.status] = statuses.get(o.status, 0) + 1
@@ -153,7 +163,7 @@ def report(outcomes: list[Outcome], elapsed: float, console: Console, compared: 
     for name, values in measured.items():
         table.add_row(f"{name} client", *(f"{v:.1f}" for v in client_quantiles(values)))
         if compared is not None:
-            server = server_quantiles(*compared, SERVER_FAMILIES[name], model)
+            server = server_quantiles(compared[0], compared[1], SERVER_FAMILIES[name], model)
             table.add_row(f"{name} server", *(f"{v:.1f}" for v in server))
     console.print(table)
 
