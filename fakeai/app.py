@@ -23,6 +23,7 @@ from exporter.exposition import metrics_endpoint
 from exporter.metrics import ServerMetrics
 from exporter.stream import STREAM_MAPPING
 from exporter.views import CacheConfig, HttpView, VllmView
+from fakeai import __version__
 from fakeai.context import ServerContext
 from fakeai.engines import Engines
 from fakeai.errors import ErrorKind, OpenAIError, error_body
@@ -139,7 +140,7 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
     app = FastAPI(
         title="fakeai",
         summary="An OpenAI-compatible fake LLM server that behaves like vLLM under load.",
-        version="0.1.0",
+        version=__version__,
         lifespan=lifespan,
         **NO_OPENTELEMETRY,
     )

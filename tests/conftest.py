@@ -1,4 +1,5 @@
 import contextlib
+import subprocess
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -8,6 +9,28 @@ from prometheus_client import CollectorRegistry
 
 from fakeai.app import create_app
 from fakeai.settings import PROFILE_FIELDS, Settings
+
+INTEGRATION = "integration"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything under tests/integration starts real processes (servers, promtool, Prometheus,
+    Chromium): the fast lane, ``-m "not integration"``, leaves it out."""
+    for item in items:
+        if INTEGRATION in item.path.parts:
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(autouse=True)
+def _processes_only_in_the_integration_lane(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keeps the fast lane honest: a test outside the integration lane that starts a process fails."""
+    if request.node.get_closest_marker(INTEGRATION) is None:
+
+        def refuse(*args: object, **kwargs: object) -> None:
+            raise AssertionError(f"{request.node.nodeid} starts a process: it belongs in tests/integration")
+
+        monkeypatch.setattr(subprocess, "Popen", refuse)
+
 
 AppFactory = Callable[..., contextlib.AbstractAsyncContextManager[tuple[httpx.AsyncClient, CollectorRegistry]]]
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 
+from fakeai import __version__
 from fakeai.context import context
 
 router = APIRouter()
@@ -16,7 +17,9 @@ router = APIRouter()
 @router.get("/health", tags=["ops"], summary="Liveness")
 async def health(request: Request) -> JSONResponse:
     ctx = context(request)
-    return JSONResponse({"status": "ok", "models": list(ctx.settings.models), "pid": os.getpid()})
+    return JSONResponse(
+        {"status": "ok", "version": __version__, "models": list(ctx.settings.models), "pid": os.getpid()}
+    )
 
 
 DASHBOARD = Path(__file__).resolve().parent.parent / "static" / "metrics_streaming_dashboard.html"

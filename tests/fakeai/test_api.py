@@ -1,10 +1,13 @@
 """The OpenAI-shaped endpoints, in process (the openai SDK and real sockets are in tests/integration)."""
 
 import base64
+import importlib.metadata
 import json
 
 import numpy as np
 import pytest
+
+from fakeai import __version__
 
 MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 CHAT = [{"role": "user", "content": "Say something about queues."}]
@@ -205,6 +208,13 @@ async def test_bad_requests_get_openai_errors(app_client, body, status, code, pa
     assert set(error) == {"message", "type", "param", "code"} and error["message"]
     assert error["code"] == code and error["param"] == param
     assert registry.get_sample_value("fakeai_requests_total", EM) == 0  # refused before acceptance
+
+
+async def test_one_version_number_from_the_package_metadata(app_client):
+    async with app_client(no_delay=True) as (client, _):
+        health = (await client.get("/health")).json()
+        schema = (await client.get("/openapi.json")).json()
+    assert health["version"] == schema["info"]["version"] == importlib.metadata.version("fakeai") == __version__
 
 
 async def test_messages_that_may_go_without_content_are_accepted(app_client):

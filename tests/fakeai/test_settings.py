@@ -1,12 +1,11 @@
 """Every setting is a flag with an env twin (flag > env > default), and every given setting takes effect."""
 
 import argparse
-import subprocess
-import sys
 import time
 
 import pytest
 
+from fakeai.__main__ import main
 from fakeai.settings import OPTIONS, Settings, add_arguments, settings_from
 
 MODEL = "meta-llama/Llama-3.1-8B-Instruct"
@@ -66,19 +65,19 @@ def test_bad_settings_are_clear_errors(argv, env, fragment):
         parse(argv, env)
 
 
-def test_cli_help_lists_flags_and_env_vars():
-    out = subprocess.run(
-        [sys.executable, "-m", "fakeai", "server", "--help"], capture_output=True, text=True, check=True
-    ).stdout
+def test_cli_help_lists_flags_and_env_vars(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["server", "--help"])
+    out = capsys.readouterr().out
+    assert exited.value.code == 0
     for option in OPTIONS:
         assert option.flag in out and option.env in out
 
 
-def test_cli_rejects_bad_flag_with_usage_error():
-    result = subprocess.run(
-        [sys.executable, "-m", "fakeai", "server", "--error-rate", "7"], capture_output=True, text=True
-    )
-    assert result.returncode == 2 and "error_rate" in result.stderr
+def test_cli_rejects_bad_flag_with_usage_error(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["server", "--error-rate", "7"])
+    assert exited.value.code == 2 and "error_rate" in capsys.readouterr().err
 
 
 # -- settings take effect --------------------------------------------------------------------------------
