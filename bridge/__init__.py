@@ -1,5 +1,6 @@
-"""The /metrics/stream WebSocket bridge: samples a registry into category-grouped JSON.
+"""The /metrics/stream bridge: samples a registry, a scraped /metrics or a Prometheus server into
+category-grouped JSON for WebSocket subscribers (docs/METRICS_STREAMING.md).
 
-Depends on prometheus-client and starlette only, never on ``fakeai``. Built in issue 3; the package
-exists now so that the distribution's import packages are settled.
+Depends on prometheus-client, numpy and starlette only, never on ``fakeai`` or ``exporter``: what to
+read is a ``bridge.categories.Mapping`` of family names, given by whoever builds the hub.
 """
