@@ -9,7 +9,6 @@ the message's timestamp (taken by the server when it built the update) to its ar
 
 import argparse
 import json
-import socket
 import subprocess
 import sys
 import tempfile
@@ -17,20 +16,10 @@ import time
 from pathlib import Path
 
 import httpx
-from common import background, cpu_seconds, fakeai_command, free_port, pinned
+from common import background, cpu_seconds, fakeai_command, free_port, pinned, wait_port
 
 HERE = Path(__file__).resolve().parent
 SCENARIOS = (("shared", 1), ("shared", 100), ("shared", 1000), ("distinct", 100))
-
-
-def wait_port(port: int) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on {port}")
 
 
 def measure(server: list[str], port: int, mode: str, count: int, duration: float) -> dict:

@@ -29,19 +29,28 @@ class WindowedSource(Protocol):
 
 
 class RegistrySource:
-    """One ``collect()`` of only the families the categories need.
+    """One ``collect()`` of only the families the categories need, in slices: the registry lives on the
+    event loop that serves requests, so the sampler yields to it every ``slice_seconds``.
 
     ``restrict=False`` collects everything, for registries whose collectors register no names (such
     as prometheus-client's ``MultiProcessCollector``); the snapshot keeps only what it needs anyway.
     """
 
-    def __init__(self, registry: CollectorRegistry, *, restrict: bool = True) -> None:
+    def __init__(self, registry: CollectorRegistry, *, restrict: bool = True, slice_seconds: float = 0.001) -> None:
         self.registry = registry
         self.restrict = restrict
+        self.slice_seconds = slice_seconds
 
     async def collect(self, sample_names: set[str]) -> Iterable[Metric]:
         source = self.registry.restricted_registry(sample_names) if self.restrict else self.registry
-        return list(source.collect())
+        families = []
+        due = time.perf_counter() + self.slice_seconds
+        for family in source.collect():
+            families.append(family)
+            if time.perf_counter() >= due:
+                await asyncio.sleep(0)
+                due = time.perf_counter() + self.slice_seconds
+        return families
 
 
 class ScrapeSource:

@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 from uvicorn.supervisors import Multiprocess
 
 from fakeai import __version__
-from fakeai.app import SETTINGS_ENV, create_app
+from fakeai.app import SETTINGS_ENV, create_app, settle_heap
 from fakeai.settings import Settings, add_arguments, settings_from
 from fakeai.tools import load, watch
 
@@ -76,6 +76,7 @@ def serve(settings: Settings) -> None:
     }
     if settings.workers == 1:
         config = uvicorn.Config(create_app(settings, CollectorRegistry()), **options)
+        settle_heap()
         print(banner(settings, host, port), flush=True)
         uvicorn.Server(config).run(sockets=[sock])
         return

@@ -2,6 +2,7 @@
 
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from prometheus_client.metrics_core import HistogramMetricFamily, Metric
@@ -10,6 +11,25 @@ from prometheus_client.utils import floatToGoString
 FamilySource = Callable[[Collection[str]], Iterable[Metric]]
 """Native families by name: a view asks only for the families it reads."""
 GroupKey = tuple[str, ...]
+
+SCRAPED: ContextVar[list[Metric] | None] = ContextVar("fakeai_scraped_families", default=None)
+"""The families a scrape in progress has collected so far (``exporter.exposition`` sets it)."""
+
+
+def reusing_scrape(source: FamilySource) -> FamilySource:
+    """``source``, except within a scrape that has already collected every family asked for: then
+    those very families. The native families are registered before the views, so a full scrape reads
+    them once, and every view of that scrape derives from the same values the scrape exposes."""
+
+    def read(names: Collection[str]) -> Iterable[Metric]:
+        seen = SCRAPED.get()
+        if seen is not None:
+            found = [metric for metric in seen if metric.name in names]
+            if len({metric.name for metric in found}) == len(set(names)):
+                return found
+        return source(names)
+
+    return read
 
 
 def index_families(metrics: Iterable[Metric]) -> dict[str, Metric]:

@@ -1,0 +1,208 @@
+"""What a /metrics scrape costs, and what it costs the clients being served meanwhile.
+
+1. Render: one scrape of the default three-model server after mixed traffic, in process, against
+   prometheus-client's ``generate_latest`` of the very same samples (parsed back into static families,
+   so the baseline does nothing but write text) and against ``generate_latest`` on the live registry
+   (what prometheus-client alone would do with our collectors). Median of 20 renders per round.
+2. Stall: a real server (default latency profile), 16 streaming clients in a process of their own
+   (``python -m fakeai.traffic``), with and without a scraper hitting /metrics three times a second (as
+   NVIDIA AIPerf does), alternating round by round. Prints the client TTFT p50/p99 each way and what the
+   scraper adds.
+
+    python benchmarks/scrape.py [--rounds 3] [--requests 400] [--server-tree DIR] [--profile FILE]
+
+``--server-tree`` runs the server from another checkout (for a before/after); ``--profile`` writes a
+cProfile of the in-process renders.
+"""
+
+import argparse
+import asyncio
+import cProfile
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+from common import free_port, pinned, wait_port
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter.exposition import scrape
+from exporter.textformat import TextWriter
+from fakeai.app import create_app
+from fakeai.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+MODEL = "meta-llama/Llama-3.1-8B-Instruct"
+
+
+class Static:
+    def __init__(self, families: list) -> None:
+        self.families = families
+
+    def collect(self) -> list:
+        return self.families
+
+
+async def busy_registry() -> CollectorRegistry:
+    registry = CollectorRegistry()
+    app = create_app(Settings(no_delay=True), registry)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://fakeai") as client:
+            for model in Settings().models:
+                for i in range(40):
+                    chat = {"messages": [{"role": "user", "content": f"q {i}"}], "max_tokens": 16}
+                    await client.post("/v1/chat/completions", json={"model": model, **chat, "stream": i % 2 == 0})
+                    await client.post("/v1/completions", json={"model": model, "prompt": f"p {i}", "max_tokens": 8})
+                    await client.post("/v1/embeddings", json={"model": model, "input": f"e {i}"})
+    return registry
+
+
+def timed(call, repeat: int = 20) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
+
+
+def render_rounds(rounds: int, profile: str | None) -> None:
+    registry = asyncio.run(busy_registry())
+    writer = TextWriter()
+    loop = asyncio.new_event_loop()
+
+    def render() -> bytes:
+        return bytes(loop.run_until_complete(scrape(registry, "", "", [], writer)).body)
+
+    text = render()
+    static = CollectorRegistry()
+    static.register(Static(list(text_string_to_metric_families(text.decode()))))
+    samples = sum(len(f.samples) for f in static.collect())
+    print(f"render: {samples} samples, {len(text) / 1024:.0f} KiB, median of 20 per round")
+    rows = []
+    for _ in range(rounds):
+        ours = timed(render)
+        baseline = timed(lambda: generate_latest(static))
+        live = timed(lambda: generate_latest(registry))
+        rows.append((ours, baseline, live))
+        print(
+            f"  fakeai /metrics {ours:6.1f} ms | generate_latest, same samples {baseline:6.1f} ms | "
+            f"generate_latest, live registry {live:6.1f} ms | ratio {ours / baseline:.2f}"
+        )
+    ratios = [o / b for o, b, _ in rows]
+    print(
+        f"  ratio to generate_latest of the same samples: median {statistics.median(ratios):.2f} "
+        f"(range {min(ratios):.2f}-{max(ratios):.2f}); fakeai median {statistics.median(r[0] for r in rows):.1f} ms"
+    )
+    if profile:
+        cProfile.runctx("for _ in range(20): render()", globals(), locals(), profile)
+        print(f"  profile of 20 renders written to {profile}")
+
+
+class Scraper:
+    """GETs /metrics every ``period`` seconds (gzip, as Prometheus asks) until stopped."""
+
+    def __init__(self, url: str, period: float) -> None:
+        self.url, self.period, self.count = url, period, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        # Raw bytes, never decompressed: the scraper's own CPU stays off the figures it disturbs.
+        with httpx.Client(headers={"accept-encoding": "gzip"}) as client:
+            while not self._stop.wait(self.period):
+                with client.stream("GET", self.url) as response:
+                    response.raise_for_status()
+                    for _ in response.iter_raw():
+                        pass
+                self.count += 1
+
+    def __enter__(self) -> "Scraper":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def client_ttft(url: str, requests: int) -> tuple[float, float]:
+    """Client TTFT p50 and p99 (ms) of ``requests`` streams, 16 at a time, measured by another process."""
+    command = [
+        sys.executable,
+        "-m",
+        "fakeai.traffic",
+        "--url",
+        url,
+        "--model",
+        MODEL,
+        "--requests",
+        str(requests),
+        "--concurrency",
+        "16",
+        "--max-tokens",
+        "16",
+    ]
+    out = subprocess.run(pinned(1, command), capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    # The first second opens the connections and starts all 16 streams in one engine step: not steady state.
+    ttfts = sorted(t["ttft"] for t in json.loads(out)["timings"] if t["ttft"] is not None and t["started"] > 1.0)
+    quantiles = statistics.quantiles(ttfts, n=100, method="inclusive")
+    return quantiles[49] * 1000, quantiles[98] * 1000
+
+
+def stall_rounds(rounds: int, requests: int, server_tree: Path) -> None:
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {1})  # the scraper thread too: the server has core 0 to itself
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(server_tree)}
+    command = [sys.executable, "-m", "fakeai", "server", "--port", str(port), "--log-level", "warning"]
+    server = subprocess.Popen(
+        pinned(0, command), cwd=server_tree, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_port(port)
+        base = f"http://127.0.0.1:{port}"
+        client_ttft(base, 400)  # warm up
+        print(f"\nstall: {requests} streams x 16 concurrent per run, server {server_tree}")
+        added = []
+        for _ in range(rounds):
+            quiet = client_ttft(base, requests)
+            with Scraper(base + "/metrics", 1 / 3) as scraper:
+                scraped = client_ttft(base, requests)
+            added.append(scraped[1] - quiet[1])
+            print(
+                f"  no scraper: TTFT p50 {quiet[0]:6.1f} p99 {quiet[1]:6.1f} ms | 3 Hz scraper "
+                f"({scraper.count} scrapes): p50 {scraped[0]:6.1f} p99 {scraped[1]:6.1f} ms | "
+                f"p99 added {scraped[1] - quiet[1]:+6.1f} ms"
+            )
+        print(
+            f"  TTFT p99 the scraper adds: median {statistics.median(added):+.1f} ms "
+            f"(range {min(added):+.1f} to {max(added):+.1f})"
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--server-tree", type=Path, default=ROOT, help="checkout the stall server runs from")
+    parser.add_argument("--profile", help="write a cProfile of the in-process renders here")
+    parser.add_argument("--skip-render", action="store_true")
+    args = parser.parse_args()
+    if not args.skip_render:
+        render_rounds(args.rounds, args.profile)
+    stall_rounds(args.rounds, args.requests, args.server_tree.resolve())
+
+
+if __name__ == "__main__":
+    main()

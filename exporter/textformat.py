@@ -1,0 +1,101 @@
+"""The Prometheus text format (0.0.4), byte for byte what prometheus-client's ``generate_latest`` writes,
+with each series' line prefix and each family's header written once and kept.
+
+A scrape of the default server writes some 4,400 sample lines whose names and labels never change
+between scrapes; only the values do. ``generate_latest`` re-escapes and re-sorts every label set on
+every scrape, which was half the cost of ``/metrics``. ``TextWriter`` keeps the ``name{labels} ``
+prefix of every series it has written, so a scrape formats values and little else.
+``tests/exporter/test_textformat.py`` holds it to ``generate_latest``'s output.
+"""
+
+from collections.abc import Iterable
+
+from prometheus_client.metrics_core import Metric
+from prometheus_client.utils import floatToGoString
+
+# generate_latest's munging from OpenMetrics types into the text format's.
+_TYPE_SUFFIX = {"counter": ("_total", "counter"), "info": ("_info", "gauge"), "stateset": ("", "gauge")}
+_TYPE_RENAME = {"gaugehistogram": "histogram", "unknown": "untyped"}
+# Samples OpenMetrics has and the text format moves into a gauge family of their own, after the family.
+_OM_SUFFIXES = ("_created", "_gsum", "_gcount")
+_MAX_CACHED_VALUES = 4096
+
+
+def _escape_label_value(value: str) -> str:
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+
+
+def _escape_help(text: str) -> str:
+    return text.replace("\\", r"\\").replace("\n", r"\n")
+
+
+class TextWriter:
+    """Writes collected families in the text format (from one thread: the event loop's).
+
+    Every metric and label name must be a valid legacy Prometheus name (as fakeai's all are): those are
+    written unchanged, as ``generate_latest`` writes them.
+    """
+
+    def __init__(self) -> None:
+        self._prefixes: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
+        self._headers: dict[tuple[str, str, str], str] = {}
+        self._values: dict[float, str] = {}
+
+    def _prefix(self, name: str, labels: dict[str, str]) -> str:
+        key = (name, tuple(labels.items()))
+        prefix = self._prefixes.get(key)
+        if prefix is None:
+            if labels:
+                inner = ",".join(f'{k}="{_escape_label_value(v)}"' for k, v in sorted(labels.items()))
+                prefix = f"{name}{{{inner}}} "
+            else:
+                prefix = name + " "
+            self._prefixes[key] = prefix
+        return prefix
+
+    def _header(self, name: str, kind: str, documentation: str) -> str:
+        key = (name, kind, documentation)
+        header = self._headers.get(key)
+        if header is None:
+            header = f"# HELP {name} {_escape_help(documentation)}\n# TYPE {name} {kind}\n"
+            self._headers[key] = header
+        return header
+
+    def _value(self, value: float) -> str:
+        # Most values repeat from scrape to scrape (zero buckets, unchanged counters).
+        text = self._values.get(value)
+        if text is None:
+            text = floatToGoString(value)  # type: ignore[no-untyped-call]
+            if len(self._values) >= _MAX_CACHED_VALUES:
+                self._values.clear()
+            self._values[value] = text
+        return text
+
+    def family(self, metric: Metric) -> str:
+        """One family's lines, as ``generate_latest`` writes them."""
+        output: list[str] = []
+        append = output.append
+        prefix_of, value_of = self._prefixes.get, self._values.get
+        name, kind = metric.name, metric.type
+        suffix, kind = _TYPE_SUFFIX.get(kind, ("", _TYPE_RENAME.get(kind, kind)))
+        append(self._header(name + suffix, kind, metric.documentation))
+        moved = {name + om: om for om in _OM_SUFFIXES}
+        extra: dict[str, list[str]] = {}
+        for sample in metric.samples:
+            labels = sample.labels
+            prefix = prefix_of((sample.name, tuple(labels.items()))) or self._prefix(sample.name, labels)
+            value = value_of(sample.value) or self._value(sample.value)
+            stamp = "" if sample.timestamp is None else f" {int(float(sample.timestamp) * 1000):d}"
+            line = f"{prefix}{value}{stamp}\n"
+            om = moved.get(sample.name)
+            if om is None:
+                append(line)
+            else:
+                extra.setdefault(om, []).append(line)
+        for om, lines in sorted(extra.items()):
+            append(self._header(name + om, "gauge", metric.documentation))
+            output.extend(lines)
+        return "".join(output)
+
+    def write(self, families: Iterable[Metric]) -> bytes:
+        return "".join(self.family(metric) for metric in families).encode("utf-8")

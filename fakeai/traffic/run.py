@@ -1,0 +1,68 @@
+"""Keep requests in flight (closed loop) or start them on schedule (open loop), and report what was seen."""
+
+import asyncio
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import httpx
+
+from fakeai.traffic.client import Timing, stream_chat
+
+
+@dataclass(frozen=True)
+class Plan:
+    url: str
+    model: str
+    requests: int
+    concurrency: int = 8
+    rps: float = 0.0
+    """Open-loop arrival rate; 0 keeps ``concurrency`` requests in flight instead."""
+    max_tokens: int = 16
+    prompt_words: int = 8
+
+
+@dataclass
+class Report:
+    timings: list[Timing]
+    elapsed: float
+    late_starts: int
+    """Open loop only: requests that started more than 10 ms after their scheduled time."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"elapsed": self.elapsed, "late_starts": self.late_starts, "timings": [asdict(t) for t in self.timings]}
+
+
+async def run(plan: Plan) -> Report:
+    limits = httpx.Limits(max_connections=plan.concurrency, max_keepalive_connections=plan.concurrency)
+    timeout = httpx.Timeout(120.0)
+    timings: list[Timing] = []
+    late = 0
+    prompt = " ".join(["word"] * plan.prompt_words)
+    async with httpx.AsyncClient(base_url=plan.url, limits=limits, timeout=timeout) as client:
+        gate = asyncio.Semaphore(plan.concurrency)
+        start = time.monotonic()
+
+        async def one(i: int) -> None:
+            async with gate:
+                sent = time.monotonic() - start
+                timing = await stream_chat(client, plan.model, f"{i} {prompt}", plan.max_tokens)
+                timing.started = sent
+                timings.append(timing)
+
+        tasks = []
+        for i in range(plan.requests):
+            if plan.rps > 0:
+                due = start + i / plan.rps
+                delay = due - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                elif delay < -0.01:
+                    late += 1
+            else:
+                await gate.acquire()  # closed loop: start the next one when a slot frees
+                gate.release()
+            tasks.append(asyncio.ensure_future(one(i)))
+            await asyncio.sleep(0)
+        await asyncio.gather(*tasks)
+    return Report(timings, time.monotonic() - start, late)
