@@ -84,8 +84,11 @@ class Hub:
         settings: StreamSettings,
         *,
         clock: Callable[[], float] = time.time,
+        slice_seconds: float = 0.001,
     ) -> None:
         self.mapping = mapping
+        self.slice_seconds = slice_seconds
+        """The longest a tick computes on the event loop before giving other tasks a turn."""
         self.settings = settings
         self.clock = clock
         self.sampler = Sampler(
@@ -133,7 +136,7 @@ class Hub:
         """Sample and deliver once. Neither a failing source nor a bug of ours stops the stream."""
         try:
             await self.sample()
-            self.deliver(self.clock())
+            await self.deliver(self.clock())
         except SourceUnavailable:
             pass  # counted, logged and reported by sample()
         except Exception:
@@ -206,33 +209,42 @@ class Hub:
             }
         )
 
-    def deliver(self, now: float) -> int:
-        """Post an update to every client that is due; each distinct filter set is computed once."""
+    async def deliver(self, now: float) -> int:
+        """Post an update to every client that is due; each distinct filter set is computed once.
+
+        Between two filter sets the event loop gets a turn whenever ``slice_seconds`` have passed, so a
+        hundred distinct sets never hold requests and engine steps up for the whole computation.
+        """
         # Half a tick of tolerance: ticks and wall-clock readings jitter by milliseconds.
         slack = self.settings.min_interval / 2
-        due = [c for c in self.clients if c.next_due <= now + slack]
-        shared: dict[tuple[Any, ...], tuple[str, dict[str, Any]]] = {}
-        for client in due:
-            filters = client.filters
-            entry = shared.get(filters.group_key)
-            if entry is None:
-                data = self.data(filters)
-                head = (
-                    f'{{"type":"metrics_update","timestamp":{now!r},"window":{filters.window!r},'
-                    f'"data":{protocol.dumps(data)},"deltas":'
-                )
-                entry = shared[filters.group_key] = (head, data)
-            head, data = entry
-            figures = {name: data[cat][key] for name, cat, key in DELTA_FIELDS if cat in data}
-            deltas = (
-                {}
-                if client.previous is None
-                else {k: round(v - client.previous[k], 4) for k, v in figures.items() if k in client.previous}
+        groups: dict[tuple[Any, ...], list[Client]] = {}
+        for client in self.clients:
+            if client.next_due <= now + slack:
+                groups.setdefault(client.filters.group_key, []).append(client)
+        due_yield = time.perf_counter() + self.slice_seconds
+        for key, clients in groups.items():
+            filters = clients[0].filters
+            data = self.data(filters)
+            head = (
+                f'{{"type":"metrics_update","timestamp":{now!r},"window":{filters.window!r},'
+                f'"data":{protocol.dumps(data)},"deltas":'
             )
-            client.previous = figures
-            client.post_update(head + protocol.dumps(deltas) + "}")
-            # Stay on the client's own cadence, quantized to ticks.
-            # On schedule: keep the client's own grid; late (first update, a new interval): restart it.
-            on_time = client.next_due >= now - slack
-            client.next_due = (client.next_due if on_time else now) + filters.interval
-        return len(shared)
+            figures = {name: data[cat][field] for name, cat, field in DELTA_FIELDS if cat in data}
+            for client in clients:
+                if client.filters.group_key != key or client not in self.clients:
+                    continue  # re-subscribed or gone while another set was computed: nothing stale
+                self._post(client, head, figures, now, slack)
+            if time.perf_counter() >= due_yield:
+                await asyncio.sleep(0)
+                due_yield = time.perf_counter() + self.slice_seconds
+        return len(groups)
+
+    def _post(self, client: Client, head: str, figures: dict[str, float], now: float, slack: float) -> None:
+        previous = client.previous
+        deltas = {} if previous is None else {k: round(v - previous[k], 4) for k, v in figures.items() if k in previous}
+        client.previous = figures
+        client.post_update(head + protocol.dumps(deltas) + "}")
+        # Stay on the client's own cadence, quantized to ticks.
+        # On schedule: keep the client's own grid; late (first update, a new interval): restart it.
+        on_time = client.next_due >= now - slack
+        client.next_due = (client.next_due if on_time else now) + client.filters.interval

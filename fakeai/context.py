@@ -56,7 +56,7 @@ def context(request: Request) -> ServerContext:
     return ctx
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs several times more, per request
 class Accepted(Generic[BodyT]):
     """A request a model endpoint has accepted: authorised, its body valid, its model served."""
 

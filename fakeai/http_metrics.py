@@ -12,6 +12,7 @@ ARRIVAL = "fakeai_arrival"
 UNMATCHED = "unmatched"  # every path with no route shares this one label value
 NOT_INSTRUMENTED = frozenset({"/metrics", "/metrics/stream"})
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+MAX_MEMO = 1024
 
 
 def route_template(routes: Sequence[BaseRoute], scope: Scope) -> str:
@@ -39,6 +40,9 @@ class HttpMetricsMiddleware:
         self.app = app
         self.metrics = metrics
         self.routes = routes  # the router's own list: routes added later are seen too
+        # Most traffic repeats a handful of (method, path) pairs; a bounded memo spares matching them
+        # twice per request (the router matched once already). Routes never change once serving.
+        self._templates: dict[tuple[str, str], str] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -58,7 +62,13 @@ class HttpMetricsMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            template = route_template(self.routes, scope)
+            key = (scope["method"], scope["path"])
+            template = self._templates.get(key)
+            if template is None:
+                template = route_template(self.routes, scope)
+                if len(self._templates) >= MAX_MEMO:
+                    self._templates.clear()  # client-chosen paths must not grow memory
+                self._templates[key] = template
             if template not in NOT_INSTRUMENTED:
-                method = scope["method"] if scope["method"] in METHODS else "OTHER"
+                method = key[0] if key[0] in METHODS else "OTHER"
                 self.metrics.http_request(template, method, status, time.monotonic() - start)

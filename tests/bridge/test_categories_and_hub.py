@@ -10,6 +10,7 @@ from bridge.categories import METRIC_TYPES, Mapping, Selection, Window, compute
 from bridge.hub import Client, Hub, StreamSettings
 from bridge.math import histogram_quantile
 from bridge.protocol import Filters
+from bridge.server import handle
 from bridge.snapshot import take
 from bridge.sources import RegistrySource
 
@@ -186,15 +187,35 @@ async def test_hub_computes_once_per_filter_set_and_keeps_per_client_deltas():
     clock.now += 0.5
     s.traffic("/a", "m1", 10, 0.05)
     await hub.sample()
-    assert hub.deliver(clock.now) == 2 and len(calls) == 2  # two distinct filter sets, six clients
+    assert await hub.deliver(clock.now) == 2 and len(calls) == 2  # two distinct filter sets, six clients
     first = shared[0].update
     assert all(c.update[: c.update.index('"deltas"')] == first[: first.index('"deltas"')] for c in shared)
     assert first.endswith('"deltas":{}}')
     clock.now += 0.5
     s.traffic("/a", "m1", 10, 0.05)
     await hub.sample()
-    hub.deliver(clock.now)
+    await hub.deliver(clock.now)
     assert '"total_requests_per_sec":' in shared[0].update.split('"deltas":')[1]
+
+
+async def test_a_client_that_resubscribes_while_other_sets_are_computed_gets_nothing_stale():
+    s = Service()
+    clock = FakeClock()
+    # slice 0: the hub yields to the loop after every filter set.
+    hub = Hub(RegistrySource(s.registry), MAPPING, StreamSettings(min_interval=0.5), clock=clock, slice_seconds=0.0)
+    await hub.sample()
+    clients = [Client(Filters(interval=0.5, window=w)) for w in (10.0, 20.0)]
+    for client in clients:
+        hub.register(client)
+    clock.now += 0.5
+    delivering = asyncio.ensure_future(hub.deliver(clock.now))
+    await asyncio.sleep(0)  # the first set is posted; the hub yields before the second
+    for client in clients:
+        handle('{"type": "subscribe", "filters": {"window": 30}}', client, hub)
+    assert await delivering == 2
+    for client in clients:
+        assert client.update is None  # no update computed for the old filters arrives after "subscribed"
+        assert any('"subscribed"' in reply for reply in client.replies)
 
 
 async def test_mailbox_keeps_only_the_latest_update_but_every_reply():
@@ -219,7 +240,7 @@ async def test_client_cadence_follows_its_interval():
     for _ in range(8):  # four seconds of ticks
         clock.now += 0.5
         await hub.sample()
-        hub.deliver(clock.now)
+        await hub.deliver(clock.now)
         for name, client in (("fast", fast), ("slow", slow)):
             if client.update is not None:
                 sent[name] += 1
