@@ -4,9 +4,10 @@ A ``Mapping`` names the source families by role, so the bridge streams any regis
 families; the ``CATEGORIES`` table says which measure of which role fills each field.
 """
 
+import functools
 import math
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,34 +75,64 @@ class Selection:
     models: frozenset[str] = frozenset()
 
 
+@functools.lru_cache(maxsize=65536)
+def _labels(key: LabelKey) -> dict[str, str]:
+    """A series key as a dict, made once per series (keys are bounded by the source's cardinality).
+    Callers only read it."""
+    return dict(key)
+
+
+@functools.lru_cache(maxsize=65536)
+def _selected(key: LabelKey, selection: Selection, endpoint_label: str, model_label: str) -> bool:
+    labels = _labels(key)
+    return (not selection.endpoints or labels.get(endpoint_label) in selection.endpoints) and (
+        not selection.models or labels.get(model_label) in selection.models
+    )
+
+
 class Window:
-    """What the measures read: the selected series of one role at the window's start and end."""
+    """What the measures read: the selected series of one role at the window's start and end.
+
+    Several measures read one role (responses feed a rate, a rate by endpoint and the error rate), so
+    each role's selected series are found once per window.
+    """
 
     def __init__(self, start: Snapshot, end: Snapshot, mapping: Mapping, selection: Selection) -> None:
         self.start, self.end, self.mapping, self.selection = start, end, mapping, selection
         self.seconds = max(end.timestamp - start.timestamp, 0.0)
+        self._values: dict[str, list[tuple[dict[str, str], float, float]]] = {}
+        self._histograms: dict[str, list[tuple[dict[str, str], Histogram | None, Histogram]]] = {}
 
-    def _selected(self, key: LabelKey) -> bool:
-        labels = dict(key)
-        m, s = self.mapping, self.selection
-        return (not s.endpoints or labels.get(m.endpoint_label) in s.endpoints) and (
-            not s.models or labels.get(m.model_label) in s.models
-        )
+    def _keep(self, key: LabelKey) -> bool:
+        selection = self.selection
+        if not selection.endpoints and not selection.models:
+            return True
+        return _selected(key, selection, self.mapping.endpoint_label, self.mapping.model_label)
 
-    def values(self, role: str) -> Iterator[tuple[dict[str, str], float, float]]:
+    def values(self, role: str) -> list[tuple[dict[str, str], float, float]]:
         """(labels, value at start, value at end) of each selected counter or gauge series."""
-        name = getattr(self.mapping, role)
-        before = self.start.values.get(name, {})
-        for key, value in self.end.values.get(name, {}).items():
-            if self._selected(key):
-                yield dict(key), before.get(key, 0.0), value
+        found = self._values.get(role)
+        if found is None:
+            name = getattr(self.mapping, role)
+            before = self.start.values.get(name, {})
+            found = self._values[role] = [
+                (_labels(key), before.get(key, 0.0), value)
+                for key, value in self.end.values.get(name, {}).items()
+                if self._keep(key)
+            ]
+        return found
 
-    def histograms(self, role: str) -> Iterator[tuple[dict[str, str], Histogram | None, Histogram]]:
-        name = getattr(self.mapping, role)
-        before = self.start.histograms.get(name, {})
-        for key, histogram in self.end.histograms.get(name, {}).items():
-            if self._selected(key):
-                yield dict(key), before.get(key), histogram
+    def histograms(self, role: str) -> list[tuple[dict[str, str], Histogram | None, Histogram]]:
+        found = self._histograms.get(role)
+        if found is None:
+            name = getattr(self.mapping, role)
+            before = self.start.histograms.get(name, {})
+            found = self._histograms[role] = [
+                (_labels(key), before.get(key), histogram)
+                for key, histogram in self.end.histograms.get(name, {}).items()
+                if self._keep(key)
+            ]
+        return found
 
 
 # -- measures -------------------------------------------------------------------------------------------
@@ -172,7 +203,7 @@ _EMPTY = _Increase(np.array([math.inf]), np.zeros(1), 0.0, 0.0)
 
 
 def _merged(
-    histograms: Iterator[tuple[dict[str, str], Histogram | None, Histogram]], by: str | None
+    histograms: Iterable[tuple[dict[str, str], Histogram | None, Histogram]], by: str | None
 ) -> dict[str, _Increase]:
     """Window increase of histograms, summed per group (by label value, or all in one)."""
     groups: dict[str, _Increase] = {}
