@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from bridge import protocol
 from bridge.categories import Mapping
-from bridge.snapshot import Snapshot, take
+from bridge.snapshot import Interner, Snapshot, take
 from bridge.sources import Source, WindowedSource
 from bridge.windows import SnapshotRing
 
@@ -33,6 +33,7 @@ class Sampler:
         self.clock = clock
         self.wanted = mapping.wanted()
         self._sample_names = self.wanted.sample_names()
+        self._interner = Interner()
         self.ring = SnapshotRing(fine_seconds=max(history_seconds, 120.0), max_seconds=protocol.MAX_WINDOW, tick=tick)
         self.ticks = 0
         self.windows: dict[float, tuple[Snapshot, Snapshot]] = {}
@@ -50,7 +51,7 @@ class Sampler:
             families = await self.source.collect(self._sample_names)
         except Exception as exc:
             raise SourceUnavailable(str(exc) or type(exc).__name__) from exc
-        return self._keep(take(families, self.wanted, self.clock()))
+        return self._keep(take(families, self.wanted, self.clock(), self._interner))
 
     async def _sample_windows(self, source: WindowedSource, windows: set[float]) -> Snapshot:
         now = self.clock()

@@ -45,8 +45,38 @@ class Snapshot:
     histograms: dict[str, dict[LabelKey, Histogram]] = field(default_factory=dict)
 
 
-def take(families: Iterable[Metric], wanted: Wanted, timestamp: float) -> Snapshot:
+class Interner:
+    """Hands out one shared object for equal label keys and bucket bounds, so the hundreds of snapshots a
+    ring keeps share them instead of each holding copies (they were most of a snapshot's memory).
+    Bounded: a source whose label values churn gets its table emptied, never grown without end."""
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self.limit = limit
+        self._keys: dict[LabelKey, LabelKey] = {}
+        self._bounds: dict[tuple[float, ...], np.ndarray] = {}
+
+    def key(self, labels: dict[str, str]) -> LabelKey:
+        key = label_key(labels)
+        shared = self._keys.get(key)
+        if shared is None:
+            if len(self._keys) >= self.limit:
+                self._keys.clear()
+            shared = self._keys[key] = key
+        return shared
+
+    def bounds(self, values: tuple[float, ...]) -> np.ndarray:
+        shared = self._bounds.get(values)
+        if shared is None:
+            if len(self._bounds) >= self.limit:
+                self._bounds.clear()
+            shared = self._bounds[values] = np.array(values)
+            shared.flags.writeable = False  # shared by every snapshot: nobody may change it
+        return shared
+
+
+def take(families: Iterable[Metric], wanted: Wanted, timestamp: float, interner: Interner | None = None) -> Snapshot:
     """Turn collected families (from a registry or a parsed scrape) into a snapshot of what is wanted."""
+    interner = interner or Interner()
     snapshot = Snapshot(timestamp, {name: {} for name in wanted.counters | wanted.gauges})
     counter_samples = {c + "_total": c for c in wanted.counters}
     partial: dict[str, dict[LabelKey, tuple[list[tuple[float, float]], list[float]]]] = {
@@ -57,16 +87,16 @@ def take(families: Iterable[Metric], wanted: Wanted, timestamp: float) -> Snapsh
         for sample in family.samples:
             name = sample.name
             if name in counter_samples:
-                snapshot.values[counter_samples[name]][label_key(sample.labels)] = sample.value
+                snapshot.values[counter_samples[name]][interner.key(sample.labels)] = sample.value
             elif name in wanted.gauges:
-                snapshot.values[name][label_key(sample.labels)] = sample.value
+                snapshot.values[name][interner.key(sample.labels)] = sample.value
             else:
                 for suffix in suffixes:
                     base = name[: -len(suffix)]
                     if name.endswith(suffix) and base in partial:
                         labels = dict(sample.labels)
                         le = labels.pop("le", None)
-                        buckets, totals = partial[base].setdefault(label_key(labels), ([], [0.0, 0.0]))
+                        buckets, totals = partial[base].setdefault(interner.key(labels), ([], [0.0, 0.0]))
                         if suffix == "_bucket" and le is not None:
                             buckets.append((float(le), sample.value))
                         elif suffix == "_sum":
@@ -81,7 +111,10 @@ def take(families: Iterable[Metric], wanted: Wanted, timestamp: float) -> Snapsh
             if not buckets or not math.isinf(buckets[-1][0]):
                 buckets.append((math.inf, count))
             built[key] = Histogram(
-                np.array([b for b, _ in buckets]), np.array([c for _, c in buckets], dtype=float), total, count
+                interner.bounds(tuple(b for b, _ in buckets)),
+                np.array([c for _, c in buckets], dtype=float),
+                total,
+                count,
             )
         snapshot.histograms[name] = built
     return snapshot
