@@ -71,12 +71,12 @@ class Streams:
             writer.write(self.request)
             status = await reader.readline()
             data = bytearray()
-            while not data.endswith(b"data: [DONE]\n\n"):
+            while not data.endswith(b"\r\n0\r\n\r\n"):  # the end of a chunked body
                 chunk = await reader.read(65536)
                 if not chunk:
                     break
                 data += chunk
-            if b" 200 " in status and data.endswith(b"data: [DONE]\n\n"):
+            if b" 200 " in status and b"data: [DONE]\n\n" in data:
                 self.completed += 1
                 self.tokens += data.count(b'"content":"') - data.count(b'"content":""')
             else:
