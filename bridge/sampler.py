@@ -31,6 +31,7 @@ class Sampler:
     ) -> None:
         self.source = source
         self.clock = clock
+        self.windowed = isinstance(source, WindowedSource)  # a Protocol check is slow: made once
         self.wanted = mapping.wanted()
         self._sample_names = self.wanted.sample_names()
         self._interner = Interner()
@@ -38,10 +39,6 @@ class Sampler:
         self.ticks = 0
         self.windows: dict[float, tuple[Snapshot, Snapshot]] = {}
         """For a windowed source: the (start, end) pair it computed for each window in use."""
-
-    @property
-    def windowed(self) -> bool:
-        return isinstance(self.source, WindowedSource)
 
     async def sample(self, windows: set[float]) -> Snapshot:
         """Read the source once (for a windowed source: once per window in ``windows``) and keep it."""
