@@ -1,6 +1,9 @@
-"""Non-streaming chat requests/s of fakeai (--no-delay) against a bare FastAPI app, in one run.
+"""Chat requests/s of fakeai (--no-delay) against a bare FastAPI app, in one run.
 
-    python benchmarks/throughput.py [--duration 10] [--connections 32] [--rounds 3]
+    python benchmarks/throughput.py [--duration 10] [--connections 32] [--rounds 3] [--stream]
+
+With ``--stream`` the requests stream (``max_tokens`` 16, usage included) and the bare app streams the
+very events fakeai sent, one chunk each: the figures are then SSE chunks per second.
 
 Needs ``wrk`` (Debian package ``wrk``). Each server gets one core and wrk the other (``taskset``), and
 the two servers take turns round by round so machine noise hits both alike; the medians are compared.
@@ -81,19 +84,27 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--stream", action="store_true", help="streaming requests; report SSE chunks/s")
     args = parser.parse_args()
     require_wrk()
 
     with tempfile.TemporaryDirectory() as tmp:
-        script = wrk_script(Path(tmp), REQUEST)
+        request = REQUEST | ({"stream": True, "stream_options": {"include_usage": True}} if args.stream else {})
+        script = wrk_script(Path(tmp), request)
         fake_port = free_port()
         fakeai = fakeai_command(fake_port, "--no-delay")
-        # The bare app returns exactly the JSON fakeai returns for this request.
+        # The bare app returns exactly what fakeai returns for this request.
         with background(fakeai, cpu=0):
             wait_ready(f"http://127.0.0.1:{fake_port}")
-            body = httpx.post(f"http://127.0.0.1:{fake_port}/v1/chat/completions", json=REQUEST).json()
-        body_path = Path(tmp) / "body.json"
-        body_path.write_text(json.dumps(body))
+            answer = httpx.post(f"http://127.0.0.1:{fake_port}/v1/chat/completions", json=request)
+        if args.stream:
+            body_path = Path(tmp) / "body.sse"
+            body_path.write_bytes(answer.content)
+            chunks = answer.content.count(b"\n\n")
+        else:
+            body_path = Path(tmp) / "body.json"
+            body_path.write_text(json.dumps(answer.json()))
+            chunks = 1
         bare_port = free_port()
         bare = [sys.executable, str(HERE / "bare_app.py"), str(bare_port), str(body_path)]
 
@@ -116,12 +127,13 @@ def main() -> None:
     cpu_ratios = [
         b.cpu_us_per_request / f.cpu_us_per_request for b, f in zip(results[BARE], results[FAKE], strict=True)
     ]
+    kind = f"streaming chat ({chunks} SSE chunks each)" if args.stream else "non-streaming chat"
     print(
-        f"\nnon-streaming chat, {args.connections} connections, {args.duration} s x {args.rounds} rounds, "
-        "one worker each, medians:"
+        f"\n{kind}, {args.connections} connections, {args.duration} s x {args.rounds} rounds, one worker each, medians:"
     )
     for name in results:
-        print(f"  {name:<20} {rate[name]:8.0f} req/s   {cpu[name]:6.0f} us CPU per request")
+        per_chunk = f", {rate[name] * chunks:8.0f} chunks/s" if args.stream else ""
+        print(f"  {name:<20} {rate[name]:8.0f} req/s{per_chunk}   {cpu[name]:6.0f} us CPU per request")
     print(f"  fakeai / bare, wall clock (median of rounds):       {statistics.median(wall_ratios):5.2f}")
     print(
         f"  fakeai / bare, CPU per request (median of rounds):  {statistics.median(cpu_ratios):5.2f}   (target >= 0.70)"

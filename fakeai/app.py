@@ -4,8 +4,9 @@ import gc
 import inspect
 import logging
 import os
-from collections.abc import AsyncIterator, Collection, Iterator
+from collections.abc import AsyncIterator, Callable, Collection, Iterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI
@@ -16,6 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import WebSocketRoute
+from starlette.types import ASGIApp
 
 from bridge.hub import Hub, StreamSettings
 from bridge.server import stream_endpoint
@@ -29,6 +31,7 @@ from fakeai import __version__
 from fakeai.context import ServerContext
 from fakeai.engines import Engines
 from fakeai.errors import ErrorKind, OpenAIError, error_body
+from fakeai.hot_path import HotPath
 from fakeai.http_metrics import HttpMetricsMiddleware
 from fakeai.openapi import add_to_schema
 from fakeai.routes import chat, completions, embeddings, misc, models
@@ -68,6 +71,16 @@ def _openai_error(_: Request, exc: Exception) -> Response:
 def _unexpected(_: Request, exc: Exception) -> Response:
     log.exception("unhandled error", exc_info=exc)
     return JSONResponse(error_body(ErrorKind.SERVER_ERROR, "Internal server error."), status_code=500)
+
+
+class FakeaiApp(FastAPI):
+    """FastAPI with ``fakeai.hot_path.HotPath`` in front of its middleware stack."""
+
+    hot_path: Callable[[ASGIApp], ASGIApp] | None = None
+
+    def build_middleware_stack(self) -> ASGIApp:
+        stack = super().build_middleware_stack()
+        return stack if self.hot_path is None else self.hot_path(stack)
 
 
 def app_from_environment() -> FastAPI:
@@ -153,7 +166,7 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
             if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
                 mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]  # retire this worker's live gauges
 
-    app = FastAPI(
+    app = FakeaiApp(
         title="fakeai",
         summary="An OpenAI-compatible fake LLM server that behaves like vLLM under load.",
         version=__version__,
@@ -162,7 +175,8 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
     )
     app.state.fakeai = ServerContext(settings=settings, metrics=metrics, engines=engines)
     hot_routes = [chat.ROUTE, completions.ROUTE, embeddings.ROUTE]
-    app.router.routes[:0] = hot_routes  # matched first, before FastAPI's /docs and /openapi.json
+    app.router.routes[:0] = hot_routes  # for /docs and a wrong method's 405; POSTs take the hot path
+    app.hot_path = partial(HotPath, endpoints={r.path: r.endpoint for r in hot_routes}, metrics=metrics)
     for module in (models, misc):
         app.router.routes.extend(module.router.routes)  # no per-router wrapper on the hot path
     add_to_schema(app, hot_routes)

@@ -1,0 +1,66 @@
+"""The generation endpoints, served without the general middleware stack.
+
+Every request to FastAPI crosses five layers (server errors, HTTP metrics, exceptions, FastAPI's exit
+stack, the router) and each chunk a response sends crosses four ``send`` wrappers. For the three
+endpoints that carry the load, ``HotPath`` does what those layers would do for them (arrival stamp,
+OpenAI error envelope, the 500 of a bug, the HTTP metrics) in one layer, and hands every other request
+to the stack unchanged. The routes stay registered with FastAPI too, for /docs and for the 405 of a
+wrong method.
+"""
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from exporter.facts import CLIENT_CLOSED_REQUEST
+from exporter.metrics import ServerMetrics
+from fakeai.errors import ErrorKind, OpenAIError, error_body
+from fakeai.http_metrics import ARRIVAL
+
+log = logging.getLogger("fakeai")
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+class HotPath:
+    def __init__(self, app: ASGIApp, endpoints: Mapping[str, Endpoint], metrics: ServerMetrics) -> None:
+        self.app = app
+        self.endpoints = endpoints
+        """POST endpoints by exact path."""
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        endpoint = self.endpoints.get(scope["path"]) if scope["type"] == "http" else None
+        if endpoint is None or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        start = time.monotonic()
+        scope.setdefault("state", {})[ARRIVAL] = start
+        status = 500
+        started = False
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status, started
+            if message["type"] == "http.response.start":
+                status, started = message["status"], True
+            await send(message)
+
+        try:
+            try:
+                response = await endpoint(Request(scope, receive, send_and_note))
+            except OpenAIError as exc:
+                response = exc.response()
+            await response(scope, receive, send_and_note)
+        except ClientDisconnect:
+            status = CLIENT_CLOSED_REQUEST  # gone before its body arrived: nobody to answer
+        except Exception:
+            log.exception("unhandled error on %s", scope["path"])
+            if started:
+                raise  # the server closes the connection: the client sees the response cut short
+            body = error_body(ErrorKind.SERVER_ERROR, "Internal server error.")
+            await JSONResponse(body, status_code=500)(scope, receive, send_and_note)
+        finally:
+            self.metrics.http_request(scope["path"], "POST", status, time.monotonic() - start)
