@@ -28,15 +28,28 @@ def _add(value: Any, amount: float) -> None:
         value.inc(amount)
 
 
+# The helpers below inline ``_add`` for the in-process case: a dozen histogram observations per request
+# made the two calls per observation a measurable share of a request's CPU.
+
+
 def inc(child: Counter | Gauge, amount: float = 1.0) -> None:
     """``child.inc(amount)`` for a non-negative amount."""
-    _add(child._value, amount)
+    value = child._value
+    if value.__class__ is MutexValue:
+        value._value += amount
+    else:
+        value.inc(amount)
 
 
 def observe(child: Histogram, amount: float) -> None:
     """``child.observe(amount)``."""
-    _add(child._sum, amount)
-    _add(child._buckets[bisect_left(child._upper_bounds, amount)], 1.0)
+    total, bucket = child._sum, child._buckets[bisect_left(child._upper_bounds, amount)]
+    if total.__class__ is MutexValue:
+        total._value += amount
+        bucket._value += 1.0
+    else:
+        total.inc(amount)
+        bucket.inc(1.0)
 
 
 def observe_many(child: Histogram, amount: float, count: int) -> None:
