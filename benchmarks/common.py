@@ -3,6 +3,7 @@
 import contextlib
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -70,3 +71,18 @@ def wait_port(port: int) -> None:
                 return
         time.sleep(0.1)
     raise RuntimeError(f"nothing listens on {port}")
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process, MiB (Linux)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    found = re.search(r"VmRSS:\s+(\d+) kB", status)
+    return int(found.group(1)) / 1024 if found else float("nan")
+
+
+def verdict(name: str, failures: list[str]) -> int:
+    """Print each failed check and the outcome; the exit code of a benchmark that checks itself."""
+    for failure in failures:
+        print("FAILED:", failure)
+    print(f"{name}: " + ("FAILED" if failures else "passed"))
+    return 1 if failures else 0

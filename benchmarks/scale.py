@@ -15,23 +15,16 @@ Prints the peak of streams open at once and the server's memory per connection a
 import argparse
 import asyncio
 import json
-import re
 import resource
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-from common import free_port, pinned, wait_port
+from common import free_port, pinned, rss_mib, verdict, wait_port
 
 from bridge.reader import scrape
 
 MODEL = "m"
-
-
-def rss_mib(pid: int) -> float:
-    status = Path(f"/proc/{pid}/status").read_text()
-    return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024
 
 
 def raise_open_files(wanted: int) -> None:
@@ -176,10 +169,7 @@ def main() -> int:
     finally:
         server.terminate()
         server.wait(timeout=60)
-    for failure in failures:
-        print("FAILED:", failure)
-    print("scale: " + ("FAILED" if failures else "passed"))
-    return 1 if failures else 0
+    return verdict("scale", failures)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import free_port, pinned, require_wrk, wait_port
+from common import free_port, pinned, require_wrk, rss_mib, verdict, wait_port
 
 from bridge.reader import scrape
 
@@ -57,11 +57,6 @@ request = function()
   end
 end
 """.replace("__FAST__", FAST)
-
-
-def rss_mib(pid: int) -> float:
-    status = Path(f"/proc/{pid}/status").read_text()
-    return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024
 
 
 def walk_aways(port: int, stop: Any, counter: Any) -> None:
@@ -164,10 +159,7 @@ def main() -> int:
         stop.set()
         server.terminate()
         server.wait(timeout=30)
-    for failure in failures:
-        print("FAILED:", failure)
-    print("soak: " + ("FAILED" if failures else "passed"))
-    return 1 if failures else 0
+    return verdict("soak", failures)
 
 
 if __name__ == "__main__":
