@@ -181,31 +181,38 @@ class Hub:
         window = Window(start, end, self.mapping, Selection(filters.endpoints, filters.models))
         return compute(window, filters.metric_types)
 
-    def history(self, filters: protocol.Filters) -> list[dict[str, Any]]:
-        """The last ``history_seconds`` at 1 s spacing, oldest first; shared by clients with equal filters."""
+    async def history(self, filters: protocol.Filters) -> list[dict[str, Any]]:
+        """The last ``history_seconds`` at 1 s spacing, oldest first; shared by clients with equal filters.
+
+        Sixty points are sixty payloads: computed in slices, so a subscriber connecting does not hold up
+        the requests being served."""
         latest = self.sampler.ring.latest
         if latest is None or self.sampler.windowed:
             return []  # a windowed source keeps no history of its own
         cached = self._history.get(filters.group_key)
         if cached is not None and cached[0] == latest.timestamp:
             return cached[1]
-        points = [
-            {"timestamp": s.timestamp, "data": self.data(filters, s)}
-            for s in self.sampler.ring.spaced(self.settings.history_seconds, 1.0)
-        ]
+        points = []
+        due = time.perf_counter() + self.slice_seconds
+        for snapshot in self.sampler.ring.spaced(self.settings.history_seconds, 1.0):
+            points.append({"timestamp": snapshot.timestamp, "data": self.data(filters, snapshot)})
+            if time.perf_counter() >= due:
+                await asyncio.sleep(0)
+                due = time.perf_counter() + self.slice_seconds
         if len(self._history) > 64:
             self._history.clear()
         self._history[filters.group_key] = (latest.timestamp, points)
         return points
 
-    def historical_data(self, filters: protocol.Filters, now: float) -> str:
+    async def historical_data(self, filters: protocol.Filters, now: float) -> str:
+        history = await self.history(filters)
         return protocol.dumps(
             {
                 "type": "historical_data",
                 "timestamp": now,
                 "window": filters.window,
                 "data": self.data(filters),
-                "history": self.history(filters),
+                "history": history,
             }
         )
 

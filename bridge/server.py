@@ -49,7 +49,7 @@ def stream_endpoint(hub: Hub) -> Callable[[WebSocket], Awaitable[None]]:
         except protocol.ProtocolError as exc:
             client.post_reply(protocol.error(exc.code, exc.message, hub.clock()))
         # The first message is always historical_data.
-        client.replies.appendleft(hub.historical_data(client.filters, hub.clock()))
+        client.replies.appendleft(await hub.historical_data(client.filters, hub.clock()))
         client.wake.set()
         client.next_due = hub.clock() + client.filters.interval
         hub.register(client)

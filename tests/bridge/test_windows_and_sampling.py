@@ -99,11 +99,11 @@ async def test_history_is_one_second_apart_oldest_first():
     for _ in range(20):
         await hub.sample()
         clock[0] += 0.5
-    history = hub.history(Filters())
+    history = await hub.history(Filters())
     stamps = [point["timestamp"] for point in history]
     assert stamps == sorted(stamps) and len(stamps) == 6
     assert all(abs(b - a - 1.0) < 1e-9 for a, b in itertools.pairwise(stamps))
-    assert hub.history(Filters()) is history  # shared by clients with the same filters until the next tick
+    assert await hub.history(Filters()) is history  # shared by clients with the same filters until the next tick
 
 
 async def test_a_source_down_at_start_up_does_not_stop_the_hub():
