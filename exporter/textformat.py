@@ -19,6 +19,7 @@ _TYPE_RENAME = {"gaugehistogram": "histogram", "unknown": "untyped"}
 # Samples OpenMetrics has and the text format moves into a gauge family of their own, after the family.
 _OM_SUFFIXES = ("_created", "_gsum", "_gcount")
 _MAX_CACHED_VALUES = 4096
+_MAX_CACHED_PREFIXES = 200_000
 
 
 def _escape_label_value(value: str) -> str:
@@ -50,6 +51,8 @@ class TextWriter:
                 prefix = f"{name}{{{inner}}} "
             else:
                 prefix = name + " "
+            if len(self._prefixes) >= _MAX_CACHED_PREFIXES:
+                self._prefixes.clear()  # series that come and go must not grow memory without end
             self._prefixes[key] = prefix
         return prefix
 
