@@ -7,7 +7,7 @@ turns a finished or running ``Sequence`` into what chat and text completions ans
 import asyncio
 import random
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any, TypeVar
 
 from starlette.requests import Request
@@ -31,6 +31,7 @@ from fakeai.routes.lifecycle import (
     admit,
     hand_over,
     run_to_end,
+    until_disconnected,
     usage,
 )
 from fakeai.routes.prompts import check_length
@@ -104,11 +105,12 @@ class SSEResponse(StreamingResponse):
     """
 
     def __init__(self, events: "_EventStream") -> None:
-        super().__init__(events.frames(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        self._frames = events.frames()
+        super().__init__(self._frames, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
         self._events = events
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        frames = self._events_frames()
+        frames = self._frames
         watcher = asyncio.ensure_future(self._watch(receive))
         try:
             await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
@@ -123,14 +125,8 @@ class SSEResponse(StreamingResponse):
             await frames.aclose()
             self._events.close()
 
-    def _events_frames(self) -> AsyncGenerator[bytes, None]:
-        frames = self.body_iterator
-        assert isinstance(frames, AsyncGenerator)
-        return frames
-
     async def _watch(self, receive: Receive) -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
+        await until_disconnected(receive)
         self._events.client_left()
 
 
@@ -171,7 +167,7 @@ class _EventStream:
         self._client_gone = True
         self.engine.cancel(self.seq)
 
-    async def frames(self) -> AsyncIterator[bytes]:
+    async def frames(self) -> AsyncGenerator[bytes, None]:
         seq, renderer = self.seq, self.renderer
         assert seq.updates is not None
         started: set[int] = set()

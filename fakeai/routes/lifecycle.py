@@ -12,6 +12,7 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive
 
 from exporter.facts import CLIENT_CLOSED_REQUEST, FinishedReason, RequestRecord, StreamOutcome
 from exporter.metrics import RequestMetrics
@@ -99,8 +100,9 @@ async def admit(ctx: ServerContext, engine: ModelEngine, gen: GenerationRequest)
         raise reject(recorder, gen, ErrorKind.QUEUE_FULL, str(exc)) from None
 
 
-async def _disconnected(request: Request) -> None:
-    while (await request.receive())["type"] != "http.disconnect":
+async def until_disconnected(receive: Receive) -> None:
+    """Returns when the client has gone (the request body is already read)."""
+    while (await receive())["type"] != "http.disconnect":
         pass
 
 
@@ -109,7 +111,7 @@ async def run_to_end(
 ) -> Response | None:
     """Wait for a non-streaming request; returns a response when it did not complete normally."""
     if not seq.done.done():  # with --no-delay it may have completed on arrival
-        watcher = asyncio.ensure_future(_disconnected(request))
+        watcher = asyncio.ensure_future(until_disconnected(request.receive))
         try:
             await asyncio.wait((seq.done, watcher), return_when=asyncio.FIRST_COMPLETED)
         finally:
