@@ -17,7 +17,7 @@ class Plan:
     requests: int
     concurrency: int = 8
     rps: float = 0.0
-    """Open-loop arrival rate; 0 keeps ``concurrency`` requests in flight instead."""
+    """Open-loop arrival rate (``concurrency`` is then ignored); 0 keeps ``concurrency`` requests in flight."""
     max_tokens: int = 16
     prompt_words: int = 8
 
@@ -34,13 +34,15 @@ class Report:
 
 
 async def run(plan: Plan) -> Report:
-    limits = httpx.Limits(max_connections=plan.concurrency, max_keepalive_connections=plan.concurrency)
+    # Open loop: nothing may hold a request back from its scheduled start, neither a slot nor the pool.
+    open_loop = plan.rps > 0
+    limits = httpx.Limits(max_connections=None if open_loop else plan.concurrency, max_keepalive_connections=64)
     timeout = httpx.Timeout(120.0)
     timings: list[Timing] = []
     late = 0
     prompt = " ".join(["word"] * plan.prompt_words)
     async with httpx.AsyncClient(base_url=plan.url, limits=limits, timeout=timeout) as client:
-        gate = asyncio.Semaphore(plan.concurrency)
+        gate = asyncio.Semaphore(plan.requests if open_loop else plan.concurrency)
         start = time.monotonic()
 
         async def one(i: int) -> None:
@@ -52,7 +54,7 @@ async def run(plan: Plan) -> Report:
 
         tasks = []
         for i in range(plan.requests):
-            if plan.rps > 0:
+            if open_loop:
                 due = start + i / plan.rps
                 delay = due - time.monotonic()
                 if delay > 0:
