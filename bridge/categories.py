@@ -7,14 +7,14 @@ families; the ``CATEGORIES`` table says which measure of which role fills each f
 import functools
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from bridge.math import bucket_increase, histogram_min, histogram_quantile, increase, mean
-from bridge.snapshot import Histogram, LabelKey, Snapshot, Wanted
+from bridge.math import bucket_increase, histogram_min, histogram_quantiles, increase, mean
+from bridge.snapshot import MAX_FOLDS, LabelKey, Snapshot, Wanted
 
 
 @dataclass(frozen=True)
@@ -90,18 +90,60 @@ def _selected(key: LabelKey, selection: Selection, endpoint_label: str, model_la
     )
 
 
-class Window:
-    """What the measures read: the selected series of one role at the window's start and end.
+@dataclass
+class _Increase:
+    """Cumulative bucket counts at ``bounds`` with their sum and count: a histogram's increase over a
+    window, or the sum of a group's histograms at one snapshot (a fold)."""
 
-    Several measures read one role (responses feed a rate, a rate by endpoint and the error rate), so
-    each role's selected series are found once per window.
+    bounds: np.ndarray
+    counts: np.ndarray
+    total: float
+    count: float
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.bounds, self.counts, self.total, self.count))
+
+    def minus(self, earlier: "_Increase") -> "_Increase":
+        counts = self.counts - earlier.counts
+        return _Increase(self.bounds, counts, self.total - earlier.total, self.count - earlier.count)
+
+
+_EMPTY = _Increase(np.array([math.inf]), np.zeros(1), 0.0, 0.0)
+
+
+def _add(
+    into: dict[tuple[str, bytes], _Increase],
+    key: tuple[str, bytes],
+    bounds: np.ndarray,
+    counts: np.ndarray,
+    total: float,
+    count: float,
+) -> None:
+    found = into.get(key)
+    if found is None:
+        into[key] = _Increase(bounds, counts.astype(float), total, count)  # a copy: never the snapshot's array
+    else:
+        found.counts = found.counts + counts
+        found.total += total
+        found.count += count
+
+
+class Window:
+    """What the measures read: the selected series of one role, summed per group, over a window.
+
+    Most windows lie within one epoch (no counter went back between their snapshots): then a group's
+    increase is its sum at the end minus its sum at the start, and those sums ("folds") are kept on the
+    snapshots. A window shares its end with every other window of the tick and its start with the
+    windows of earlier ticks, so a hundred filter sets fold a couple of snapshots a tick, not a
+    hundred. A window across a restart takes each series' own increase, as PromQL's ``increase`` does.
     """
 
     def __init__(self, start: Snapshot, end: Snapshot, mapping: Mapping, selection: Selection) -> None:
         self.start, self.end, self.mapping, self.selection = start, end, mapping, selection
         self.seconds = max(end.timestamp - start.timestamp, 0.0)
-        self._values: dict[str, list[tuple[dict[str, str], float, float]]] = {}
-        self._histograms: dict[str, list[tuple[dict[str, str], Histogram | None, Histogram]]] = {}
+        self.folded = start.epoch == end.epoch
+        self._memo: dict[tuple[str, str, str | None], Any] = {}  # measures read some roles several times
+        self._start_folds, self._end_folds = self._folds(start), self._folds(end)
 
     def _keep(self, key: LabelKey) -> bool:
         selection = self.selection
@@ -109,30 +151,115 @@ class Window:
             return True
         return _selected(key, selection, self.mapping.endpoint_label, self.mapping.model_label)
 
-    def values(self, role: str) -> list[tuple[dict[str, str], float, float]]:
-        """(labels, value at start, value at end) of each selected counter or gauge series."""
-        found = self._values.get(role)
+    def _group(self, by: str | None) -> str | None:
+        """The label a measure groups by (``by`` names a label role), or None for one group ""."""
+        return getattr(self.mapping, by) if by else None
+
+    def current(self, role: str, by: str | None = None) -> dict[str, float]:
+        """Each group's sum of the selected series at the window's end (a gauge now, a counter so far)."""
+        return self._fold_values(self.end, getattr(self.mapping, role), self._group(by))
+
+    def increase(self, role: str, by: str | None = None) -> dict[str, float]:
+        """Each group's increase of a counter over the window."""
+        memo_key = ("increase", role, by)
+        found: dict[str, float] | None = self._memo.get(memo_key)
         if found is None:
-            name = getattr(self.mapping, role)
-            before = self.start.values.get(name, {})
-            found = self._values[role] = [
-                (_labels(key), before.get(key, 0.0), value)
-                for key, value in self.end.values.get(name, {}).items()
-                if self._keep(key)
-            ]
+            found = self._memo[memo_key] = self._increase(role, by)
         return found
 
-    def histograms(self, role: str) -> list[tuple[dict[str, str], Histogram | None, Histogram]]:
-        found = self._histograms.get(role)
-        if found is None:
-            name = getattr(self.mapping, role)
-            before = self.start.histograms.get(name, {})
-            found = self._histograms[role] = [
-                (_labels(key), before.get(key), histogram)
-                for key, histogram in self.end.histograms.get(name, {}).items()
-                if self._keep(key)
-            ]
-        return found
+    def _increase(self, role: str, by: str | None) -> dict[str, float]:
+        name, label = getattr(self.mapping, role), self._group(by)
+        after = self._fold_values(self.end, name, label)
+        if self.start is self.end:
+            return dict.fromkeys(after, 0.0)
+        if self.folded:
+            before = self._fold_values(self.start, name, label)
+            return {group: _difference(value, before.get(group, 0.0)) for group, value in after.items()}
+        start = self.start.values.get(name, {})
+        grouped: dict[str, float] = defaultdict(float)
+        for key, value in self.end.values.get(name, {}).items():
+            if self._keep(key):
+                grouped[_group_of(key, label)] += increase(start.get(key, 0.0), value)
+        return grouped
+
+    def histogram_increase(self, role: str, by: str | None = None) -> dict[str, _Increase]:
+        """Each group's histogram increase over the window. Series of one group with different bucket
+        layouts cannot be added up: the group is the layout with the most observations in the window."""
+        name, label = getattr(self.mapping, role), self._group(by)
+        after = self._fold_histograms(self.end, name, label)
+        layouts: dict[tuple[str, bytes], _Increase]
+        if self.folded:
+            before = self._fold_histograms(self.start, name, label)
+            layouts = {}
+            for layout, total in after.items():
+                earlier = before.get(layout)
+                layouts[layout] = total if earlier is None else total.minus(earlier)
+        else:
+            layouts = self._series_increases(name, label)
+        groups: dict[str, _Increase] = {}
+        for (group, _), merged in layouts.items():
+            best = groups.get(group)
+            if best is None or merged.count > best.count:
+                groups[group] = merged
+        return groups
+
+    def _series_increases(self, name: str, label: str | None) -> dict[tuple[str, bytes], _Increase]:
+        """The window's increase per series (each restart on its own), summed per group and layout."""
+        start = self.start.histograms.get(name, {})
+        layouts: dict[tuple[str, bytes], _Increase] = {}
+        for key, after in self.end.histograms.get(name, {}).items():
+            if not self._keep(key):
+                continue
+            before = start.get(key)
+            if before is None or before.count > after.count:  # new, or restarted: all of it is new
+                delta, total, count = after.cumulative, after.total, after.count
+            else:
+                delta = bucket_increase(before.cumulative, after.cumulative)
+                total, count = after.total - before.total, after.count - before.count
+            _add(layouts, (_group_of(key, label), after.bounds.tobytes()), after.bounds, delta, total, count)
+        return layouts
+
+    def _folds(self, snapshot: Snapshot) -> dict[Any, Any]:
+        """This selection's sums kept on ``snapshot`` (for a few selections; then not kept)."""
+        folds: dict[Any, Any] | None = snapshot.folds.get(self.selection)
+        if folds is None:
+            folds = {} if len(snapshot.folds) >= MAX_FOLDS else snapshot.folds.setdefault(self.selection, {})
+        return folds
+
+    def _fold_values(self, snapshot: Snapshot, name: str, label: str | None) -> dict[str, float]:
+        folds = self._end_folds if snapshot is self.end else self._start_folds
+        fold_key = ("values", name, label)
+        folded: dict[str, float] | None = folds.get(fold_key)
+        if folded is None:
+            sums: dict[str, float] = defaultdict(float)
+            for key, value in snapshot.values.get(name, {}).items():
+                if self._keep(key):
+                    sums[_group_of(key, label)] += value
+            folded = folds[fold_key] = dict(sums)
+        return folded
+
+    def _fold_histograms(self, snapshot: Snapshot, name: str, label: str | None) -> dict[tuple[str, bytes], _Increase]:
+        folds = self._end_folds if snapshot is self.end else self._start_folds
+        fold_key = ("histograms", name, label)
+        folded: dict[tuple[str, bytes], _Increase] | None = folds.get(fold_key)
+        if folded is None:
+            folded = {}
+            for key, h in snapshot.histograms.get(name, {}).items():
+                if self._keep(key):
+                    group = _group_of(key, label)
+                    _add(folded, (group, h.bounds.tobytes()), h.bounds, h.cumulative, h.total, h.count)
+            folds[fold_key] = folded
+        return folded
+
+
+def _group_of(key: LabelKey, label: str | None) -> str:
+    return _labels(key).get(label, "") if label else ""
+
+
+def _difference(after: float, before: float) -> float:
+    """``after - before`` of two sums of one series set, with float noise below 1e-9 relative read as 0."""
+    difference = after - before
+    return 0.0 if abs(difference) <= 1e-9 * max(1.0, abs(after)) else difference
 
 
 # -- measures -------------------------------------------------------------------------------------------
@@ -147,16 +274,12 @@ class Rate:
     """Per-second increase of a counter over the window: a total, or a map by a label."""
 
     role: str
-    by: str | None = None  # "endpoint" or a label role such as "status_label"
+    by: str | None = None  # a label role such as "endpoint_label"
 
     def compute(self, w: Window) -> Any:
+        grouped = w.increase(self.role, self.by)
         if self.by is None:
-            total = sum(increase(a, b) for _, a, b in w.values(self.role))
-            return _round(total / w.seconds) if w.seconds else 0.0
-        label = getattr(w.mapping, self.by)
-        grouped: dict[str, float] = defaultdict(float)
-        for labels, a, b in w.values(self.role):
-            grouped[labels.get(label, "")] += increase(a, b)
+            return _round(grouped.get("", 0.0) / w.seconds) if w.seconds else 0.0
         return {k: _round(v / w.seconds) for k, v in sorted(grouped.items()) if v > 0 and w.seconds}
 
 
@@ -168,8 +291,10 @@ class Total:
     where: tuple[str, str] | None = None  # (label role, value)
 
     def compute(self, w: Window) -> float:
-        label, wanted = (getattr(w.mapping, self.where[0]), self.where[1]) if self.where else (None, None)
-        return _round(sum(b for labels, _, b in w.values(self.role) if label is None or labels.get(label) == wanted))
+        if self.where is None:
+            return _round(sum(w.current(self.role).values()))
+        by, wanted = self.where
+        return _round(w.current(self.role, by).get(wanted, 0.0))
 
 
 @dataclass(frozen=True)
@@ -181,57 +306,20 @@ class Percent:
     scale: float = 100.0
 
     def compute(self, w: Window) -> float:
-        den = sum(increase(a, b) for _, a, b in w.values(self.denominator))
-        num = sum(increase(a, b) for _, a, b in w.values(self.numerator))
+        den = sum(w.increase(self.denominator).values())
+        num = sum(w.increase(self.numerator).values())
         return _round(self.scale * num / den) if den > 0 else 0.0
 
 
-@dataclass
-class _Increase:
-    """A histogram's increase over the window: bucket counts at ``bounds``, and its sum and count."""
-
-    bounds: np.ndarray
-    counts: np.ndarray
-    total: float
-    count: float
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter((self.bounds, self.counts, self.total, self.count))
-
-
-_EMPTY = _Increase(np.array([math.inf]), np.zeros(1), 0.0, 0.0)
-
-
-def _merged(
-    histograms: Iterable[tuple[dict[str, str], Histogram | None, Histogram]], by: str | None
-) -> dict[str, _Increase]:
-    """Window increase of histograms, summed per group (by label value, or all in one)."""
-    groups: dict[str, _Increase] = {}
-    for labels, before, after in histograms:
-        if before is None or before.count > after.count:  # new, or restarted: all of it is new
-            delta, total, count = after.cumulative, after.total, after.count
-        else:
-            delta = bucket_increase(before.cumulative, after.cumulative)
-            total, count = after.total - before.total, after.count - before.count
-        group = labels.get(by, "") if by else ""
-        merged = groups.get(group)
-        if merged is not None and len(merged.bounds) == len(after.bounds):
-            merged.counts = merged.counts + delta
-            merged.total += total
-            merged.count += count
-        else:
-            groups[group] = _Increase(after.bounds, delta.astype(float), total, count)
-    return groups
-
-
 def _summary(bounds: np.ndarray, counts: np.ndarray, total: float, count: float, scale: float) -> dict[str, float]:
+    maximum, p50, p90, p99 = histogram_quantiles((1.0, 0.5, 0.9, 0.99), bounds, counts)
     return {
         "avg": _round(mean(total, count) * scale),
         "min": _round(histogram_min(bounds, counts) * scale),
-        "max": _round(histogram_quantile(1.0, bounds, counts) * scale),
-        "p50": _round(histogram_quantile(0.5, bounds, counts) * scale),
-        "p90": _round(histogram_quantile(0.9, bounds, counts) * scale),
-        "p99": _round(histogram_quantile(0.99, bounds, counts) * scale),
+        "max": _round(maximum * scale),
+        "p50": _round(p50 * scale),
+        "p90": _round(p90 * scale),
+        "p99": _round(p99 * scale),
     }
 
 
@@ -245,8 +333,7 @@ class Quantiles:
     keys: tuple[str, ...] = ("avg", "min", "max", "p50", "p90", "p99")
 
     def compute(self, w: Window) -> Any:
-        by = w.mapping.endpoint_label if self.by_endpoint else None
-        groups = _merged(w.histograms(self.role), by)
+        groups = w.histogram_increase(self.role, "endpoint_label" if self.by_endpoint else None)
         if not self.by_endpoint:
             bounds, counts, total, count = groups.get("", _EMPTY)
             summary = _summary(bounds, counts, total, count, self.scale) if count > 0 else {}
@@ -272,7 +359,7 @@ class InverseQuantiles:
     role: str
 
     def compute(self, w: Window) -> dict[str, float]:
-        bounds, counts, total, count = _merged(w.histograms(self.role), None).get("", _EMPTY)
+        bounds, counts, total, count = w.histogram_increase(self.role).get("", _EMPTY)
         if count <= 0:
             return {k: 0.0 for k in ("avg", "min", "max", "p50", "p90", "p99")}
 
@@ -282,24 +369,24 @@ class InverseQuantiles:
         fastest = histogram_min(bounds, counts)
         if fastest <= 0:
             fastest = float(bounds[0])
+        slowest, p50, p90, p99 = histogram_quantiles((1.0, 0.5, 0.1, 0.01), bounds, counts)
         return {
             "avg": _round(inverse(mean(total, count))),
-            "min": _round(inverse(histogram_quantile(1.0, bounds, counts))),
+            "min": _round(inverse(slowest)),
             "max": _round(inverse(fastest)),
-            "p50": _round(inverse(histogram_quantile(0.5, bounds, counts))),
-            "p90": _round(inverse(histogram_quantile(0.1, bounds, counts))),
-            "p99": _round(inverse(histogram_quantile(0.01, bounds, counts))),
+            "p50": _round(inverse(p50)),
+            "p90": _round(inverse(p90)),
+            "p99": _round(inverse(p99)),
         }
 
 
 @dataclass(frozen=True)
 class CacheByEndpoint:
     def compute(self, w: Window) -> dict[str, dict[str, float]]:
-        label = w.mapping.endpoint_label
         sums: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         for role in ("cache_lookups", "cache_lookup_hits", "cache_queries", "cache_hits"):
-            for labels, a, b in w.values(role):
-                sums[labels.get(label, "")][role] += increase(a, b)
+            for endpoint, value in w.increase(role, "endpoint_label").items():
+                sums[endpoint][role] += value
         result = {}
         for endpoint, s in sorted(sums.items()):
             if s["cache_lookups"] > 0:

@@ -22,6 +22,12 @@ from bridge.snapshot import Snapshot
 from bridge.sources import Source
 
 log = logging.getLogger("bridge")
+
+
+def _whole_seconds(seconds: float) -> bool:
+    return abs(seconds - round(seconds)) < 1e-9
+
+
 DELTA_FIELDS = (
     ("total_requests_per_sec", "throughput", "total_requests_per_sec"),
     ("total_tokens_per_sec", "throughput", "total_tokens_per_sec"),
@@ -33,7 +39,7 @@ DELTA_FIELDS = (
 @dataclass(frozen=True)
 class StreamSettings:
     min_interval: float = 0.5
-    """Also the sampling tick: no client can be served more often."""
+    """The shortest cadence a client may ask for, and the finest sampling tick (see ``Hub.tick_seconds``)."""
     window: float = 10.0
     history_seconds: float = 60.0
     send_timeout: float = 10.0
@@ -121,13 +127,27 @@ class Hub:
                 await self._task
             self._task = None
 
-    async def _run(self) -> None:
+    def tick_seconds(self) -> float:
+        """How often to sample and deliver: every ``min_interval`` only while some client's cadence needs it.
+
+        Clients on whole seconds (the default is 1 s) and the history (points 1 s apart) need one sample a
+        second; ticking every half second for them would double the sampling, the largest part of the
+        stream's cost, for nothing. A client on a cadence of whole seconds is served at the tick nearest
+        its due time, as on any tick.
+        """
         tick = self.settings.min_interval
+        if tick < 1.0 and all(_whole_seconds(c.filters.interval) for c in self.clients):
+            return 1.0
+        return tick
+
+    async def _run(self) -> None:
+        tick = self.tick_seconds()
         next_tick = time.monotonic() + tick
         while True:
             await asyncio.sleep(max(next_tick - time.monotonic(), 0.0))
             await self.tick()
             # Keep the cadence: the next tick is due a fixed step after the last, however long this took.
+            tick = self.tick_seconds()
             next_tick += tick
             if next_tick < time.monotonic():
                 next_tick = time.monotonic() + tick
@@ -223,7 +243,7 @@ class Hub:
         hundred distinct sets never hold requests and engine steps up for the whole computation.
         """
         # Half a tick of tolerance: ticks and wall-clock readings jitter by milliseconds.
-        slack = self.settings.min_interval / 2
+        slack = self.tick_seconds() / 2
         groups: dict[tuple[Any, ...], list[Client]] = {}
         for client in self.clients:
             if client.next_due <= now + slack:
@@ -237,21 +257,28 @@ class Hub:
                 f'"data":{protocol.dumps(data)},"deltas":'
             )
             figures = {name: data[cat][field] for name, cat, field in DELTA_FIELDS if cat in data}
+            # Clients that got the same last update (the same figures object) get the same text.
+            texts: dict[int, str] = {}
             for client in clients:
                 if client.filters.group_key != key or client not in self.clients:
                     continue  # re-subscribed or gone while another set was computed: nothing stale
-                self._post(client, head, figures, now, slack)
+                previous = client.previous
+                text = texts.get(id(previous))
+                if text is None:
+                    text = texts[id(previous)] = head + protocol.dumps(_deltas(figures, previous)) + "}"
+                client.previous = figures
+                client.post_update(text)
+                # On schedule: keep the client's own grid, quantized to ticks; late (first update, a new
+                # interval): restart it.
+                on_time = client.next_due >= now - slack
+                client.next_due = (client.next_due if on_time else now) + client.filters.interval
             if time.perf_counter() >= due_yield:
                 await asyncio.sleep(0)
                 due_yield = time.perf_counter() + self.slice_seconds
         return len(groups)
 
-    def _post(self, client: Client, head: str, figures: dict[str, float], now: float, slack: float) -> None:
-        previous = client.previous
-        deltas = {} if previous is None else {k: round(v - previous[k], 4) for k, v in figures.items() if k in previous}
-        client.previous = figures
-        client.post_update(head + protocol.dumps(deltas) + "}")
-        # Stay on the client's own cadence, quantized to ticks.
-        # On schedule: keep the client's own grid; late (first update, a new interval): restart it.
-        on_time = client.next_due >= now - slack
-        client.next_due = (client.next_due if on_time else now) + client.filters.interval
+
+def _deltas(figures: dict[str, float], previous: dict[str, float] | None) -> dict[str, float]:
+    if previous is None:
+        return {}
+    return {k: round(v - previous[k], 4) for k, v in figures.items() if k in previous}

@@ -5,6 +5,7 @@ figure on the stream agrees with the same query in Grafana.
 """
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -34,32 +35,48 @@ def histogram_quantile(q: float, bounds: np.ndarray, cumulative: np.ndarray) -> 
     ``bounds`` are the upper bounds, ascending, the last one +Inf; ``cumulative`` the counts at them.
     Returns NaN where PromQL does (no observations, fewer than two buckets, no +Inf bucket).
     """
+    return histogram_quantiles((q,), bounds, cumulative)[0]
+
+
+def histogram_quantiles(qs: Sequence[float], bounds: np.ndarray, cumulative: np.ndarray) -> list[float]:
+    """``histogram_quantile`` for several ``qs`` of one series, with one pass of array work for all."""
+    n = len(bounds)
+    if n < 2 or not math.isinf(bounds[-1]):
+        return [_out_of_range(q, math.nan) for q in qs]
+    counts = np.maximum.accumulate(cumulative)  # PromQL forces monotonic counts
+    observations = float(counts[-1])
+    if observations == 0:
+        return [_out_of_range(q, math.nan) for q in qs]
+    ranks = [q * observations for q in qs]
+    # First bucket, +Inf excluded, whose cumulative count reaches each rank (NaN ranks are answered below).
+    found = np.searchsorted(counts[:-1], [0.0 if math.isnan(r) else r for r in ranks], side="left").tolist()
+    at: list[float] = counts.tolist()
+    upper: list[float] = bounds.tolist()
+    results = []
+    for q, rank, b in zip(qs, ranks, found, strict=True):
+        if math.isnan(q) or q < 0 or q > 1:
+            results.append(_out_of_range(q, math.nan))
+        elif b == n - 1:
+            results.append(upper[-2])
+        elif b == 0 and upper[0] <= 0:
+            results.append(upper[0])
+        else:
+            start = 0.0 if b == 0 else upper[b - 1]
+            below = at[b - 1] if b > 0 else 0.0
+            count = at[b] - below
+            results.append(math.nan if count == 0 else start + (upper[b] - start) * ((rank - below) / count))
+    return results
+
+
+def _out_of_range(q: float, otherwise: float) -> float:
+    """PromQL's answers for a quantile outside [0, 1] (and NaN), whatever the buckets hold."""
     if math.isnan(q):
         return math.nan
     if q < 0:
         return -math.inf
     if q > 1:
         return math.inf
-    n = len(bounds)
-    if n < 2 or not math.isinf(bounds[-1]):
-        return math.nan
-    counts = np.maximum.accumulate(cumulative)  # PromQL forces monotonic counts
-    observations = float(counts[-1])
-    if observations == 0:
-        return math.nan
-    rank = q * observations
-    # First bucket, +Inf excluded, whose cumulative count reaches the rank.
-    b = int(np.searchsorted(counts[:-1], rank, side="left"))
-    if b == n - 1:
-        return float(bounds[-2])
-    if b == 0 and bounds[0] <= 0:
-        return float(bounds[0])
-    start = 0.0 if b == 0 else float(bounds[b - 1])
-    count = float(counts[b]) - (float(counts[b - 1]) if b > 0 else 0.0)
-    rank -= float(counts[b - 1]) if b > 0 else 0.0
-    if count == 0:
-        return math.nan
-    return start + (float(bounds[b]) - start) * (rank / count)
+    return otherwise
 
 
 def histogram_min(bounds: np.ndarray, cumulative: np.ndarray) -> float:

@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 from bridge import protocol
 from bridge.categories import Mapping
-from bridge.snapshot import Interner, Snapshot, take
-from bridge.sources import Source, WindowedSource
+from bridge.snapshot import Interner, Snapshot, take, went_back
+from bridge.sources import SnapshotSource, Source, WindowedSource
 from bridge.windows import SnapshotRing
 
 
@@ -31,7 +31,10 @@ class Sampler:
     ) -> None:
         self.source = source
         self.clock = clock
-        self.windowed = isinstance(source, WindowedSource)  # a Protocol check is slow: made once
+        # Protocol checks are slow: made once.
+        self.windowed_source = source if isinstance(source, WindowedSource) else None
+        self.windowed = self.windowed_source is not None
+        self.direct = source if isinstance(source, SnapshotSource) else None
         self.wanted = mapping.wanted()
         self._sample_names = self.wanted.sample_names()
         self._interner = Interner()
@@ -42,8 +45,11 @@ class Sampler:
 
     async def sample(self, windows: set[float]) -> Snapshot:
         """Read the source once (for a windowed source: once per window in ``windows``) and keep it."""
-        if isinstance(self.source, WindowedSource):
-            return self._keep(await self._sample_windows(self.source, windows))
+        if self.windowed_source is not None:
+            return self._keep(await self._sample_windows(self.windowed_source, windows))
+        if self.direct is not None:
+            # Reads this process's own objects: a failure here is a bug of ours, not an unavailable source.
+            return self._keep(await self.direct.snapshot(self.wanted, self.clock(), self._interner))
         try:
             families = await self.source.collect(self._sample_names)
         except Exception as exc:
@@ -60,6 +66,9 @@ class Sampler:
         return pairs[max(pairs)][1]
 
     def _keep(self, snapshot: Snapshot) -> Snapshot:
+        previous = self.ring.latest
+        if previous is not None and not self.windowed:  # a windowed source's pairs come from one query
+            snapshot.epoch = previous.epoch + went_back(previous, snapshot, self.wanted.counters)
         self.ring.append(snapshot)
         self.ticks += 1
         return snapshot

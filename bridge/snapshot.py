@@ -3,6 +3,7 @@
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from prometheus_client.metrics_core import Metric
@@ -43,6 +44,40 @@ class Snapshot:
     values: dict[str, dict[LabelKey, float]] = field(default_factory=dict)
     """Counters (by family name, without _total) and gauges."""
     histograms: dict[str, dict[LabelKey, Histogram]] = field(default_factory=dict)
+    epoch: int = 0
+    """How many times a counter went back (a restart, a removed series) before this snapshot, as the
+    sampler saw them: two snapshots of one epoch differ by increases only."""
+    folds: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
+    """Sums over this snapshot's series that windows computed, by series selection, kept for the next
+    windows to reuse (``bridge.categories``); for at most ``MAX_FOLDS`` selections."""
+
+
+MAX_FOLDS = 8
+
+
+def went_back(before: Snapshot, after: Snapshot, counters: Iterable[str]) -> bool:
+    """Whether any counter or histogram series of ``before`` is missing from ``after`` or lower there.
+
+    Between two snapshots of one epoch every series only grew, so a window's increase summed over
+    series equals the sum at its end minus the sum at its start: what lets windows share work.
+    """
+    for name in counters:
+        later_values = after.values.get(name, {})
+        for key, value in before.values.get(name, {}).items():
+            later = later_values.get(key)
+            if later is None or later < value:
+                return True
+    for name, series in before.histograms.items():
+        later_histograms = after.histograms.get(name, {})
+        for key, histogram in series.items():
+            now = later_histograms.get(key)
+            if now is None or now.count < histogram.count:
+                return True
+            if now.cumulative is not histogram.cumulative and (
+                len(now.cumulative) != len(histogram.cumulative) or (now.cumulative < histogram.cumulative).any()
+            ):
+                return True
+    return False
 
 
 class Interner:

@@ -6,15 +6,18 @@ import re
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol, cast, runtime_checkable
 
+import numpy as np
+import prometheus_client
 from prometheus_client import CollectorRegistry
+from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from bridge.reader import fetch_text
-from bridge.snapshot import Histogram, LabelKey, Snapshot, Wanted, label_key, take
+from bridge.snapshot import Histogram, Interner, LabelKey, Snapshot, Wanted, label_key, take
 
 
 class Source(Protocol):
@@ -51,6 +54,84 @@ class RegistrySource:
                 await asyncio.sleep(0)
                 due = time.perf_counter() + self.slice_seconds
         return families
+
+
+@runtime_checkable
+class SnapshotSource(Protocol):
+    """A source that reads its series straight into a snapshot, with no exposition samples between."""
+
+    async def snapshot(self, wanted: Wanted, timestamp: float, interner: Interner) -> Snapshot: ...
+
+
+class ChildrenSource:
+    """Reads the labelled children of prometheus-client metric objects directly.
+
+    ``collect()`` builds a ``Sample`` per bucket of every histogram (a default server's stream families
+    are about 1,800 samples: 5 ms a tick, most of an idle server's CPU with subscribers); reading the
+    children's values is about a tenth of that. It reaches into prometheus-client's internals (``_metrics``,
+    ``_value``, ``_buckets``, ``_sum``, ``_upper_bounds``), so ``tests/bridge/test_children_source.py``
+    holds it to what ``collect()`` gives for the same registry: an upgrade that changes them fails CI.
+
+    For one process only: in multiprocess mode a child's value is this process's own file, not the
+    server's total (use ``RegistrySource`` over a ``MultiProcessCollector`` there). Counters, gauges set
+    by ``set``/``inc``/``dec`` and histograms; other metric types are refused when the source is made.
+    """
+
+    TYPES = ("counter", "gauge", "histogram")
+
+    def __init__(self, metrics: Iterable[MetricWrapperBase], *, slice_seconds: float = 0.001) -> None:
+        self.metrics = list(metrics)
+        for metric in self.metrics:
+            if metric._type not in self.TYPES:
+                raise TypeError(f"{metric._name}: ChildrenSource reads {', '.join(self.TYPES)}, not {metric._type}")
+        self.slice_seconds = slice_seconds
+        self._keys: dict[tuple[str, Sequence[str]], LabelKey] = {}
+
+    async def collect(self, sample_names: set[str]) -> Iterable[Metric]:
+        """The public API's view of the same metrics (for callers that want families)."""
+        return [family for metric in self.metrics for family in metric.collect()]
+
+    def _children(self, metric: MetricWrapperBase) -> list[tuple[Sequence[str], Any]]:
+        if not metric._labelnames:
+            return [((), metric)]
+        with metric._lock:  # a child created meanwhile on another thread must not break the iteration
+            return list(metric._metrics.items())
+
+    def _key(self, metric: MetricWrapperBase, values: Sequence[str], interner: Interner) -> LabelKey:
+        cached = self._keys.get((metric._name, values))
+        if cached is None:
+            if len(self._keys) >= interner.limit:
+                self._keys.clear()
+            labels = dict(zip(metric._labelnames, values, strict=True))
+            cached = self._keys[(metric._name, values)] = interner.key(labels)
+        return cached
+
+    async def snapshot(self, wanted: Wanted, timestamp: float, interner: Interner) -> Snapshot:
+        snapshot = Snapshot(timestamp, {name: {} for name in wanted.counters | wanted.gauges})
+        for name in wanted.histograms:
+            snapshot.histograms[name] = {}
+        due = time.perf_counter() + self.slice_seconds
+        for metric in self.metrics:
+            name = metric._name
+            if name in snapshot.histograms:
+                histograms = snapshot.histograms[name]
+                # One bucket layout per family.
+                bounds = interner.bounds(tuple(cast(prometheus_client.Histogram, metric)._upper_bounds))
+                has_sum = bounds[0] >= 0  # as collect(): no _sum when a bucket lies below zero
+                for values, child in self._children(metric):
+                    cumulative = np.cumsum([bucket.get() for bucket in child._buckets], dtype=float)
+                    total = child._sum.get() if has_sum else 0.0
+                    histograms[self._key(metric, values, interner)] = Histogram(
+                        bounds, cumulative, total, float(cumulative[-1])
+                    )
+            elif name in snapshot.values:
+                series = snapshot.values[name]
+                for values, child in self._children(metric):
+                    series[self._key(metric, values, interner)] = child._value.get()
+            if time.perf_counter() >= due:
+                await asyncio.sleep(0)
+                due = time.perf_counter() + self.slice_seconds
+        return snapshot
 
 
 class ScrapeSource:
@@ -122,7 +203,7 @@ class PrometheusSource:
         current, increases = await asyncio.to_thread(self._fetch, wanted.sample_names(), window, at)
         end = take(current, wanted, at)
         delta = take(increases, wanted, at)
-        start = Snapshot(at - window)
+        start = Snapshot(at - window, epoch=end.epoch)  # built as end minus increases: one epoch
         for name, values in end.values.items():
             changes = delta.values.get(name, {})
             is_counter = name in wanted.counters

@@ -111,9 +111,12 @@ class NativeFamilies:
             ("endpoint", "method"),
         )
 
+    def all(self) -> list[Counter | Gauge | Histogram]:
+        return list(vars(self).values())
+
     def collect(self, names: Collection[str] | None = None) -> Iterator[Metric]:
         """The native families (those in ``names``, when given), as a derived view reads them."""
-        for family in vars(self).values():
+        for family in self.all():
             if names is None or family._name in names:
                 yield from family.collect()
 

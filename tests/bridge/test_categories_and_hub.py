@@ -247,3 +247,63 @@ async def test_client_cadence_follows_its_interval():
                 client.update = None
     assert sent == {"fast": 8, "slow": 2}
     await asyncio.sleep(0)
+
+
+class Restartable:
+    """A source over a Service that can be replaced by a fresh one: every counter starts again at 0."""
+
+    def __init__(self) -> None:
+        self.service = Service()
+
+    async def collect(self, names):
+        return await RegistrySource(self.service.registry).collect(names)
+
+
+def per_series(w: Window) -> Window:
+    w.folded = False  # every series' own increase, as across a restart
+    return w
+
+
+async def test_windows_sum_before_subtracting_within_an_epoch_and_per_series_across_a_restart():
+    import random
+
+    rng = random.Random(7)
+    source, clock = Restartable(), FakeClock()
+    hub = Hub(source, MAPPING, StreamSettings(min_interval=0.5), clock=clock)
+    kept = []
+    for tick in range(40):
+        if tick == 25:
+            source.service = Service()  # the server restarted: counters and histograms went back
+        for _ in range(rng.randint(0, 4)):
+            route, llm = rng.choice(("/a", "/b")), rng.choice(("m1", "m2"))
+            source.service.traffic(route, llm, rng.randint(1, 20), rng.choice((0.005, 0.05, 0.5, 3.0)))
+        clock.now += 0.5
+        kept.append(await hub.sample())
+    assert [s.epoch for s in kept] == [0] * 25 + [1] * 15
+    selections = (Selection(), Selection(models=frozenset({"m1"})), Selection(endpoints=frozenset({"/b", "/x"})))
+    for start, end in ((0, 24), (3, 10), (10, 10), (25, 39), (30, 31), (5, 39), (24, 25)):
+        for selection in selections:
+            fast = Window(kept[start], kept[end], MAPPING, selection)
+            slow = per_series(Window(kept[start], kept[end], MAPPING, selection))
+            assert fast.folded == (kept[start].epoch == kept[end].epoch)
+            assert compute(fast, frozenset(METRIC_TYPES)) == compute(slow, frozenset(METRIC_TYPES)), (start, end)
+    # Across the restart each series counts what it did since (PromQL's increase), never a negative rate.
+    across = compute(Window(kept[5], kept[39], MAPPING, Selection()), frozenset({"throughput"}))["throughput"]
+    assert across["total_requests_per_sec"] > 0
+    assert kept[25].folds  # the sums of a window's start are kept for the windows after it
+
+
+def test_a_group_whose_series_have_two_bucket_layouts_is_the_layout_with_more_observations():
+    registry = CollectorRegistry()
+    narrow = Histogram("svc_latency_seconds", "l", ("route", "llm"), buckets=BOUNDS, registry=registry)
+    wanted = MAPPING.wanted()
+    before = take(registry.collect(), wanted, 0.0)
+    narrow.labels("/a", "m1").observe(0.05)
+    wide_registry = CollectorRegistry()
+    wide = Histogram("svc_latency_seconds", "l", ("route", "llm"), buckets=(0.5, 5.0), registry=wide_registry)
+    for _ in range(3):
+        wide.labels("/a", "m2").observe(1.0)
+    after = take([*registry.collect(), *wide_registry.collect()], wanted, 10.0)
+    for w in (Window(before, after, MAPPING, Selection()), per_series(Window(before, after, MAPPING, Selection()))):
+        latency = compute(w, frozenset({"latency"}))["latency"]["/a"]
+        assert latency["count"] == 3 and latency["max"] == 5000.0

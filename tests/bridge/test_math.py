@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from support.promql import promql_reference
 
-from bridge.math import bucket_increase, histogram_min, histogram_quantile, increase, mean, rate
+from bridge.math import bucket_increase, histogram_min, histogram_quantile, histogram_quantiles, increase, mean, rate
 
 INF = math.inf
 
@@ -81,3 +81,14 @@ def test_rates_handle_counter_resets():
 def test_mean():
     assert mean(3.0, 2.0) == 1.5
     assert math.isnan(mean(0.0, 0.0))
+
+
+@given(histograms(), st.lists(st.integers(-3, 3), min_size=13, max_size=13), st.lists(st.floats(-0.5, 1.5), max_size=6))
+def test_several_quantiles_at_once_match_brute_force_promql(histogram, noise, qs):
+    bounds, cumulative = histogram
+    noisy = [max(c + d, 0) for c, d in zip(cumulative, noise, strict=False)]
+    qs = [*qs, 0.5, 0.99, 1.0]
+    got = histogram_quantiles(qs, np.array(bounds), np.array(noisy, dtype=float))
+    for q, value in zip(qs, got, strict=True):
+        expected = promql_reference(q, bounds, noisy)
+        assert (math.isnan(expected) and math.isnan(value)) or value == pytest.approx(expected), q

@@ -114,10 +114,27 @@ async def test_a_source_down_at_start_up_does_not_stop_the_hub():
     await hub.start()  # does not raise
     try:
         source.down = False
-        await asyncio.sleep(0.3)
+        for _ in range(100):  # with no subscriber the hub samples once a second
+            await asyncio.sleep(0.05)
+            if hub.ticks:
+                break
     finally:
         await hub.stop()
     assert hub.failed_ticks >= 1 and hub.ticks >= 1 and hub.sampler.ring.latest is not None
+
+
+def test_the_hub_samples_at_half_second_ticks_only_while_a_client_needs_them():
+    hub = Hub(RegistrySource(CollectorRegistry()), MAPPING, StreamSettings(min_interval=0.5))
+    assert hub.tick_seconds() == 1.0  # the history alone: points one second apart
+    for interval in (1.0, 3.0):
+        hub.register(Client(Filters(interval=interval)))
+    assert hub.tick_seconds() == 1.0
+    half = Client(Filters(interval=1.5))
+    hub.register(half)
+    assert hub.tick_seconds() == 0.5
+    hub.unregister(half)
+    assert hub.tick_seconds() == 1.0
+    assert Hub(RegistrySource(CollectorRegistry()), MAPPING, StreamSettings(min_interval=2.0)).tick_seconds() == 2.0
 
 
 async def test_a_bug_in_the_payload_math_is_an_internal_error_not_a_source_failure(monkeypatch, caplog):
