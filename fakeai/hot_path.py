@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from exporter.facts import CLIENT_CLOSED_REQUEST
 from exporter.metrics import ServerMetrics
@@ -40,27 +40,23 @@ class HotPath:
         start = time.monotonic()
         scope.setdefault("state", {})[ARRIVAL] = start
         status = 500
-        started = False
-
-        async def send_and_note(message: Message) -> None:
-            nonlocal status, started
-            if message["type"] == "http.response.start":
-                status, started = message["status"], True
-            await send(message)
-
+        responding = False
         try:
             try:
-                response = await endpoint(Request(scope, receive, send_and_note))
+                response = await endpoint(Request(scope, receive, send))
             except OpenAIError as exc:
                 response = exc.response()
-            await response(scope, receive, send_and_note)
+            # The status is the response's own: no wrapper around ``send`` to watch for it, per message.
+            status, responding = response.status_code, True
+            await response(scope, receive, send)
         except ClientDisconnect:
             status = CLIENT_CLOSED_REQUEST  # gone before its body arrived: nobody to answer
         except Exception:
             log.exception("unhandled error on %s", scope["path"])
-            if started:
-                raise  # the server closes the connection: the client sees the response cut short
+            if responding:
+                raise  # the response had begun: the server closes the connection, the client sees it cut short
+            status = 500
             body = error_body(ErrorKind.SERVER_ERROR, "Internal server error.")
-            await JSONResponse(body, status_code=500)(scope, receive, send_and_note)
+            await JSONResponse(body, status_code=500)(scope, receive, send)
         finally:
             self.metrics.http_request(scope["path"], "POST", status, time.monotonic() - start)

@@ -4,6 +4,7 @@ from typing import Any
 
 import orjson
 from starlette.responses import JSONResponse
+from starlette.types import Receive, Scope, Send
 
 
 class FastJSONResponse(JSONResponse):
@@ -21,6 +22,11 @@ class FastJSONResponse(JSONResponse):
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Starlette's checks for a WebSocket denial and a background task: neither applies here.
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        await send({"type": "http.response.body", "body": self.body})
 
 
 _CONTENT_TYPE = (b"content-type", b"application/json")
