@@ -386,3 +386,16 @@ async def test_oversized_body_is_refused_with_the_envelope(app_client):
             "/v1/chat/completions", content=b" " * (MAX_BODY_BYTES + 1), headers={"content-type": "application/json"}
         )
     assert response.status_code == 400 and "bytes" in response.json()["error"]["message"]
+
+
+async def test_a_bug_behind_a_generation_endpoint_is_an_openai_500_and_counted(app_client, monkeypatch, caplog):
+    def broken(self, request, recorder):
+        raise RuntimeError("bug in the engine")
+
+    monkeypatch.setattr("fakeai.engine.scheduler.ModelEngine.submit", broken)
+    async with app_client(no_delay=True) as (client, registry):
+        response = await client.post("/v1/chat/completions", json={"model": MODEL, "messages": CHAT})
+    assert response.status_code == 500 and response.json()["error"]["type"] == "server_error"
+    labels = {"endpoint": "/v1/chat/completions", "method": "POST", "status": "500"}
+    assert registry.get_sample_value("fakeai_http_requests_total", labels) == 1
+    assert any("unhandled error on /v1/chat/completions" in r.getMessage() for r in caplog.records)
