@@ -134,9 +134,13 @@ def main() -> None:
     for name in results:
         per_chunk = f", {rate[name] * chunks:8.0f} chunks/s" if args.stream else ""
         print(f"  {name:<20} {rate[name]:8.0f} req/s{per_chunk}   {cpu[name]:6.0f} us CPU per request")
-    print(f"  fakeai / bare, wall clock (median of rounds):       {statistics.median(wall_ratios):5.2f}")
+    # The goals of benchmarks/README.md: fakeai's whole simulation for no more CPU than bare FastAPI spends on nothing;
+    # streaming at least 0.8 of bare's chunk rate.
+    goal = 0.8 if args.stream else 1.0
+    span = f"{min(wall_ratios):.2f}-{max(wall_ratios):.2f}"
+    print(f"  fakeai / bare, wall clock (median of rounds):       {statistics.median(wall_ratios):5.2f}   ({span})")
     print(
-        f"  fakeai / bare, CPU per request (median of rounds):  {statistics.median(cpu_ratios):5.2f}   (target >= 0.70)"
+        f"  fakeai / bare, CPU per request (median of rounds):  {statistics.median(cpu_ratios):5.2f}   (goal >= {goal})"
     )
 
 
