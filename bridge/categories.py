@@ -6,7 +6,7 @@ families; the ``CATEGORIES`` table says which measure of which role fills each f
 
 import functools
 import math
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from bridge.math import bucket_increase, histogram_min, histogram_quantiles, increase, mean
-from bridge.snapshot import MAX_FOLDS, LabelKey, Snapshot, Wanted
+from bridge.snapshot import LabelKey, Snapshot, Wanted
 
 
 @dataclass(frozen=True)
@@ -128,22 +128,50 @@ def _add(
         found.count += count
 
 
+class FoldCache:
+    """The per-group sums ("folds") of recently used (snapshot, selection) pairs, least recently used
+    dropped first: a fold is about 14 KiB on a default server, so ``limit`` bounds their memory whatever
+    the number of filter sets and the length of their windows."""
+
+    def __init__(self, limit: int = 512) -> None:
+        self.limit = limit
+        self._entries: OrderedDict[tuple[int, Selection], tuple[Snapshot, dict[Any, Any]]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def folds(self, snapshot: Snapshot, selection: Selection) -> dict[Any, Any]:
+        key = (id(snapshot), selection)
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] is snapshot:  # the snapshot itself is held: its id is not reused
+            self._entries.move_to_end(key)
+            return entry[1]
+        folds: dict[Any, Any] = {}
+        self._entries[key] = (snapshot, folds)
+        if len(self._entries) > self.limit:
+            self._entries.popitem(last=False)
+        return folds
+
+
 class Window:
     """What the measures read: the selected series of one role, summed per group, over a window.
 
     Most windows lie within one epoch (no counter went back between their snapshots): then a group's
-    increase is its sum at the end minus its sum at the start, and those sums ("folds") are kept on the
-    snapshots. A window shares its end with every other window of the tick and its start with the
+    increase is its sum at the end minus its sum at the start, and those sums ("folds") are kept in a
+    ``FoldCache``. A window shares its end with every other window of the tick and its start with the
     windows of earlier ticks, so a hundred filter sets fold a couple of snapshots a tick, not a
     hundred. A window across a restart takes each series' own increase, as PromQL's ``increase`` does.
     """
 
-    def __init__(self, start: Snapshot, end: Snapshot, mapping: Mapping, selection: Selection) -> None:
+    def __init__(
+        self, start: Snapshot, end: Snapshot, mapping: Mapping, selection: Selection, cache: FoldCache | None = None
+    ) -> None:
         self.start, self.end, self.mapping, self.selection = start, end, mapping, selection
         self.seconds = max(end.timestamp - start.timestamp, 0.0)
         self.folded = start.epoch == end.epoch
         self._memo: dict[tuple[str, str, str | None], Any] = {}  # measures read some roles several times
-        self._start_folds, self._end_folds = self._folds(start), self._folds(end)
+        self._start_folds: dict[Any, Any] = {} if cache is None else cache.folds(start, selection)
+        self._end_folds: dict[Any, Any] = {} if cache is None else cache.folds(end, selection)
 
     def _keep(self, key: LabelKey) -> bool:
         selection = self.selection
@@ -218,13 +246,6 @@ class Window:
                 total, count = after.total - before.total, after.count - before.count
             _add(layouts, (_group_of(key, label), after.bounds.tobytes()), after.bounds, delta, total, count)
         return layouts
-
-    def _folds(self, snapshot: Snapshot) -> dict[Any, Any]:
-        """This selection's sums kept on ``snapshot`` (for a few selections; then not kept)."""
-        folds: dict[Any, Any] | None = snapshot.folds.get(self.selection)
-        if folds is None:
-            folds = {} if len(snapshot.folds) >= MAX_FOLDS else snapshot.folds.setdefault(self.selection, {})
-        return folds
 
     def _fold_values(self, snapshot: Snapshot, name: str, label: str | None) -> dict[str, float]:
         folds = self._end_folds if snapshot is self.end else self._start_folds

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bridge import protocol
-from bridge.categories import Mapping, Selection, Window, compute
+from bridge.categories import FoldCache, Mapping, Selection, Window, compute
 from bridge.sampler import Sampler, SourceUnavailable
 from bridge.snapshot import Snapshot
 from bridge.sources import Source
@@ -108,6 +108,8 @@ class Hub:
         self._task: asyncio.Task[None] | None = None
         self._reported: str | None = None  # the error code clients were last told about, until a good tick
         self._history: dict[tuple[Any, ...], tuple[float, list[dict[str, Any]]]] = {}
+        self.folds = FoldCache()
+        """Sums over snapshots that windows share (``bridge.categories.Window``)."""
 
     @property
     def ticks(self) -> int:
@@ -198,7 +200,7 @@ class Hub:
         if end is None:
             return {}
         start, end = self.sampler.window(filters.window, end)
-        window = Window(start, end, self.mapping, Selection(filters.endpoints, filters.models))
+        window = Window(start, end, self.mapping, Selection(filters.endpoints, filters.models), self.folds)
         return compute(window, filters.metric_types)
 
     async def history(self, filters: protocol.Filters) -> list[dict[str, Any]]:

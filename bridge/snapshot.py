@@ -3,7 +3,6 @@
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 from prometheus_client.metrics_core import Metric
@@ -47,12 +46,6 @@ class Snapshot:
     epoch: int = 0
     """How many times a counter went back (a restart, a removed series) before this snapshot, as the
     sampler saw them: two snapshots of one epoch differ by increases only."""
-    folds: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
-    """Sums over this snapshot's series that windows computed, by series selection, kept for the next
-    windows to reuse (``bridge.categories``); for at most ``MAX_FOLDS`` selections."""
-
-
-MAX_FOLDS = 8
 
 
 def went_back(before: Snapshot, after: Snapshot, counters: Iterable[str]) -> bool:

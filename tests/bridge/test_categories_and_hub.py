@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from bridge.categories import METRIC_TYPES, Mapping, Selection, Window, compute
+from bridge.categories import METRIC_TYPES, FoldCache, Mapping, Selection, Window, compute
 from bridge.hub import Client, Hub, StreamSettings
 from bridge.math import histogram_quantile
 from bridge.protocol import Filters
 from bridge.server import handle
-from bridge.snapshot import take
+from bridge.snapshot import Snapshot, take
 from bridge.sources import RegistrySource
 
 EL = ("endpoint", "model")
@@ -281,16 +281,29 @@ async def test_windows_sum_before_subtracting_within_an_epoch_and_per_series_acr
         kept.append(await hub.sample())
     assert [s.epoch for s in kept] == [0] * 25 + [1] * 15
     selections = (Selection(), Selection(models=frozenset({"m1"})), Selection(endpoints=frozenset({"/b", "/x"})))
-    for start, end in ((0, 24), (3, 10), (10, 10), (25, 39), (30, 31), (5, 39), (24, 25)):
+    pairs = ((0, 24), (3, 10), (10, 10), (25, 39), (30, 31), (5, 39), (24, 25))
+    for start, end in pairs:
         for selection in selections:
-            fast = Window(kept[start], kept[end], MAPPING, selection)
+            fast = Window(kept[start], kept[end], MAPPING, selection, hub.folds)
             slow = per_series(Window(kept[start], kept[end], MAPPING, selection))
             assert fast.folded == (kept[start].epoch == kept[end].epoch)
             assert compute(fast, frozenset(METRIC_TYPES)) == compute(slow, frozenset(METRIC_TYPES)), (start, end)
     # Across the restart each series counts what it did since (PromQL's increase), never a negative rate.
     across = compute(Window(kept[5], kept[39], MAPPING, Selection()), frozenset({"throughput"}))["throughput"]
     assert across["total_requests_per_sec"] > 0
-    assert kept[25].folds  # the sums of a window's start are kept for the windows after it
+    used = {index for pair in pairs for index in pair}
+    assert len(hub.folds) == len(used) * len(selections)  # each snapshot used, summed once per selection
+
+
+def test_the_fold_cache_is_bounded_and_never_confuses_two_snapshots():
+    cache = FoldCache(limit=3)
+    snapshots = [Snapshot(float(t)) for t in range(5)]
+    for snapshot in snapshots:
+        cache.folds(snapshot, Selection())["mark"] = snapshot.timestamp
+    assert len(cache) == 3
+    assert cache.folds(snapshots[4], Selection()) == {"mark": 4.0}  # recent: kept
+    assert cache.folds(snapshots[0], Selection()) == {}  # the oldest were dropped
+    assert cache.folds(snapshots[4], Selection(models=frozenset({"m"}))) == {}  # one entry per selection
 
 
 def test_a_group_whose_series_have_two_bucket_layouts_is_the_layout_with_more_observations():
