@@ -15,6 +15,9 @@ from exporter.bulk import inc, observe, observe_many
 from exporter.facts import FinishedReason, RequestRecord, StreamOutcome
 
 EM = ("endpoint", "model")
+# vLLM's sleep states (vllm/v1/metrics/loggers.py, ``record_sleep_state``), and the level each stands for.
+SLEEP_STATES = ("awake", "weights_offloaded", "discard_all")
+SLEEP_LEVEL_STATES = {1: "weights_offloaded", 2: "discard_all"}
 
 
 class NativeFamilies:
@@ -99,6 +102,13 @@ class NativeFamilies:
             "fakeai_kv_cache_usage_ratio", "Simulated KV block pool in use, 0-1.", ("model",), mode="livemax"
         )
         self.preemptions = counter("fakeai_preemptions", "Running requests preempted for KV space.", ("model",))
+        self.sleep_state = gauge(
+            "fakeai_engine_sleep_state",
+            "1 for the engine's sleep state (awake, weights_offloaded at level 1, discard_all at level 2), "
+            "as vLLM records it.",
+            ("model", "sleep_state"),
+            mode="livemax",
+        )
         self.http_requests = counter(
             "fakeai_http_requests",
             "Every HTTP request but /metrics, by route template.",
@@ -245,6 +255,17 @@ class ModelMetrics:
         self._iteration_tokens = families.iteration_tokens.labels(model)
         self._kv_cache_usage = families.kv_cache_usage.labels(model)
         self._preemptions = families.preemptions.labels(model)
+        self._sleep_state = {state: families.sleep_state.labels(model, state) for state in SLEEP_STATES}
+        self.sleep_state(asleep=False, level=0)
+
+    def sleep_state(self, *, asleep: bool, level: int) -> None:
+        """vLLM's ``record_sleep_state(sleep, level)``: awake unless asleep; the level picks which of
+        weights_offloaded (1) and discard_all (2) is set. Level 0 sets neither."""
+        values = {"awake": 0 if asleep else 1, "weights_offloaded": 0, "discard_all": 0}
+        if asleep and level in SLEEP_LEVEL_STATES:
+            values[SLEEP_LEVEL_STATES[level]] = 1
+        for state, value in values.items():
+            self._sleep_state[state].set(value)
 
     def steps(self, tokens: int, count: int) -> None:
         """``count`` engine steps that each processed ``tokens`` tokens."""

@@ -34,7 +34,7 @@ from fakeai.errors import ErrorKind, OpenAIError, error_body
 from fakeai.hot_path import HotPath
 from fakeai.http_metrics import HttpMetricsMiddleware
 from fakeai.openapi import add_to_schema
-from fakeai.routes import chat, completions, embeddings, misc, models
+from fakeai.routes import chat, completions, embeddings, misc, models, sleep
 from fakeai.settings import Settings
 
 log = logging.getLogger("fakeai")
@@ -180,6 +180,8 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
     app.hot_path = partial(HotPath, endpoints={r.path: r.endpoint for r in hot_routes}, metrics=metrics)
     for module in (models, misc):
         app.router.routes.extend(module.router.routes)  # no per-router wrapper on the hot path
+    if settings.enable_sleep_mode:
+        app.router.routes.extend(sleep.router.routes)
     add_to_schema(app, hot_routes)
     app.add_route(
         "/metrics",

@@ -38,6 +38,8 @@ class Settings:
     log_level: str = "info"
     vllm_metrics: bool = True
     legacy_vllm_metrics: bool = False
+    enable_sleep_mode: bool = False
+    """vLLM's sleep mode endpoints: POST /sleep, POST /wake_up, GET /is_sleeping."""
     workers: int = 1
     """Worker processes; more than one runs prometheus-client's multiprocess mode (see multiproc_dir)."""
     multiproc_dir: str | None = None
@@ -194,6 +196,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("log_level", "uvicorn and fakeai log level"),
     Option("vllm_metrics", "expose vLLM's metric names on /metrics", _bool, "switch"),
     Option("legacy_vllm_metrics", "also expose old vLLM names (gpu_cache_usage_perc, ...)", _bool, "switch"),
+    Option(
+        "enable_sleep_mode",
+        "serve vLLM's POST /sleep?level=&mode=, POST /wake_up?tags= and GET /is_sleeping",
+        _bool,
+        "switch",
+    ),
     Option("workers", "worker processes sharing the port; /metrics and the stream show all of them", int),
     Option("multiproc_dir", "folder for the workers' metric files, emptied at start (default: a temporary one)"),
     Option(

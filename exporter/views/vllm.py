@@ -51,6 +51,16 @@ GAUGES = (
 MODEL_GAUGES = (
     ("vllm:kv_cache_usage_perc", "fakeai_kv_cache_usage_ratio", "KV-cache usage. 1 means 100 percent usage."),
 )
+# (vLLM name, native family, the extra label both carry, help): vllm/v1/metrics/loggers.py.
+LABELLED_GAUGES = (
+    (
+        "vllm:engine_sleep_state",
+        "fakeai_engine_sleep_state",
+        "sleep_state",
+        "Engine sleep state; awake = 0 means engine is sleeping; awake = 1 means engine is awake; "
+        "weights_offloaded = 1 means sleep level 1; discard_all = 1 means sleep level 2.",
+    ),
+)
 COUNTERS = (
     ("vllm:prompt_tokens", "fakeai_prompt_tokens", "Number of prefill tokens processed."),
     ("vllm:generation_tokens", "fakeai_completion_tokens", "Number of generation tokens processed."),
@@ -184,7 +194,7 @@ class VllmView:
         self._histograms = _token_histograms(max_model_len) + (LEGACY_HISTOGRAMS if legacy_names else ())
         self._counters = COUNTERS + (LEGACY_COUNTERS if legacy_names else ())
         self._model_gauges = MODEL_GAUGES + (LEGACY_MODEL_GAUGES if legacy_names else ())
-        tables = (GAUGES, self._model_gauges, self._counters, MODEL_COUNTERS, self._histograms)
+        tables = (GAUGES, self._model_gauges, LABELLED_GAUGES, self._counters, MODEL_COUNTERS, self._histograms)
         self._native = frozenset(row[1] for table in tables for row in table) | {"fakeai_finished_requests"}
 
     def describe(self) -> Iterator[Metric]:
@@ -198,6 +208,11 @@ class VllmView:
         for name, source, doc in GAUGES + self._model_gauges:
             gauge = GaugeMetricFamily(name, doc, labels=LABELS)
             for key, value in sorted(sum_by(native.get(source), source, LABELS, _as_vllm).items()):
+                gauge.add_metric(list(key), value)
+            yield gauge
+        for name, source, label, doc in LABELLED_GAUGES:
+            gauge = GaugeMetricFamily(name, doc, labels=[*LABELS, label])
+            for key, value in sorted(sum_by(native.get(source), source, [*LABELS, label], _as_vllm).items()):
                 gauge.add_metric(list(key), value)
             yield gauge
         for name, source, doc in self._counters + MODEL_COUNTERS:

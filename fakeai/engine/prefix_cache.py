@@ -25,6 +25,10 @@ class PrefixCache:
     def __len__(self) -> int:
         return len(self._blocks)
 
+    def reset(self) -> None:
+        """Forget every cached block (the KV cache was discarded)."""
+        self._blocks.clear()
+
     def lookup_and_insert(self, tokens: Sequence[Hashable]) -> int:
         """Cached tokens: the longest prefix of whole blocks already present. Then cache every block."""
         hashes = block_hashes(tokens, self.block_size)

@@ -24,6 +24,16 @@ class QueueFullError(Exception):
     """The waiting queue is at ``max_waiting``."""
 
 
+SLEEP_LEVELS = (0, 1, 2)
+"""vLLM's sleep levels: 0 pauses scheduling; 1 offloads the weights and discards the KV cache; 2 discards
+both (``vllm/entrypoints/serve/dev/sleep/api_router.py`` and ``docs/features/sleep_mode.md``)."""
+PAUSE_MODES = ("abort", "wait", "keep")
+"""What sleeping does to requests in flight, as vLLM's ``PauseMode`` (``vllm/v1/engine/__init__.py``):
+abort them, wait for them to finish, or keep them frozen until the engine wakes."""
+WAKE_TAGS = ("weights", "kv_cache")
+"""What ``/wake_up?tags=`` can restore; without tags, everything."""
+
+
 class ModelEngine:
     def __init__(
         self,
@@ -51,6 +61,12 @@ class ModelEngine:
         self._writer = Writer(rng)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._draining: set[Sequence] = set()  # sleeping with mode "wait": what goes on to its end
+        self.sleep_level: int | None = None
+        """The level of the last ``sleep``; None while awake."""
+        self._asleep: set[str] = set()  # what is still to be woken (tags)
+        self._awake = asyncio.Event()
+        self._awake.set()
 
     # -- lifecycle -------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -66,6 +82,64 @@ class ModelEngine:
         for seq in [*self.running, *self.waiting]:
             self.cancel(seq)
 
+    # -- sleep mode (vLLM's --enable-sleep-mode) -----------------------------------------------------------
+    @property
+    def is_sleeping(self) -> bool:
+        return bool(self._asleep)
+
+    async def sleep(self, level: int, mode: str) -> None:
+        """Stop scheduling; then, by ``mode``, abort what is in flight, wait for it, or keep it frozen.
+
+        Levels 1 and 2 discard the KV cache, so the prefix cache starts empty after waking, and a kept
+        request must recompute its prompt and output (it goes back to the head of the queue).
+        """
+        if level not in SLEEP_LEVELS or mode not in PAUSE_MODES:
+            raise ValueError(f"sleep level {level} / mode {mode!r}")
+        in_flight = [*self.running, *self.waiting]
+        self._asleep = {"scheduling"} if level == 0 else set(WAKE_TAGS)
+        self.sleep_level = level
+        self._awake.clear()
+        self.metrics.sleep_state(asleep=True, level=level)
+        if mode == "abort":
+            for seq in [*self.running, *self.waiting]:
+                seq.failed = seq.slept = True
+                self._finish(seq)
+        elif mode == "wait":
+            # What was submitted before the call finishes; what arrives meanwhile waits for the wake.
+            self._draining = set(in_flight)
+            self._wake.set()
+            try:
+                await asyncio.gather(*(seq.done for seq in in_flight))
+            finally:
+                self._draining = set()
+        if level >= 1:
+            for seq in reversed(list(self.running)):  # kept requests lose their KV blocks
+                self._requeue(seq)
+            self.cache.reset()
+            self.metrics.kv_cache_usage(0.0)
+
+    def wake_up(self, tags: list[str] | None = None) -> None:
+        """Restore ``tags`` (everything when None); scheduling resumes once nothing is left asleep."""
+        if tags is not None and any(tag not in WAKE_TAGS for tag in tags):
+            raise ValueError(f"wake tags {tags!r}")
+        self._asleep -= {"scheduling", *WAKE_TAGS} if tags is None else {"scheduling", *tags}
+        # As vLLM: any wake-up records the engine awake, even one that leaves a tag asleep.
+        self.metrics.sleep_state(asleep=False, level=0)
+        if not self._asleep:
+            self.sleep_level = None
+            self._awake.set()
+            self._wake.set()
+
+    def _requeue(self, seq: Sequence) -> None:
+        """Back from the running batch to the head of the queue, to be prefilled again (as a preemption
+        would, but not counted as one)."""
+        self.running.remove(seq)
+        self._release(seq)
+        seq.state = State.WAITING
+        seq.needs_prefill = True
+        seq.recorder.preempted()
+        self.waiting.appendleft(seq)
+
     # -- what routes call ------------------------------------------------------------------------------
     def submit(self, request: GenerationRequest, recorder: RequestMetrics) -> Sequence:
         """Queue a request, or raise ``QueueFullError`` when it would wait behind ``max_waiting`` others."""
@@ -76,7 +150,7 @@ class ModelEngine:
             request, recorder, targets=self._targets(request), writer=self._writer, block_size=self.cache.block_size
         )
         seq.queued = time.monotonic()
-        if self.latency.no_delay and not request.stream and not would_wait:
+        if self.latency.no_delay and not request.stream and not would_wait and self._awake.is_set():
             self._complete_now(seq)
             return seq
         recorder.enqueued()
@@ -127,6 +201,8 @@ class ModelEngine:
             if not self.running and not self.waiting:
                 self._wake.clear()
                 await self._wake.wait()
+            if not self._awake.is_set() and not self._draining:
+                await self._awake.wait()  # asleep: nothing is scheduled or stepped until wake_up
             try:
                 prefill_tokens = self._schedule()
                 delay = self.latency.step_time(len(self.running), prefill_tokens)
@@ -157,6 +233,8 @@ class ModelEngine:
         now = time.monotonic()
         while self.waiting and len(self.running) < self.max_num_seqs:
             seq = self.waiting[0]
+            if not self._awake.is_set() and seq not in self._draining:
+                break  # asleep: only what was in flight when sleep(mode="wait") was called goes on
             need = seq.blocks_needed()
             if self.running and self.used_blocks + need + len(seq.choices) > capacity:
                 break

@@ -144,6 +144,8 @@ class Sequence:
         self.needs_prefill = True
         self.failed = False
         self.cancelled = False
+        self.slept = False
+        """Aborted because the engine was put to sleep (``/sleep``, mode ``abort``)."""
         fault = request.fault
         self.abort_after: int | None = None
         if fault is not None and fault.mid_generation and targets:

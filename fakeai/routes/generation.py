@@ -24,10 +24,10 @@ from fakeai.engine.tokens import Token
 from fakeai.errors import ErrorKind, error_body
 from fakeai.jsonio import FastJSONResponse, sse
 from fakeai.routes.lifecycle import (
-    ABORT_MESSAGE,
     FAULT_ERRORS,
     SHUTDOWN_MESSAGE,
     Outcome,
+    abort_message,
     admit,
     hand_over,
     run_to_end,
@@ -189,7 +189,7 @@ class _EventStream:
             elif seq.failed:
                 kind = FAULT_ERRORS[FaultKind.ABORT]
                 self.outcome = Outcome(200, FinishedReason.ERROR, kind, StreamOutcome.FAILED)
-                yield sse(error_body(kind, ABORT_MESSAGE))
+                yield sse(error_body(kind, abort_message(seq)))
             else:
                 self.outcome = Outcome(200, finished_reason(seq), stream=StreamOutcome.COMPLETED)
                 if self.include_usage:

@@ -24,6 +24,7 @@ from fakeai.errors import ErrorKind, OpenAIError, error_body
 from fakeai.jsonio import FastJSONResponse
 
 ABORT_MESSAGE = "The engine failed in the middle of generation (injected fault)."
+SLEEP_MESSAGE = "The engine was put to sleep (POST /sleep, mode=abort) while this request was in flight."
 SHUTDOWN_MESSAGE = "The server is shutting down."
 # What a client sees for each injected fault the engine draws. An abort fails part-way through: an
 # error event on a stream, a 500 (with the usage so far) otherwise; embeddings, which generate
@@ -100,6 +101,11 @@ async def admit(ctx: ServerContext, engine: ModelEngine, gen: GenerationRequest)
         raise reject(recorder, gen, ErrorKind.QUEUE_FULL, str(exc)) from None
 
 
+def abort_message(seq: Sequence) -> str:
+    """Why the engine aborted a request: an injected fault, or ``/sleep`` with ``mode=abort``."""
+    return SLEEP_MESSAGE if seq.slept else ABORT_MESSAGE
+
+
 async def until_disconnected(receive: Receive) -> None:
     """Returns when the client has gone (the request body is already read)."""
     while (await receive())["type"] != "http.disconnect":
@@ -127,7 +133,7 @@ async def run_to_end(
     if seq.failed:
         kind = FAULT_ERRORS[FaultKind.ABORT]
         hand_over(recorder, gen, seq, Outcome(kind.status, FinishedReason.ERROR, kind))
-        body = error_body(kind, ABORT_MESSAGE)
+        body = error_body(kind, abort_message(seq))
         body["usage"] = usage(seq.prompt_len, seq.completion_tokens, seq.cached_tokens)
         return FastJSONResponse(body, status_code=kind.status)
     return None
