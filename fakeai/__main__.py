@@ -95,14 +95,17 @@ def metric_files(folder: str | None) -> Iterator[str]:
     and emptied (or removed, when it was a temporary one) at exit."""
     path = Path(folder) if folder else Path(tempfile.mkdtemp(prefix="fakeai-metrics-"))
     path.mkdir(parents=True, exist_ok=True)
+    control = path / "control"  # the runtime journal of fakeai.control: a new server starts awake
     for stale in path.glob("*.db"):
         stale.unlink()
+    shutil.rmtree(control, ignore_errors=True)
     try:
         yield str(path)
     finally:
         if folder:
             for file in path.glob("*.db"):
                 file.unlink()
+            shutil.rmtree(control, ignore_errors=True)
         else:
             shutil.rmtree(path, ignore_errors=True)
 

@@ -7,6 +7,7 @@ import os
 from collections.abc import AsyncIterator, Callable, Collection, Iterator
 from contextlib import asynccontextmanager
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -29,6 +30,7 @@ from exporter.views import CacheConfig, HttpView, VllmView
 from exporter.views.aggregate import FamilySource, reusing_scrape
 from fakeai import __version__
 from fakeai.context import ServerContext
+from fakeai.control import LocalControl, SharedControl
 from fakeai.engines import Engines
 from fakeai.errors import ErrorKind, OpenAIError, error_body
 from fakeai.hot_path import HotPath
@@ -151,6 +153,12 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
         )
     exposed.register(HttpView(native))
     engines = Engines(settings, metrics)
+    multiproc_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    control = (
+        SharedControl(Path(multiproc_dir) / "control", engines.apply, settings.workers)
+        if multiproc_dir
+        else LocalControl(engines.apply)
+    )
     if settings.stream_prometheus_url:
         stream_source = PrometheusSource(settings.stream_prometheus_url)
     hub = Hub(stream_source, STREAM_MAPPING, stream_settings(settings))
@@ -158,11 +166,13 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         engines.start()
+        control.start()
         await hub.start()
         try:
             yield
         finally:
             await hub.stop()
+            await control.stop()
             await engines.stop()
             if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
                 mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]  # retire this worker's live gauges
@@ -174,7 +184,7 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
         lifespan=lifespan,
         **NO_OPENTELEMETRY,
     )
-    app.state.fakeai = ServerContext(settings=settings, metrics=metrics, engines=engines)
+    app.state.fakeai = ServerContext(settings=settings, metrics=metrics, engines=engines, control=control)
     hot_routes = [chat.ROUTE, completions.ROUTE, embeddings.ROUTE]
     app.router.routes[:0] = hot_routes  # for /docs and a wrong method's 405; POSTs take the hot path
     app.hot_path = partial(HotPath, endpoints={r.path: r.endpoint for r in hot_routes}, metrics=metrics)

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from starlette.requests import ClientDisconnect, Request
 
 from exporter.metrics import ServerMetrics
+from fakeai.control import LocalControl, SharedControl
 from fakeai.engine.scheduler import ModelEngine
 from fakeai.engines import Engines
 from fakeai.errors import ErrorKind, OpenAIError, missing_parameter
@@ -25,6 +26,7 @@ class ServerContext:
     settings: Settings
     metrics: ServerMetrics
     engines: Engines
+    control: LocalControl | SharedControl
 
     def check_auth(self, request: Request) -> None:
         if not self.settings.api_keys:

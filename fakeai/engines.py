@@ -3,7 +3,9 @@
 The engine package takes plain values; only this module reads ``Settings``.
 """
 
+import asyncio
 import random
+from typing import Any
 
 import numpy as np
 
@@ -49,3 +51,15 @@ class Engines:
     async def stop(self) -> None:
         for engine in self.by_model.values():
             await engine.stop()
+
+    async def apply(self, change: dict[str, Any]) -> None:
+        """One runtime change (``fakeai.control``) to every model's engine."""
+        op = change.get("op")
+        engines = self.by_model.values()
+        if op == "sleep":
+            await asyncio.gather(*(engine.sleep(change["level"], change["mode"]) for engine in engines))
+        elif op == "wake_up":
+            for engine in engines:
+                engine.wake_up(change.get("tags"))
+        else:
+            raise ValueError(f"unknown runtime change {op!r}")

@@ -7,11 +7,11 @@ sleep; ``POST /wake_up`` takes repeatable ``tags`` (none: everything) and answer
 for these routes; here the one flag is enough. Where vLLM answers a bad ``level`` with a 500 (its
 ``int()`` fails), this answers a 400 naming the parameter.
 
+With ``--workers``, every worker's engines sleep and wake (``fakeai.control``) before the answer.
+
 A request that arrives while its engine sleeps is queued, not refused, and runs once the engine wakes
 (vLLM's paused scheduler): its client simply waits.
 """
-
-import asyncio
 
 from fastapi import APIRouter
 from starlette.requests import Request
@@ -32,8 +32,7 @@ async def sleep(request: Request) -> Response:
         raise OpenAIError(ErrorKind.INVALID_REQUEST, "level must be 0, 1 or 2.", param="level")
     if mode not in PAUSE_MODES:
         raise OpenAIError(ErrorKind.INVALID_REQUEST, f"mode must be one of {', '.join(PAUSE_MODES)}.", param="mode")
-    engines = context(request).engines.by_model.values()
-    await asyncio.gather(*(engine.sleep(int(level_text), mode) for engine in engines))
+    await context(request).control.submit({"op": "sleep", "level": int(level_text), "mode": mode})
     return Response(status_code=200)
 
 
@@ -42,8 +41,7 @@ async def wake_up(request: Request) -> Response:
     tags = request.query_params.getlist("tags") or None
     if tags is not None and any(tag not in WAKE_TAGS for tag in tags):
         raise OpenAIError(ErrorKind.INVALID_REQUEST, f"tags must be among {', '.join(WAKE_TAGS)}.", param="tags")
-    for engine in context(request).engines.by_model.values():
-        engine.wake_up(tags)
+    await context(request).control.submit({"op": "wake_up", "tags": tags})
     return Response(status_code=200)
 
 

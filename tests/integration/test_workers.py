@@ -75,3 +75,31 @@ def test_restart_with_the_same_folder_starts_from_zero(tmp_path):
         assert scrape(server.url).value("fakeai_requests_total") == 0
         asyncio.run(send(server.url, 7))
         assert scrape(server.url).value("fakeai_requests_total") == 7
+
+
+def test_sleep_and_wake_reach_every_worker_whichever_takes_the_call(tmp_path):
+    folder = tmp_path / "metrics"
+    args = ["--no-delay", "--workers", "2", "--enable-sleep-mode", "--multiproc-dir", str(folder)]
+    fresh = httpx.Limits(max_keepalive_connections=0)  # a new connection each call: either worker answers
+
+    def answers(client: httpx.Client, path: str, calls: int = 30) -> tuple[set[bool], set[int]]:
+        sleeping, pids = set(), set()
+        for _ in range(calls):
+            sleeping.add(client.get(path).json()["is_sleeping"])
+            pids.add(client.get("/health").json()["pid"])
+        return sleeping, pids
+
+    with ServerProcess(args) as server, httpx.Client(base_url=server.url, limits=fresh, timeout=30) as client:
+        assert answers(client, "/is_sleeping")[0] == {False}
+        assert client.post("/sleep?level=2").status_code == 200  # taken by one worker
+        sleeping, pids = answers(client, "/is_sleeping")
+        assert sleeping == {True} and len(pids) == 2  # ... and both sleep at once
+        awake = scrape(server.url).value("vllm:engine_sleep_state", model_name=MODEL, sleep_state="awake")
+        discard = scrape(server.url).value("vllm:engine_sleep_state", model_name=MODEL, sleep_state="discard_all")
+        assert (awake, discard) == (0, 1)
+        assert client.post("/wake_up").status_code == 200
+        assert answers(client, "/is_sleeping")[0] == {False}
+        assert scrape(server.url).value("vllm:engine_sleep_state", model_name=MODEL, sleep_state="awake") == 1
+        body = {"model": MODEL, "max_tokens": 2, "messages": [{"role": "user", "content": "after"}]}
+        assert {client.post("/v1/chat/completions", json=body).status_code for _ in range(10)} == {200}
+    assert not (folder / "control").exists()  # the journal does not outlive the server
