@@ -20,6 +20,9 @@ from exporter.views.aggregate import (
 
 ENGINE = "0"  # one simulated engine per model: vLLM's data-parallel index for a single engine
 LABELS = ["model_name", "engine"]
+FINISH_REASONS = ("stop", "length", "abort", "error", "repetition")
+"""vLLM's ``FINISH_REASON_STRINGS`` (vllm/v1/engine/__init__.py); ``PrometheusStatLogger`` creates a
+``vllm:request_success`` series for every one of them at start (vllm/v1/metrics/loggers.py)."""
 
 
 @dataclass(frozen=True)
@@ -195,7 +198,10 @@ class VllmView:
         self._counters = COUNTERS + (LEGACY_COUNTERS if legacy_names else ())
         self._model_gauges = MODEL_GAUGES + (LEGACY_MODEL_GAUGES if legacy_names else ())
         tables = (GAUGES, self._model_gauges, LABELLED_GAUGES, self._counters, MODEL_COUNTERS, self._histograms)
-        self._native = frozenset(row[1] for table in tables for row in table) | {"fakeai_finished_requests"}
+        self._native = frozenset(row[1] for table in tables for row in table) | {
+            "fakeai_finished_requests",
+            "fakeai_requests_running",
+        }
 
     def describe(self) -> Iterator[Metric]:
         """Names only, so registration can detect clashes without reading the native families."""
@@ -225,7 +231,14 @@ class VllmView:
         )
         finished = native.get("fakeai_finished_requests")
         by = (*LABELS, "finished_reason")
-        for key, value in sorted(sum_by(finished, "fakeai_finished_requests_total", by, _as_vllm).items()):
+        counts = sum_by(finished, "fakeai_finished_requests_total", by, _as_vllm)
+        # Every reason of every served model from the start, as vLLM: a dashboard's ratio of two of them
+        # has data before the first error.
+        running = native.get("fakeai_requests_running")
+        for engine_key in sum_by(running, "fakeai_requests_running", LABELS, _as_vllm):
+            for reason in FINISH_REASONS:
+                counts.setdefault((*engine_key, reason), 0.0)
+        for key, value in sorted(counts.items()):
             success.add_metric(list(key), value)
         yield success
         for name, source, bounds, doc in self._histograms:

@@ -217,3 +217,15 @@ def test_legacy_names_only_when_asked():
     ):
         assert name in found
     assert legacy.get_sample_value("vllm:gpu_cache_usage_perc", {"model_name": "model-a", "engine": "0"}) == 0.25
+
+
+def test_every_finish_reason_and_sleep_state_of_every_model_exists_from_the_start():
+    registry, metrics = build()
+    for model in MODELS:
+        labels = {"model_name": model, "engine": "0"}
+        for reason in ("stop", "length", "abort", "error", "repetition"):  # vLLM's FINISH_REASON_STRINGS
+            assert registry.get_sample_value("vllm:request_success_total", {**labels, "finished_reason": reason}) == 0
+        assert registry.get_sample_value("vllm:engine_sleep_state", {**labels, "sleep_state": "awake"}) == 1
+    traffic(metrics)
+    counted = {"model_name": "model-a", "engine": "0", "finished_reason": "length"}
+    assert registry.get_sample_value("vllm:request_success_total", counted) == 2
