@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from starlette.exceptions import HTTPException
@@ -140,6 +140,13 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
 
         native = read_aggregated
         stream_source = RegistrySource(aggregated, restrict=False)
+    else:
+        # What vLLM's API server exposes from prometheus-client's default registry: process_*, python_gc_*
+        # and python_info. In multiprocess mode vLLM (and prometheus-client) drop them, and so do we: a
+        # worker's own process figures would not describe the server.
+        ProcessCollector(registry=registry)
+        PlatformCollector(registry=registry)
+        GCCollector(registry=registry)
     native = reusing_scrape(native)
     if settings.vllm_metrics:
         cache = CacheConfig(block_size=settings.block_size, num_gpu_blocks=settings.num_blocks)

@@ -399,3 +399,16 @@ async def test_a_bug_behind_a_generation_endpoint_is_an_openai_500_and_counted(a
     labels = {"endpoint": "/v1/chat/completions", "method": "POST", "status": "500"}
     assert registry.get_sample_value("fakeai_http_requests_total", labels) == 1
     assert any("unhandled error on /v1/chat/completions" in r.getMessage() for r in caplog.records)
+
+
+async def test_metrics_carry_process_and_python_collectors_as_vllm_does(app_client):
+    async with app_client(no_delay=True) as (client, registry):
+        text = (await client.get("/metrics")).text
+    for name in (
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "python_info",
+        "python_gc_objects_collected_total",
+    ):
+        assert f"\n{name}" in text, name
+    assert registry.get_sample_value("process_resident_memory_bytes") > 0

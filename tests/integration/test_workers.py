@@ -47,10 +47,14 @@ def test_two_workers_answer_for_the_whole_server():
         pids = {httpx.get(server.url + "/health").json()["pid"] for _ in range(30)}
         asyncio.run(send(server.url, 1000))
         scrapes = [scrape(server.url) for _ in range(8)]
+        exposition = httpx.get(server.url + "/metrics").text
         totals = asyncio.run(stream_totals(server.url, 8))
         folder = re.search(r"metric files in (\S+)\)", "".join(server.output)).group(1)
         assert Path(folder).is_dir()
     assert len(pids) == 2  # both workers served
+    assert (
+        "python_info" not in exposition and "process_cpu" not in exposition
+    )  # dropped, as vLLM's multiprocess mode does
     for snapshot in scrapes:
         assert snapshot.value("fakeai_requests_total") == 1000
         assert snapshot.value("vllm:request_success_total") == 1000
