@@ -1,6 +1,8 @@
 """Histogram bucket bounds.
 
-The ``VLLM_*`` sets are vLLM's exact upper bounds (see docs/METRICS.md). Each native ``fakeai_*``
+The ``VLLM_*`` sets are vLLM's exact upper bounds, from ``vllm/v1/metrics/buckets.py`` (commit
+139b1c3f17720f4bb6865309f365e6b1f1607a45; the file is kept in tests/data/vllm/ and the tests read the
+bounds from it). Each native ``fakeai_*``
 histogram uses a superset of the matching vLLM set, so the derived vLLM view can select vLLM's bounds
 exactly: a cumulative bucket count at a shared bound is the same number in both.
 """
@@ -21,6 +23,7 @@ VLLM_REQUEST_PHASE: tuple[float, ...] = (
     960.0, 1920.0, 7680.0,
 )
 VLLM_PARAMS_N: tuple[float, ...] = (1, 2, 5, 10, 20)
+VLLM_REQUEST_NUM_PREEMPTIONS: tuple[float, ...] = (1, 2, 3, 4, 5, 10, 20)
 VLLM_ITERATION_TOKENS: tuple[float, ...] = (
     1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384,
 )
@@ -53,4 +56,5 @@ ITL: tuple[float, ...] = merged(VLLM_ITL, (0.001, 0.0025, 0.005, 0.0075))
 REQUEST_PHASE: tuple[float, ...] = merged(VLLM_REQUEST_PHASE, (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25))
 HTTP_REQUEST_DURATION: tuple[float, ...] = merged(HTTP_DURATION, REQUEST_PHASE)
 PARAMS_N: tuple[float, ...] = VLLM_PARAMS_N
+REQUEST_NUM_PREEMPTIONS: tuple[float, ...] = VLLM_REQUEST_NUM_PREEMPTIONS
 ITERATION_TOKENS: tuple[float, ...] = VLLM_ITERATION_TOKENS

@@ -44,6 +44,9 @@ class RequestRecord:
     first_token: float | None = None
     last_token: float | None = None
     prompt_tokens: int = 0
+    cached_tokens: int = 0
+    """Prompt tokens found in the prefix cache (not computed in prefill)."""
+    preemptions: int = 0
     completion_tokens: int = 0
     max_choice_tokens: int = 0
     error_status: int | None = None

@@ -69,6 +69,13 @@ class NativeFamilies:
             buckets.ITL,
         )
         self.prompt_tokens = counter("fakeai_prompt_tokens", "Prompt tokens prefilled.")
+        self.prompt_tokens_cached = counter(
+            "fakeai_prompt_tokens_cached", "Prompt tokens of prefilled requests found in the prefix cache."
+        )
+        self.prompt_tokens_recomputed = counter(
+            "fakeai_prompt_tokens_recomputed",
+            "The last prompt token, computed again because the rest of the prompt was cached (as vLLM counts it).",
+        )
         self.completion_tokens = counter("fakeai_completion_tokens", "Completion tokens, counted as emitted.")
         self.request_prompt_tokens = histogram("fakeai_request_prompt_tokens", "Prompt length per request.", tokens)
         self.request_completion_tokens = histogram(
@@ -81,6 +88,16 @@ class NativeFamilies:
             "fakeai_request_params_max_tokens", "The max_tokens parameter, when given.", tokens
         )
         self.params_n = histogram("fakeai_request_params_n", "The n parameter.", buckets.PARAMS_N)
+        self.request_prefill_computed_tokens = histogram(
+            "fakeai_request_prefill_computed_tokens",
+            "Prompt tokens computed in prefill (not cached), per request the engine finished.",
+            tokens,
+        )
+        self.request_preemptions = histogram(
+            "fakeai_request_preemptions",
+            "Preemptions per request the engine finished.",
+            buckets.REQUEST_NUM_PREEMPTIONS,
+        )
         self.iteration_tokens = histogram(
             "fakeai_iteration_tokens", "Tokens per simulated engine step.", buckets.ITERATION_TOKENS, ("model",)
         )
@@ -147,6 +164,10 @@ class RequestMetrics:
         self._itl = f.itl.labels(*labels)
         self._tpot = f.tpot.labels(*labels)
         self._prompt_tokens = f.prompt_tokens.labels(*labels)
+        self._prompt_tokens_cached = f.prompt_tokens_cached.labels(*labels)
+        self._prompt_tokens_recomputed = f.prompt_tokens_recomputed.labels(*labels)
+        self._request_prefill_computed_tokens = f.request_prefill_computed_tokens.labels(*labels)
+        self._request_preemptions = f.request_preemptions.labels(*labels)
         self._completion_tokens = f.completion_tokens.labels(*labels)
         self._request_prompt_tokens = f.request_prompt_tokens.labels(*labels)
         self._request_completion_tokens = f.request_completion_tokens.labels(*labels)
@@ -198,8 +219,13 @@ class RequestMetrics:
             inc(self._cache_hits, cached_tokens)
             inc(self._cache_lookup_hits)
 
-    def prefilled(self, prompt_tokens: int, ttft: float | None, prefill_time: float) -> None:
+    def prefilled(self, prompt_tokens: int, cached_tokens: int, ttft: float | None, prefill_time: float) -> None:
         inc(self._prompt_tokens, prompt_tokens)
+        if cached_tokens:
+            inc(self._prompt_tokens_cached, cached_tokens)
+            # vLLM's PromptTokenStats: a prompt cached but for its last token counts that token recomputed.
+            if cached_tokens + 1 == prompt_tokens:
+                inc(self._prompt_tokens_recomputed)
         observe(self._prefill_time, prefill_time)
         if ttft is not None:
             observe(self._ttft, ttft)
@@ -234,6 +260,9 @@ class RequestMetrics:
         if record.stream_outcome is not None:
             inc(self._child(f.streams, record.stream_outcome.value))
         observe(self._duration, record.duration)
+        if record.queued is not None:  # the engine had it: as vLLM, every request the engine finishes
+            observe(self._request_preemptions, record.preemptions)
+            observe(self._request_prefill_computed_tokens, record.prompt_tokens - record.cached_tokens)
         if record.scheduled is None:
             return
         observe(self._request_prompt_tokens, record.prompt_tokens)

@@ -21,6 +21,29 @@ from exporter.views.aggregate import (
 ENGINE = "0"  # one simulated engine per model: vLLM's data-parallel index for a single engine
 LABELS = ["model_name", "engine"]
 FINISH_REASONS = ("stop", "length", "abort", "error", "repetition")
+WAITING_REASONS = ("capacity", "deferred")
+"""``vllm:num_requests_waiting_by_reason``: waiting for scheduling capacity, or deferred by a transient
+constraint (LoRA budget, KV transfer, blocked status). Nothing defers a request in fakeai's scheduler
+yet, so ``deferred`` is 0 and ``capacity`` is every waiting request."""
+PROMPT_SOURCES = ("local_compute", "local_cache_hit", "external_kv_transfer")
+"""``PromptTokenStats.ALL_SOURCES`` (vllm/v1/metrics/stats.py). fakeai has no KV connector: nothing comes
+from an external transfer."""
+# Families vLLM registers whatever the deployment, which move only with a feature fakeai does not simulate
+# (a KV connector's cross-instance cache, multi-modal inputs): there for dashboards, at 0.
+UNSIMULATED_COUNTERS = (
+    (
+        "vllm:external_prefix_cache_queries",
+        "External prefix cache queries from KV connector cross-instance cache sharing, "
+        "in terms of number of queried tokens.",
+    ),
+    (
+        "vllm:external_prefix_cache_hits",
+        "External prefix cache hits from KV connector cross-instance cache sharing, "
+        "in terms of number of cached tokens.",
+    ),
+    ("vllm:mm_cache_queries", "Multi-modal cache queries, in terms of number of queried items."),
+    ("vllm:mm_cache_hits", "Multi-modal cache hits, in terms of number of cached items."),
+)
 """vLLM's ``FINISH_REASON_STRINGS`` (vllm/v1/engine/__init__.py); ``PrometheusStatLogger`` creates a
 ``vllm:request_success`` series for every one of them at start (vllm/v1/metrics/loggers.py)."""
 
@@ -156,6 +179,18 @@ def _token_histograms(max_model_len: int) -> tuple[tuple[str, str, tuple[float, 
             buckets.VLLM_ITERATION_TOKENS,
             "Histogram of number of tokens per engine_step.",
         ),
+        (
+            "vllm:request_prefill_kv_computed_tokens",
+            "fakeai_request_prefill_computed_tokens",
+            tokens,
+            "Histogram of new KV tokens computed during prefill (excluding cached tokens).",
+        ),
+        (
+            "vllm:request_num_preemptions",
+            "fakeai_request_preemptions",
+            buckets.VLLM_REQUEST_NUM_PREEMPTIONS,
+            "Histogram of the number of preemptions of each finished request.",
+        ),
     )
 
 
@@ -175,6 +210,10 @@ LEGACY_COUNTERS = (
     ("vllm:gpu_prefix_cache_queries", "fakeai_prefix_cache_queries", "GPU prefix cache queries (deprecated name)."),
     ("vllm:gpu_prefix_cache_hits", "fakeai_prefix_cache_hits", "GPU prefix cache hits (deprecated name)."),
 )
+
+
+def _counter_sums(native: Mapping[str, Metric], source: str) -> dict[tuple[str, ...], float]:
+    return sum_by(native.get(source), source + "_total", LABELS, _as_vllm)
 
 
 def _as_vllm(labels: Mapping[str, str]) -> Mapping[str, str]:
@@ -201,6 +240,8 @@ class VllmView:
         self._native = frozenset(row[1] for table in tables for row in table) | {
             "fakeai_finished_requests",
             "fakeai_requests_running",
+            "fakeai_prompt_tokens_cached",
+            "fakeai_prompt_tokens_recomputed",
         }
 
     def describe(self) -> Iterator[Metric]:
@@ -211,6 +252,20 @@ class VllmView:
         yield from self._families(index_families(self._source(self._native)))
 
     def _families(self, native: Mapping[str, Metric]) -> Iterator[Metric]:
+        # (model_name, engine) of every served model: the series vLLM creates at start, whatever happens.
+        engines = sorted(sum_by(native.get("fakeai_requests_running"), "fakeai_requests_running", LABELS, _as_vllm))
+        waiting = sum_by(native.get("fakeai_requests_waiting"), "fakeai_requests_waiting", LABELS, _as_vllm)
+        by_reason = GaugeMetricFamily(
+            "vllm:num_requests_waiting_by_reason",
+            "Number of waiting requests by reason. Reason labels: 'capacity' = waiting for scheduling capacity; "
+            "'deferred' = deferred by transient constraints (LoRA budget, KV transfer, blocked status). "
+            "Sum of all reasons equals vllm:num_requests_waiting.",
+            labels=[*LABELS, "reason"],
+        )
+        for key in engines:
+            by_reason.add_metric([*key, "capacity"], waiting.get(key, 0.0))
+            by_reason.add_metric([*key, "deferred"], 0.0)
+        yield by_reason
         for name, source, doc in GAUGES + self._model_gauges:
             gauge = GaugeMetricFamily(name, doc, labels=LABELS)
             for key, value in sorted(sum_by(native.get(source), source, LABELS, _as_vllm).items()):
@@ -234,13 +289,18 @@ class VllmView:
         counts = sum_by(finished, "fakeai_finished_requests_total", by, _as_vllm)
         # Every reason of every served model from the start, as vLLM: a dashboard's ratio of two of them
         # has data before the first error.
-        running = native.get("fakeai_requests_running")
-        for engine_key in sum_by(running, "fakeai_requests_running", LABELS, _as_vllm):
+        for engine_key in engines:
             for reason in FINISH_REASONS:
                 counts.setdefault((*engine_key, reason), 0.0)
         for key, value in sorted(counts.items()):
             success.add_metric(list(key), value)
         yield success
+        yield from self._prompt_token_families(native, engines)
+        for name, doc in UNSIMULATED_COUNTERS:
+            counter = CounterMetricFamily(name, doc, labels=LABELS)
+            for key in engines:
+                counter.add_metric(list(key), 0.0)
+            yield counter
         for name, source, bounds, doc in self._histograms:
             yield histogram_family(name, doc, LABELS, histogram_by(native.get(source), bounds, LABELS, _as_vllm))
         info = GaugeMetricFamily(
@@ -250,3 +310,27 @@ class VllmView:
         )
         info.add_metric(list(self._cache_config.labels().values()), 1.0)
         yield info
+
+    def _prompt_token_families(self, native: Mapping[str, Metric], engines: list[tuple[str, ...]]) -> Iterator[Metric]:
+        """vLLM's ``PromptTokenStats``: computed = prompt - cached; local_cache_hit = cached + recomputed
+        (a prompt cached but for its last token counts that token under both), so the sources add up to
+        ``vllm:prompt_tokens`` plus ``vllm:prompt_tokens_recomputed``."""
+        prompt = _counter_sums(native, "fakeai_prompt_tokens")
+        cached = _counter_sums(native, "fakeai_prompt_tokens_cached")
+        recomputed = _counter_sums(native, "fakeai_prompt_tokens_recomputed")
+        by_source = CounterMetricFamily(
+            "vllm:prompt_tokens_by_source", "Number of prompt tokens by source.", labels=[*LABELS, "source"]
+        )
+        for key in engines:
+            p, c, r = prompt.get(key, 0.0), cached.get(key, 0.0), recomputed.get(key, 0.0)
+            for source, value in zip(PROMPT_SOURCES, (p - c, c + r, 0.0), strict=True):
+                by_source.add_metric([*key, source], value)
+        yield by_source
+        for name, doc, values in (
+            ("vllm:prompt_tokens_cached", "Number of cached prompt tokens (local + external).", cached),
+            ("vllm:prompt_tokens_recomputed", "Number of cached tokens recomputed for forward pass.", recomputed),
+        ):
+            counter = CounterMetricFamily(name, doc, labels=LABELS)
+            for key in engines:
+                counter.add_metric(list(key), values.get(key, 0.0))
+            yield counter

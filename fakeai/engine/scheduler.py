@@ -170,7 +170,8 @@ class ModelEngine:
         recorder.ran_on_arrival(now - seq.queued if seq.queued is not None else 0.0)
         seq.cached_tokens = self.cache.lookup_and_insert(seq.request.prompt_tokens)
         recorder.prefix_lookup(seq.prompt_len, seq.cached_tokens)
-        recorder.prefilled(seq.prompt_len, now - seq.request.arrival if seq.request.generate else None, 0.0)
+        ttft = now - seq.request.arrival if seq.request.generate else None
+        recorder.prefilled(seq.prompt_len, seq.cached_tokens, ttft, 0.0)
         step_sizes = seq.decode_at_once(now)
         first = len(seq.choices)
         if first:
@@ -227,6 +228,7 @@ class ModelEngine:
             victim.state = State.WAITING
             victim.needs_prefill = True
             victim.recorder.preempted()
+            victim.preemptions += 1
             self.metrics.preemption()
             self.waiting.appendleft(victim)
         prefill = 0
@@ -270,7 +272,7 @@ class ModelEngine:
                 seq.needs_prefill = False
                 if seq.first_token is None and seq.scheduled is not None:
                     ttft = now - seq.request.arrival if seq.request.generate else None
-                    seq.recorder.prefilled(seq.prompt_len, ttft, now - seq.scheduled)
+                    seq.recorder.prefilled(seq.prompt_len, seq.cached_tokens, ttft, now - seq.scheduled)
             if not seq.request.generate:
                 self._finish(seq)
                 continue

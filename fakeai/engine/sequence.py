@@ -141,6 +141,7 @@ class Sequence:
         self.first_token: float | None = None
         self.last_token: float | None = None
         self.cached_tokens = 0
+        self.preemptions = 0
         self.needs_prefill = True
         self.failed = False
         self.cancelled = False

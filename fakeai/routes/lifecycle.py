@@ -70,6 +70,8 @@ def hand_over(recorder: RequestMetrics, gen: GenerationRequest, seq: Sequence | 
         first_token=seq.first_token if seq else None,
         last_token=seq.last_token if seq else None,
         prompt_tokens=seq.prompt_len if seq else 0,
+        cached_tokens=seq.cached_tokens if seq else 0,
+        preemptions=seq.preemptions if seq else 0,
         completion_tokens=seq.completion_tokens if seq else 0,
         max_choice_tokens=seq.max_choice_tokens if seq else 0,
         error_status=outcome.error.status if outcome.error else None,

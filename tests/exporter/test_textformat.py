@@ -41,7 +41,7 @@ def busy_registry() -> CollectorRegistry:
     for i, model in enumerate(MODELS):
         request = metrics.request(ENDPOINTS[i], model)
         request.accepted(64, 2)
-        request.prefilled(100 + i, 0.0123, 0.004)
+        request.prefilled(100 + i, 32, 0.0123, 0.004)
         request.tokens(17, 0.011)
         metrics.http_request(ENDPOINTS[i], "POST", 200, 0.02 * (i + 1))
     Counter("plain", "No labels.", registry=registry).inc(3)

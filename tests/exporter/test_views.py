@@ -2,13 +2,11 @@
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from support.views import ENDPOINTS, MODELS, build
 
 from exporter.facts import FinishedReason, RequestRecord, StreamOutcome
 from exporter.metrics import ServerMetrics
-from exporter.views import CacheConfig, HttpView, VllmView
 
-MODELS = ("model-a", "model-b")
-ENDPOINTS = ("/v1/chat/completions", "/v1/completions")
 # fmt: off
 VLLM_TTFT = [
     "0.001", "0.005", "0.01", "0.02", "0.04", "0.06", "0.08", "0.1", "0.25", "0.5", "0.75", "1.0", "2.5",
@@ -66,21 +64,6 @@ EXPECTED_GAUGES = {
 }
 
 
-def build(legacy: bool = False) -> tuple[CollectorRegistry, ServerMetrics]:
-    registry = CollectorRegistry()
-    metrics = ServerMetrics(registry, models=MODELS, endpoints=ENDPOINTS, max_model_len=8192)
-    registry.register(
-        VllmView(
-            metrics.families.collect,
-            max_model_len=8192,
-            cache_config=CacheConfig(block_size=16, num_gpu_blocks=1024),
-            legacy_names=legacy,
-        )
-    )
-    registry.register(HttpView(metrics.families.collect))
-    return registry, metrics
-
-
 def traffic(metrics: ServerMetrics) -> None:
     """Two endpoints of model-a with different latencies, one request of model-b."""
     for endpoint, ttft, gap in ((ENDPOINTS[0], 0.03, 0.02), (ENDPOINTS[1], 0.3, 0.2)):
@@ -89,7 +72,7 @@ def traffic(metrics: ServerMetrics) -> None:
         r.enqueued()
         r.scheduled(0.35)
         r.prefix_lookup(100, 32)
-        r.prefilled(100, ttft, 0.01)
+        r.prefilled(100, 32, ttft, 0.01)
         r.tokens(2, None)
         r.tokens(2, gap)
         r.left_engine(running=True)

@@ -12,6 +12,7 @@ from fakeai.testing import scrape
 FAST, SLOW = "fast", "slow"
 N_REQUESTS = 320
 CONCURRENCY = 32
+SHARED = "A system prompt every request of this test shares, long enough to fill cache blocks. " * 3
 
 
 @dataclass
@@ -20,6 +21,12 @@ class Seen:
     reason: str
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0
+
+
+def cached(usage) -> int:
+    details = usage.prompt_tokens_details if usage is not None else None
+    return (details.cached_tokens or 0) if details is not None else 0
 
 
 def reason_of(finish_reasons: list[str | None]) -> str:
@@ -29,15 +36,19 @@ def reason_of(finish_reasons: list[str | None]) -> str:
 async def non_streaming(client: openai.AsyncOpenAI, i: int) -> Seen:
     try:
         if i % 2:
-            r = await client.completions.create(model=FAST, prompt=f"request {i} " * (i % 7 + 1), max_tokens=12)
+            prompt = SHARED + f"request {i} " * (i % 7 + 1)
+            r = await client.completions.create(model=FAST, prompt=prompt, max_tokens=12)
         else:
+            content = SHARED + f"request {i} " * (i % 5 + 1)
             r = await client.chat.completions.create(
-                model=FAST, messages=[{"role": "user", "content": f"request {i} " * (i % 5 + 1)}], max_tokens=12
+                model=FAST, messages=[{"role": "user", "content": content}], max_tokens=12
             )
     except openai.APIStatusError as exc:
         usage = exc.response.json().get("usage") or {}  # an injected mid-generation abort reports its usage
-        return Seen(exc.status_code, "error", usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
-    return Seen(200, reason_of([c.finish_reason for c in r.choices]), r.usage.prompt_tokens, r.usage.completion_tokens)
+        hit = (usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0)
+        return Seen(exc.status_code, "error", usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0), hit)
+    reason = reason_of([c.finish_reason for c in r.choices])
+    return Seen(200, reason, r.usage.prompt_tokens, r.usage.completion_tokens, cached(r.usage))
 
 
 async def streaming(client: openai.AsyncOpenAI, i: int) -> Seen:
@@ -58,8 +69,8 @@ async def streaming(client: openai.AsyncOpenAI, i: int) -> Seen:
             usage = chunk.usage or usage
             reasons += [c.finish_reason for c in chunk.choices if c.finish_reason]
     except openai.APIError:  # the injected mid-stream abort: HTTP 200, then an error event
-        return Seen(200, "error", usage.prompt_tokens, usage.completion_tokens)
-    return Seen(200, reason_of(reasons), usage.prompt_tokens, usage.completion_tokens)
+        return Seen(200, "error", usage.prompt_tokens, usage.completion_tokens, cached(usage))
+    return Seen(200, reason_of(reasons), usage.prompt_tokens, usage.completion_tokens, cached(usage))
 
 
 async def walks_away(client: openai.AsyncOpenAI, i: int) -> Seen:
@@ -137,6 +148,18 @@ def test_counters_equal_client_observations(start_server):
     assert m.value("vllm:generation_tokens_total") == sum(s.completion_tokens for s in seen)
     for reason in ("stop", "length", "abort", "error", "repetition"):
         assert m.value("vllm:request_success_total", finished_reason=reason) == reasons[reason], reason
+    # Prompt tokens by source, as vLLM's PromptTokenStats: they add up to the prompt tokens plus the
+    # last tokens recomputed for fully cached prompts; cached tokens are what the clients were told.
+    hits = sum(s.cached_tokens for s in seen)
+    assert hits > 0  # the shared system prompt was found in the prefix cache
+    assert m.value("vllm:prompt_tokens_cached_total") == hits
+    assert m.value("vllm:prompt_tokens_by_source_total", source="local_cache_hit") == hits + m.value(
+        "vllm:prompt_tokens_recomputed_total"
+    )
+    assert m.value("vllm:prompt_tokens_by_source_total") == m.value("vllm:prompt_tokens_total") + m.value(
+        "vllm:prompt_tokens_recomputed_total"
+    )
+    assert m.value("vllm:prompt_tokens_by_source_total", source="external_kv_transfer") == 0
     for gauge in (
         "fakeai_requests_running",
         "fakeai_requests_waiting",

@@ -1,0 +1,148 @@
+"""The vllm view against vLLM's own source files, kept verbatim in tests/data/vllm (see SOURCES.md):
+the expected bucket bounds are read from vLLM's ``buckets.py``, not transcribed by hand."""
+
+import ast
+from pathlib import Path
+
+import pytest
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+from support.views import MAX_MODEL_LEN, MODELS, build
+
+from exporter import buckets
+from exporter.facts import FinishedReason, RequestRecord
+
+SOURCE = Path(__file__).resolve().parents[1] / "data" / "vllm" / "buckets.py.txt"
+# Which bucket family each histogram draws from: the "Custom Histogram Buckets" table of vLLM's
+# docs/usage/metrics.md (commit 044a0565bc59), the keys of buckets.py's BucketFamilyKey.
+FAMILY_OF = {
+    "vllm:e2e_request_latency_seconds": "request_latency",
+    "vllm:request_queue_time_seconds": "request_latency",
+    "vllm:request_inference_time_seconds": "request_latency",
+    "vllm:request_prefill_time_seconds": "request_latency",
+    "vllm:request_decode_time_seconds": "request_latency",
+    "vllm:time_to_first_token_seconds": "time_to_first_token",
+    "vllm:inter_token_latency_seconds": "inter_token_latency",
+    "vllm:request_time_per_output_token_seconds": "inter_token_latency",
+    "vllm:iteration_tokens_total": "iteration_tokens",
+    "vllm:request_params_n": "request_params_n",
+    "vllm:request_num_preemptions": "request_num_preemptions",
+    "vllm:request_prompt_tokens": "request_tokens",
+    "vllm:request_generation_tokens": "request_tokens",
+    "vllm:request_max_num_generation_tokens": "request_tokens",
+    "vllm:request_params_max_tokens": "request_tokens",
+    "vllm:request_prefill_kv_computed_tokens": "request_tokens",
+}
+
+
+def vllm_buckets_module() -> dict:
+    """vLLM's buckets.py, executed in a namespace of its own (it imports only ``typing``)."""
+    namespace: dict = {}
+    exec(compile(ast.parse(SOURCE.read_text()), str(SOURCE), "exec"), namespace)
+    return namespace
+
+
+VLLM = vllm_buckets_module()
+
+
+def test_the_family_keys_of_the_table_are_vllms():
+    assert set(FAMILY_OF.values()) <= VLLM["BUCKET_FAMILY_KEYS"]
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs"),
+    [
+        (buckets.VLLM_REQUEST_PHASE, "REQUEST_LATENCY_BUCKETS"),
+        (buckets.VLLM_TTFT, "TIME_TO_FIRST_TOKEN_BUCKETS"),
+        (buckets.VLLM_ITL, "INTER_TOKEN_LATENCY_BUCKETS"),
+        (buckets.VLLM_ITERATION_TOKENS, "ITERATION_TOKENS_BUCKETS"),
+        (buckets.VLLM_PARAMS_N, "REQUEST_PARAMS_N_BUCKETS"),
+        (buckets.VLLM_REQUEST_NUM_PREEMPTIONS, "REQUEST_NUM_PREEMPTIONS_BUCKETS"),
+    ],
+)
+def test_our_constants_are_vllms(ours, theirs):
+    assert tuple(float(b) for b in ours) == tuple(float(b) for b in VLLM[theirs])
+
+
+@pytest.mark.parametrize("max_model_len", [1, 99, 100, 8192, 131072])
+def test_token_buckets_follow_vllms_1_2_5_series(max_model_len):
+    assert list(buckets.one_two_five(max_model_len)) == VLLM["build_1_2_5_buckets"](max_model_len)
+
+
+def test_every_vllm_histogram_on_metrics_has_its_familys_bounds():
+    registry, _ = build()
+    exposed = {family.name: family for family in text_string_to_metric_families(generate_latest(registry).decode())}
+    for name, key in FAMILY_OF.items():
+        expected = [float(b) for b in VLLM["histogram_buckets"](key, max_model_len=MAX_MODEL_LEN)] + [float("inf")]
+        family = exposed[name]
+        assert family.type == "histogram", name
+        bounds = sorted({float(s.labels["le"]) for s in family.samples if s.name.endswith("_bucket")})
+        assert bounds == expected, name
+
+
+def test_prompt_tokens_by_source_follow_vllms_prompt_token_stats():
+    registry, metrics = build()
+    r = metrics.request("/v1/chat/completions", MODELS[0])
+    r.prefilled(33, 32, 0.01, 0.01)  # all but the last token cached: vLLM counts that token recomputed
+    r.prefilled(100, 48, 0.01, 0.01)
+    r.prefilled(20, 0, 0.01, 0.01)
+    labels = {"model_name": MODELS[0], "engine": "0"}
+
+    def value(name: str, **extra: str) -> float:
+        return registry.get_sample_value(name, {**labels, **extra})
+
+    assert value("vllm:prompt_tokens_total") == 153
+    assert value("vllm:prompt_tokens_cached_total") == 80
+    assert value("vllm:prompt_tokens_recomputed_total") == 1
+    assert value("vllm:prompt_tokens_by_source_total", source="local_compute") == 153 - 80
+    assert value("vllm:prompt_tokens_by_source_total", source="local_cache_hit") == 80 + 1
+    assert value("vllm:prompt_tokens_by_source_total", source="external_kv_transfer") == 0
+
+
+def test_per_request_preemptions_and_computed_prompt_tokens():
+    registry, metrics = build()
+    r = metrics.request("/v1/chat/completions", MODELS[1])
+    for preemptions, cached in ((0, 0), (2, 32), (25, 96)):
+        r.finished(
+            RequestRecord(
+                "/v1/chat/completions",
+                MODELS[1],
+                200,
+                FinishedReason.STOP,
+                arrival=0.0,
+                finished=1.0,
+                queued=0.0,
+                prompt_tokens=100,
+                cached_tokens=cached,
+                preemptions=preemptions,
+            )
+        )
+    r.finished(RequestRecord("/v1/chat/completions", MODELS[1], 429, FinishedReason.ERROR, 0.0, 0.1))  # never queued
+    labels = {"model_name": MODELS[1], "engine": "0"}
+
+    def bucket(name: str, le: str) -> float:
+        return registry.get_sample_value(f"{name}_bucket", {**labels, "le": le})
+
+    assert bucket("vllm:request_num_preemptions", "1.0") == 1  # the le=1 bucket holds 0 and 1, as in vLLM
+    assert bucket("vllm:request_num_preemptions", "2.0") == 2
+    assert bucket("vllm:request_num_preemptions", "20.0") == 2 and bucket("vllm:request_num_preemptions", "+Inf") == 3
+    assert registry.get_sample_value("vllm:request_prefill_kv_computed_tokens_sum", labels) == 100 + 68 + 4
+
+
+def test_waiting_by_reason_adds_up_to_waiting_and_unsimulated_caches_exist_at_zero():
+    registry, metrics = build()
+    r = metrics.request("/v1/completions", MODELS[0])
+    r.enqueued()
+    r.enqueued()
+    labels = {"model_name": MODELS[0], "engine": "0"}
+    assert registry.get_sample_value("vllm:num_requests_waiting_by_reason", {**labels, "reason": "capacity"}) == 2
+    assert registry.get_sample_value("vllm:num_requests_waiting_by_reason", {**labels, "reason": "deferred"}) == 0
+    assert registry.get_sample_value("vllm:num_requests_waiting", labels) == 2
+    for model in MODELS:
+        for name in (
+            "external_prefix_cache_queries",
+            "external_prefix_cache_hits",
+            "mm_cache_queries",
+            "mm_cache_hits",
+        ):
+            assert registry.get_sample_value(f"vllm:{name}_total", {"model_name": model, "engine": "0"}) == 0

@@ -1,0 +1,25 @@
+"""A registry with the native families and both views over them, as the server builds it."""
+
+from prometheus_client import CollectorRegistry
+
+from exporter.metrics import ServerMetrics
+from exporter.views import CacheConfig, HttpView, VllmView
+
+MODELS = ("model-a", "model-b")
+ENDPOINTS = ("/v1/chat/completions", "/v1/completions")
+MAX_MODEL_LEN = 8192
+
+
+def build(legacy: bool = False) -> tuple[CollectorRegistry, ServerMetrics]:
+    registry = CollectorRegistry()
+    metrics = ServerMetrics(registry, models=MODELS, endpoints=ENDPOINTS, max_model_len=MAX_MODEL_LEN)
+    registry.register(
+        VllmView(
+            metrics.families.collect,
+            max_model_len=MAX_MODEL_LEN,
+            cache_config=CacheConfig(block_size=16, num_gpu_blocks=1024),
+            legacy_names=legacy,
+        )
+    )
+    registry.register(HttpView(metrics.families.collect))
+    return registry, metrics
