@@ -28,8 +28,33 @@ VLLM_ITERATION_TOKENS: tuple[float, ...] = (
     1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384,
 )
 # fmt: on
-# prometheus-fastapi-instrumentator's default latency buckets, which vLLM's API server exposes.
+# prometheus-fastapi-instrumentator's default latency buckets, which vLLM's API server exposes
+# (``metrics.default``, src/prometheus_fastapi_instrumentator/metrics.py, v8.0.2 = c1c1fb6): ``lowr`` for
+# http_request_duration_seconds, ``highr`` for http_request_duration_highr_seconds.
 HTTP_DURATION: tuple[float, ...] = (0.1, 0.5, 1.0)
+HTTP_DURATION_HIGHR: tuple[float, ...] = (
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1,
+    1.5,
+    2,
+    2.5,
+    3,
+    3.5,
+    4,
+    4.5,
+    5,
+    7.5,
+    10,
+    30,
+    60,
+)
 
 
 def one_two_five(max_value: int) -> tuple[float, ...]:
@@ -54,7 +79,7 @@ def merged(*sets: Iterable[float]) -> tuple[float, ...]:
 TTFT: tuple[float, ...] = merged(VLLM_TTFT, (0.0025, 0.0075, 0.015, 0.03, 0.15, 0.2, 0.3, 0.4))
 ITL: tuple[float, ...] = merged(VLLM_ITL, (0.001, 0.0025, 0.005, 0.0075))
 REQUEST_PHASE: tuple[float, ...] = merged(VLLM_REQUEST_PHASE, (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25))
-HTTP_REQUEST_DURATION: tuple[float, ...] = merged(HTTP_DURATION, REQUEST_PHASE)
+HTTP_REQUEST_DURATION: tuple[float, ...] = merged(HTTP_DURATION, HTTP_DURATION_HIGHR, REQUEST_PHASE)
 PARAMS_N: tuple[float, ...] = VLLM_PARAMS_N
 REQUEST_NUM_PREEMPTIONS: tuple[float, ...] = VLLM_REQUEST_NUM_PREEMPTIONS
 ITERATION_TOKENS: tuple[float, ...] = VLLM_ITERATION_TOKENS

@@ -16,7 +16,7 @@ internals fails CI instead of skewing numbers.
 from bisect import bisect_left
 from typing import Any
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram, Summary
 from prometheus_client.values import MutexValue
 
 
@@ -58,3 +58,14 @@ def observe_many(child: Histogram, amount: float, count: int) -> None:
         return
     _add(child._sum, amount * count)
     _add(child._buckets[bisect_left(child._upper_bounds, amount)], float(count))
+
+
+def observe_summary(child: Summary, amount: float) -> None:
+    """``child.observe(amount)`` for a summary (a count and a sum, no quantiles)."""
+    count, total = child._count, child._sum
+    if count.__class__ is MutexValue:
+        count._value += 1.0
+        total._value += amount
+    else:
+        count.inc(1.0)
+        total.inc(amount)

@@ -7,11 +7,11 @@ server before a labelled child is created, so no label value comes from a client
 from collections.abc import Collection, Iterable, Iterator
 from typing import Literal
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary
 from prometheus_client.metrics_core import Metric
 
 from exporter import buckets
-from exporter.bulk import inc, observe, observe_many
+from exporter.bulk import inc, observe, observe_many, observe_summary
 from exporter.facts import FinishedReason, RequestRecord, StreamOutcome
 
 EM = ("endpoint", "model")
@@ -131,6 +131,18 @@ class NativeFamilies:
             "Every HTTP request but /metrics, by route template.",
             ("endpoint", "method", "status"),
         )
+        self.http_request_size = Summary(
+            "fakeai_http_request_size_bytes",
+            "Content-Length of requests (0 without one) by route template.",
+            ("endpoint",),
+            registry=registry,
+        )
+        self.http_response_size = Summary(
+            "fakeai_http_response_size_bytes",
+            "Content-Length of responses (0 without one, as a stream) by route template.",
+            ("endpoint",),
+            registry=registry,
+        )
         self.http_duration = histogram(
             "fakeai_http_request_duration_seconds",
             "HTTP request duration by route template.",
@@ -138,8 +150,12 @@ class NativeFamilies:
             ("endpoint", "method"),
         )
 
-    def all(self) -> list[Counter | Gauge | Histogram]:
+    def all(self) -> list[Counter | Gauge | Histogram | Summary]:
         return list(vars(self).values())
+
+    def named(self, names: Collection[str]) -> list[Counter | Gauge | Histogram | Summary]:
+        """The families registered under ``names`` (counters without ``_total``)."""
+        return [family for family in self.all() if family._name in names]
 
     def collect(self, names: Collection[str] | None = None) -> Iterator[Metric]:
         """The native families (those in ``names``, when given), as a derived view reads them."""
@@ -322,7 +338,7 @@ class ServerMetrics:
         self.families = NativeFamilies(registry, max_model_len)
         self._requests: dict[tuple[str, str], RequestMetrics] = {}
         self._models: dict[str, ModelMetrics] = {}
-        self._http: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._http: dict[tuple[str, str, int], tuple[Counter, Histogram, Summary, Summary]] = {}
         self.models = tuple(models)
         self.endpoints = tuple(endpoints)
         # Series that dashboards and alerts divide by exist at 0 from start-up, as vLLM's do.
@@ -350,7 +366,10 @@ class ServerMetrics:
             recorder = self._models[model] = ModelMetrics(self.families, model)
         return recorder
 
-    def http_request(self, endpoint: str, method: str, status: int, duration: float) -> None:
+    def http_request(
+        self, endpoint: str, method: str, status: int, duration: float, request_bytes: int, response_bytes: int
+    ) -> None:
+        """One HTTP request by route template; the sizes are the Content-Length headers (0 without one)."""
         key = (endpoint, method, status)
         children = self._http.get(key)
         if children is None:
@@ -358,6 +377,10 @@ class ServerMetrics:
             children = self._http[key] = (
                 f.http_requests.labels(endpoint, method, str(status)),
                 f.http_duration.labels(endpoint, method),
+                f.http_request_size.labels(endpoint),
+                f.http_response_size.labels(endpoint),
             )
         inc(children[0])
         observe(children[1], duration)
+        observe_summary(children[2], request_bytes)
+        observe_summary(children[3], response_bytes)

@@ -127,7 +127,8 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
     exposed = registry
     native: FamilySource = metrics.families.collect
     # The stream reads the families' children directly in one process (a tenth of a collect()).
-    stream_source: Source = ChildrenSource(metrics.families.all())
+    wanted = STREAM_MAPPING.wanted()
+    stream_source: Source = ChildrenSource(metrics.families.named(wanted.counters | wanted.gauges | wanted.histograms))
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # The collector has no names to register under; /metrics?name[]= needs it kept all the same.
         exposed = CollectorRegistry(support_collectors_without_names=True)

@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from exporter.facts import CLIENT_CLOSED_REQUEST
 from exporter.metrics import ServerMetrics
 from fakeai.errors import ErrorKind, OpenAIError, error_body
-from fakeai.http_metrics import ARRIVAL
+from fakeai.http_metrics import ARRIVAL, content_length
 
 log = logging.getLogger("fakeai")
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -40,6 +40,7 @@ class HotPath:
         start = time.monotonic()
         scope.setdefault("state", {})[ARRIVAL] = start
         status = 500
+        response_bytes = 0
         responding = False
         try:
             try:
@@ -48,6 +49,7 @@ class HotPath:
                 response = exc.response()
             # The status is the response's own: no wrapper around ``send`` to watch for it, per message.
             status, responding = response.status_code, True
+            response_bytes = content_length(response.raw_headers)
             await response(scope, receive, send)
         except ClientDisconnect:
             status = CLIENT_CLOSED_REQUEST  # gone before its body arrived: nobody to answer
@@ -56,7 +58,10 @@ class HotPath:
             if responding:
                 raise  # the response had begun: the server closes the connection, the client sees it cut short
             status = 500
-            body = error_body(ErrorKind.SERVER_ERROR, "Internal server error.")
-            await JSONResponse(body, status_code=500)(scope, receive, send)
+            failure = JSONResponse(error_body(ErrorKind.SERVER_ERROR, "Internal server error."), status_code=500)
+            response_bytes = content_length(failure.raw_headers)
+            await failure(scope, receive, send)
         finally:
-            self.metrics.http_request(scope["path"], "POST", status, time.monotonic() - start)
+            duration = time.monotonic() - start
+            request_bytes = content_length(scope["headers"])
+            self.metrics.http_request(scope["path"], "POST", status, duration, request_bytes, response_bytes)

@@ -1,7 +1,7 @@
 """The HTTP middleware: counts every request by route template (never the raw path) and stamps its arrival."""
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -13,6 +13,15 @@ UNMATCHED = "unmatched"  # every path with no route shares this one label value
 NOT_INSTRUMENTED = frozenset({"/metrics", "/metrics/stream"})
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 MAX_MEMO = 1024
+
+
+def content_length(headers: Iterable[tuple[bytes, bytes]]) -> int:
+    """The Content-Length header's value, 0 without one (or with one that is not a number), as
+    prometheus-fastapi-instrumentator reads it for http_request_size_bytes and http_response_size_bytes."""
+    for name, value in headers:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else 0
+    return 0
 
 
 def route_template(routes: Sequence[BaseRoute], scope: Scope) -> str:
@@ -52,11 +61,13 @@ class HttpMetricsMiddleware:
         # The arrival time every request-level latency starts from: as early as the server sees it.
         scope.setdefault("state", {})[ARRIVAL] = start
         status = 500
+        response_bytes = 0
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
+            nonlocal status, response_bytes
             if message["type"] == "http.response.start":
                 status = message["status"]
+                response_bytes = content_length(message.get("headers", ()))
             await send(message)
 
         try:
@@ -71,4 +82,6 @@ class HttpMetricsMiddleware:
                 self._templates[key] = template
             if template not in NOT_INSTRUMENTED:
                 method = key[0] if key[0] in METHODS else "OTHER"
-                self.metrics.http_request(template, method, status, time.monotonic() - start)
+                request_bytes = content_length(scope["headers"])
+                duration = time.monotonic() - start
+                self.metrics.http_request(template, method, status, duration, request_bytes, response_bytes)

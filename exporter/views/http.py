@@ -1,13 +1,39 @@
-"""The ``http`` view: the API-server families vLLM exposes through prometheus-fastapi-instrumentator."""
+"""The ``http`` view: the API-server families vLLM exposes through prometheus-fastapi-instrumentator.
+
+Names, types, labels, help texts and bounds are the instrumentator's ``metrics.default()``
+(src/prometheus_fastapi_instrumentator/metrics.py, v8.0.2 = commit c1c1fb6), with its defaults as vLLM
+uses them: status codes grouped (``2xx``), ``http_request_duration_highr_seconds`` over every status.
+"""
 
 from collections.abc import Iterator, Mapping
 
-from prometheus_client.metrics_core import CounterMetricFamily, Metric
+from prometheus_client.metrics_core import CounterMetricFamily, Metric, SummaryMetricFamily
 
 from exporter import buckets
 from exporter.views.aggregate import FamilySource, histogram_by, histogram_family, index_families, sum_by
 
-NATIVE = frozenset({"fakeai_http_requests", "fakeai_http_request_duration_seconds"})
+NATIVE = frozenset(
+    {
+        "fakeai_http_requests",
+        "fakeai_http_request_duration_seconds",
+        "fakeai_http_request_size_bytes",
+        "fakeai_http_response_size_bytes",
+    }
+)
+SIZES = (
+    (
+        "http_request_size_bytes",
+        "fakeai_http_request_size_bytes",
+        "Content length of incoming requests by handler. Only value of header is respected. Otherwise ignored. "
+        "No percentile calculated. ",
+    ),
+    (
+        "http_response_size_bytes",
+        "fakeai_http_response_size_bytes",
+        "Content length of outgoing responses by handler. Only value of header is respected. Otherwise ignored. "
+        "No percentile calculated. ",
+    ),
+)
 
 
 def _as_instrumentator(labels: Mapping[str, str]) -> Mapping[str, str]:
@@ -41,5 +67,22 @@ class HttpView:
             native.get("fakeai_http_request_duration_seconds"), buckets.HTTP_DURATION, by_route, _as_instrumentator
         )
         yield histogram_family(
-            "http_request_duration_seconds", "Latency with only few buckets by handler.", by_route, groups
+            "http_request_duration_seconds",
+            "Latency with only few buckets by handler. Made to be only used if aggregation by handler is important. ",
+            by_route,
+            groups,
         )
+        highr = histogram_by(native.get("fakeai_http_request_duration_seconds"), buckets.HTTP_DURATION_HIGHR, ())
+        yield histogram_family(
+            "http_request_duration_highr_seconds",
+            "Latency with many buckets but no API specific labels. Made for more accurate percentile calculations. ",
+            (),
+            highr,
+        )
+        for name, source, doc in SIZES:
+            summary = SummaryMetricFamily(name, doc, labels=["handler"])
+            counts = sum_by(native.get(source), source + "_count", ("handler",), _as_instrumentator)
+            sums = sum_by(native.get(source), source + "_sum", ("handler",), _as_instrumentator)
+            for key, count in sorted(counts.items()):
+                summary.add_metric(list(key), int(count), sums.get(key, 0.0))
+            yield summary

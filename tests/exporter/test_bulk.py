@@ -56,3 +56,20 @@ def test_inc_equals_counter_and_gauge_inc(amounts):
         slow_g.inc(amount)
     assert registry.get_sample_value("c0_total", {"k": "a"}) == registry.get_sample_value("c1_total", {"k": "a"})
     assert registry.get_sample_value("g0", {"k": "a"}) == registry.get_sample_value("g1", {"k": "a"})
+
+
+@given(st.lists(st.integers(min_value=0, max_value=10**7), max_size=30))
+def test_observe_summary_equals_summary_observe(amounts):
+    from prometheus_client import Summary
+
+    from exporter.bulk import observe_summary
+
+    registry = CollectorRegistry()
+    fast, slow = (Summary(f"s{i}_bytes", "s", ["k"], registry=registry).labels("a") for i in range(2))
+    for amount in amounts:
+        observe_summary(fast, amount)
+        slow.observe(amount)
+    for sample in ("count", "sum"):
+        assert registry.get_sample_value(f"s0_bytes_{sample}", {"k": "a"}) == registry.get_sample_value(
+            f"s1_bytes_{sample}", {"k": "a"}
+        )

@@ -43,7 +43,7 @@ def busy_registry() -> CollectorRegistry:
         request.accepted(64, 2)
         request.prefilled(100 + i, 32, 0.0123, 0.004)
         request.tokens(17, 0.011)
-        metrics.http_request(ENDPOINTS[i], "POST", 200, 0.02 * (i + 1))
+        metrics.http_request(ENDPOINTS[i], "POST", 200, 0.02 * (i + 1), 100 + i, 2000 + i)
     Counter("plain", "No labels.", registry=registry).inc(3)
     Gauge("big", "A big value.", registry=registry).set(1.5e12)
     Histogram("h", "Default buckets.", registry=registry).observe(0.3)

@@ -4,6 +4,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from support.views import ENDPOINTS, MODELS, build
 
+from exporter import buckets
 from exporter.facts import FinishedReason, RequestRecord, StreamOutcome
 from exporter.metrics import ServerMetrics
 
@@ -102,8 +103,8 @@ def traffic(metrics: ServerMetrics) -> None:
     )
     metrics.model("model-a").steps(70, 1)
     metrics.model("model-a").kv_cache_usage(0.25)
-    metrics.http_request(ENDPOINTS[0], "POST", 200, 0.2)
-    metrics.http_request(ENDPOINTS[0], "POST", 503, 0.7)
+    metrics.http_request(ENDPOINTS[0], "POST", 200, 0.2, 120, 900)
+    metrics.http_request(ENDPOINTS[0], "POST", 503, 0.7, 80, 0)
 
 
 def families(registry: CollectorRegistry):
@@ -212,3 +213,20 @@ def test_every_finish_reason_and_sleep_state_of_every_model_exists_from_the_star
     traffic(metrics)
     counted = {"model_name": "model-a", "engine": "0", "finished_reason": "length"}
     assert registry.get_sample_value("vllm:request_success_total", counted) == 2
+
+
+def test_http_sizes_and_the_high_resolution_latency_as_the_instrumentator_exposes_them():
+    registry, metrics = build()
+    traffic(metrics)
+    found = families(registry)
+    handler = {"handler": ENDPOINTS[0]}
+    assert found["http_request_size_bytes"].type == found["http_response_size_bytes"].type == "summary"
+    assert registry.get_sample_value("http_request_size_bytes_count", handler) == 2
+    assert registry.get_sample_value("http_request_size_bytes_sum", handler) == 200
+    assert registry.get_sample_value("http_response_size_bytes_sum", handler) == 900
+    highr = found["http_request_duration_highr_seconds"]
+    assert {frozenset(s.labels) - {"le"} for s in highr.samples} == {frozenset()}  # no labels at all
+    bounds = [float(s.labels["le"]) for s in highr.samples if s.name.endswith("_bucket")]
+    assert bounds == [*buckets.HTTP_DURATION_HIGHR, float("inf")]
+    assert registry.get_sample_value("http_request_duration_highr_seconds_bucket", {"le": "0.5"}) == 1
+    assert registry.get_sample_value("http_request_duration_highr_seconds_count") == 2

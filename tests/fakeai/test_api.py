@@ -412,3 +412,16 @@ async def test_metrics_carry_process_and_python_collectors_as_vllm_does(app_clie
     ):
         assert f"\n{name}" in text, name
     assert registry.get_sample_value("process_resident_memory_bytes") > 0
+
+
+async def test_http_sizes_are_the_content_lengths_of_each_request_and_response(app_client):
+    async with app_client(no_delay=True) as (client, registry):
+        body = {"model": MODEL, "messages": CHAT, "max_tokens": 5}
+        plain = await client.post("/v1/chat/completions", json=body)
+        streamed = await client.post("/v1/chat/completions", json={**body, "stream": True})
+    handler = {"handler": "/v1/chat/completions"}
+    sent = len(plain.request.content) + len(streamed.request.content)
+    assert registry.get_sample_value("http_request_size_bytes_sum", handler) == sent
+    # A stream has no Content-Length: it counts 0, as the instrumentator counts it.
+    assert registry.get_sample_value("http_response_size_bytes_sum", handler) == len(plain.content)
+    assert registry.get_sample_value("http_response_size_bytes_count", handler) == 2
