@@ -14,8 +14,11 @@ import httpx
 from fakeai.tools.dashboards import Dashboard, Prometheus, TimeRange, display_text, evaluate
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "vllm" / "grafana"
+DASHBOARDS = sorted(DATA.glob("*.json"))
 MODELS = ("model-a", "model-b")
 SPAN = TimeRange(seconds=120, scrape_interval=1)
+# Targets allowed to stay empty, each with its reason: a feature of a later issue or a KV connector.
+EXEMPT: dict[tuple[str, str], str] = {}
 
 
 @contextlib.contextmanager
@@ -72,11 +75,17 @@ def test_service_status_has_data_everywhere_and_follows_sleep_and_wake(start_ser
     board = Dashboard.load(DATA / "vllm_service_status.json")
     with steady_traffic(server.url):
         wait_for_scrapes(prometheus, 6)
-        report = evaluate(board, prometheus, SPAN)
-        print("\n" + report.summary())
-        assert report.values["model_name"] == ["$__all"]
-        assert not report.without_data, [(o.target.panel, o.query, o.error) for o in report.without_data]
-        assert len(report.outcomes) == 10
+        empty = []
+        for path in DASHBOARDS:
+            report = evaluate(Dashboard.load(path), prometheus, SPAN)
+            print("\n" + report.summary())
+            empty += [
+                (path.name, o.target.panel, o.query, o.error)
+                for o in report.without_data
+                if (path.name, o.target.panel) not in EXEMPT
+            ]
+        assert not empty, empty
+        assert len(DASHBOARDS) >= 2
 
         for model in MODELS:
             assert status_text(board, prometheus, model) == "Online"
