@@ -1,5 +1,5 @@
-"""Metric definitions and exposition: the only package that knows metric names."""
+"""Metric definitions and exposition: the only package that knows metric names.
 
-from exporter.metrics import ServerMetrics
-
-__all__ = ["ServerMetrics"]
+Importing the package loads nothing: ``exporter.buckets`` (pure bounds and their validation) is read by
+the settings, which must stay cheap to import; ``exporter.metrics`` brings prometheus-client.
+"""

@@ -7,7 +7,10 @@ histogram uses a superset of the matching vLLM set, so the derived vLLM view can
 exactly: a cumulative bucket count at a shared bound is the same number in both.
 """
 
-from collections.abc import Iterable
+import itertools
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 # fmt: off
 VLLM_TTFT: tuple[float, ...] = (
@@ -24,6 +27,9 @@ VLLM_REQUEST_PHASE: tuple[float, ...] = (
 )
 VLLM_PARAMS_N: tuple[float, ...] = (1, 2, 5, 10, 20)
 VLLM_REQUEST_NUM_PREEMPTIONS: tuple[float, ...] = (1, 2, 3, 4, 5, 10, 20)
+VLLM_KV_CACHE_RESIDENCY: tuple[float, ...] = (
+    0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800,
+)
 VLLM_ITERATION_TOKENS: tuple[float, ...] = (
     1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384,
 )
@@ -76,10 +82,81 @@ def merged(*sets: Iterable[float]) -> tuple[float, ...]:
 
 # A fake server answers much faster than a GPU one, so the native sets add finer bounds below
 # vLLM's first bound; above it they keep vLLM's bounds, so quantiles agree with vLLM dashboards.
-TTFT: tuple[float, ...] = merged(VLLM_TTFT, (0.0025, 0.0075, 0.015, 0.03, 0.15, 0.2, 0.3, 0.4))
-ITL: tuple[float, ...] = merged(VLLM_ITL, (0.001, 0.0025, 0.005, 0.0075))
-REQUEST_PHASE: tuple[float, ...] = merged(VLLM_REQUEST_PHASE, (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25))
+FINER_TTFT = (0.0025, 0.0075, 0.015, 0.03, 0.15, 0.2, 0.3, 0.4)
+FINER_ITL = (0.001, 0.0025, 0.005, 0.0075)
+FINER_REQUEST_PHASE = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25)
+TTFT: tuple[float, ...] = merged(VLLM_TTFT, FINER_TTFT)
+ITL: tuple[float, ...] = merged(VLLM_ITL, FINER_ITL)
+REQUEST_PHASE: tuple[float, ...] = merged(VLLM_REQUEST_PHASE, FINER_REQUEST_PHASE)
 HTTP_REQUEST_DURATION: tuple[float, ...] = merged(HTTP_DURATION, HTTP_DURATION_HIGHR, REQUEST_PHASE)
 PARAMS_N: tuple[float, ...] = VLLM_PARAMS_N
 REQUEST_NUM_PREEMPTIONS: tuple[float, ...] = VLLM_REQUEST_NUM_PREEMPTIONS
 ITERATION_TOKENS: tuple[float, ...] = VLLM_ITERATION_TOKENS
+
+
+# -- vLLM's bucket families and --custom-histogram-buckets ---------------------------------------------
+
+FAMILY_KEYS: tuple[str, ...] = (
+    "request_latency",
+    "time_to_first_token",
+    "inter_token_latency",
+    "iteration_tokens",
+    "request_params_n",
+    "request_num_preemptions",
+    "request_tokens",
+    "kv_cache_residency",
+)
+"""vLLM's ``BucketFamilyKey`` (vllm/v1/metrics/buckets.py): the keys ``--custom-histogram-buckets`` takes."""
+_STATIC_DEFAULTS: dict[str, tuple[float, ...]] = {
+    "request_latency": VLLM_REQUEST_PHASE,
+    "time_to_first_token": VLLM_TTFT,
+    "inter_token_latency": VLLM_ITL,
+    "iteration_tokens": VLLM_ITERATION_TOKENS,
+    "request_params_n": VLLM_PARAMS_N,
+    "request_num_preemptions": VLLM_REQUEST_NUM_PREEMPTIONS,
+    "kv_cache_residency": VLLM_KV_CACHE_RESIDENCY,
+}
+
+
+def check_custom_buckets(custom: Mapping[str, object]) -> dict[str, tuple[float, ...]]:
+    """``--custom-histogram-buckets`` as vLLM validates it: known family keys only; for each, a non-empty
+    list of finite numbers (not booleans) above 0, strictly increasing. Raises ValueError naming the
+    key and the problem."""
+    checked: dict[str, tuple[float, ...]] = {}
+    for key, bounds in custom.items():
+        if key not in FAMILY_KEYS:
+            raise ValueError(f"unknown bucket family {key!r} (known: {', '.join(FAMILY_KEYS)})")
+        if not isinstance(bounds, list | tuple) or not bounds:
+            raise ValueError(f"{key}: a non-empty list of bucket bounds is required")
+        for bound in bounds:
+            if isinstance(bound, bool) or not isinstance(bound, int | float):
+                raise ValueError(f"{key}: {bound!r} is not a number")
+            if not math.isfinite(bound) or bound <= 0:
+                raise ValueError(f"{key}: bounds must be finite and above 0, got {bound!r}")
+        if any(b <= a for a, b in itertools.pairwise(bounds)):
+            raise ValueError(f"{key}: bounds must be strictly increasing")
+        checked[key] = tuple(float(b) for b in bounds)
+    return checked
+
+
+@dataclass(frozen=True)
+class BucketFamilies:
+    """The bounds of each of vLLM's bucket families on this server: vLLM's defaults, or what
+    ``--custom-histogram-buckets`` replaced (a whole family at a time, as in vLLM). The ``vllm`` view
+    exposes exactly these; the native families keep them too (with finer bounds between), so the view's
+    cumulative counts stay exact."""
+
+    max_model_len: int
+    custom: Mapping[str, tuple[float, ...]]
+
+    def __getitem__(self, key: str) -> tuple[float, ...]:
+        if key in self.custom:
+            return self.custom[key]
+        if key == "request_tokens":
+            return one_two_five(self.max_model_len)
+        return _STATIC_DEFAULTS[key]
+
+    def native(self, key: str, finer: Sequence[float] = ()) -> tuple[float, ...]:
+        """The native family's bounds: vLLM's (or the custom ones) and ``finer`` ones for the stream's
+        quantiles; the view selects vLLM's out of them."""
+        return merged(self[key], finer)

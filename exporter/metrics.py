@@ -4,7 +4,7 @@ Labels: ``endpoint`` is a route template and ``model`` a served model id; both a
 server before a labelled child is created, so no label value comes from a client unchecked.
 """
 
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from typing import Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary
@@ -23,8 +23,10 @@ SLEEP_LEVEL_STATES = {1: "weights_offloaded", 2: "discard_all"}
 class NativeFamilies:
     """The native families themselves. ``ServerMetrics`` decides when each one moves."""
 
-    def __init__(self, registry: CollectorRegistry, max_model_len: int) -> None:
-        tokens = buckets.one_two_five(max_model_len)
+    def __init__(self, registry: CollectorRegistry, families: buckets.BucketFamilies) -> None:
+        tokens = families.native("request_tokens")
+        phase = families.native("request_latency", buckets.FINER_REQUEST_PHASE)
+        itl = families.native("inter_token_latency", buckets.FINER_ITL)
 
         def counter(name: str, doc: str, labels: Iterable[str] = EM) -> Counter:
             return Counter(name, doc, tuple(labels), registry=registry)
@@ -43,30 +45,22 @@ class NativeFamilies:
             "fakeai_responses", "Responses completed, by HTTP status (499: client went away).", (*EM, "status")
         )
         self.request_duration = histogram(
-            "fakeai_request_duration_seconds", "Arrival to last byte (end to end).", buckets.REQUEST_PHASE
+            "fakeai_request_duration_seconds", "Arrival to last byte (end to end).", phase
         )
-        self.queue_time = histogram(
-            "fakeai_request_queue_time_seconds", "Time waiting for a scheduler slot.", buckets.REQUEST_PHASE
-        )
-        self.prefill_time = histogram(
-            "fakeai_request_prefill_time_seconds", "Scheduled to first token.", buckets.REQUEST_PHASE
-        )
-        self.decode_time = histogram(
-            "fakeai_request_decode_time_seconds", "First token to last token.", buckets.REQUEST_PHASE
-        )
-        self.inference_time = histogram(
-            "fakeai_request_inference_time_seconds", "Scheduled to last token.", buckets.REQUEST_PHASE
-        )
+        self.queue_time = histogram("fakeai_request_queue_time_seconds", "Time waiting for a scheduler slot.", phase)
+        self.prefill_time = histogram("fakeai_request_prefill_time_seconds", "Scheduled to first token.", phase)
+        self.decode_time = histogram("fakeai_request_decode_time_seconds", "First token to last token.", phase)
+        self.inference_time = histogram("fakeai_request_inference_time_seconds", "Scheduled to last token.", phase)
         self.ttft = histogram(
-            "fakeai_time_to_first_token_seconds", "Arrival to first token, streaming or not.", buckets.TTFT
+            "fakeai_time_to_first_token_seconds",
+            "Arrival to first token, streaming or not.",
+            families.native("time_to_first_token", buckets.FINER_TTFT),
         )
-        self.itl = histogram(
-            "fakeai_inter_token_latency_seconds", "Every gap between two tokens of one choice.", buckets.ITL
-        )
+        self.itl = histogram("fakeai_inter_token_latency_seconds", "Every gap between two tokens of one choice.", itl)
         self.tpot = histogram(
             "fakeai_request_time_per_output_token_seconds",
             "Decode time / (generated tokens - 1), per request.",
-            buckets.ITL,
+            itl,
         )
         self.prompt_tokens = counter("fakeai_prompt_tokens", "Prompt tokens prefilled.")
         self.prompt_tokens_cached = counter(
@@ -87,7 +81,7 @@ class NativeFamilies:
         self.params_max_tokens = histogram(
             "fakeai_request_params_max_tokens", "The max_tokens parameter, when given.", tokens
         )
-        self.params_n = histogram("fakeai_request_params_n", "The n parameter.", buckets.PARAMS_N)
+        self.params_n = histogram("fakeai_request_params_n", "The n parameter.", families.native("request_params_n"))
         self.request_prefill_computed_tokens = histogram(
             "fakeai_request_prefill_computed_tokens",
             "Prompt tokens computed in prefill (not cached), per request the engine finished.",
@@ -96,10 +90,13 @@ class NativeFamilies:
         self.request_preemptions = histogram(
             "fakeai_request_preemptions",
             "Preemptions per request the engine finished.",
-            buckets.REQUEST_NUM_PREEMPTIONS,
+            families.native("request_num_preemptions"),
         )
         self.iteration_tokens = histogram(
-            "fakeai_iteration_tokens", "Tokens per simulated engine step.", buckets.ITERATION_TOKENS, ("model",)
+            "fakeai_iteration_tokens",
+            "Tokens per simulated engine step.",
+            families.native("iteration_tokens"),
+            ("model",),
         )
         self.finished = counter("fakeai_finished_requests", "Finished requests by reason.", (*EM, "finished_reason"))
         self.cache_queries = counter("fakeai_prefix_cache_queries", "Prompt tokens looked up in the prefix cache.")
@@ -333,9 +330,11 @@ class ServerMetrics:
         models: Iterable[str],
         endpoints: Iterable[str],
         max_model_len: int,
+        custom_buckets: Mapping[str, tuple[float, ...]] | None = None,
     ) -> None:
         self.registry = registry
-        self.families = NativeFamilies(registry, max_model_len)
+        self.buckets = buckets.BucketFamilies(max_model_len, dict(custom_buckets or {}))
+        self.families = NativeFamilies(registry, self.buckets)
         self._requests: dict[tuple[str, str], RequestMetrics] = {}
         self._models: dict[str, ModelMetrics] = {}
         self._http: dict[tuple[str, str, int], tuple[Counter, Histogram, Summary, Summary]] = {}

@@ -119,7 +119,11 @@ def stream_settings(settings: Settings) -> StreamSettings:
 
 def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
     metrics = ServerMetrics(
-        registry, models=settings.models, endpoints=MODEL_ENDPOINTS, max_model_len=settings.max_model_len
+        registry,
+        models=settings.models,
+        endpoints=MODEL_ENDPOINTS,
+        max_model_len=settings.max_model_len,
+        custom_buckets=settings.custom_histogram_buckets,
     )
     # What /metrics and the stream read. In one process: the registry itself. With workers
     # (prometheus-client multiprocess mode), every worker's values aggregated from their files, so any
@@ -154,7 +158,7 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
         exposed.register(
             VllmView(
                 native,
-                max_model_len=settings.max_model_len,
+                bucket_families=metrics.buckets,
                 cache_config=cache,
                 legacy_names=settings.legacy_vllm_metrics,
             )

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from exporter.buckets import check_custom_buckets
 from fakeai.engine.faults import DEFAULT_MIX, parse_mix
 from fakeai.engine.profiles import DEFAULT_MODELS, LatencyProfile, parse_overrides, profile_for
 
@@ -38,6 +39,8 @@ class Settings:
     log_level: str = "info"
     vllm_metrics: bool = True
     legacy_vllm_metrics: bool = False
+    custom_histogram_buckets: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    """vLLM's --custom-histogram-buckets: whole bucket families replaced, by vLLM's family keys."""
     enable_sleep_mode: bool = False
     """vLLM's sleep mode endpoints: POST /sleep, POST /wake_up, GET /is_sleeping."""
     workers: int = 1
@@ -97,6 +100,10 @@ class Settings:
         for model in self.models:
             self.profile(model)  # raises on an unknown or negative profile field
         parse_mix(",".join(f"{k}={v}" for k, v in self.error_mix.items()))
+        try:
+            check_custom_buckets(self.custom_histogram_buckets)
+        except ValueError as exc:
+            raise ValueError(f"custom_histogram_buckets: {exc}") from None
 
     def to_json(self) -> str:
         """For worker processes, which rebuild the same settings from the environment."""
@@ -107,6 +114,7 @@ class Settings:
         data = json.loads(text)
         for name in ("models", "api_keys", "stream_allowed_origins"):
             data[name] = tuple(data[name])
+        data["custom_histogram_buckets"] = check_custom_buckets(data["custom_histogram_buckets"])
         return cls(**data)
 
     def profile(self, model: str) -> LatencyProfile:
@@ -122,6 +130,17 @@ class Settings:
 
 def _csv(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _bucket_families(text: str) -> dict[str, tuple[float, ...]]:
+    """vLLM's JSON shape: ``{"request_latency": [0.01, 0.05, 0.1, 0.5], ...}``."""
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ValueError('expected a JSON object such as {"request_latency": [0.01, 0.05, 0.1, 0.5]}')
+    return check_custom_buckets(value)
 
 
 def _bool(text: str) -> bool:
@@ -196,6 +215,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("log_level", "uvicorn and fakeai log level"),
     Option("vllm_metrics", "expose vLLM's metric names on /metrics", _bool, "switch"),
     Option("legacy_vllm_metrics", "also expose old vLLM names (gpu_cache_usage_perc, ...)", _bool, "switch"),
+    Option(
+        "custom_histogram_buckets",
+        "vLLM's JSON map of bucket families to bounds, e.g. '{\"request_latency\": [0.01, 0.1, 1]}'",
+        _bucket_families,
+        metavar="JSON",
+    ),
     Option(
         "enable_sleep_mode",
         "serve vLLM's POST /sleep?level=&mode=, POST /wake_up?tags= and GET /is_sleeping",

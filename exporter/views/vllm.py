@@ -9,7 +9,7 @@ from prometheus_client.metrics_core import (
     Metric,
 )
 
-from exporter import buckets
+from exporter.buckets import BucketFamilies
 from exporter.views.aggregate import (
     FamilySource,
     histogram_by,
@@ -96,26 +96,28 @@ COUNTERS = (
 MODEL_COUNTERS = (("vllm:num_preemptions", "fakeai_preemptions", "Cumulative number of preemption from the engine."),)
 
 
-def _token_histograms(max_model_len: int) -> tuple[tuple[str, str, tuple[float, ...], str], ...]:
-    tokens = buckets.one_two_five(max_model_len)
-    phase = buckets.VLLM_REQUEST_PHASE
+def _histograms(families: BucketFamilies) -> tuple[tuple[str, str, tuple[float, ...], str], ...]:
+    """(vLLM name, native family, bounds, help) of every histogram, each with its family's bounds."""
+    tokens = families["request_tokens"]
+    phase = families["request_latency"]
+    itl = families["inter_token_latency"]
     return (
         (
             "vllm:time_to_first_token_seconds",
             "fakeai_time_to_first_token_seconds",
-            buckets.VLLM_TTFT,
+            families["time_to_first_token"],
             "Histogram of time to first token in seconds.",
         ),
         (
             "vllm:inter_token_latency_seconds",
             "fakeai_inter_token_latency_seconds",
-            buckets.VLLM_ITL,
+            itl,
             "Histogram of inter-token latency in seconds.",
         ),
         (
             "vllm:request_time_per_output_token_seconds",
             "fakeai_request_time_per_output_token_seconds",
-            buckets.VLLM_ITL,
+            itl,
             "Histogram of time_per_output_token_seconds per request.",
         ),
         (
@@ -170,13 +172,13 @@ def _token_histograms(max_model_len: int) -> tuple[tuple[str, str, tuple[float, 
         (
             "vllm:request_params_n",
             "fakeai_request_params_n",
-            buckets.VLLM_PARAMS_N,
+            families["request_params_n"],
             "Histogram of the n request parameter.",
         ),
         (
             "vllm:iteration_tokens_total",
             "fakeai_iteration_tokens",
-            buckets.VLLM_ITERATION_TOKENS,
+            families["iteration_tokens"],
             "Histogram of number of tokens per engine_step.",
         ),
         (
@@ -188,21 +190,24 @@ def _token_histograms(max_model_len: int) -> tuple[tuple[str, str, tuple[float, 
         (
             "vllm:request_num_preemptions",
             "fakeai_request_preemptions",
-            buckets.VLLM_REQUEST_NUM_PREEMPTIONS,
+            families["request_num_preemptions"],
             "Histogram of the number of preemptions of each finished request.",
         ),
     )
 
 
-# Names that dashboards written for older vLLM releases still query (opt-in).
-LEGACY_HISTOGRAMS = (
-    (
-        "vllm:time_per_output_token_seconds",
-        "fakeai_inter_token_latency_seconds",
-        buckets.VLLM_ITL,
-        "Histogram of time per output token in seconds (deprecated name).",
-    ),
-)
+def _legacy_histograms(families: BucketFamilies) -> tuple[tuple[str, str, tuple[float, ...], str], ...]:
+    """Names that dashboards written for older vLLM releases still query (opt-in)."""
+    return (
+        (
+            "vllm:time_per_output_token_seconds",
+            "fakeai_inter_token_latency_seconds",
+            families["inter_token_latency"],
+            "Histogram of time per output token in seconds (deprecated name).",
+        ),
+    )
+
+
 LEGACY_MODEL_GAUGES = (
     ("vllm:gpu_cache_usage_perc", "fakeai_kv_cache_usage_ratio", "GPU KV-cache usage (deprecated name)."),
 )
@@ -227,13 +232,14 @@ class VllmView:
         self,
         source: FamilySource,
         *,
-        max_model_len: int,
+        bucket_families: BucketFamilies,
         cache_config: CacheConfig,
         legacy_names: bool = False,
     ) -> None:
         self._source = source
         self._cache_config = cache_config
-        self._histograms = _token_histograms(max_model_len) + (LEGACY_HISTOGRAMS if legacy_names else ())
+        families = bucket_families
+        self._histograms = _histograms(families) + (_legacy_histograms(families) if legacy_names else ())
         self._counters = COUNTERS + (LEGACY_COUNTERS if legacy_names else ())
         self._model_gauges = MODEL_GAUGES + (LEGACY_MODEL_GAUGES if legacy_names else ())
         tables = (GAUGES, self._model_gauges, LABELLED_GAUGES, self._counters, MODEL_COUNTERS, self._histograms)

@@ -36,7 +36,7 @@ def busy_registry() -> CollectorRegistry:
     registry = CollectorRegistry()
     metrics = ServerMetrics(registry, models=MODELS, endpoints=ENDPOINTS, max_model_len=2048)
     native = reusing_scrape(metrics.families.collect)
-    registry.register(VllmView(native, max_model_len=2048, cache_config=CacheConfig(16, 1024)))
+    registry.register(VllmView(native, bucket_families=metrics.buckets, cache_config=CacheConfig(16, 1024)))
     registry.register(HttpView(native))
     for i, model in enumerate(MODELS):
         request = metrics.request(ENDPOINTS[i], model)

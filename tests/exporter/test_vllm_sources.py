@@ -146,3 +146,24 @@ def test_waiting_by_reason_adds_up_to_waiting_and_unsimulated_caches_exist_at_ze
             "mm_cache_hits",
         ):
             assert registry.get_sample_value(f"vllm:{name}_total", {"model_name": model, "engine": "0"}) == 0
+
+
+def test_custom_buckets_replace_whole_families_in_the_view_and_keep_counts_exact():
+    custom = {"request_latency": (0.01, 0.05, 0.1, 0.5), "request_tokens": (10.0, 100.0)}
+    registry, metrics = build(custom_buckets=custom)
+    r = metrics.request("/v1/chat/completions", MODELS[0])
+    for duration in (0.004, 0.03, 0.3, 3.0):
+        r.finished(
+            RequestRecord("/v1/chat/completions", MODELS[0], 200, FinishedReason.STOP, 0.0, duration, queued=0.0)
+        )
+    exposed = {f.name: f for f in text_string_to_metric_families(generate_latest(registry).decode())}
+    for name, key in FAMILY_OF.items():
+        bounds = sorted({float(s.labels["le"]) for s in exposed[name].samples if s.name.endswith("_bucket")})
+        expected = custom.get(key) or VLLM["histogram_buckets"](key, max_model_len=MAX_MODEL_LEN)
+        assert bounds == [*map(float, expected), float("inf")], name
+    labels = {"model_name": MODELS[0], "engine": "0"}
+    cumulative = [
+        registry.get_sample_value("vllm:e2e_request_latency_seconds_bucket", {**labels, "le": le})
+        for le in ("0.01", "0.05", "0.1", "0.5", "+Inf")
+    ]
+    assert cumulative == [1, 2, 2, 3, 4]

@@ -58,6 +58,13 @@ def test_every_option_has_a_flag_and_an_env_twin():
         (["--error-mix", "418=1"], {}, "--error-mix"),
         ([], {"FAKEAI_NO_DELAY": "maybe"}, "FAKEAI_NO_DELAY"),
         (["--max-num-seqs", "0"], {}, "max_num_seqs"),
+        (["--custom-histogram-buckets", '{"request_latncy": [1]}'], {}, "unknown bucket family 'request_latncy'"),
+        (["--custom-histogram-buckets", '{"request_latency": []}'], {}, "request_latency: a non-empty list"),
+        (["--custom-histogram-buckets", '{"request_latency": [1, 0.5]}'], {}, "strictly increasing"),
+        (["--custom-histogram-buckets", '{"iteration_tokens": [0, 8]}'], {}, "above 0"),
+        (["--custom-histogram-buckets", '{"request_params_n": [true]}'], {}, "not a number"),
+        ([], {"FAKEAI_CUSTOM_HISTOGRAM_BUCKETS": "[1, 2]"}, "FAKEAI_CUSTOM_HISTOGRAM_BUCKETS.*JSON object"),
+        ([], {"FAKEAI_CUSTOM_HISTOGRAM_BUCKETS": "{nope"}, "not JSON"),
     ],
 )
 def test_bad_settings_are_clear_errors(argv, env, fragment):
@@ -72,6 +79,12 @@ def test_cli_help_lists_flags_and_env_vars(capsys):
     assert exited.value.code == 0
     for option in OPTIONS:
         assert option.flag in out and option.env in out
+
+
+def test_custom_buckets_reach_workers_unchanged():
+    settings = parse(["--custom-histogram-buckets", '{"request_latency": [0.01, 0.05, 1]}'], {})
+    assert settings.custom_histogram_buckets == {"request_latency": (0.01, 0.05, 1.0)}
+    assert Settings.from_json(settings.to_json()) == settings
 
 
 def test_cli_rejects_bad_flag_with_usage_error(capsys):

@@ -10,13 +10,15 @@ ENDPOINTS = ("/v1/chat/completions", "/v1/completions")
 MAX_MODEL_LEN = 8192
 
 
-def build(legacy: bool = False) -> tuple[CollectorRegistry, ServerMetrics]:
+def build(legacy: bool = False, custom_buckets=None) -> tuple[CollectorRegistry, ServerMetrics]:
     registry = CollectorRegistry()
-    metrics = ServerMetrics(registry, models=MODELS, endpoints=ENDPOINTS, max_model_len=MAX_MODEL_LEN)
+    metrics = ServerMetrics(
+        registry, models=MODELS, endpoints=ENDPOINTS, max_model_len=MAX_MODEL_LEN, custom_buckets=custom_buckets
+    )
     registry.register(
         VllmView(
             metrics.families.collect,
-            max_model_len=MAX_MODEL_LEN,
+            bucket_families=metrics.buckets,
             cache_config=CacheConfig(block_size=16, num_gpu_blocks=1024),
             legacy_names=legacy,
         )
