@@ -41,6 +41,8 @@ class Settings:
     legacy_vllm_metrics: bool = False
     custom_histogram_buckets: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     """vLLM's --custom-histogram-buckets: whole bucket families replaced, by vLLM's family keys."""
+    enable_per_request_metrics: bool = False
+    """vLLM's per-request ``metrics`` object in responses (and the final usage chunk of a stream)."""
     enable_sleep_mode: bool = False
     """vLLM's sleep mode endpoints: POST /sleep, POST /wake_up, GET /is_sleeping."""
     workers: int = 1
@@ -220,6 +222,12 @@ OPTIONS: tuple[Option, ...] = (
         "vLLM's JSON map of bucket families to bounds, e.g. '{\"request_latency\": [0.01, 0.1, 1]}'",
         _bucket_families,
         metavar="JSON",
+    ),
+    Option(
+        "enable_per_request_metrics",
+        "add vLLM's per-request 'metrics' object (TTFT, decode, queue, ITL, tok/s) to responses",
+        _bool,
+        "switch",
     ),
     Option(
         "enable_sleep_mode",

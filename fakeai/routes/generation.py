@@ -30,6 +30,7 @@ from fakeai.routes.lifecycle import (
     abort_message,
     admit,
     hand_over,
+    per_request_metrics,
     run_to_end,
     until_disconnected,
     usage,
@@ -93,7 +94,10 @@ async def complete(request: Request, accepted: Accepted[Any], gen: GenerationReq
     if failure is not None:
         return failure
     hand_over(recorder, gen, seq, Outcome(200, finished_reason(seq)))
-    return FastJSONResponse(renderer.full(seq, usage(seq.prompt_len, seq.completion_tokens, seq.cached_tokens)))
+    body = renderer.full(seq, usage(seq.prompt_len, seq.completion_tokens, seq.cached_tokens))
+    if accepted.ctx.settings.enable_per_request_metrics and gen.n == 1:  # vLLM: only for a single choice
+        body["metrics"] = per_request_metrics(seq)
+    return FastJSONResponse(body)
 
 
 class SSEResponse(StreamingResponse):
@@ -136,7 +140,14 @@ async def stream(
     """Answer as server-sent events, one chunk per token as the engine emits it."""
     recorder, seq = await admit(accepted.ctx, accepted.engine, gen)
     events = _EventStream(
-        accepted.engine, recorder, gen, seq, renderer, include_usage=include_usage, continuous_usage=continuous_usage
+        accepted.engine,
+        recorder,
+        gen,
+        seq,
+        renderer,
+        include_usage=include_usage,
+        continuous_usage=continuous_usage,
+        request_metrics=accepted.ctx.settings.enable_per_request_metrics and gen.n == 1,
     )
     return SSEResponse(events)
 
@@ -152,8 +163,11 @@ class _EventStream:
         *,
         include_usage: bool,
         continuous_usage: bool,
+        request_metrics: bool = False,
     ) -> None:
         self.engine, self.recorder, self.gen, self.seq, self.renderer = engine, recorder, gen, seq, renderer
+        self.request_metrics = request_metrics
+        """vLLM's per-request ``metrics``: they ride on the final usage chunk only."""
         self.include_usage = include_usage
         self.continuous_usage = continuous_usage
         """vLLM's ``continuous_usage_stats``: every chunk carries the usage so far."""
@@ -193,7 +207,10 @@ class _EventStream:
             else:
                 self.outcome = Outcome(200, finished_reason(seq), stream=StreamOutcome.COMPLETED)
                 if self.include_usage:
-                    yield sse(renderer.usage_chunk(usage(seq.prompt_len, sent, seq.cached_tokens)))
+                    last = renderer.usage_chunk(usage(seq.prompt_len, sent, seq.cached_tokens))
+                    if self.request_metrics:
+                        last["metrics"] = per_request_metrics(seq)
+                    yield sse(last)
             yield b"data: [DONE]\n\n"
         finally:
             self.close()

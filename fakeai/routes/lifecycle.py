@@ -56,6 +56,28 @@ def usage(prompt_tokens: int, completion_tokens: int, cached_tokens: int) -> dic
     }
 
 
+def per_request_metrics(seq: Sequence) -> dict[str, float | None]:
+    """vLLM's ``metrics`` object (``--enable-per-request-metrics``; docs/features/per_request_metrics.md),
+    from the very readings the request's histogram observations used: TTFT from scheduling to the first
+    token (vLLM's definition here, unlike the TTFT histogram's from arrival), the decode time, the queue
+    time, the mean gap between tokens, and tokens a second from scheduling to the last token."""
+
+    def ms(seconds: float | None) -> float | None:
+        return None if seconds is None else seconds * 1000.0
+
+    scheduled, first, last = seq.scheduled, seq.first_token, seq.last_token
+    decode = last - first if first is not None and last is not None else None
+    tokens = seq.max_choice_tokens
+    running = last - scheduled if last is not None and scheduled is not None else None
+    return {
+        "time_to_first_token_ms": ms(first - scheduled if first is not None and scheduled is not None else None),
+        "generation_time_ms": ms(decode),
+        "queue_time_ms": ms(scheduled - seq.queued if scheduled is not None and seq.queued is not None else None),
+        "mean_itl_ms": ms(decode / (tokens - 1) if decode is not None and tokens > 1 else None),
+        "tokens_per_second": tokens / running if running else None,
+    }
+
+
 def hand_over(recorder: RequestMetrics, gen: GenerationRequest, seq: Sequence | None, outcome: Outcome) -> None:
     """The one record of a request, handed to the metrics when it ends."""
     record = RequestRecord(
