@@ -32,7 +32,7 @@ class NativeFamilies:
             return Counter(name, doc, tuple(labels), registry=registry)
 
         def gauge(
-            name: str, doc: str, labels: Iterable[str] = EM, mode: Literal["livesum", "livemax"] = "livesum"
+            name: str, doc: str, labels: Iterable[str] = EM, mode: Literal["livesum", "livemax", "livemin"] = "livesum"
         ) -> Gauge:
             # How multiprocess mode (--workers) combines the workers' values; ignored in one process.
             return Gauge(name, doc, tuple(labels), registry=registry, multiprocess_mode=mode)
@@ -116,6 +116,12 @@ class NativeFamilies:
             "fakeai_kv_cache_usage_ratio", "Simulated KV block pool in use, 0-1.", ("model",), mode="livemax"
         )
         self.preemptions = counter("fakeai_preemptions", "Running requests preempted for KV space.", ("model",))
+        self.loaded = gauge(
+            "fakeai_engine_loaded",
+            "1 once the model's engine has loaded (--startup-seconds after start), 0 before.",
+            ("model",),
+            mode="livemin",
+        )
         self.sleep_state = gauge(
             "fakeai_engine_sleep_state",
             "1 for the engine's sleep state (awake, weights_offloaded at level 1, discard_all at level 2), "
@@ -299,6 +305,12 @@ class ModelMetrics:
         self._preemptions = families.preemptions.labels(model)
         self._sleep_state = {state: families.sleep_state.labels(model, state) for state in SLEEP_STATES}
         self.sleep_state(asleep=False, level=0)
+        self._loaded = families.loaded.labels(model)
+        self._loaded.set(1)
+
+    def loading(self, loading: bool) -> None:
+        """A starting engine: vLLM exposes none of its metrics until it has loaded."""
+        self._loaded.set(0 if loading else 1)
 
     def sleep_state(self, *, asleep: bool, level: int) -> None:
         """vLLM's ``record_sleep_state(sleep, level)``: awake unless asleep; the level picks which of

@@ -38,6 +38,8 @@ class ServerContext:
             raise OpenAIError(ErrorKind.UNAUTHORIZED, "Incorrect API key provided.")
 
     def engine_for(self, model: str) -> ModelEngine:
+        if self.engines.loading:
+            raise OpenAIError(ErrorKind.LOADING, "The model is still loading; try again shortly.")
         engine = self.engines.get(model)
         if engine is None:
             raise OpenAIError(

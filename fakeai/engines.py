@@ -40,6 +40,10 @@ class Engines:
                 max_model_len=settings.max_model_len,
             )
         self.faults = FaultInjector(settings.error_rate, dict(settings.error_mix), seeds[-1])
+        self.startup_seconds = settings.startup_seconds
+        self.model_metrics = [metrics.model(model) for model in settings.models]
+        self.loading = False
+        """Still "loading the model" (``--startup-seconds``): nothing is served yet."""
 
     def get(self, model: str) -> ModelEngine | None:
         return self.by_model.get(model)
@@ -47,6 +51,14 @@ class Engines:
     def start(self) -> None:
         for engine in self.by_model.values():
             engine.start()
+        if self.startup_seconds > 0:
+            self._set_loading(True)
+            asyncio.get_running_loop().call_later(self.startup_seconds, self._set_loading, False)
+
+    def _set_loading(self, loading: bool) -> None:
+        self.loading = loading
+        for model_metrics in self.model_metrics:
+            model_metrics.loading(loading)
 
     async def stop(self) -> None:
         for engine in self.by_model.values():

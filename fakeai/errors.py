@@ -21,6 +21,7 @@ class ErrorKind(Enum):
     QUEUE_FULL = (429, "rate_limit_error", "queue_full")
     SERVER_ERROR = (500, "server_error", "internal_error")
     OVERLOADED = (503, "server_error", "engine_overloaded")
+    LOADING = (503, "server_error", "model_loading")
 
     @property
     def status(self) -> int:

@@ -41,6 +41,9 @@ class Settings:
     legacy_vllm_metrics: bool = False
     custom_histogram_buckets: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     """vLLM's --custom-histogram-buckets: whole bucket families replaced, by vLLM's family keys."""
+    startup_seconds: float = 0.0
+    """How long the engines take to "load" after start: /health answers 503 and the vllm view shows no
+    model until then, as a starting vLLM."""
     enable_per_request_metrics: bool = False
     """vLLM's per-request ``metrics`` object in responses (and the final usage chunk of a stream)."""
     enable_sleep_mode: bool = False
@@ -80,6 +83,8 @@ class Settings:
             problems.append("stream_window must be within 1 and 3600 seconds")
         if self.workers < 1:
             problems.append("workers must be at least 1")
+        if self.startup_seconds < 0:
+            problems.append("startup_seconds must not be negative")
         if self.socket_send_buffer < 0:
             problems.append("socket_send_buffer must not be negative")
         for name in (
@@ -222,6 +227,11 @@ OPTIONS: tuple[Option, ...] = (
         "vLLM's JSON map of bucket families to bounds, e.g. '{\"request_latency\": [0.01, 0.1, 1]}'",
         _bucket_families,
         metavar="JSON",
+    ),
+    Option(
+        "startup_seconds",
+        "seconds the engines take to load: /health answers 503 and requests get 503 until then",
+        float,
     ),
     Option(
         "enable_per_request_metrics",

@@ -217,6 +217,21 @@ LEGACY_COUNTERS = (
 )
 
 
+def _loaded_only(native: dict[str, Metric]) -> dict[str, Metric]:
+    """The native families without the series of models still loading (``--startup-seconds``): a
+    starting vLLM exposes none of its engine's metrics, so dashboards read it as down."""
+    loaded = native.get("fakeai_engine_loaded")
+    loading = {s.labels["model"] for s in loaded.samples if s.value == 0} if loaded is not None else set()
+    if not loading:
+        return native
+    kept = {}
+    for name, family in native.items():
+        copy = Metric(family.name, family.documentation, family.type, family.unit)
+        copy.samples = [sample for sample in family.samples if sample.labels.get("model") not in loading]
+        kept[name] = copy
+    return kept
+
+
 def _counter_sums(native: Mapping[str, Metric], source: str) -> dict[tuple[str, ...], float]:
     return sum_by(native.get(source), source + "_total", LABELS, _as_vllm)
 
@@ -248,6 +263,7 @@ class VllmView:
             "fakeai_requests_running",
             "fakeai_prompt_tokens_cached",
             "fakeai_prompt_tokens_recomputed",
+            "fakeai_engine_loaded",
         }
 
     def describe(self) -> Iterator[Metric]:
@@ -255,7 +271,7 @@ class VllmView:
         yield from self._families({})
 
     def collect(self) -> Iterator[Metric]:
-        yield from self._families(index_families(self._source(self._native)))
+        yield from self._families(_loaded_only(index_families(self._source(self._native))))
 
     def _families(self, native: Mapping[str, Metric]) -> Iterator[Metric]:
         # (model_name, engine) of every served model: the series vLLM creates at start, whatever happens.
@@ -309,6 +325,8 @@ class VllmView:
             yield counter
         for name, source, bounds, doc in self._histograms:
             yield histogram_family(name, doc, LABELS, histogram_by(native.get(source), bounds, LABELS, _as_vllm))
+        if not engines:
+            return  # every engine is still loading: a starting vLLM has logged no cache config yet
         info = GaugeMetricFamily(
             "vllm:cache_config_info",
             "Information of the LLMEngine CacheConfig.",

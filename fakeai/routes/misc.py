@@ -14,11 +14,20 @@ from fakeai.context import context
 router = APIRouter()
 
 
-@router.get("/health", tags=["ops"], summary="Liveness")
+@router.get("/health", tags=["ops"], summary="Readiness")
 async def health(request: Request) -> JSONResponse:
+    """200 once the engines have loaded; 503 while they load (``--startup-seconds``), as a readiness probe
+    sees a starting vLLM."""
     ctx = context(request)
+    loading = ctx.engines.loading
     return JSONResponse(
-        {"status": "ok", "version": __version__, "models": list(ctx.settings.models), "pid": os.getpid()}
+        {
+            "status": "loading" if loading else "ok",
+            "version": __version__,
+            "models": list(ctx.settings.models),
+            "pid": os.getpid(),
+        },
+        status_code=503 if loading else 200,
     )
 
 
