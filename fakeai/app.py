@@ -26,7 +26,7 @@ from bridge.sources import ChildrenSource, PrometheusSource, RegistrySource, Sou
 from exporter.exposition import metrics_endpoint
 from exporter.metrics import ServerMetrics
 from exporter.stream import STREAM_MAPPING
-from exporter.views import CacheConfig, HttpView, VllmView
+from exporter.views import CacheConfig, HttpView, ModelShape, VllmView
 from exporter.views.aggregate import FamilySource, reusing_scrape
 from fakeai import __version__
 from fakeai.context import ServerContext
@@ -117,6 +117,15 @@ def stream_settings(settings: Settings) -> StreamSettings:
     )
 
 
+def model_shapes(settings: Settings) -> dict[str, ModelShape]:
+    """Each served model's shape for the MFU estimates, from its profile."""
+    shapes = {}
+    for model in settings.models:
+        profile = settings.profile(model)
+        shapes[model] = ModelShape(params=profile.params_billions * 1e9, kv_bytes_per_token=profile.kv_bytes_per_token)
+    return shapes
+
+
 def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
     metrics = ServerMetrics(
         registry,
@@ -161,6 +170,7 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
                 bucket_families=metrics.buckets,
                 cache_config=cache,
                 legacy_names=settings.legacy_vllm_metrics,
+                mfu=model_shapes(settings) if settings.enable_mfu_metrics else None,
             )
         )
     exposed.register(HttpView(native))

@@ -44,6 +44,8 @@ class Settings:
     startup_seconds: float = 0.0
     """How long the engines take to "load" after start: /health answers 503 and the vllm view shows no
     model until then, as a starting vLLM."""
+    enable_mfu_metrics: bool = False
+    """vLLM's MFU estimates (vllm:estimated_*_per_gpu_total) move; without it they stay at 0, as in vLLM."""
     enable_per_request_metrics: bool = False
     """vLLM's per-request ``metrics`` object in responses (and the final usage chunk of a stream)."""
     enable_sleep_mode: bool = False
@@ -232,6 +234,12 @@ OPTIONS: tuple[Option, ...] = (
         "startup_seconds",
         "seconds the engines take to load: /health answers 503 and requests get 503 until then",
         float,
+    ),
+    Option(
+        "enable_mfu_metrics",
+        "estimate FLOPs and memory bytes per GPU from the engine steps (vllm:estimated_*_per_gpu_total)",
+        _bool,
+        "switch",
     ),
     Option(
         "enable_per_request_metrics",

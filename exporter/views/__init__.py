@@ -4,6 +4,6 @@ They cost nothing on the hot path and can never disagree with the native familie
 """
 
 from exporter.views.http import HttpView
-from exporter.views.vllm import CacheConfig, VllmView
+from exporter.views.vllm import CacheConfig, ModelShape, VllmView
 
-__all__ = ["CacheConfig", "HttpView", "VllmView"]
+__all__ = ["CacheConfig", "HttpView", "ModelShape", "VllmView"]

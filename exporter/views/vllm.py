@@ -49,6 +49,44 @@ UNSIMULATED_COUNTERS = (
 
 
 @dataclass(frozen=True)
+class ModelShape:
+    """What the MFU estimates need of a model (``--enable-mfu-metrics``)."""
+
+    params: float
+    kv_bytes_per_token: int
+    weight_bytes: int = 2  # bf16
+
+
+# vLLM's PerfMetricsProm (vllm/v1/metrics/perf.py): registered whatever the flags, moving only with
+# --enable-mfu-metrics.
+MFU_COUNTERS = (
+    (
+        "vllm:estimated_flops_per_gpu",
+        "Estimated number of floating point operations per GPU (for Model Flops Utilization calculations).",
+    ),
+    (
+        "vllm:estimated_read_bytes_per_gpu",
+        "Estimated number of bytes read from memory per GPU (for Model Flops Utilization calculations).",
+    ),
+    (
+        "vllm:estimated_write_bytes_per_gpu",
+        "Estimated number of bytes written to memory per GPU (for Model Flops Utilization calculations).",
+    ),
+)
+
+
+def mfu_estimates(shape: ModelShape, tokens: float, steps: float) -> tuple[float, float, float]:
+    """(FLOPs, bytes read, bytes written) of ``steps`` engine steps that processed ``tokens`` tokens on one
+    GPU: 2 FLOPs per parameter per token (the matrix products; attention's own FLOPs are left out), the
+    weights read once per step, and each token's KV entries written once."""
+    return (
+        2.0 * shape.params * tokens,
+        float(shape.weight_bytes) * shape.params * steps,
+        float(shape.kv_bytes_per_token) * tokens,
+    )
+
+
+@dataclass(frozen=True)
 class CacheConfig:
     """What ``vllm:cache_config_info`` reports."""
 
@@ -250,9 +288,12 @@ class VllmView:
         bucket_families: BucketFamilies,
         cache_config: CacheConfig,
         legacy_names: bool = False,
+        mfu: Mapping[str, ModelShape] | None = None,
     ) -> None:
         self._source = source
         self._cache_config = cache_config
+        self._mfu = mfu or {}
+        """Model shapes by served model, when --enable-mfu-metrics is on."""
         families = bucket_families
         self._histograms = _histograms(families) + (_legacy_histograms(families) if legacy_names else ())
         self._counters = COUNTERS + (LEGACY_COUNTERS if legacy_names else ())
@@ -318,6 +359,7 @@ class VllmView:
             success.add_metric(list(key), value)
         yield success
         yield from self._prompt_token_families(native, engines)
+        yield from self._mfu_families(native, engines)
         for name, doc in UNSIMULATED_COUNTERS:
             counter = CounterMetricFamily(name, doc, labels=LABELS)
             for key in engines:
@@ -358,3 +400,16 @@ class VllmView:
             for key in engines:
                 counter.add_metric(list(key), values.get(key, 0.0))
             yield counter
+
+    def _mfu_families(self, native: Mapping[str, Metric], engines: list[tuple[str, ...]]) -> Iterator[Metric]:
+        """Estimated from the engine steps the iteration-tokens histogram counted (its count is the steps,
+        its sum the tokens), for models with a shape; 0 otherwise, as vLLM without the flag."""
+        steps = sum_by(native.get("fakeai_iteration_tokens"), "fakeai_iteration_tokens_count", LABELS, _as_vllm)
+        tokens = sum_by(native.get("fakeai_iteration_tokens"), "fakeai_iteration_tokens_sum", LABELS, _as_vllm)
+        families = [CounterMetricFamily(name, doc, labels=LABELS) for name, doc in MFU_COUNTERS]
+        for key in engines:
+            shape = self._mfu.get(key[0])
+            estimates = mfu_estimates(shape, tokens.get(key, 0.0), steps.get(key, 0.0)) if shape else (0.0,) * 3
+            for family, value in zip(families, estimates, strict=True):
+                family.add_metric(list(key), value)
+        yield from families

@@ -18,6 +18,11 @@ class LatencyProfile:
     """Fraction added to the step time per running request beyond the first."""
     output_tokens: int = 96
     """Median natural answer length when neither max_tokens nor ignore_eos decides it."""
+    params_billions: float = 8.0
+    """Parameters of the model, for the MFU estimates (``--enable-mfu-metrics``)."""
+    kv_bytes_per_token: int = 131072
+    """KV-cache bytes one token takes (2 x layers x KV heads x head size x 2 bytes in bf16), for the MFU
+    estimates: Llama-3.1-8B's 32 x 8 x 128 gives 128 KiB."""
 
     def with_overrides(self, overrides: dict[str, float]) -> "LatencyProfile":
         known = {f.name: f.type for f in fields(self)}
@@ -26,7 +31,8 @@ class LatencyProfile:
             raise ValueError(f"unknown profile field(s): {', '.join(sorted(unknown))}; known: {', '.join(known)}")
         if any(value < 0 for value in overrides.values()):
             raise ValueError("profile values must not be negative")
-        typed: dict[str, Any] = {k: int(v) if k == "output_tokens" else float(v) for k, v in overrides.items()}
+        whole = ("output_tokens", "kv_bytes_per_token")
+        typed: dict[str, Any] = {k: int(v) if k in whole else float(v) for k, v in overrides.items()}
         return replace(self, **typed)
 
 
@@ -42,11 +48,22 @@ def parse_overrides(text: str) -> dict[str, float]:
 
 
 # Rough shapes of real deployments on one data-centre GPU; good enough to make dashboards move.
+# Shapes from the models' published configs: Qwen2.5-7B has 28 layers and 4 KV heads of 128 (56 KiB a
+# token), Llama-3.1-70B 80 layers and 8 KV heads of 128 (320 KiB).
 PRESETS: dict[str, LatencyProfile] = {
-    "meta-llama/Llama-3.1-8B-Instruct": LatencyProfile(overhead_ms=4, prefill_ms_per_token=0.04, itl_ms=12),
-    "Qwen/Qwen2.5-7B-Instruct": LatencyProfile(overhead_ms=4, prefill_ms_per_token=0.035, itl_ms=11),
+    "meta-llama/Llama-3.1-8B-Instruct": LatencyProfile(
+        overhead_ms=4, prefill_ms_per_token=0.04, itl_ms=12, params_billions=8.03, kv_bytes_per_token=131072
+    ),
+    "Qwen/Qwen2.5-7B-Instruct": LatencyProfile(
+        overhead_ms=4, prefill_ms_per_token=0.035, itl_ms=11, params_billions=7.62, kv_bytes_per_token=57344
+    ),
     "meta-llama/Llama-3.1-70B-Instruct": LatencyProfile(
-        overhead_ms=8, prefill_ms_per_token=0.25, itl_ms=40, batch_slowdown=0.01
+        overhead_ms=8,
+        prefill_ms_per_token=0.25,
+        itl_ms=40,
+        batch_slowdown=0.01,
+        params_billions=70.6,
+        kv_bytes_per_token=327680,
     ),
 }
 DEFAULT_MODELS: tuple[str, ...] = tuple(PRESETS)
