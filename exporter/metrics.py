@@ -116,6 +116,25 @@ class NativeFamilies:
             "fakeai_kv_cache_usage_ratio", "Simulated KV block pool in use, 0-1.", ("model",), mode="livemax"
         )
         self.preemptions = counter("fakeai_preemptions", "Running requests preempted for KV space.", ("model",))
+        residency = families.native("kv_cache_residency")
+        self.kv_block_lifetime = histogram(
+            "fakeai_kv_block_lifetime_seconds",
+            "Sampled KV blocks: allocation to eviction (--kv-cache-metrics).",
+            residency,
+            ("model",),
+        )
+        self.kv_block_idle_before_evict = histogram(
+            "fakeai_kv_block_idle_before_evict_seconds",
+            "Sampled KV blocks: last use to eviction (--kv-cache-metrics).",
+            residency,
+            ("model",),
+        )
+        self.kv_block_reuse_gap = histogram(
+            "fakeai_kv_block_reuse_gap_seconds",
+            "Sampled KV blocks: gaps between their last uses (--kv-cache-metrics).",
+            residency,
+            ("model",),
+        )
         self.loaded = gauge(
             "fakeai_engine_loaded",
             "1 once the model's engine has loaded (--startup-seconds after start), 0 before.",
@@ -299,14 +318,25 @@ class RequestMetrics:
 class ModelMetrics:
     """Engine-level facts of one model."""
 
-    def __init__(self, families: NativeFamilies, model: str) -> None:
+    def __init__(self, families: NativeFamilies, model: str, *, kv_cache_metrics: bool = False) -> None:
         self._iteration_tokens = families.iteration_tokens.labels(model)
         self._kv_cache_usage = families.kv_cache_usage.labels(model)
         self._preemptions = families.preemptions.labels(model)
         self._sleep_state = {state: families.sleep_state.labels(model, state) for state in SLEEP_STATES}
         self.sleep_state(asleep=False, level=0)
+        if kv_cache_metrics:  # vLLM registers these only with --kv-cache-metrics, then at 0 from start
+            self._kv_block_lifetime = families.kv_block_lifetime.labels(model)
+            self._kv_block_idle = families.kv_block_idle_before_evict.labels(model)
+            self._kv_block_reuse_gap = families.kv_block_reuse_gap.labels(model)
         self._loaded = families.loaded.labels(model)
         self._loaded.set(1)
+
+    def kv_block_evicted(self, lifetime: float, idle: float, reuse_gaps: list[float]) -> None:
+        """A sampled KV block left the cache (vLLM's KVCacheEvictionEvent)."""
+        observe(self._kv_block_lifetime, lifetime)
+        observe(self._kv_block_idle, idle)
+        for gap in reuse_gaps:
+            observe(self._kv_block_reuse_gap, gap)
 
     def loading(self, loading: bool) -> None:
         """A starting engine: vLLM exposes none of its metrics until it has loaded."""
@@ -343,8 +373,10 @@ class ServerMetrics:
         endpoints: Iterable[str],
         max_model_len: int,
         custom_buckets: Mapping[str, tuple[float, ...]] | None = None,
+        kv_cache_metrics: bool = False,
     ) -> None:
         self.registry = registry
+        self.kv_cache_metrics = kv_cache_metrics
         self.buckets = buckets.BucketFamilies(max_model_len, dict(custom_buckets or {}))
         self.families = NativeFamilies(registry, self.buckets)
         self._requests: dict[tuple[str, str], RequestMetrics] = {}
@@ -374,7 +406,7 @@ class ServerMetrics:
     def model(self, model: str) -> ModelMetrics:
         recorder = self._models.get(model)
         if recorder is None:
-            recorder = self._models[model] = ModelMetrics(self.families, model)
+            recorder = self._models[model] = ModelMetrics(self.families, model, kv_cache_metrics=self.kv_cache_metrics)
         return recorder
 
     def http_request(

@@ -133,6 +133,7 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
         endpoints=MODEL_ENDPOINTS,
         max_model_len=settings.max_model_len,
         custom_buckets=settings.custom_histogram_buckets,
+        kv_cache_metrics=settings.kv_cache_metrics,
     )
     # What /metrics and the stream read. In one process: the registry itself. With workers
     # (prometheus-client multiprocess mode), every worker's values aggregated from their files, so any
@@ -171,6 +172,7 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
                 cache_config=cache,
                 legacy_names=settings.legacy_vllm_metrics,
                 mfu=model_shapes(settings) if settings.enable_mfu_metrics else None,
+                kv_cache_metrics=settings.kv_cache_metrics,
             )
         )
     exposed.register(HttpView(native))

@@ -13,8 +13,19 @@ from exporter.metrics import ServerMetrics
 from fakeai.engine.faults import FaultInjector
 from fakeai.engine.latency import LatencyModel
 from fakeai.engine.prefix_cache import PrefixCache
+from fakeai.engine.residency import BlockResidency
 from fakeai.engine.scheduler import ModelEngine
 from fakeai.settings import Settings
+
+
+def residency(settings: Settings, metrics: ServerMetrics, model: str) -> BlockResidency | None:
+    """The sampled KV-block residency of one model's cache, with --kv-cache-metrics."""
+    if not settings.kv_cache_metrics:
+        return None
+    # Its own stream of draws, from the seed and the model: sampling blocks leaves every other random
+    # choice of the simulation as it is without the flag.
+    sampler = random.Random(f"{settings.seed}:{model}:kv-cache-metrics")
+    return BlockResidency(settings.kv_cache_metrics_sample, sampler, metrics.model(model).kv_block_evicted)
 
 
 class Engines:
@@ -32,7 +43,7 @@ class Engines:
             self.by_model[model] = ModelEngine(
                 model,
                 latency=LatencyModel(settings.profile(model), rng, no_delay=settings.no_delay),
-                cache=PrefixCache(settings.block_size, settings.num_blocks),
+                cache=PrefixCache(settings.block_size, settings.num_blocks, residency(settings, metrics, model)),
                 metrics=metrics.model(model),
                 rng=rng,
                 max_num_seqs=settings.max_num_seqs,

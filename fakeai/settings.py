@@ -44,6 +44,10 @@ class Settings:
     startup_seconds: float = 0.0
     """How long the engines take to "load" after start: /health answers 503 and the vllm view shows no
     model until then, as a starting vLLM."""
+    kv_cache_metrics: bool = False
+    """vLLM's KV-cache residency histograms (block lifetime, idle time before eviction, reuse gaps)."""
+    kv_cache_metrics_sample: float = 0.01
+    """Share of KV blocks whose residency is tracked, as vLLM's --kv-cache-metrics-sample."""
     enable_mfu_metrics: bool = False
     """vLLM's MFU estimates (vllm:estimated_*_per_gpu_total) move; without it they stay at 0, as in vLLM."""
     enable_per_request_metrics: bool = False
@@ -85,6 +89,8 @@ class Settings:
             problems.append("stream_window must be within 1 and 3600 seconds")
         if self.workers < 1:
             problems.append("workers must be at least 1")
+        if not 0 < self.kv_cache_metrics_sample <= 1:
+            problems.append("kv_cache_metrics_sample must be within (0, 1]")
         if self.startup_seconds < 0:
             problems.append("startup_seconds must not be negative")
         if self.socket_send_buffer < 0:
@@ -235,6 +241,13 @@ OPTIONS: tuple[Option, ...] = (
         "seconds the engines take to load: /health answers 503 and requests get 503 until then",
         float,
     ),
+    Option(
+        "kv_cache_metrics",
+        "vLLM's KV-cache residency histograms: sampled block lifetimes, idle times and reuse gaps",
+        _bool,
+        "switch",
+    ),
+    Option("kv_cache_metrics_sample", "share of KV blocks sampled for --kv-cache-metrics, (0, 1]", float),
     Option(
         "enable_mfu_metrics",
         "estimate FLOPs and memory bytes per GPU from the engine steps (vllm:estimated_*_per_gpu_total)",

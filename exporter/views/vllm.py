@@ -234,6 +234,33 @@ def _histograms(families: BucketFamilies) -> tuple[tuple[str, str, tuple[float, 
     )
 
 
+def _residency_histograms(families: BucketFamilies) -> tuple[tuple[str, str, tuple[float, ...], str], ...]:
+    """vLLM's --kv-cache-metrics histograms (registered only with the flag)."""
+    bounds = families["kv_cache_residency"]
+    sampled = "Sampled metrics (controlled by --kv-cache-metrics-sample)."
+    return (
+        (
+            "vllm:kv_block_lifetime_seconds",
+            "fakeai_kv_block_lifetime_seconds",
+            bounds,
+            f"Histogram of KV cache block lifetime from allocation to eviction. {sampled}",
+        ),
+        (
+            "vllm:kv_block_idle_before_evict_seconds",
+            "fakeai_kv_block_idle_before_evict_seconds",
+            bounds,
+            f"Histogram of idle time before KV cache block eviction. {sampled}",
+        ),
+        (
+            "vllm:kv_block_reuse_gap_seconds",
+            "fakeai_kv_block_reuse_gap_seconds",
+            bounds,
+            "Histogram of time gaps between consecutive KV cache block accesses. Only the most recent accesses "
+            f"are recorded (ring buffer). {sampled}",
+        ),
+    )
+
+
 def _legacy_histograms(families: BucketFamilies) -> tuple[tuple[str, str, tuple[float, ...], str], ...]:
     """Names that dashboards written for older vLLM releases still query (opt-in)."""
     return (
@@ -289,13 +316,18 @@ class VllmView:
         cache_config: CacheConfig,
         legacy_names: bool = False,
         mfu: Mapping[str, ModelShape] | None = None,
+        kv_cache_metrics: bool = False,
     ) -> None:
         self._source = source
         self._cache_config = cache_config
         self._mfu = mfu or {}
         """Model shapes by served model, when --enable-mfu-metrics is on."""
         families = bucket_families
-        self._histograms = _histograms(families) + (_legacy_histograms(families) if legacy_names else ())
+        self._histograms = (
+            _histograms(families)
+            + (_residency_histograms(families) if kv_cache_metrics else ())
+            + (_legacy_histograms(families) if legacy_names else ())
+        )
         self._counters = COUNTERS + (LEGACY_COUNTERS if legacy_names else ())
         self._model_gauges = MODEL_GAUGES + (LEGACY_MODEL_GAUGES if legacy_names else ())
         tables = (GAUGES, self._model_gauges, LABELLED_GAUGES, self._counters, MODEL_COUNTERS, self._histograms)

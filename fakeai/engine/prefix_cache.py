@@ -3,6 +3,8 @@
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 
+from fakeai.engine.residency import BlockResidency
+
 
 def block_hashes(tokens: Sequence[Hashable], block_size: int) -> list[int]:
     """Hash of each full block, chained so a block's hash identifies the whole prefix up to it."""
@@ -15,11 +17,13 @@ def block_hashes(tokens: Sequence[Hashable], block_size: int) -> list[int]:
 
 
 class PrefixCache:
-    def __init__(self, block_size: int, num_blocks: int) -> None:
+    def __init__(self, block_size: int, num_blocks: int, residency: BlockResidency | None = None) -> None:
         if block_size < 1 or num_blocks < 1:
             raise ValueError("block_size and num_blocks must be positive")
         self.block_size = block_size
         self.num_blocks = num_blocks
+        self.residency = residency
+        """Sampled block lifetimes (``--kv-cache-metrics``), or None."""
         self._blocks: OrderedDict[int, None] = OrderedDict()
 
     def __len__(self) -> int:
@@ -28,6 +32,8 @@ class PrefixCache:
     def reset(self) -> None:
         """Forget every cached block (the KV cache was discarded)."""
         self._blocks.clear()
+        if self.residency is not None:
+            self.residency.forget()
 
     def lookup_and_insert(self, tokens: Sequence[Hashable]) -> int:
         """Cached tokens: the longest prefix of whole blocks already present. Then cache every block."""
@@ -38,9 +44,14 @@ class PrefixCache:
             if h not in self._blocks:
                 break
             hit_blocks += 1
+        residency = self.residency
         for h in hashes:
+            if residency is not None:
+                (residency.touched if h in self._blocks else residency.allocated)(h)
             self._blocks[h] = None
             self._blocks.move_to_end(h)
         while len(self._blocks) > self.num_blocks:
-            self._blocks.popitem(last=False)
+            evicted, _ = self._blocks.popitem(last=False)
+            if residency is not None:
+                residency.evicted(evicted)
         return hit_blocks * self.block_size
