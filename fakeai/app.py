@@ -164,7 +164,9 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
         GCCollector(registry=registry)
     native = reusing_scrape(native)
     if settings.vllm_metrics:
-        cache = CacheConfig(block_size=settings.block_size, num_gpu_blocks=settings.num_blocks)
+        cache = CacheConfig(
+            block_size=settings.block_size, num_gpu_blocks=settings.num_blocks, max_model_len=settings.max_model_len
+        )
         exposed.register(
             VllmView(
                 native,

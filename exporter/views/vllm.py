@@ -88,23 +88,57 @@ def mfu_estimates(shape: ModelShape, tokens: float, steps: float) -> tuple[float
 
 @dataclass(frozen=True)
 class CacheConfig:
-    """What ``vllm:cache_config_info`` reports."""
+    """What ``vllm:cache_config_info`` reports: every field of vLLM's ``CacheConfig`` (its
+    ``metrics_info()`` is ``str(value)`` of each, in declaration order; vllm/config/cache.py, commit
+    002f10e0cfa1), valued as a vLLM engine with this server's settings would be after start-up. Where a
+    field depends on the GPU (the resolved KV layout), it stays unresolved (``None``)."""
 
     block_size: int
     num_gpu_blocks: int
-    enable_prefix_caching: bool = True
-    gpu_memory_utilization: float = 0.9
+    max_model_len: int = 8192
+    gpu_memory_utilization: float = 0.92  # vLLM's default
     cache_dtype: str = "auto"
 
     def labels(self) -> dict[str, str]:
-        return {
-            "engine": ENGINE,
-            "block_size": str(self.block_size),
-            "num_gpu_blocks": str(self.num_gpu_blocks),
-            "enable_prefix_caching": str(self.enable_prefix_caching),
-            "gpu_memory_utilization": str(self.gpu_memory_utilization),
+        tokens = self.num_gpu_blocks * self.block_size
+        fields: dict[str, object] = {
+            "block_size": self.block_size,
+            "user_specified_block_size": self.block_size != 16,  # vLLM's DEFAULT_BLOCK_SIZE
+            "user_specified_mamba_block_size": False,
+            "kv_cache_layout": None,
+            "prefix_match_unit": None,
+            "gpu_memory_utilization": self.gpu_memory_utilization,
             "cache_dtype": self.cache_dtype,
+            "is_attention_free": False,
+            "num_gpu_blocks_override": None,
+            "sliding_window": None,
+            "enable_prefix_caching": True,
+            "prefix_caching_hash_algo": "sha256",
+            "attn_group_size": None,
+            "prefix_cache_retention_interval": 0,
+            "kv_cache_dtype_skip_layers": [],
+            "mamba_page_size_padded": None,
+            "skip_page_size_padded": None,
+            "mamba_block_size": None,
+            "mamba_cache_dtype": "auto",
+            "mamba_ssm_cache_dtype": "auto",
+            "mamba_cache_mode": "none",
+            "enable_mamba_fine_grained_prefix_cache": False,
+            "replayssm_buffer_len": 16,
+            "use_replayssm": False,
+            "use_kda_recoverssm": False,
+            "num_gpu_blocks": self.num_gpu_blocks,
+            "num_cpu_blocks": 0,
+            "effective_attention_block_size": self.block_size,
+            "kv_cache_size_tokens": tokens,
+            "kv_cache_max_concurrency": tokens / self.max_model_len,
+            "kv_sharing_fast_prefill": False,
+            "kv_cache_memory_bytes": None,
+            "kv_offloading_size": None,
+            "kv_offloading_backend": "native",
+            "_block_size_resolved": True,
         }
+        return {key: str(value) for key, value in fields.items()} | {"engine": ENGINE}
 
 
 # (vLLM name, native family, help). Counter names are given without ``_total``, as vLLM registers them.

@@ -167,3 +167,31 @@ def test_custom_buckets_replace_whole_families_in_the_view_and_keep_counts_exact
         for le in ("0.01", "0.05", "0.1", "0.5", "+Inf")
     ]
     assert cumulative == [1, 2, 2, 3, 4]
+
+
+def cache_config_fields() -> list[str]:
+    """The instance fields of vLLM's CacheConfig, in declaration order: what its metrics_info() gives."""
+    tree = ast.parse((SOURCE.parent / "cache.py.txt").read_text())
+    (config,) = [node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == "CacheConfig"]
+    return [
+        statement.target.id
+        for statement in config.body
+        if isinstance(statement, ast.AnnAssign)
+        and isinstance(statement.target, ast.Name)
+        and "ClassVar" not in ast.unparse(statement.annotation)
+    ]
+
+
+def test_cache_config_info_has_every_field_of_vllms_cache_config():
+    registry, _ = build()
+    (family,) = [
+        f
+        for f in text_string_to_metric_families(generate_latest(registry).decode())
+        if f.name == "vllm:cache_config_info"
+    ]
+    (sample,) = family.samples
+    fields = cache_config_fields()
+    assert len(fields) > 30
+    assert set(sample.labels) == {*fields, "engine"}
+    assert sample.labels["kv_cache_size_tokens"] == str(1024 * 16)
+    assert sample.labels["enable_prefix_caching"] == "True" and sample.labels["kv_cache_dtype_skip_layers"] == "[]"
