@@ -198,10 +198,12 @@ def main() -> None:
     parser.add_argument("--server-tree", type=Path, default=ROOT, help="checkout the stall server runs from")
     parser.add_argument("--profile", help="write a cProfile of the in-process renders here")
     parser.add_argument("--skip-render", action="store_true")
+    parser.add_argument("--skip-stall", action="store_true", help="only the render figures")
     args = parser.parse_args()
     if not args.skip_render:
         render_rounds(args.rounds, args.profile)
-    stall_rounds(args.rounds, args.requests, args.server_tree.resolve())
+    if not args.skip_stall:
+        stall_rounds(args.rounds, args.requests, args.server_tree.resolve())
 
 
 if __name__ == "__main__":
