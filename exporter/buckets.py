@@ -27,6 +27,8 @@ VLLM_REQUEST_PHASE: tuple[float, ...] = (
 )
 VLLM_PARAMS_N: tuple[float, ...] = (1, 2, 5, 10, 20)
 VLLM_REQUEST_NUM_PREEMPTIONS: tuple[float, ...] = (1, 2, 3, 4, 5, 10, 20)
+# vllm/entrypoints/serve/dev/sleep/metrics.py (BUCKETS): the sleep-mode operation durations.
+VLLM_SLEEP_MODE_OPERATION: tuple[float, ...] = (0.01, 0.1, 1, 10, 30, 60, 120, 300, 600)
 VLLM_KV_CACHE_RESIDENCY: tuple[float, ...] = (
     0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800,
 )

@@ -4,6 +4,8 @@ Labels: ``endpoint`` is a route template and ``model`` a served model id; both a
 server before a labelled child is created, so no label value comes from a client unchecked.
 """
 
+import contextlib
+import time
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from typing import Literal
 
@@ -11,6 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summ
 from prometheus_client.metrics_core import Metric
 
 from exporter import buckets
+from exporter.buckets import merged
 from exporter.bulk import inc, observe, observe_many, observe_summary
 from exporter.facts import FinishedReason, RequestRecord, StreamOutcome
 
@@ -134,6 +137,15 @@ class NativeFamilies:
             "Sampled KV blocks: gaps between their last uses (--kv-cache-metrics).",
             residency,
             ("model",),
+        )
+        self.sleep_operation_duration = histogram(
+            "fakeai_sleep_mode_operation_duration_seconds",
+            "Duration of each sleep-mode call (/sleep, /wake_up), every worker's engines included.",
+            merged(buckets.VLLM_SLEEP_MODE_OPERATION, buckets.FINER_REQUEST_PHASE),
+            ("operation",),
+        )
+        self.sleep_operations_in_flight = gauge(
+            "fakeai_sleep_mode_operations_in_flight", "Sleep-mode calls being served.", ("operation",)
         )
         self.loaded = gauge(
             "fakeai_engine_loaded",
@@ -408,6 +420,19 @@ class ServerMetrics:
         if recorder is None:
             recorder = self._models[model] = ModelMetrics(self.families, model, kv_cache_metrics=self.kv_cache_metrics)
         return recorder
+
+    @contextlib.contextmanager
+    def sleep_operation(self, operation: str) -> Iterator[None]:
+        """One sleep-mode call (vLLM's ``SleepModeOperationMetrics.record``): in flight while it runs,
+        its duration observed when it ends. ``operation`` is one of vLLM's: sleep, wake."""
+        in_flight = self.families.sleep_operations_in_flight.labels(operation)
+        started = time.perf_counter()
+        in_flight.inc()
+        try:
+            yield
+        finally:
+            in_flight.dec()
+            self.families.sleep_operation_duration.labels(operation).observe(time.perf_counter() - started)
 
     def http_request(
         self, endpoint: str, method: str, status: int, duration: float, request_bytes: int, response_bytes: int

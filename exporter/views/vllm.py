@@ -9,6 +9,7 @@ from prometheus_client.metrics_core import (
     Metric,
 )
 
+from exporter import buckets
 from exporter.buckets import BucketFamilies
 from exporter.views.aggregate import (
     FamilySource,
@@ -331,6 +332,24 @@ def _loaded_only(native: dict[str, Metric]) -> dict[str, Metric]:
     return kept
 
 
+def _sleep_mode_families(native: Mapping[str, Metric]) -> Iterator[Metric]:
+    """vLLM's ``SleepModeOperationMetrics`` (vllm/entrypoints/serve/dev/sleep/metrics.py): by operation
+    only, no model or engine label; an operation's series appear once it has run."""
+    by = ("operation",)
+    duration = native.get("fakeai_sleep_mode_operation_duration_seconds")
+    groups = histogram_by(duration, buckets.VLLM_SLEEP_MODE_OPERATION, by)
+    yield histogram_family(
+        "vllm:sleep_mode_operation_duration_seconds", "Duration of one sleep-mode operation.", by, groups
+    )
+    in_flight = GaugeMetricFamily(
+        "vllm:sleep_mode_operations_in_flight", "Sleep-mode operations currently awaited.", labels=list(by)
+    )
+    source = "fakeai_sleep_mode_operations_in_flight"
+    for key, value in sorted(sum_by(native.get(source), source, by).items()):
+        in_flight.add_metric(list(key), value)
+    yield in_flight
+
+
 def _counter_sums(native: Mapping[str, Metric], source: str) -> dict[tuple[str, ...], float]:
     return sum_by(native.get(source), source + "_total", LABELS, _as_vllm)
 
@@ -371,6 +390,8 @@ class VllmView:
             "fakeai_prompt_tokens_cached",
             "fakeai_prompt_tokens_recomputed",
             "fakeai_engine_loaded",
+            "fakeai_sleep_mode_operation_duration_seconds",
+            "fakeai_sleep_mode_operations_in_flight",
         }
 
     def describe(self) -> Iterator[Metric]:
@@ -424,6 +445,7 @@ class VllmView:
         for key, value in sorted(counts.items()):
             success.add_metric(list(key), value)
         yield success
+        yield from _sleep_mode_families(native)
         yield from self._prompt_token_families(native, engines)
         yield from self._mfu_families(native, engines)
         for name, doc in UNSIMULATED_COUNTERS:

@@ -32,7 +32,9 @@ async def sleep(request: Request) -> Response:
         raise OpenAIError(ErrorKind.INVALID_REQUEST, "level must be 0, 1 or 2.", param="level")
     if mode not in PAUSE_MODES:
         raise OpenAIError(ErrorKind.INVALID_REQUEST, f"mode must be one of {', '.join(PAUSE_MODES)}.", param="mode")
-    await context(request).control.submit({"op": "sleep", "level": int(level_text), "mode": mode})
+    ctx = context(request)
+    with ctx.metrics.sleep_operation("sleep"):
+        await ctx.control.submit({"op": "sleep", "level": int(level_text), "mode": mode})
     return Response(status_code=200)
 
 
@@ -41,7 +43,9 @@ async def wake_up(request: Request) -> Response:
     tags = request.query_params.getlist("tags") or None
     if tags is not None and any(tag not in WAKE_TAGS for tag in tags):
         raise OpenAIError(ErrorKind.INVALID_REQUEST, f"tags must be among {', '.join(WAKE_TAGS)}.", param="tags")
-    await context(request).control.submit({"op": "wake_up", "tags": tags})
+    ctx = context(request)
+    with ctx.metrics.sleep_operation("wake"):
+        await ctx.control.submit({"op": "wake_up", "tags": tags})
     return Response(status_code=200)
 
 

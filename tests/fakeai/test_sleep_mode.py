@@ -139,3 +139,42 @@ async def test_bad_parameters_are_a_400_naming_them_and_change_nothing(app_clien
         response = await client.post(call)
         assert response.status_code == 400 and response.json()["error"]["param"] == param
         assert not await is_sleeping(client) and sleep_state(registry)["awake"] == 1.0
+
+
+def vllm_sleep_metrics_module() -> dict:
+    """vLLM's sleep-mode metrics module (tests/data/vllm/sleep_metrics.py.txt), its constants only."""
+    import ast
+    from pathlib import Path
+
+    source = Path(__file__).resolve().parents[1] / "data" / "vllm" / "sleep_metrics.py.txt"
+    tree = ast.parse(source.read_text())
+    constants = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+            constants[node.targets[0].id] = ast.unparse(node.value)
+    return {"BUCKETS": ast.literal_eval(constants["BUCKETS"]), "Operation": constants["Operation"]}
+
+
+async def test_sleep_and_wake_calls_are_timed_by_operation_as_vllm_does(app_client):
+    vllm = vllm_sleep_metrics_module()
+    async with app_client(no_delay=True, enable_sleep_mode=True) as (client, registry):
+        text = (await client.get("/metrics")).text
+        assert "vllm:sleep_mode_operation_duration_seconds_count" not in text  # rows appear once run
+        await client.post("/sleep?level=1")
+        await client.post("/wake_up")
+        await client.post("/wake_up")
+        text = (await client.get("/metrics")).text
+    for operation, count in (("sleep", 1), ("wake", 2)):
+        assert operation in vllm["Operation"]
+        labels = {"operation": operation}
+        assert registry.get_sample_value("vllm:sleep_mode_operation_duration_seconds_count", labels) == count
+        assert registry.get_sample_value("vllm:sleep_mode_operations_in_flight", labels) == 0
+    bounds = [float(b) for b in vllm["BUCKETS"]] + [float("inf")]
+    found = sorted(
+        {
+            float(line.split('le="')[1].split('"')[0])
+            for line in text.splitlines()
+            if line.startswith("vllm:sleep_mode_operation_duration_seconds_bucket")
+        }
+    )
+    assert found == bounds

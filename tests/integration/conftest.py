@@ -29,18 +29,21 @@ def start_server() -> Iterator[Callable[..., ServerProcess]]:
 
 @pytest.fixture
 def run_prometheus(tmp_path) -> Iterator[Callable[..., str]]:
-    """Start Debian's Prometheus scraping ``target`` (``host:port``) every ``scrape_interval`` seconds;
+    """Start Debian's Prometheus scraping ``target`` (``host:port``, or several) every ``scrape_interval`` s;
     returns its URL. Every instance started is stopped at teardown, by its process id."""
     if shutil.which("prometheus") is None:
         pytest.fail("prometheus not found: install Debian's 'prometheus' package (.ci/run does)")
     processes: list[subprocess.Popen[bytes]] = []
 
-    def start(target: str, *, scrape_interval: float = 1.0, job: str = "fakeai") -> str:
+    def start(target: str | list[str], *, scrape_interval: float = 1.0, job: str = "fakeai") -> str:
+        targets = [target] if isinstance(target, str) else target
         folder = tmp_path / f"prometheus-{len(processes)}"
         folder.mkdir()
         config = {
             "global": {"scrape_interval": f"{scrape_interval:g}s", "evaluation_interval": f"{scrape_interval:g}s"},
-            "scrape_configs": [{"job_name": job, "static_configs": [{"targets": [target.removeprefix("http://")]}]}],
+            "scrape_configs": [
+                {"job_name": job, "static_configs": [{"targets": [t.removeprefix("http://") for t in targets]}]}
+            ],
         }
         (folder / "prometheus.yml").write_text(yaml.safe_dump(config))
         port = free_port()
