@@ -119,6 +119,12 @@ class NativeFamilies:
             "fakeai_kv_cache_usage_ratio", "Simulated KV block pool in use, 0-1.", ("model",), mode="livemax"
         )
         self.preemptions = counter("fakeai_preemptions", "Running requests preempted for KV space.", ("model",))
+        self.mm_cache_queries = counter(
+            "fakeai_mm_cache_queries", "Image and audio items looked up in the multi-modal cache.", ("model",)
+        )
+        self.mm_cache_hits = counter(
+            "fakeai_mm_cache_hits", "Looked-up image and audio items found in the multi-modal cache.", ("model",)
+        )
         residency = families.native("kv_cache_residency")
         self.kv_block_lifetime = histogram(
             "fakeai_kv_block_lifetime_seconds",
@@ -334,6 +340,8 @@ class ModelMetrics:
         self._iteration_tokens = families.iteration_tokens.labels(model)
         self._kv_cache_usage = families.kv_cache_usage.labels(model)
         self._preemptions = families.preemptions.labels(model)
+        self._mm_cache_queries = families.mm_cache_queries.labels(model)
+        self._mm_cache_hits = families.mm_cache_hits.labels(model)
         self._sleep_state = {state: families.sleep_state.labels(model, state) for state in SLEEP_STATES}
         self.sleep_state(asleep=False, level=0)
         if kv_cache_metrics:  # vLLM registers these only with --kv-cache-metrics, then at 0 from start
@@ -372,6 +380,11 @@ class ModelMetrics:
 
     def preemption(self) -> None:
         inc(self._preemptions)
+
+    def multimodal_items(self, queries: int, hits: int) -> None:
+        """One request's image and audio items looked up in the multi-modal cache."""
+        inc(self._mm_cache_queries, queries)
+        inc(self._mm_cache_hits, hits)
 
 
 class ServerMetrics:

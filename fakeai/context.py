@@ -96,12 +96,21 @@ async def read_body(request: Request) -> bytes:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
+# How pydantic names the member of a union it tried, in a location: not a parameter.
+_UNION_MEMBERS = frozenset({"str", "int", "float", "bool", "none"})
+
+
 def openai_param(location: tuple[int | str, ...]) -> str:
     """A validation error's location as OpenAI names parameters: ``("messages", 0, "role")`` ->
-    ``messages[0].role``."""
+    ``messages[0].role``. Pydantic's names of union members (``str``, ``list[...]``) are left out, and so
+    is a tagged union's tag, which it puts before the field of the same name."""
     param = ""
+    previous: int | str | None = None
     for part in location:
-        param += f"[{part}]" if isinstance(part, int) else (f".{part}" if param else part)
+        member = isinstance(part, str) and (part in _UNION_MEMBERS or "[" in part)
+        if not member and part != previous:
+            param += f"[{part}]" if isinstance(part, int) else (f".{part}" if param else part)
+        previous = part
     return param
 
 
@@ -111,7 +120,8 @@ async def parse_body(request: Request, model: type[BodyT]) -> BodyT:
     try:
         return model.model_validate_json(body)
     except ValidationError as exc:
-        first = exc.errors(include_url=False, include_input=False)[0]
+        # The deepest location is the most specific: for a union, the member that came closest to fitting.
+        first = max(exc.errors(include_url=False, include_input=False), key=lambda error: len(error["loc"]))
         if first["type"] == "json_invalid":
             raise OpenAIError(ErrorKind.INVALID_JSON, f"The body is not valid JSON: {first['msg']}") from None
         if not first["loc"]:

@@ -19,13 +19,36 @@ class TextPart(_Body):
     text: str
 
 
+class ImageURL(_Body):
+    url: str
+
+
+class InputAudio(_Body):
+    data: str
+    format: str
+
+
+class ImagePart(_Body):
+    type: Literal["image_url"]
+    image_url: ImageURL
+
+
+class AudioPart(_Body):
+    type: Literal["input_audio"]
+    input_audio: InputAudio
+
+
 class OtherPart(_Body):
-    type: Literal["image_url", "input_audio", "file", "refusal"]
+    type: Literal["file", "refusal"]
+
+
+# Tagged by ``type``, so a bad part's error names the field it lacks, not every kind of part.
+ContentPart = Annotated[TextPart | ImagePart | AudioPart | OtherPart, Field(discriminator="type")]
 
 
 class ChatMessage(_Body):
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
-    content: str | list[TextPart | OtherPart] | None = None
+    content: str | list[ContentPart] | None = None
     name: str | None = None
     tool_calls: list[dict[str, Any]] | None = None
     function_call: dict[str, Any] | None = None
@@ -46,6 +69,16 @@ class ChatMessage(_Body):
         if isinstance(self.content, str):
             return self.content
         return "".join(part.text for part in self.content if isinstance(part, TextPart))
+
+    def media(self) -> list[str]:
+        """The content of each image and audio item: what vLLM's multi-modal cache is keyed by."""
+        if not isinstance(self.content, list):
+            return []
+        return [
+            part.image_url.url if isinstance(part, ImagePart) else part.input_audio.data
+            for part in self.content
+            if isinstance(part, ImagePart | AudioPart)
+        ]
 
 
 class StreamOptions(_Body):

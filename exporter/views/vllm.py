@@ -29,8 +29,12 @@ yet, so ``deferred`` is 0 and ``capacity`` is every waiting request."""
 PROMPT_SOURCES = ("local_compute", "local_cache_hit", "external_kv_transfer")
 """``PromptTokenStats.ALL_SOURCES`` (vllm/v1/metrics/stats.py). fakeai has no KV connector: nothing comes
 from an external transfer."""
+CACHE_HIT_SOURCES = ("device", "host", "p2p", "disk", "external_unspecified")
+"""``CacheHitSource`` (vllm/v1/metrics/cache_hit_source.py @ 8548f56c), the tiers the KV Cache dashboard
+stacks. Older stored copies of vLLM's tests name ``cpu``/``mixed``/``external``; the dashboard queries these
+five. fakeai's prefix cache lives in (simulated) GPU memory, so every cached token is a ``device`` hit."""
 # Families vLLM registers whatever the deployment, which move only with a feature fakeai does not simulate
-# (a KV connector's cross-instance cache, multi-modal inputs): there for dashboards, at 0.
+# (a KV connector's cross-instance cache): there for dashboards, at 0.
 UNSIMULATED_COUNTERS = (
     (
         "vllm:external_prefix_cache_queries",
@@ -42,8 +46,6 @@ UNSIMULATED_COUNTERS = (
         "External prefix cache hits from KV connector cross-instance cache sharing, "
         "in terms of number of cached tokens.",
     ),
-    ("vllm:mm_cache_queries", "Multi-modal cache queries, in terms of number of queried items."),
-    ("vllm:mm_cache_hits", "Multi-modal cache hits, in terms of number of cached items."),
 )
 """vLLM's ``FINISH_REASON_STRINGS`` (vllm/v1/engine/__init__.py); ``PrometheusStatLogger`` creates a
 ``vllm:request_success`` series for every one of them at start (vllm/v1/metrics/loggers.py)."""
@@ -166,7 +168,15 @@ COUNTERS = (
     ("vllm:prefix_cache_queries", "fakeai_prefix_cache_queries", "Prefix cache queries, in terms of tokens."),
     ("vllm:prefix_cache_hits", "fakeai_prefix_cache_hits", "Prefix cache hits, in terms of tokens."),
 )
-MODEL_COUNTERS = (("vllm:num_preemptions", "fakeai_preemptions", "Cumulative number of preemption from the engine."),)
+MODEL_COUNTERS = (
+    ("vllm:num_preemptions", "fakeai_preemptions", "Cumulative number of preemption from the engine."),
+    (
+        "vllm:mm_cache_queries",
+        "fakeai_mm_cache_queries",
+        "Multi-modal cache queries, in terms of number of queried items.",
+    ),
+    ("vllm:mm_cache_hits", "fakeai_mm_cache_hits", "Multi-modal cache hits, in terms of number of cached items."),
+)
 
 
 def _histograms(families: BucketFamilies) -> tuple[tuple[str, str, tuple[float, ...], str], ...]:
@@ -480,6 +490,15 @@ class VllmView:
             for source, value in zip(PROMPT_SOURCES, (p - c, c + r, 0.0), strict=True):
                 by_source.add_metric([*key, source], value)
         yield by_source
+        by_tier = CounterMetricFamily(
+            "vllm:prompt_tokens_cached_by_source",
+            "Number of cached prompt tokens by the cache tier that held their KV.",
+            labels=[*LABELS, "source"],
+        )
+        for key in engines:
+            for source in CACHE_HIT_SOURCES:
+                by_tier.add_metric([*key, source], cached.get(key, 0.0) if source == "device" else 0.0)
+        yield by_tier
         for name, doc, values in (
             ("vllm:prompt_tokens_cached", "Number of cached prompt tokens (local + external).", cached),
             ("vllm:prompt_tokens_recomputed", "Number of cached tokens recomputed for forward pass.", recomputed),

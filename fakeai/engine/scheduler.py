@@ -13,6 +13,7 @@ from collections import deque
 
 from exporter.metrics import ModelMetrics, RequestMetrics
 from fakeai.engine.latency import LatencyModel
+from fakeai.engine.mm_cache import MultiModalCache
 from fakeai.engine.prefix_cache import PrefixCache
 from fakeai.engine.sequence import GenerationRequest, Sequence, State
 from fakeai.engine.tokens import Writer, tokenize
@@ -50,6 +51,7 @@ class ModelEngine:
         self.model = model
         self.latency = latency
         self.cache = cache
+        self.mm_cache = MultiModalCache()
         self.metrics = metrics
         self.max_num_seqs = max_num_seqs
         self.max_waiting = max_waiting
@@ -143,6 +145,8 @@ class ModelEngine:
     # -- what routes call ------------------------------------------------------------------------------
     def submit(self, request: GenerationRequest, recorder: RequestMetrics) -> Sequence:
         """Queue a request, or raise ``QueueFullError`` when it would wait behind ``max_waiting`` others."""
+        if request.multimodal:  # vLLM's input processor looks its items up before the scheduler sees it
+            self.metrics.multimodal_items(*self.mm_cache.look_up(request.multimodal))
         would_wait = len(self.running) + len(self.waiting) >= self.max_num_seqs
         if would_wait and len(self.waiting) >= self.max_waiting:
             raise QueueFullError(f"{self.max_waiting} requests are already waiting for {self.model}")

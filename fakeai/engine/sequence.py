@@ -30,6 +30,8 @@ class GenerationRequest:
     fault: Fault | None = None
     generate: bool = True
     """False for embeddings: prefill only, no decode."""
+    multimodal: tuple[bytes, ...] = ()
+    """Keys of the prompt's image and audio items (``fakeai.engine.mm_cache.item_key``)."""
 
 
 class State(enum.Enum):

@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from fakeai.context import accept
+from fakeai.engine.mm_cache import item_key
 from fakeai.engine.sequence import Choice, TokenDelta
 from fakeai.engine.tokens import chat_prompt_tokens
 from fakeai.errors import missing_parameter
@@ -42,6 +43,7 @@ async def create_chat_completion(request: Request) -> Response:
         prompt=chat_prompt_tokens((m.role, m.text()) for m in body.messages),
         max_tokens=body.token_limit(),
         renderer=ChatRenderer(body.model),
+        multimodal=tuple(item_key(item) for m in body.messages for item in m.media()),
     )
 
 

@@ -233,6 +233,7 @@ async def respond(
     prompt: list[Token],
     max_tokens: int | None,
     renderer: Renderer,
+    multimodal: tuple[bytes, ...] = (),
 ) -> Response:
     """Run a validated generation request and answer in JSON or as a stream."""
     ctx, body = accepted.ctx, accepted.body
@@ -249,6 +250,7 @@ async def respond(
         ignore_eos=body.ignore_eos,
         stream=body.stream,
         fault=ctx.engines.faults.draw(),
+        multimodal=multimodal,
     )
     if not body.stream:
         return await complete(request, accepted, gen, renderer)

@@ -57,12 +57,18 @@ def timing_of(status: int, start: float, arrivals: list[tuple[float, bytes]]) ->
     return timing
 
 
-async def stream_chat(client: httpx.AsyncClient, model: str, prompt: str, max_tokens: int) -> Timing:
-    """POST a streaming chat completion on ``client`` (a keep-alive pool) and time it."""
+async def stream_chat(
+    client: httpx.AsyncClient, model: str, prompt: str, max_tokens: int, image: str | None = None
+) -> Timing:
+    """POST a streaming chat completion on ``client`` (a keep-alive pool) and time it; with ``image`` (a
+    URL), the prompt shows that image too."""
+    content: str | list[dict[str, Any]] = prompt
+    if image is not None:
+        content = [{"type": "text", "text": prompt}, {"type": "image_url", "image_url": {"url": image}}]
     body = orjson.dumps(
         {
             "model": model,
-            "messages": [{"role": "user", "content": prompt}],
+            "messages": [{"role": "user", "content": content}],
             "max_tokens": max_tokens,
             "stream": True,
             "stream_options": {"include_usage": True},

@@ -20,6 +20,8 @@ class Plan:
     """Open-loop arrival rate (``concurrency`` is then ignored); 0 keeps ``concurrency`` requests in flight."""
     max_tokens: int = 16
     prompt_words: int = 8
+    image_pool: int = 0
+    """With N > 0, every request shows one of N images, in turn: repeats hit the multi-modal cache."""
 
 
 @dataclass
@@ -40,7 +42,10 @@ async def run(plan: Plan) -> Report:
     timeout = httpx.Timeout(120.0)
     timings: list[Timing] = []
     late = 0
-    prompt = " ".join(["word"] * plan.prompt_words)
+    # The request's number sits mid-prompt: the blocks before it are shared by every prompt (prefix-cache
+    # hits), the full blocks after it are each prompt's own (cached, then evicted under pressure).
+    head = " ".join(["word"] * (plan.prompt_words // 2))
+    tail = " ".join(["word"] * (plan.prompt_words - plan.prompt_words // 2))
     async with httpx.AsyncClient(base_url=plan.url, limits=limits, timeout=timeout) as client:
         gate = asyncio.Semaphore(plan.requests if open_loop else plan.concurrency)
         start = time.monotonic()
@@ -48,7 +53,8 @@ async def run(plan: Plan) -> Report:
         async def one(i: int) -> None:
             async with gate:
                 sent = time.monotonic() - start
-                timing = await stream_chat(client, plan.model, f"{i} {prompt}", plan.max_tokens)
+                image = f"https://images.invalid/{i % plan.image_pool}.png" if plan.image_pool else None
+                timing = await stream_chat(client, plan.model, f"{head} {i} {tail}", plan.max_tokens, image)
                 timing.started = sent
                 timings.append(timing)
 

@@ -97,6 +97,25 @@ def test_prompt_tokens_by_source_follow_vllms_prompt_token_stats():
     assert value("vllm:prompt_tokens_by_source_total", source="local_compute") == 153 - 80
     assert value("vllm:prompt_tokens_by_source_total", source="local_cache_hit") == 80 + 1
     assert value("vllm:prompt_tokens_by_source_total", source="external_kv_transfer") == 0
+    # The prefix cache is in (simulated) device memory: every cached token is a device hit, and the
+    # tiers add up to vllm:prompt_tokens_cached.
+    tiers = {s: value("vllm:prompt_tokens_cached_by_source_total", source=s) for s in cache_hit_sources()}
+    assert tiers == {"device": 80, "host": 0, "p2p": 0, "disk": 0, "external_unspecified": 0}
+
+
+def cache_hit_sources() -> list[str]:
+    """The members of vLLM's ``CacheHitSource`` enum, read from cache_hit_source.py kept verbatim."""
+    tree = ast.parse((SOURCE.parent / "cache_hit_source.py.txt").read_text())
+    enum = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "CacheHitSource")
+    return [
+        node.value.value for node in enum.body if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
+    ]
+
+
+def test_cache_hit_sources_are_vllms():
+    from exporter.views.vllm import CACHE_HIT_SOURCES
+
+    assert list(CACHE_HIT_SOURCES) == cache_hit_sources()
 
 
 def test_per_request_preemptions_and_computed_prompt_tokens():
