@@ -24,6 +24,7 @@ KV_CONNECTOR = "needs a KV connector (--kv-transfer-config: NIXL, offloading), w
 EXEMPT: dict[tuple[str, str, str | None], str] = {
     ("vllm_instances.json", "LoRA adapters", None): "vllm:lora_requests_info: LoRA adapters are issue 12",
     ("vllm_kv_cache.json", "Cache hit rates", "B"): "external prefix cache: " + KV_CONNECTOR,
+    ("vllm_overview.json", "Cache hit rates", "B"): "external prefix cache: " + KV_CONNECTOR,
     **{
         ("vllm_kv_cache.json", panel, None): KV_CONNECTOR
         for panel in (
@@ -49,6 +50,20 @@ EXEMPT: dict[tuple[str, str, str | None], str] = {
             "Store admission outcomes",
             "Blocks restored from offload / s",
             "Offload pool blocks",
+        )
+    },
+    **{
+        ("vllm_speculative_decoding.json", panel, None): "vllm:spec_decode_*: speculative decoding is issue 12"
+        for panel in (
+            "Draft acceptance rate",
+            "Acceptance length",
+            "Accepted tokens / s",
+            "Draft tokens / s",
+            "Drafts / s",
+            "Output from drafts",
+            "Mean acceptance length",
+            "Acceptance rate by draft position",
+            "Draft acceptance rate by engine",
         )
     },
 }
@@ -152,7 +167,7 @@ def test_vllm_dashboards_have_data_and_service_status_follows_sleep_and_wake(sta
                 assert report.values["model_name"] == ["$__all"] and len(report.outcomes) == 10
         assert not empty, empty
         assert not stale, stale
-        assert len(DASHBOARDS) >= 5
+        assert len(DASHBOARDS) == 7  # vLLM's seven: Overview, Instances, KV Cache, Service Status, ...
     sleeper.stop()
     # A server that stopped reporting reads Down once Prometheus marks its series stale.
     assert until(lambda: status_text(board, prometheus, MODELS[0]), "Down") == "Down"
