@@ -165,8 +165,8 @@ LABELLED_GAUGES = (
 COUNTERS = (
     ("vllm:prompt_tokens", "fakeai_prompt_tokens", "Number of prefill tokens processed."),
     ("vllm:generation_tokens", "fakeai_completion_tokens", "Number of generation tokens processed."),
-    ("vllm:prefix_cache_queries", "fakeai_prefix_cache_queries", "Prefix cache queries, in terms of tokens."),
-    ("vllm:prefix_cache_hits", "fakeai_prefix_cache_hits", "Prefix cache hits, in terms of tokens."),
+    ("vllm:prefix_cache_queries", "fakeai_prefix_cache_queries", "Prefix cache queries, in terms of number of queried tokens."),
+    ("vllm:prefix_cache_hits", "fakeai_prefix_cache_hits", "Prefix cache hits, in terms of number of cached tokens."),
 )
 MODEL_COUNTERS = (
     ("vllm:num_preemptions", "fakeai_preemptions", "Cumulative number of preemption from the engine."),
@@ -469,7 +469,7 @@ class VllmView:
             return  # every engine is still loading: a starting vLLM has logged no cache config yet
         info = GaugeMetricFamily(
             "vllm:cache_config_info",
-            "Information of the LLMEngine CacheConfig.",
+            "Information of the LLMEngine CacheConfig",
             labels=list(self._cache_config.labels()),
         )
         info.add_metric(list(self._cache_config.labels().values()), 1.0)
