@@ -165,7 +165,11 @@ LABELLED_GAUGES = (
 COUNTERS = (
     ("vllm:prompt_tokens", "fakeai_prompt_tokens", "Number of prefill tokens processed."),
     ("vllm:generation_tokens", "fakeai_completion_tokens", "Number of generation tokens processed."),
-    ("vllm:prefix_cache_queries", "fakeai_prefix_cache_queries", "Prefix cache queries, in terms of number of queried tokens."),
+    (
+        "vllm:prefix_cache_queries",
+        "fakeai_prefix_cache_queries",
+        "Prefix cache queries, in terms of number of queried tokens.",
+    ),
     ("vllm:prefix_cache_hits", "fakeai_prefix_cache_hits", "Prefix cache hits, in terms of number of cached tokens."),
 )
 MODEL_COUNTERS = (

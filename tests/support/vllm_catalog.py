@@ -48,9 +48,7 @@ CATALOG: dict[str, Family] = {
     ),
     "vllm:kv_cache_usage_perc": _engine("gauge", "L", "KV-cache usage. 1 means 100 percent usage."),
     # Caches (L)
-    "vllm:prefix_cache_queries": _engine(
-        "counter", "L", "Prefix cache queries, in terms of number of queried tokens."
-    ),
+    "vllm:prefix_cache_queries": _engine("counter", "L", "Prefix cache queries, in terms of number of queried tokens."),
     "vllm:prefix_cache_hits": _engine("counter", "L", "Prefix cache hits, in terms of number of cached tokens."),
     "vllm:external_prefix_cache_queries": _engine(
         "counter",
@@ -64,23 +62,17 @@ CATALOG: dict[str, Family] = {
         "External prefix cache hits from KV connector cross-instance cache sharing, "
         "in terms of number of cached tokens.",
     ),
-    "vllm:mm_cache_queries": _engine(
-        "counter", "L", "Multi-modal cache queries, in terms of number of queried items."
-    ),
+    "vllm:mm_cache_queries": _engine("counter", "L", "Multi-modal cache queries, in terms of number of queried items."),
     "vllm:mm_cache_hits": _engine("counter", "L", "Multi-modal cache hits, in terms of number of cached items."),
     # Counters (L)
     "vllm:num_preemptions": _engine("counter", "L", "Cumulative number of preemption from the engine."),
     "vllm:prompt_tokens": _engine("counter", "L", "Number of prefill tokens processed."),
     "vllm:prompt_tokens_by_source": _engine("counter", "L", "Number of prompt tokens by source.", "source"),
     "vllm:prompt_tokens_cached": _engine("counter", "L", "Number of cached prompt tokens (local + external)."),
-    "vllm:prompt_tokens_recomputed": _engine(
-        "counter", "L", "Number of cached tokens recomputed for forward pass."
-    ),
+    "vllm:prompt_tokens_recomputed": _engine("counter", "L", "Number of cached tokens recomputed for forward pass."),
     "vllm:prompt_tokens_cached_by_source": _engine("counter", "C", None, "source"),
     "vllm:generation_tokens": _engine("counter", "L", "Number of generation tokens processed."),
-    "vllm:request_success": _engine(
-        "counter", "L", "Count of successfully processed requests.", "finished_reason"
-    ),
+    "vllm:request_success": _engine("counter", "L", "Count of successfully processed requests.", "finished_reason"),
     # Histograms of counts (L, W)
     "vllm:request_prompt_tokens": _engine("histogram", "L", "Number of prefill tokens processed."),
     "vllm:request_generation_tokens": _engine("histogram", "L", "Number of generation tokens processed."),
