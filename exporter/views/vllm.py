@@ -480,9 +480,10 @@ class VllmView:
         yield info
 
     def _prompt_token_families(self, native: Mapping[str, Metric], engines: list[tuple[str, ...]]) -> Iterator[Metric]:
-        """vLLM's ``PromptTokenStats``: computed = prompt - cached; local_cache_hit = cached + recomputed
-        (a prompt cached but for its last token counts that token under both), so the sources add up to
-        ``vllm:prompt_tokens`` plus ``vllm:prompt_tokens_recomputed``."""
+        """Prompt tokens by source, as vLLM's newest ``PromptTokenStats`` (prefill stats): computed =
+        prompt - cached, local_cache_hit = cached, no external transfer; so the sources add up to
+        ``vllm:prompt_tokens``. The last token of a fully cached prompt is computed, and also counted in
+        ``vllm:prompt_tokens_recomputed`` (as vLLM's earlier ``PromptTokenStats`` counted it)."""
         prompt = _counter_sums(native, "fakeai_prompt_tokens")
         cached = _counter_sums(native, "fakeai_prompt_tokens_cached")
         recomputed = _counter_sums(native, "fakeai_prompt_tokens_recomputed")
@@ -490,8 +491,8 @@ class VllmView:
             "vllm:prompt_tokens_by_source", "Number of prompt tokens by source.", labels=[*LABELS, "source"]
         )
         for key in engines:
-            p, c, r = prompt.get(key, 0.0), cached.get(key, 0.0), recomputed.get(key, 0.0)
-            for source, value in zip(PROMPT_SOURCES, (p - c, c + r, 0.0), strict=True):
+            p, c = prompt.get(key, 0.0), cached.get(key, 0.0)
+            for source, value in zip(PROMPT_SOURCES, (p - c, c, 0.0), strict=True):
                 by_source.add_metric([*key, source], value)
         yield by_source
         by_tier = CounterMetricFamily(

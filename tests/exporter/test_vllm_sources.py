@@ -80,7 +80,7 @@ def test_every_vllm_histogram_on_metrics_has_its_familys_bounds():
         assert bounds == expected, name
 
 
-def test_prompt_tokens_by_source_follow_vllms_prompt_token_stats():
+def test_prompt_tokens_by_source_add_up_to_the_prompt_tokens():
     registry, metrics = build()
     r = metrics.request("/v1/chat/completions", MODELS[0])
     r.prefilled(33, 32, 0.01, 0.01)  # all but the last token cached: vLLM counts that token recomputed
@@ -95,7 +95,8 @@ def test_prompt_tokens_by_source_follow_vllms_prompt_token_stats():
     assert value("vllm:prompt_tokens_cached_total") == 80
     assert value("vllm:prompt_tokens_recomputed_total") == 1
     assert value("vllm:prompt_tokens_by_source_total", source="local_compute") == 153 - 80
-    assert value("vllm:prompt_tokens_by_source_total", source="local_cache_hit") == 80 + 1
+    # The last token of the fully cached prompt is computed (local_compute) and counted recomputed.
+    assert value("vllm:prompt_tokens_by_source_total", source="local_cache_hit") == 80
     assert value("vllm:prompt_tokens_by_source_total", source="external_kv_transfer") == 0
     # The prefix cache is in (simulated) device memory: every cached token is a device hit, and the
     # tiers add up to vllm:prompt_tokens_cached.
