@@ -119,6 +119,20 @@ class NativeFamilies:
             "fakeai_kv_cache_usage_ratio", "Simulated KV block pool in use, 0-1.", ("model",), mode="livemax"
         )
         self.preemptions = counter("fakeai_preemptions", "Running requests preempted for KV space.", ("model",))
+        self.spec_decode_drafts = counter(
+            "fakeai_spec_decode_drafts", "Speculative drafts verified (one per choice per decode step).", ("model",)
+        )
+        self.spec_decode_draft_tokens = counter(
+            "fakeai_spec_decode_draft_tokens", "Draft tokens proposed for verification.", ("model",)
+        )
+        self.spec_decode_accepted_tokens = counter(
+            "fakeai_spec_decode_accepted_tokens", "Draft tokens accepted by the target model.", ("model",)
+        )
+        self.spec_decode_accepted_per_position = counter(
+            "fakeai_spec_decode_accepted_tokens_per_pos",
+            "Drafts whose token at this position (from 0) was accepted.",
+            ("model", "position"),
+        )
         self.mm_cache_queries = counter(
             "fakeai_mm_cache_queries", "Image and audio items looked up in the multi-modal cache.", ("model",)
         )
@@ -336,7 +350,9 @@ class RequestMetrics:
 class ModelMetrics:
     """Engine-level facts of one model."""
 
-    def __init__(self, families: NativeFamilies, model: str, *, kv_cache_metrics: bool = False) -> None:
+    def __init__(
+        self, families: NativeFamilies, model: str, *, kv_cache_metrics: bool = False, speculative_tokens: int = 0
+    ) -> None:
         self._iteration_tokens = families.iteration_tokens.labels(model)
         self._kv_cache_usage = families.kv_cache_usage.labels(model)
         self._preemptions = families.preemptions.labels(model)
@@ -344,6 +360,14 @@ class ModelMetrics:
         self._mm_cache_hits = families.mm_cache_hits.labels(model)
         self._sleep_state = {state: families.sleep_state.labels(model, state) for state in SLEEP_STATES}
         self.sleep_state(asleep=False, level=0)
+        if speculative_tokens:  # vLLM's SpecDecodingProm: only with a speculative config, every position at 0
+            self._spec_drafts = families.spec_decode_drafts.labels(model)
+            self._spec_draft_tokens = families.spec_decode_draft_tokens.labels(model)
+            self._spec_accepted = families.spec_decode_accepted_tokens.labels(model)
+            self._spec_accepted_per_position = [
+                families.spec_decode_accepted_per_position.labels(model, str(position))
+                for position in range(speculative_tokens)
+            ]
         if kv_cache_metrics:  # vLLM registers these only with --kv-cache-metrics, then at 0 from start
             self._kv_block_lifetime = families.kv_block_lifetime.labels(model)
             self._kv_block_idle = families.kv_block_idle_before_evict.labels(model)
@@ -381,6 +405,14 @@ class ModelMetrics:
     def preemption(self) -> None:
         inc(self._preemptions)
 
+    def speculative_step(self, drafts: int, draft_tokens: int, accepted: int, per_position: list[int]) -> None:
+        """One engine step's drafts (vLLM's ``SpecDecodingStats``)."""
+        inc(self._spec_drafts, drafts)
+        inc(self._spec_draft_tokens, draft_tokens)
+        inc(self._spec_accepted, accepted)
+        for child, count in zip(self._spec_accepted_per_position, per_position, strict=True):
+            inc(child, count)
+
     def multimodal_items(self, queries: int, hits: int) -> None:
         """One request's image and audio items looked up in the multi-modal cache."""
         inc(self._mm_cache_queries, queries)
@@ -399,9 +431,12 @@ class ServerMetrics:
         max_model_len: int,
         custom_buckets: Mapping[str, tuple[float, ...]] | None = None,
         kv_cache_metrics: bool = False,
+        speculative_tokens: int = 0,
     ) -> None:
         self.registry = registry
         self.kv_cache_metrics = kv_cache_metrics
+        self.speculative_tokens = speculative_tokens
+        """Draft tokens per step with --speculative-config (0: no speculative decoding)."""
         self.buckets = buckets.BucketFamilies(max_model_len, dict(custom_buckets or {}))
         self.families = NativeFamilies(registry, self.buckets)
         self._requests: dict[tuple[str, str], RequestMetrics] = {}
@@ -431,7 +466,9 @@ class ServerMetrics:
     def model(self, model: str) -> ModelMetrics:
         recorder = self._models.get(model)
         if recorder is None:
-            recorder = self._models[model] = ModelMetrics(self.families, model, kv_cache_metrics=self.kv_cache_metrics)
+            recorder = self._models[model] = ModelMetrics(
+                self.families, model, kv_cache_metrics=self.kv_cache_metrics, speculative_tokens=self.speculative_tokens
+            )
         return recorder
 
     @contextlib.contextmanager

@@ -134,6 +134,7 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
         max_model_len=settings.max_model_len,
         custom_buckets=settings.custom_histogram_buckets,
         kv_cache_metrics=settings.kv_cache_metrics,
+        speculative_tokens=settings.speculative_tokens,
     )
     # What /metrics and the stream read. In one process: the registry itself. With workers
     # (prometheus-client multiprocess mode), every worker's values aggregated from their files, so any
@@ -175,6 +176,7 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
                 legacy_names=settings.legacy_vllm_metrics,
                 mfu=model_shapes(settings) if settings.enable_mfu_metrics else None,
                 kv_cache_metrics=settings.kv_cache_metrics,
+                speculative=bool(settings.speculative_tokens),
             )
         )
     exposed.register(HttpView(native))

@@ -15,6 +15,7 @@ from fakeai.engine.latency import LatencyModel
 from fakeai.engine.prefix_cache import PrefixCache
 from fakeai.engine.residency import BlockResidency
 from fakeai.engine.scheduler import ModelEngine
+from fakeai.engine.speculative import Speculation
 from fakeai.settings import Settings
 
 
@@ -26,6 +27,15 @@ def residency(settings: Settings, metrics: ServerMetrics, model: str) -> BlockRe
     # choice of the simulation as it is without the flag.
     sampler = random.Random(f"{settings.seed}:{model}:kv-cache-metrics")
     return BlockResidency(settings.kv_cache_metrics_sample, sampler, metrics.model(model).kv_block_evicted)
+
+
+def speculation(settings: Settings, model: str) -> Speculation | None:
+    """One model's speculative decoding, with --speculative-config."""
+    if not settings.speculative_tokens:
+        return None
+    # Its own stream of draws, as the residency sampler: turning drafts on changes no other draw.
+    rng = random.Random(f"{settings.seed}:{model}:speculative")
+    return Speculation(settings.speculative_tokens, settings.acceptance_rates(), rng)
 
 
 class Engines:
@@ -49,6 +59,7 @@ class Engines:
                 max_num_seqs=settings.max_num_seqs,
                 max_waiting=settings.max_waiting,
                 max_model_len=settings.max_model_len,
+                speculation=speculation(settings, model),
             )
         self.faults = FaultInjector(settings.error_rate, dict(settings.error_mix), seeds[-1])
         self.startup_seconds = settings.startup_seconds

@@ -11,6 +11,7 @@ from typing import Any
 from exporter.buckets import check_custom_buckets
 from fakeai.engine.faults import DEFAULT_MIX, parse_mix
 from fakeai.engine.profiles import DEFAULT_MODELS, LatencyProfile, parse_overrides, profile_for
+from fakeai.engine.speculative import check_acceptance_rates, check_speculative_config
 
 ENV_PREFIX = "FAKEAI_"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
@@ -52,6 +53,11 @@ class Settings:
     """vLLM's MFU estimates (vllm:estimated_*_per_gpu_total) move; without it they stay at 0, as in vLLM."""
     enable_per_request_metrics: bool = False
     """vLLM's per-request ``metrics`` object in responses (and the final usage chunk of a stream)."""
+    speculative_config: Mapping[str, Any] | None = None
+    """vLLM's --speculative-config JSON (``num_speculative_tokens``, ``method``, ...): speculative decoding."""
+    spec_acceptance_rates: tuple[float, ...] = ()
+    """fakeai's acceptance model: the probability that each draft position is accepted (non-increasing);
+    empty for 0.75^(position+1)."""
     enable_sleep_mode: bool = False
     """vLLM's sleep mode endpoints: POST /sleep, POST /wake_up, GET /is_sleeping."""
     workers: int = 1
@@ -119,6 +125,29 @@ class Settings:
             check_custom_buckets(self.custom_histogram_buckets)
         except ValueError as exc:
             raise ValueError(f"custom_histogram_buckets: {exc}") from None
+        if self.speculative_config is not None:
+            try:
+                check_speculative_config(self.speculative_config)
+            except ValueError as exc:
+                raise ValueError(f"speculative_config: {exc}") from None
+        try:
+            self.acceptance_rates()
+        except ValueError as exc:
+            raise ValueError(f"spec_acceptance_rates: {exc}") from None
+
+    @property
+    def speculative_tokens(self) -> int:
+        """Draft tokens per decode step (0 without --speculative-config)."""
+        config = self.speculative_config
+        return 0 if config is None else int(config["num_speculative_tokens"])
+
+    def acceptance_rates(self) -> tuple[float, ...]:
+        """The acceptance model of the drafts (empty without speculative decoding)."""
+        if not self.speculative_tokens:
+            if self.spec_acceptance_rates:
+                raise ValueError("given without --speculative-config")
+            return ()
+        return check_acceptance_rates(self.spec_acceptance_rates, self.speculative_tokens)
 
     def to_json(self) -> str:
         """For worker processes, which rebuild the same settings from the environment."""
@@ -127,7 +156,7 @@ class Settings:
     @classmethod
     def from_json(cls, text: str) -> "Settings":
         data = json.loads(text)
-        for name in ("models", "api_keys", "stream_allowed_origins"):
+        for name in ("models", "api_keys", "stream_allowed_origins", "spec_acceptance_rates"):
             data[name] = tuple(data[name])
         data["custom_histogram_buckets"] = check_custom_buckets(data["custom_histogram_buckets"])
         return cls(**data)
@@ -156,6 +185,22 @@ def _bucket_families(text: str) -> dict[str, tuple[float, ...]]:
     if not isinstance(value, dict):
         raise ValueError('expected a JSON object such as {"request_latency": [0.01, 0.05, 0.1, 0.5]}')
     return check_custom_buckets(value)
+
+
+def _speculative_config(text: str) -> dict[str, Any]:
+    """vLLM's JSON shape: ``{"method": "ngram", "num_speculative_tokens": 3}``."""
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"not JSON: {exc}") from None
+    return check_speculative_config(value)
+
+
+def _rates(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(part) for part in _csv(text))
+    except ValueError:
+        raise ValueError(f"expected comma-separated numbers such as 0.8,0.6,0.4, got {text!r}") from None
 
 
 def _bool(text: str) -> bool:
@@ -259,6 +304,18 @@ OPTIONS: tuple[Option, ...] = (
         "add vLLM's per-request 'metrics' object (TTFT, decode, queue, ITL, tok/s) to responses",
         _bool,
         "switch",
+    ),
+    Option(
+        "speculative_config",
+        'vLLM\'s speculative decoding JSON, e.g. \'{"method": "ngram", "num_speculative_tokens": 3}\'',
+        _speculative_config,
+        metavar="JSON",
+    ),
+    Option(
+        "spec_acceptance_rates",
+        "probability that each draft position is accepted, non-increasing (default 0.75^(position+1))",
+        _rates,
+        metavar="R,R,...",
     ),
     Option(
         "enable_sleep_mode",

@@ -182,6 +182,14 @@ MODEL_COUNTERS = (
     ("vllm:mm_cache_hits", "fakeai_mm_cache_hits", "Multi-modal cache hits, in terms of number of cached items."),
 )
 
+# vLLM's SpecDecodingProm (vllm/v1/spec_decode/metrics.py @ 016a8587): only with a speculative config.
+SPEC_COUNTERS = (
+    ("vllm:spec_decode_num_drafts", "fakeai_spec_decode_drafts", "Number of spec decoding drafts."),
+    ("vllm:spec_decode_num_draft_tokens", "fakeai_spec_decode_draft_tokens", "Number of draft tokens."),
+    ("vllm:spec_decode_num_accepted_tokens", "fakeai_spec_decode_accepted_tokens", "Number of accepted tokens."),
+)
+SPEC_PER_POSITION = "fakeai_spec_decode_accepted_tokens_per_pos"
+
 
 def _histograms(families: BucketFamilies) -> tuple[tuple[str, str, tuple[float, ...], str], ...]:
     """(vLLM name, native family, bounds, help) of every histogram, each with its family's bounds."""
@@ -368,6 +376,18 @@ def _counter_sums(native: Mapping[str, Metric], source: str) -> dict[tuple[str, 
     return sum_by(native.get(source), source + "_total", LABELS, _as_vllm)
 
 
+def _accepted_per_position(native: Mapping[str, Metric]) -> Metric:
+    """``vllm:spec_decode_num_accepted_tokens_per_pos``: every draft position of every engine, in order."""
+    labels = [*LABELS, "position"]
+    family = CounterMetricFamily(
+        "vllm:spec_decode_num_accepted_tokens_per_pos", "Accepted tokens per draft position.", labels=labels
+    )
+    counts = sum_by(native.get(SPEC_PER_POSITION), SPEC_PER_POSITION + "_total", labels, _as_vllm)
+    for key, value in sorted(counts.items(), key=lambda item: (item[0][:2], int(item[0][2]))):
+        family.add_metric(list(key), value)
+    return family
+
+
 def _as_vllm(labels: Mapping[str, str]) -> Mapping[str, str]:
     return {"model_name": labels["model"], "engine": ENGINE, **labels}
 
@@ -384,8 +404,10 @@ class VllmView:
         legacy_names: bool = False,
         mfu: Mapping[str, ModelShape] | None = None,
         kv_cache_metrics: bool = False,
+        speculative: bool = False,
     ) -> None:
         self._source = source
+        self._speculative = speculative
         self._cache_config = cache_config
         self._mfu = mfu or {}
         """Model shapes by served model, when --enable-mfu-metrics is on."""
@@ -397,8 +419,10 @@ class VllmView:
         )
         self._counters = COUNTERS + (LEGACY_COUNTERS if legacy_names else ())
         self._model_gauges = MODEL_GAUGES + (LEGACY_MODEL_GAUGES if legacy_names else ())
-        tables = (GAUGES, self._model_gauges, LABELLED_GAUGES, self._counters, MODEL_COUNTERS, self._histograms)
+        self._model_counters = MODEL_COUNTERS + (SPEC_COUNTERS if speculative else ())
+        tables = (GAUGES, self._model_gauges, LABELLED_GAUGES, self._counters, self._model_counters, self._histograms)
         self._native = frozenset(row[1] for table in tables for row in table) | {
+            *((SPEC_PER_POSITION,) if speculative else ()),
             "fakeai_finished_requests",
             "fakeai_requests_running",
             "fakeai_prompt_tokens_cached",
@@ -440,11 +464,13 @@ class VllmView:
             for key, value in sorted(sum_by(native.get(source), source, [*LABELS, label], _as_vllm).items()):
                 gauge.add_metric(list(key), value)
             yield gauge
-        for name, source, doc in self._counters + MODEL_COUNTERS:
+        for name, source, doc in self._counters + self._model_counters:
             counter = CounterMetricFamily(name, doc, labels=LABELS)
             for key, value in sorted(sum_by(native.get(source), source + "_total", LABELS, _as_vllm).items()):
                 counter.add_metric(list(key), value)
             yield counter
+        if self._speculative:
+            yield _accepted_per_position(native)
         success = CounterMetricFamily(
             "vllm:request_success", "Count of successfully processed requests.", labels=[*LABELS, "finished_reason"]
         )

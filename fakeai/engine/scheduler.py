@@ -16,6 +16,7 @@ from fakeai.engine.latency import LatencyModel
 from fakeai.engine.mm_cache import MultiModalCache
 from fakeai.engine.prefix_cache import PrefixCache
 from fakeai.engine.sequence import GenerationRequest, Sequence, State
+from fakeai.engine.speculative import Speculation
 from fakeai.engine.tokens import Writer, tokenize
 
 log = logging.getLogger(__name__)
@@ -47,8 +48,14 @@ class ModelEngine:
         max_num_seqs: int,
         max_waiting: int,
         max_model_len: int,
+        speculation: Speculation | None = None,
     ) -> None:
         self.model = model
+        self.speculation = speculation
+        """Speculative decoding (--speculative-config): drafts verified in every decode step."""
+        # KV blocks a running choice may start in one step: one token, or 1 + k with k drafts.
+        tokens_per_step = 1 + (speculation.num_speculative_tokens if speculation else 0)
+        self._blocks_per_step = -(-tokens_per_step // cache.block_size)
         self.latency = latency
         self.cache = cache
         self.mm_cache = MultiModalCache()
@@ -154,7 +161,8 @@ class ModelEngine:
             request, recorder, targets=self._targets(request), writer=self._writer, block_size=self.cache.block_size
         )
         seq.queued = time.monotonic()
-        if self.latency.no_delay and not request.stream and not would_wait and self._awake.is_set():
+        zero_time = self.latency.no_delay and self.speculation is None  # drafts are drawn step by step
+        if zero_time and not request.stream and not would_wait and self._awake.is_set():
             self._complete_now(seq)
             return seq
         recorder.enqueued()
@@ -225,8 +233,9 @@ class ModelEngine:
     def _schedule(self) -> int:
         """Preempt when the KV pool would overflow, then admit waiting requests. Returns tokens to prefill."""
         capacity = self.cache.num_blocks
-        # Each running choice may start a new block in the coming step: keep room for that.
-        while self.used_blocks + self._running_choices > capacity and len(self.running) > 1:
+        # Each running choice may start new blocks in the coming step: keep room for that.
+        reserve = self._blocks_per_step
+        while self.used_blocks + self._running_choices * reserve > capacity and len(self.running) > 1:
             victim = self.running.pop()  # the latest scheduled, as vLLM's recompute policy picks
             self._release(victim)
             victim.state = State.WAITING
@@ -242,7 +251,7 @@ class ModelEngine:
             if not self._awake.is_set() and seq not in self._draining:
                 break  # asleep: only what was in flight when sleep(mode="wait") was called goes on
             need = seq.blocks_needed()
-            if self.running and self.used_blocks + need + len(seq.choices) > capacity:
+            if self.running and self.used_blocks + need + len(seq.choices) * reserve > capacity:
                 break
             self.waiting.popleft()
             first_time = seq.scheduled is None
@@ -266,9 +275,14 @@ class ModelEngine:
 
     def _step(self, now: float, prefill_tokens: int) -> None:
         emitted = 0
-        # Requests that got their previous token in the same step share the gap: one metrics update
-        # per (endpoint, model, previous step) instead of one per request.
-        tally: dict[tuple[RequestMetrics, float | None], int] = {}
+        speculation = self.speculation
+        draft = None if speculation is None else speculation.draft
+        if speculation is not None:
+            before = speculation.totals()
+        # Requests that got their previous output in the same step share the gap: one metrics update
+        # per (endpoint, model, previous step) instead of one per request. Each choice's output of a
+        # step is one inter-token gap, however many tokens it carries (vLLM: one ITL per output).
+        tally: dict[tuple[RequestMetrics, float | None], list[int]] = {}
         for seq in list(self.running):
             if seq.state is not State.RUNNING:
                 continue
@@ -284,19 +298,22 @@ class ModelEngine:
                 seq.failed = True
                 self._finish(seq)
                 continue
-            previous, held, unfinished = seq.last_token, seq.blocks_held, seq.unfinished
-            deltas = seq.advance(now)
+            previous, held, unfinished, tokens = seq.last_token, seq.blocks_held, seq.unfinished, seq.completion_tokens
+            deltas = seq.advance(now, draft)
             self.used_blocks += seq.blocks_held - held
             self._running_choices -= unfinished - seq.unfinished
-            key = (seq.recorder, previous)
-            tally[key] = tally.get(key, 0) + len(deltas)
-            emitted += len(deltas)
+            counts = tally.setdefault((seq.recorder, previous), [0, 0])
+            counts[0] += seq.completion_tokens - tokens
+            counts[1] += len(deltas)
+            emitted += seq.completion_tokens - tokens
             if seq.updates is not None:
                 seq.updates.put_nowait(deltas)
             if seq.unfinished == 0:
                 self._finish(seq)
-        for (recorder, previous), count in tally.items():
-            recorder.tokens(count, None if previous is None else now - previous)
+        for (recorder, previous), (tokens, outputs) in tally.items():
+            recorder.tokens(tokens, None if previous is None else now - previous, gaps=outputs)
+        if speculation is not None:
+            self.metrics.speculative_step(*speculation.since(before))
         self.metrics.steps(emitted + prefill_tokens, 1)
         self.metrics.kv_cache_usage(min(self.used_blocks / self.cache.num_blocks, 1.0))
 

@@ -3,6 +3,7 @@
 import asyncio
 import enum
 from collections import deque
+from collections.abc import Callable
 from collections.abc import Sequence as Seq
 from dataclasses import dataclass, field
 
@@ -45,6 +46,8 @@ class TokenDelta:
     choice: int
     text: str
     finish_reason: str | None = None
+    tokens: int = 1
+    """Tokens this delta carries: more than one when a speculative draft was accepted in its step."""
 
 
 @dataclass
@@ -194,8 +197,12 @@ class Sequence:
             self.first_token = self.last_token = now
         return step_sizes([c.emitted for c in self.choices])
 
-    def advance(self, now: float) -> list[TokenDelta]:
-        """Emit one token for every unfinished choice, growing the KV blocks held as outputs grow."""
+    def advance(self, now: float, draft: Callable[[], int] | None = None) -> list[TokenDelta]:
+        """One engine step: every unfinished choice emits a token, growing the KV blocks held as outputs
+        grow. With ``draft`` (speculative decoding), a choice past its first token also emits the draft
+        tokens ``draft()`` says were accepted, in the same delta, as vLLM streams one output per step."""
+        if draft is not None:
+            return self._advance_speculating(now, draft)
         stops, size = self.request.stop, self.block_size
         deltas = []
         for index, choice in enumerate(self.choices):
@@ -208,7 +215,38 @@ class Sequence:
                 self.unfinished -= 1
             deltas.append(delta)
         self.completion_tokens += len(deltas)
+        self._stamp(now)
+        return deltas
+
+    def _advance_speculating(self, now: float, draft: Callable[[], int]) -> list[TokenDelta]:
+        stops, size = self.request.stop, self.block_size
+        deltas = []
+        for index, choice in enumerate(self.choices):
+            if choice.finish_reason is not None:
+                continue
+            # The first token comes from the prefill step; drafts start with the decode steps.
+            count = 1 + draft() if choice.emitted > 0 else 1
+            delta: TokenDelta | None = None
+            for _ in range(count):
+                if choice.emitted % size == 0:
+                    self.blocks_held += 1
+                token = choice.next_delta(index, stops)
+                self.completion_tokens += 1
+                if delta is None:
+                    delta = token
+                else:  # one output per step, carrying every token of the step
+                    delta.text += token.text
+                    delta.finish_reason = token.finish_reason
+                    delta.tokens += 1
+                if token.finish_reason is not None:
+                    self.unfinished -= 1
+                    break
+            assert delta is not None
+            deltas.append(delta)
+        self._stamp(now)
+        return deltas
+
+    def _stamp(self, now: float) -> None:
         if self.first_token is None:
             self.first_token = now
         self.last_token = now
-        return deltas

@@ -189,7 +189,7 @@ class _EventStream:
         try:
             while (deltas := await seq.updates.get()) is not None:
                 for delta in deltas:
-                    sent += 1
+                    sent += delta.tokens
                     first = delta.choice not in started
                     started.add(delta.choice)
                     so_far = usage(seq.prompt_len, sent, seq.cached_tokens) if self.continuous_usage else None

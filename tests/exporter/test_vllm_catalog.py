@@ -17,7 +17,9 @@ def exposition() -> dict[str, tuple[str, set[str], str]]:
     """(type, label names, help) of each vllm:* family of a server with every optional family on, after
     one request of each kind of fact, so every family has samples whose labels can be read."""
     registry = CollectorRegistry()
-    metrics = ServerMetrics(registry, models=[MODEL], endpoints=[ENDPOINT], max_model_len=4096, kv_cache_metrics=True)
+    metrics = ServerMetrics(
+        registry, models=[MODEL], endpoints=[ENDPOINT], max_model_len=4096, kv_cache_metrics=True, speculative_tokens=3
+    )
     registry.register(
         VllmView(
             metrics.families.collect,
@@ -25,6 +27,7 @@ def exposition() -> dict[str, tuple[str, set[str], str]]:
             cache_config=CacheConfig(block_size=16, num_gpu_blocks=64),
             legacy_names=True,
             kv_cache_metrics=True,
+            speculative=True,
         )
     )
     recorder = metrics.request(ENDPOINT, MODEL)
@@ -34,6 +37,7 @@ def exposition() -> dict[str, tuple[str, set[str], str]]:
         RequestRecord(ENDPOINT, MODEL, 200, FinishedReason.LENGTH, 0.0, 1.0, 0.1, 0.0, 0.2, 0.9, 40, 16, 1, 8, 8)
     )
     metrics.model(MODEL).kv_block_evicted(2.0, 0.5, [0.25])
+    metrics.model(MODEL).speculative_step(1, 3, 2, [1, 1, 0])
     with metrics.sleep_operation("sleep"):
         pass
     families = {}

@@ -13,6 +13,7 @@ Sources (``vllm-project/vllm``):
       dashboard @ 5836216b queries it)
 - P:  vllm/v1/metrics/perf.py (``PerfMetricsProm``), names as docs/usage/metrics.md @ 044a056 lists them
 - S:  vllm/entrypoints/serve/dev/sleep/metrics.py @ 47e7f394 (kept in tests/data/vllm)
+- D:  vllm/v1/spec_decode/metrics.py @ 016a8587edb04ae53c913a1da9355a07dc0ca4ae (``SpecDecodingProm``)
 """
 
 from dataclasses import dataclass
@@ -130,6 +131,13 @@ CATALOG: dict[str, Family] = {
     "vllm:estimated_flops_per_gpu": _engine("counter", "P"),
     "vllm:estimated_read_bytes_per_gpu": _engine("counter", "P"),
     "vllm:estimated_write_bytes_per_gpu": _engine("counter", "P"),
+    # Speculative decoding, with --speculative-config (D)
+    "vllm:spec_decode_num_drafts": _engine("counter", "D", "Number of spec decoding drafts."),
+    "vllm:spec_decode_num_draft_tokens": _engine("counter", "D", "Number of draft tokens."),
+    "vllm:spec_decode_num_accepted_tokens": _engine("counter", "D", "Number of accepted tokens."),
+    "vllm:spec_decode_num_accepted_tokens_per_pos": _engine(
+        "counter", "D", "Accepted tokens per draft position.", "position"
+    ),
     # Sleep-mode operations (S): the API server's, without engine labels
     "vllm:sleep_mode_operation_duration_seconds": Family("histogram", ("operation",), "S"),
     "vllm:sleep_mode_operations_in_flight": Family("gauge", ("operation",), "S"),
@@ -142,10 +150,6 @@ CATALOG: dict[str, Family] = {
 
 NOT_SIMULATED: dict[str, str] = {
     "vllm:lora_requests_info": "LoRA adapters: issue 12",
-    "vllm:spec_decode_num_drafts": "speculative decoding: issue 12",
-    "vllm:spec_decode_num_draft_tokens": "speculative decoding: issue 12",
-    "vllm:spec_decode_num_accepted_tokens": "speculative decoding: issue 12",
-    "vllm:spec_decode_num_accepted_tokens_per_pos": "speculative decoding: issue 12",
     "vllm:corrupted_requests": "only with VLLM_COMPUTE_NANS_IN_LOGITS; fakeai computes no logits",
     "vllm:num_requests_kv_fetch_by_stage": "a KV connector's async loads",
 }
