@@ -59,7 +59,11 @@ class NativeFamilies:
             "Arrival to first token, streaming or not.",
             families.native("time_to_first_token", buckets.FINER_TTFT),
         )
-        self.itl = histogram("fakeai_inter_token_latency_seconds", "Every gap between two tokens of one choice.", itl)
+        self.itl = histogram(
+            "fakeai_inter_token_latency_seconds",
+            "Every gap between two outputs of one choice (one token each, more with speculative decoding).",
+            itl,
+        )
         self.tpot = histogram(
             "fakeai_request_time_per_output_token_seconds",
             "Decode time / (generated tokens - 1), per request.",
