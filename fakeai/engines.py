@@ -59,6 +59,7 @@ class Engines:
                 max_num_seqs=settings.max_num_seqs,
                 max_waiting=settings.max_waiting,
                 max_model_len=settings.max_model_len,
+                max_num_batched_tokens=settings.batched_tokens,
                 speculation=speculation(settings, model),
             )
         self.faults = FaultInjector(settings.error_rate, dict(settings.error_mix), seeds[-1])

@@ -14,6 +14,7 @@ from fakeai.engine.profiles import DEFAULT_MODELS, LatencyProfile, parse_overrid
 from fakeai.engine.speculative import check_acceptance_rates, check_speculative_config
 
 ENV_PREFIX = "FAKEAI_"
+DEFAULT_BATCHED_TOKENS = 8192
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 PROFILE_FIELDS = ("overhead_ms", "prefill_ms_per_token", "itl_ms", "itl_jitter", "batch_slowdown", "output_tokens")
 
@@ -32,6 +33,8 @@ class Settings:
     max_num_seqs: int = 256
     max_waiting: int = 1024
     max_model_len: int = 8192
+    max_num_batched_tokens: int | None = None
+    """vLLM v1's per-step token budget (chunked prefill); None: 8192 or max_num_seqs if larger."""
     block_size: int = 16
     num_blocks: int = 4096
     error_rate: float = 0.0
@@ -87,6 +90,11 @@ class Settings:
         for name in ("max_num_seqs", "max_model_len", "block_size", "num_blocks"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1")
+        if self.max_num_batched_tokens is not None and self.max_num_batched_tokens < self.max_num_seqs:
+            problems.append(
+                f"max_num_batched_tokens ({self.max_num_batched_tokens}) must be greater than or equal to "
+                f"max_num_seqs ({self.max_num_seqs})"
+            )
         if self.max_waiting < 0:
             problems.append("max_waiting must not be negative")
         if not 0.05 <= self.stream_min_interval <= 60:
@@ -134,6 +142,14 @@ class Settings:
             self.acceptance_rates()
         except ValueError as exc:
             raise ValueError(f"spec_acceptance_rates: {exc}") from None
+
+    @property
+    def batched_tokens(self) -> int:
+        """The step's token budget: vLLM's API-server default on a GPU of 70 GiB or more (8192,
+        ``EngineArgs.get_batch_defaults`` in vllm/engine/arg_utils.py), which the latency profiles stand
+        for; never below max_num_seqs, as vLLM requires."""
+        given = self.max_num_batched_tokens
+        return given if given is not None else max(DEFAULT_BATCHED_TOKENS, self.max_num_seqs)
 
     @property
     def speculative_tokens(self) -> int:
@@ -266,6 +282,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("no_delay", "no simulated latency at all, for pure throughput", _bool, "switch"),
     Option("max_num_seqs", "requests running at once per model", int),
     Option("max_waiting", "requests waiting per model before 429", int),
+    Option(
+        "max_num_batched_tokens",
+        "tokens one engine step may process (decodes first, then prefill chunks); default 8192",
+        int,
+    ),
     Option("max_model_len", "context length per model, in tokens", int),
     Option("block_size", "tokens per KV/prefix-cache block", int),
     Option("num_blocks", "KV blocks per model (prefix cache and KV usage)", int),

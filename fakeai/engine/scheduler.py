@@ -48,6 +48,7 @@ class ModelEngine:
         max_num_seqs: int,
         max_waiting: int,
         max_model_len: int,
+        max_num_batched_tokens: int = 8192,
         speculation: Speculation | None = None,
     ) -> None:
         self.model = model
@@ -63,6 +64,9 @@ class ModelEngine:
         self.max_num_seqs = max_num_seqs
         self.max_waiting = max_waiting
         self.max_model_len = max_model_len
+        self.max_num_batched_tokens = max_num_batched_tokens
+        """Tokens one step may process (vLLM v1's chunked prefill): decodes first, prefill chunks after."""
+        self._chunks: dict[Sequence, int] = {}  # this step's prefill chunk of each sequence given one
         self.waiting: deque[Sequence] = deque()
         self.running: list[Sequence] = []
         self.used_blocks = 0
@@ -161,7 +165,9 @@ class ModelEngine:
             request, recorder, targets=self._targets(request), writer=self._writer, block_size=self.cache.block_size
         )
         seq.queued = time.monotonic()
-        zero_time = self.latency.no_delay and self.speculation is None  # drafts are drawn step by step
+        # Zero time needs the whole prompt in one step, and drafts are drawn step by step.
+        zero_time = self.latency.no_delay and self.speculation is None
+        zero_time = zero_time and len(request.prompt_tokens) <= self.max_num_batched_tokens
         if zero_time and not request.stream and not would_wait and self._awake.is_set():
             self._complete_now(seq)
             return seq
@@ -244,9 +250,19 @@ class ModelEngine:
             victim.preemptions += 1
             self.metrics.preemption()
             self.waiting.appendleft(victim)
+        # The step's token budget (vLLM v1's --max-num-batched-tokens): the running decodes first, then
+        # prefill chunks, for prompts already part-way through, then for newly scheduled requests.
+        budget = self.max_num_batched_tokens - self._decode_tokens()
+        chunks = self._chunks
+        chunks.clear()
         prefill = 0
+        for seq in self.running:
+            if seq.prefill_left and budget > 0:
+                chunks[seq] = chunk = min(seq.prefill_left, budget)
+                budget -= chunk
+                prefill += chunk
         now = time.monotonic()
-        while self.waiting and len(self.running) < self.max_num_seqs:
+        while self.waiting and len(self.running) < self.max_num_seqs and budget > 0:
             seq = self.waiting[0]
             if not self._awake.is_set() and seq not in self._draining:
                 break  # asleep: only what was in flight when sleep(mode="wait") was called goes on
@@ -270,8 +286,17 @@ class ModelEngine:
             if first_time:
                 seq.cached_tokens = cached
                 seq.recorder.prefix_lookup(seq.prompt_len, cached)
-            prefill += len(tokens) - cached
+            seq.prefill_left = len(tokens) - cached
+            chunks[seq] = chunk = min(seq.prefill_left, budget)
+            budget -= chunk
+            prefill += chunk
         return prefill
+
+    def _decode_tokens(self) -> int:
+        """Tokens the running decodes take from the step's budget: one per unfinished choice, plus the
+        drafts verified with it under speculative decoding."""
+        per_choice = 1 + (self.speculation.num_speculative_tokens if self.speculation else 0)
+        return per_choice * sum(seq.unfinished for seq in self.running if not seq.prefill_left)
 
     def _step(self, now: float, prefill_tokens: int) -> None:
         emitted = 0
@@ -283,9 +308,15 @@ class ModelEngine:
         # per (endpoint, model, previous step) instead of one per request. Each choice's output of a
         # step is one inter-token gap, however many tokens it carries (vLLM: one ITL per output).
         tally: dict[tuple[RequestMetrics, float | None], list[int]] = {}
+        chunks = self._chunks
         for seq in list(self.running):
             if seq.state is not State.RUNNING:
                 continue
+            if seq.prefill_left:
+                chunk = chunks.get(seq, 0)
+                seq.prefill_left -= chunk
+                if seq.prefill_left:
+                    continue  # more of the prompt to prefill in later steps: no token yet
             if seq.needs_prefill:
                 seq.needs_prefill = False
                 if seq.first_token is None and seq.scheduled is not None:

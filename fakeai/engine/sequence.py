@@ -148,6 +148,9 @@ class Sequence:
         self.cached_tokens = 0
         self.preemptions = 0
         self.needs_prefill = True
+        self.prefill_left = 0
+        """Prompt (and, after a preemption, output) tokens still to prefill: over several steps when the
+        step's token budget cannot take them at once (chunked prefill)."""
         self.failed = False
         self.cancelled = False
         self.slept = False
