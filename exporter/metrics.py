@@ -6,7 +6,7 @@ server before a labelled child is created, so no label value comes from a client
 
 import contextlib
 import time
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary
@@ -26,26 +26,33 @@ SLEEP_LEVEL_STATES = {1: "weights_offloaded", 2: "discard_all"}
 class NativeFamilies:
     """The native families themselves. ``ServerMetrics`` decides when each one moves."""
 
-    def __init__(self, registry: CollectorRegistry, families: buckets.BucketFamilies) -> None:
+    def __init__(
+        self, registry: CollectorRegistry, families: buckets.BucketFamilies, *, engine_label: bool = False
+    ) -> None:
+        # With several engines per model (--data-parallel-size, or --workers), every engine-level family
+        # carries the engine's index; with one, it has no such label, as before.
+        engine = ("engine",) if engine_label else ()
+        em, m = (*EM, *engine), ("model", *engine)
+        self.engine_label = engine_label
         tokens = families.native("request_tokens")
         phase = families.native("request_latency", buckets.FINER_REQUEST_PHASE)
         itl = families.native("inter_token_latency", buckets.FINER_ITL)
 
-        def counter(name: str, doc: str, labels: Iterable[str] = EM) -> Counter:
+        def counter(name: str, doc: str, labels: Iterable[str] = em) -> Counter:
             return Counter(name, doc, tuple(labels), registry=registry)
 
         def gauge(
-            name: str, doc: str, labels: Iterable[str] = EM, mode: Literal["livesum", "livemax", "livemin"] = "livesum"
+            name: str, doc: str, labels: Iterable[str] = em, mode: Literal["livesum", "livemax", "livemin"] = "livesum"
         ) -> Gauge:
             # How multiprocess mode (--workers) combines the workers' values; ignored in one process.
             return Gauge(name, doc, tuple(labels), registry=registry, multiprocess_mode=mode)
 
-        def histogram(name: str, doc: str, bounds: tuple[float, ...], labels: Iterable[str] = EM) -> Histogram:
+        def histogram(name: str, doc: str, bounds: tuple[float, ...], labels: Iterable[str] = em) -> Histogram:
             return Histogram(name, doc, tuple(labels), registry=registry, buckets=bounds)
 
         self.requests = counter("fakeai_requests", "Requests accepted for a served model, counted on arrival.")
         self.responses = counter(
-            "fakeai_responses", "Responses completed, by HTTP status (499: client went away).", (*EM, "status")
+            "fakeai_responses", "Responses completed, by HTTP status (499: client went away).", (*em, "status")
         )
         self.request_duration = histogram(
             "fakeai_request_duration_seconds", "Arrival to last byte (end to end).", phase
@@ -103,9 +110,9 @@ class NativeFamilies:
             "fakeai_iteration_tokens",
             "Tokens per simulated engine step.",
             families.native("iteration_tokens"),
-            ("model",),
+            m,
         )
-        self.finished = counter("fakeai_finished_requests", "Finished requests by reason.", (*EM, "finished_reason"))
+        self.finished = counter("fakeai_finished_requests", "Finished requests by reason.", (*em, "finished_reason"))
         self.cache_queries = counter("fakeai_prefix_cache_queries", "Prompt tokens looked up in the prefix cache.")
         self.cache_hits = counter("fakeai_prefix_cache_hits", "Looked-up prompt tokens found in the prefix cache.")
         self.cache_lookups = counter("fakeai_prefix_cache_lookups", "Requests looked up in the prefix cache.")
@@ -115,52 +122,52 @@ class NativeFamilies:
         self.running = gauge("fakeai_requests_running", "Requests in the running batch.")
         self.waiting = gauge("fakeai_requests_waiting", "Requests waiting for a scheduler slot.")
         self.active_streams = gauge("fakeai_active_streams", "Open server-sent-event streams.")
-        self.streams = counter("fakeai_streams", "Finished streams by outcome.", (*EM, "outcome"))
+        self.streams = counter("fakeai_streams", "Finished streams by outcome.", (*em, "outcome"))
         self.errors = counter(
-            "fakeai_errors", "Errors returned, by status and OpenAI error type.", (*EM, "status", "type")
+            "fakeai_errors", "Errors returned, by status and OpenAI error type.", (*em, "status", "type")
         )
         self.kv_cache_usage = gauge(
-            "fakeai_kv_cache_usage_ratio", "Simulated KV block pool in use, 0-1.", ("model",), mode="livemax"
+            "fakeai_kv_cache_usage_ratio", "Simulated KV block pool in use, 0-1.", m, mode="livemax"
         )
-        self.preemptions = counter("fakeai_preemptions", "Running requests preempted for KV space.", ("model",))
+        self.preemptions = counter("fakeai_preemptions", "Running requests preempted for KV space.", m)
         self.spec_decode_drafts = counter(
-            "fakeai_spec_decode_drafts", "Speculative drafts verified (one per choice per decode step).", ("model",)
+            "fakeai_spec_decode_drafts", "Speculative drafts verified (one per choice per decode step).", m
         )
         self.spec_decode_draft_tokens = counter(
-            "fakeai_spec_decode_draft_tokens", "Draft tokens proposed for verification.", ("model",)
+            "fakeai_spec_decode_draft_tokens", "Draft tokens proposed for verification.", m
         )
         self.spec_decode_accepted_tokens = counter(
-            "fakeai_spec_decode_accepted_tokens", "Draft tokens accepted by the target model.", ("model",)
+            "fakeai_spec_decode_accepted_tokens", "Draft tokens accepted by the target model.", m
         )
         self.spec_decode_accepted_per_position = counter(
             "fakeai_spec_decode_accepted_tokens_per_pos",
             "Drafts whose token at this position (from 0) was accepted.",
-            ("model", "position"),
+            (*m, "position"),
         )
         self.mm_cache_queries = counter(
-            "fakeai_mm_cache_queries", "Image and audio items looked up in the multi-modal cache.", ("model",)
+            "fakeai_mm_cache_queries", "Image and audio items looked up in the multi-modal cache.", m
         )
         self.mm_cache_hits = counter(
-            "fakeai_mm_cache_hits", "Looked-up image and audio items found in the multi-modal cache.", ("model",)
+            "fakeai_mm_cache_hits", "Looked-up image and audio items found in the multi-modal cache.", m
         )
         residency = families.native("kv_cache_residency")
         self.kv_block_lifetime = histogram(
             "fakeai_kv_block_lifetime_seconds",
             "Sampled KV blocks: allocation to eviction (--kv-cache-metrics).",
             residency,
-            ("model",),
+            m,
         )
         self.kv_block_idle_before_evict = histogram(
             "fakeai_kv_block_idle_before_evict_seconds",
             "Sampled KV blocks: last use to eviction (--kv-cache-metrics).",
             residency,
-            ("model",),
+            m,
         )
         self.kv_block_reuse_gap = histogram(
             "fakeai_kv_block_reuse_gap_seconds",
             "Sampled KV blocks: gaps between their last uses (--kv-cache-metrics).",
             residency,
-            ("model",),
+            m,
         )
         self.sleep_operation_duration = histogram(
             "fakeai_sleep_mode_operation_duration_seconds",
@@ -174,14 +181,14 @@ class NativeFamilies:
         self.loaded = gauge(
             "fakeai_engine_loaded",
             "1 once the model's engine has loaded (--startup-seconds after start), 0 before.",
-            ("model",),
+            m,
             mode="livemin",
         )
         self.sleep_state = gauge(
             "fakeai_engine_sleep_state",
             "1 for the engine's sleep state (awake, weights_offloaded at level 1, discard_all at level 2), "
             "as vLLM records it.",
-            ("model", "sleep_state"),
+            (*m, "sleep_state"),
             mode="livemax",
         )
         self.http_requests = counter(
@@ -209,7 +216,7 @@ class NativeFamilies:
         )
 
     def all(self) -> list[Counter | Gauge | Histogram | Summary]:
-        return list(vars(self).values())
+        return [value for value in vars(self).values() if isinstance(value, Counter | Gauge | Histogram | Summary)]
 
     def named(self, names: Collection[str]) -> list[Counter | Gauge | Histogram | Summary]:
         """The families registered under ``names`` (counters without ``_total``)."""
@@ -223,11 +230,12 @@ class NativeFamilies:
 
 
 class RequestMetrics:
-    """The children of one (endpoint, model) pair, resolved once and reused on the hot path."""
+    """The children of one (endpoint, model[, engine]), resolved once and reused on the hot path."""
 
-    def __init__(self, families: NativeFamilies, endpoint: str, model: str) -> None:
+    def __init__(self, families: NativeFamilies, endpoint: str, model: str, engine: int = 0) -> None:
         self.families, self.endpoint, self.model = families, endpoint, model
-        f, labels = families, (endpoint, model)
+        self._labels = labels = (endpoint, model, str(engine)) if families.engine_label else (endpoint, model)
+        f = families
         self._requests = f.requests.labels(*labels)
         self._duration = f.request_duration.labels(*labels)
         self._queue_time = f.queue_time.labels(*labels)
@@ -322,7 +330,7 @@ class RequestMetrics:
         key = (family, extra)
         child = self._extra.get(key)
         if child is None:
-            child = self._extra[key] = family.labels(self.endpoint, self.model, *extra)
+            child = self._extra[key] = family.labels(*self._labels, *extra)
         return child
 
     def finished(self, record: RequestRecord) -> None:
@@ -352,31 +360,38 @@ class RequestMetrics:
 
 
 class ModelMetrics:
-    """Engine-level facts of one model."""
+    """Engine-level facts of one model's engine."""
 
     def __init__(
-        self, families: NativeFamilies, model: str, *, kv_cache_metrics: bool = False, speculative_tokens: int = 0
+        self,
+        families: NativeFamilies,
+        model: str,
+        engine: int = 0,
+        *,
+        kv_cache_metrics: bool = False,
+        speculative_tokens: int = 0,
     ) -> None:
-        self._iteration_tokens = families.iteration_tokens.labels(model)
-        self._kv_cache_usage = families.kv_cache_usage.labels(model)
-        self._preemptions = families.preemptions.labels(model)
-        self._mm_cache_queries = families.mm_cache_queries.labels(model)
-        self._mm_cache_hits = families.mm_cache_hits.labels(model)
-        self._sleep_state = {state: families.sleep_state.labels(model, state) for state in SLEEP_STATES}
+        key = (model, str(engine)) if families.engine_label else (model,)
+        self._iteration_tokens = families.iteration_tokens.labels(*key)
+        self._kv_cache_usage = families.kv_cache_usage.labels(*key)
+        self._preemptions = families.preemptions.labels(*key)
+        self._mm_cache_queries = families.mm_cache_queries.labels(*key)
+        self._mm_cache_hits = families.mm_cache_hits.labels(*key)
+        self._sleep_state = {state: families.sleep_state.labels(*key, state) for state in SLEEP_STATES}
         self.sleep_state(asleep=False, level=0)
         if speculative_tokens:  # vLLM's SpecDecodingProm: only with a speculative config, every position at 0
-            self._spec_drafts = families.spec_decode_drafts.labels(model)
-            self._spec_draft_tokens = families.spec_decode_draft_tokens.labels(model)
-            self._spec_accepted = families.spec_decode_accepted_tokens.labels(model)
+            self._spec_drafts = families.spec_decode_drafts.labels(*key)
+            self._spec_draft_tokens = families.spec_decode_draft_tokens.labels(*key)
+            self._spec_accepted = families.spec_decode_accepted_tokens.labels(*key)
             self._spec_accepted_per_position = [
-                families.spec_decode_accepted_per_position.labels(model, str(position))
+                families.spec_decode_accepted_per_position.labels(*key, str(position))
                 for position in range(speculative_tokens)
             ]
         if kv_cache_metrics:  # vLLM registers these only with --kv-cache-metrics, then at 0 from start
-            self._kv_block_lifetime = families.kv_block_lifetime.labels(model)
-            self._kv_block_idle = families.kv_block_idle_before_evict.labels(model)
-            self._kv_block_reuse_gap = families.kv_block_reuse_gap.labels(model)
-        self._loaded = families.loaded.labels(model)
+            self._kv_block_lifetime = families.kv_block_lifetime.labels(*key)
+            self._kv_block_idle = families.kv_block_idle_before_evict.labels(*key)
+            self._kv_block_reuse_gap = families.kv_block_reuse_gap.labels(*key)
+        self._loaded = families.loaded.labels(*key)
         self._loaded.set(1)
 
     def kv_block_evicted(self, lifetime: float, idle: float, reuse_gaps: list[float]) -> None:
@@ -436,42 +451,49 @@ class ServerMetrics:
         custom_buckets: Mapping[str, tuple[float, ...]] | None = None,
         kv_cache_metrics: bool = False,
         speculative_tokens: int = 0,
+        engines: Sequence[int] = (0,),
+        engine_label: bool = False,
     ) -> None:
         self.registry = registry
         self.kv_cache_metrics = kv_cache_metrics
         self.speculative_tokens = speculative_tokens
         """Draft tokens per step with --speculative-config (0: no speculative decoding)."""
+        self.engines = tuple(engines)
+        """Every model's engine indices in this process (data-parallel ranks, numbered across workers)."""
         self.buckets = buckets.BucketFamilies(max_model_len, dict(custom_buckets or {}))
-        self.families = NativeFamilies(registry, self.buckets)
-        self._requests: dict[tuple[str, str], RequestMetrics] = {}
-        self._models: dict[str, ModelMetrics] = {}
+        self.families = NativeFamilies(registry, self.buckets, engine_label=engine_label)
+        self._requests: dict[tuple[str, str, int], RequestMetrics] = {}
+        self._models: dict[tuple[str, int], ModelMetrics] = {}
         self._http: dict[tuple[str, str, int], tuple[Counter, Histogram, Summary, Summary]] = {}
         self.models = tuple(models)
         self.endpoints = tuple(endpoints)
         # Series that dashboards and alerts divide by exist at 0 from start-up, as vLLM's do.
         for model in self.models:
-            self.model(model).kv_cache_usage(0.0)
-            self.families.preemptions.labels(model)
-            self.families.iteration_tokens.labels(model)
-            for endpoint in self.endpoints:
-                for reason in FinishedReason:
-                    self.families.finished.labels(endpoint, model, reason.value)
-                for outcome in StreamOutcome:
-                    self.families.streams.labels(endpoint, model, outcome.value)
-                self.request(endpoint, model)
+            for engine in self.engines:
+                self.model(model, engine).kv_cache_usage(0.0)
+                for endpoint in self.endpoints:
+                    recorder = self.request(endpoint, model, engine)
+                    for reason in FinishedReason:
+                        recorder._child(self.families.finished, reason.value)
+                    for outcome in StreamOutcome:
+                        recorder._child(self.families.streams, outcome.value)
 
-    def request(self, endpoint: str, model: str) -> RequestMetrics:
-        key = (endpoint, model)
+    def request(self, endpoint: str, model: str, engine: int = 0) -> RequestMetrics:
+        key = (endpoint, model, engine)
         recorder = self._requests.get(key)
         if recorder is None:
-            recorder = self._requests[key] = RequestMetrics(self.families, endpoint, model)
+            recorder = self._requests[key] = RequestMetrics(self.families, endpoint, model, engine)
         return recorder
 
-    def model(self, model: str) -> ModelMetrics:
-        recorder = self._models.get(model)
+    def model(self, model: str, engine: int = 0) -> ModelMetrics:
+        recorder = self._models.get((model, engine))
         if recorder is None:
-            recorder = self._models[model] = ModelMetrics(
-                self.families, model, kv_cache_metrics=self.kv_cache_metrics, speculative_tokens=self.speculative_tokens
+            recorder = self._models[model, engine] = ModelMetrics(
+                self.families,
+                model,
+                engine,
+                kv_cache_metrics=self.kv_cache_metrics,
+                speculative_tokens=self.speculative_tokens,
             )
         return recorder
 

@@ -28,7 +28,7 @@ from exporter.metrics import ServerMetrics
 from exporter.stream import STREAM_MAPPING
 from exporter.views import CacheConfig, HttpView, ModelShape, VllmView
 from exporter.views.aggregate import FamilySource, reusing_scrape
-from fakeai import __version__
+from fakeai import __version__, worker_index
 from fakeai.context import ServerContext
 from fakeai.control import LocalControl, SharedControl
 from fakeai.engines import Engines
@@ -126,9 +126,22 @@ def model_shapes(settings: Settings) -> dict[str, ModelShape]:
     return shapes
 
 
+def engine_indices(settings: Settings) -> tuple[list[int], bool]:
+    """This process's engine indices, and whether the engine is a label: with several engines per model
+    (data parallel, or one per worker), worker N's engines are numbered from N x --data-parallel-size,
+    as vLLM numbers the ranks of a data-parallel deployment."""
+    size = settings.data_parallel_size
+    multiproc_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    worker = worker_index.claim(Path(multiproc_dir) / "workers", settings.workers) if multiproc_dir else 0
+    return [worker * size + rank for rank in range(size)], size > 1 or settings.workers > 1
+
+
 def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
+    engines_here, engine_label = engine_indices(settings)
     metrics = ServerMetrics(
         registry,
+        engines=engines_here,
+        engine_label=engine_label,
         models=settings.models,
         endpoints=MODEL_ENDPOINTS,
         max_model_len=settings.max_model_len,

@@ -18,6 +18,8 @@ from fakeai.schemas import ModelRequest
 from fakeai.settings import Settings
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
+DP_RANK_HEADER = b"x-data-parallel-rank"
+"""vLLM's header naming the data-parallel engine a request must run on (``_get_data_parallel_rank``)."""
 BodyT = TypeVar("BodyT", bound=ModelRequest)
 
 
@@ -37,15 +39,30 @@ class ServerContext:
         ):
             raise OpenAIError(ErrorKind.UNAUTHORIZED, "Incorrect API key provided.")
 
-    def engine_for(self, model: str) -> ModelEngine:
+    def engine_for(self, model: str, rank_header: str | None = None) -> ModelEngine:
+        """The engine that runs a request for ``model``: the least loaded of its data-parallel engines,
+        or the one vLLM's ``X-data-parallel-rank`` header names."""
         if self.engines.loading:
             raise OpenAIError(ErrorKind.LOADING, "The model is still loading; try again shortly.")
-        engine = self.engines.get(model)
-        if engine is None:
+        if model not in self.engines.by_model:
             raise OpenAIError(
                 ErrorKind.MODEL_NOT_FOUND,
                 f"The model `{model[:200]}` does not exist. Served models: {', '.join(self.settings.models)}.",
                 param="model",
+            )
+        rank = None
+        if rank_header is not None:
+            try:
+                rank = int(rank_header)
+            except ValueError:
+                raise OpenAIError(
+                    ErrorKind.INVALID_REQUEST, f"X-data-parallel-rank must be an integer, got {rank_header[:20]!r}."
+                ) from None
+        engine = self.engines.get(model, rank)
+        if engine is None:
+            ranks = ", ".join(str(index) for index in self.metrics.engines)
+            raise OpenAIError(
+                ErrorKind.INVALID_REQUEST, f"data_parallel_rank {rank} is not an engine of this server ({ranks})."
             )
         return engine
 
@@ -76,7 +93,16 @@ async def accept(request: Request, body_type: type[BodyT]) -> Accepted[BodyT]:
     arrival = arrival_time(request)
     ctx.check_auth(request)
     body = await parse_body(request, body_type)
-    return Accepted(ctx, arrival, body, ctx.engine_for(body.model))
+    rank = _rank_header(request) if ctx.settings.data_parallel_size > 1 else None
+    return Accepted(ctx, arrival, body, ctx.engine_for(body.model, rank))
+
+
+def _rank_header(request: Request) -> str | None:
+    """The raw header, without building Starlette's ``Headers`` on the hot path."""
+    for name, value in request.scope["headers"]:
+        if name == DP_RANK_HEADER:
+            return str(value.decode("latin-1"))
+    return None
 
 
 async def read_body(request: Request) -> bytes:

@@ -19,23 +19,45 @@ from fakeai.engine.speculative import Speculation
 from fakeai.settings import Settings
 
 
-def residency(settings: Settings, metrics: ServerMetrics, model: str) -> BlockResidency | None:
-    """The sampled KV-block residency of one model's cache, with --kv-cache-metrics."""
+def residency(settings: Settings, metrics: ServerMetrics, model: str, engine: int) -> BlockResidency | None:
+    """The sampled KV-block residency of one engine's cache, with --kv-cache-metrics."""
     if not settings.kv_cache_metrics:
         return None
     # Its own stream of draws, from the seed and the model: sampling blocks leaves every other random
     # choice of the simulation as it is without the flag.
-    sampler = random.Random(f"{settings.seed}:{model}:kv-cache-metrics")
-    return BlockResidency(settings.kv_cache_metrics_sample, sampler, metrics.model(model).kv_block_evicted)
+    suffix = f":{engine}" if engine else ""
+    sampler = random.Random(f"{settings.seed}:{model}:kv-cache-metrics{suffix}")
+    return BlockResidency(settings.kv_cache_metrics_sample, sampler, metrics.model(model, engine).kv_block_evicted)
 
 
-def speculation(settings: Settings, model: str) -> Speculation | None:
-    """One model's speculative decoding, with --speculative-config."""
+def speculation(settings: Settings, model: str, engine: int) -> Speculation | None:
+    """One engine's speculative decoding, with --speculative-config."""
     if not settings.speculative_tokens:
         return None
     # Its own stream of draws, as the residency sampler: turning drafts on changes no other draw.
-    rng = random.Random(f"{settings.seed}:{model}:speculative")
+    suffix = f":{engine}" if engine else ""
+    rng = random.Random(f"{settings.seed}:{model}:speculative{suffix}")
     return Speculation(settings.speculative_tokens, settings.acceptance_rates(), rng)
+
+
+class DataParallelGroup:
+    """One model's engines (``--data-parallel-size``), and vLLM's choice among them for a request: the
+    engine with the lowest ``4 x waiting + running``, the first such in index order
+    (``DPLBAsyncMPClient.get_core_engine_for_request``, vllm/v1/engine/core_client.py), unless the
+    request names one (vLLM's ``X-data-parallel-rank`` header)."""
+
+    def __init__(self, engines: list[ModelEngine]) -> None:
+        self.engines = engines
+        self._by_index = {engine.index: engine for engine in engines}
+
+    def pick(self, rank: int | None = None) -> ModelEngine | None:
+        """The engine for a request; None when ``rank`` names no engine of this process."""
+        if rank is not None:
+            return self._by_index.get(rank)
+        engines = self.engines
+        if len(engines) == 1:
+            return engines[0]
+        return min(engines, key=lambda engine: 4 * len(engine.waiting) + len(engine.running))
 
 
 class Engines:
@@ -48,31 +70,45 @@ class Engines:
             random.Random(int(s.generate_state(1)[0]))
             for s in np.random.SeedSequence(settings.seed).spawn(len(settings.models) + 1)
         ]
-        self.by_model: dict[str, ModelEngine] = {}
+        self.by_model: dict[str, DataParallelGroup] = {}
         for model, rng in zip(settings.models, seeds, strict=False):
-            self.by_model[model] = ModelEngine(
-                model,
-                latency=LatencyModel(settings.profile(model), rng, no_delay=settings.no_delay),
-                cache=PrefixCache(settings.block_size, settings.num_blocks, residency(settings, metrics, model)),
-                metrics=metrics.model(model),
-                rng=rng,
-                max_num_seqs=settings.max_num_seqs,
-                max_waiting=settings.max_waiting,
-                max_model_len=settings.max_model_len,
-                max_num_batched_tokens=settings.batched_tokens,
-                speculation=speculation(settings, model),
-            )
+            engines = []
+            for index in metrics.engines:
+                # The first engine draws from the model's stream (one engine behaves as before); the
+                # others from streams of their own.
+                engine_rng = rng if index == metrics.engines[0] else random.Random(f"{settings.seed}:{model}:{index}")
+                engine = ModelEngine(
+                    model,
+                    index=index,
+                    latency=LatencyModel(settings.profile(model), engine_rng, no_delay=settings.no_delay),
+                    cache=PrefixCache(
+                        settings.block_size, settings.num_blocks, residency(settings, metrics, model, index)
+                    ),
+                    metrics=metrics.model(model, index),
+                    rng=engine_rng,
+                    max_num_seqs=settings.max_num_seqs,
+                    max_waiting=settings.max_waiting,
+                    max_model_len=settings.max_model_len,
+                    max_num_batched_tokens=settings.batched_tokens,
+                    speculation=speculation(settings, model, index),
+                )
+                engines.append(engine)
+            self.by_model[model] = DataParallelGroup(engines)
         self.faults = FaultInjector(settings.error_rate, dict(settings.error_mix), seeds[-1])
         self.startup_seconds = settings.startup_seconds
-        self.model_metrics = [metrics.model(model) for model in settings.models]
+        self.model_metrics = [metrics.model(model, index) for model in settings.models for index in metrics.engines]
         self.loading = False
         """Still "loading the model" (``--startup-seconds``): nothing is served yet."""
 
-    def get(self, model: str) -> ModelEngine | None:
-        return self.by_model.get(model)
+    def get(self, model: str, rank: int | None = None) -> ModelEngine | None:
+        group = self.by_model.get(model)
+        return None if group is None else group.pick(rank)
+
+    def all(self) -> list[ModelEngine]:
+        return [engine for group in self.by_model.values() for engine in group.engines]
 
     def start(self) -> None:
-        for engine in self.by_model.values():
+        for engine in self.all():
             engine.start()
         if self.startup_seconds > 0:
             self._set_loading(True)
@@ -84,13 +120,13 @@ class Engines:
             model_metrics.loading(loading)
 
     async def stop(self) -> None:
-        for engine in self.by_model.values():
+        for engine in self.all():
             await engine.stop()
 
     async def apply(self, change: dict[str, Any]) -> None:
         """One runtime change (``fakeai.control``) to every model's engine."""
         op = change.get("op")
-        engines = self.by_model.values()
+        engines = self.all()
         if op == "sleep":
             await asyncio.gather(*(engine.sleep(change["level"], change["mode"]) for engine in engines))
         elif op == "wake_up":

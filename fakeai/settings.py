@@ -33,6 +33,9 @@ class Settings:
     max_num_seqs: int = 256
     max_waiting: int = 1024
     max_model_len: int = 8192
+    data_parallel_size: int = 1
+    """vLLM's --data-parallel-size: engines per model (per worker), each with its own scheduler, KV pool
+    and prefix cache; requests go to the least loaded."""
     max_num_batched_tokens: int | None = None
     """vLLM v1's per-step token budget (chunked prefill); None: 8192 or max_num_seqs if larger."""
     block_size: int = 16
@@ -87,7 +90,7 @@ class Settings:
             problems.append("models must be a non-empty list of distinct ids")
         if unknown := set(self.model_profiles) - set(self.models):
             problems.append(f"profiles given for models not served: {', '.join(sorted(unknown))}")
-        for name in ("max_num_seqs", "max_model_len", "block_size", "num_blocks"):
+        for name in ("max_num_seqs", "max_model_len", "block_size", "num_blocks", "data_parallel_size"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1")
         if self.max_num_batched_tokens is not None and self.max_num_batched_tokens < self.max_num_seqs:
@@ -282,6 +285,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("no_delay", "no simulated latency at all, for pure throughput", _bool, "switch"),
     Option("max_num_seqs", "requests running at once per model", int),
     Option("max_waiting", "requests waiting per model before 429", int),
+    Option(
+        "data_parallel_size",
+        "engines per model (per worker), each with its own queue, KV pool and prefix cache; requests go "
+        "to the least loaded, or to the one the X-data-parallel-rank header names",
+        int,
+    ),
     Option(
         "max_num_batched_tokens",
         "tokens one engine step may process (decodes first, then prefill chunks); default 8192",

@@ -19,7 +19,8 @@ from exporter.views.aggregate import (
     sum_by,
 )
 
-ENGINE = "0"  # one simulated engine per model: vLLM's data-parallel index for a single engine
+ENGINE = "0"
+"""The engine index of a model with one engine (the native families then have no ``engine`` label)."""
 LABELS = ["model_name", "engine"]
 FINISH_REASONS = ("stop", "length", "abort", "error", "repetition")
 WAITING_REASONS = ("capacity", "deferred")
@@ -102,7 +103,7 @@ class CacheConfig:
     gpu_memory_utilization: float = 0.92  # vLLM's default
     cache_dtype: str = "auto"
 
-    def labels(self) -> dict[str, str]:
+    def labels(self, engine: str = ENGINE) -> dict[str, str]:
         tokens = self.num_gpu_blocks * self.block_size
         fields: dict[str, object] = {
             "block_size": self.block_size,
@@ -141,7 +142,7 @@ class CacheConfig:
             "kv_offloading_backend": "native",
             "_block_size_resolved": True,
         }
-        return {key: str(value) for key, value in fields.items()} | {"engine": ENGINE}
+        return {key: str(value) for key, value in fields.items()} | {"engine": engine}
 
 
 # (vLLM name, native family, help). Counter names are given without ``_total``, as vLLM registers them.
@@ -389,7 +390,7 @@ def _accepted_per_position(native: Mapping[str, Metric]) -> Metric:
 
 
 def _as_vllm(labels: Mapping[str, str]) -> Mapping[str, str]:
-    return {"model_name": labels["model"], "engine": ENGINE, **labels}
+    return {"model_name": labels["model"], "engine": labels.get("engine", ENGINE), **labels}
 
 
 class VllmView:
@@ -502,7 +503,9 @@ class VllmView:
             "Information of the LLMEngine CacheConfig",
             labels=list(self._cache_config.labels()),
         )
-        info.add_metric(list(self._cache_config.labels().values()), 1.0)
+        # One per engine, as vLLM's log_metrics_info sets it for every engine index it serves.
+        for engine in sorted({key[1] for key in engines}, key=int):
+            info.add_metric(list(self._cache_config.labels(engine).values()), 1.0)
         yield info
 
     def _prompt_token_families(self, native: Mapping[str, Metric], engines: list[tuple[str, ...]]) -> Iterator[Metric]:

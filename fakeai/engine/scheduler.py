@@ -41,6 +41,7 @@ class ModelEngine:
         self,
         model: str,
         *,
+        index: int = 0,
         latency: LatencyModel,
         cache: PrefixCache,
         metrics: ModelMetrics,
@@ -52,6 +53,8 @@ class ModelEngine:
         speculation: Speculation | None = None,
     ) -> None:
         self.model = model
+        self.index = index
+        """The engine's index: its data-parallel rank, numbered across worker processes."""
         self.speculation = speculation
         """Speculative decoding (--speculative-config): drafts verified in every decode step."""
         # KV blocks a running choice may start in one step: one token, or 1 + k with k drafts.

@@ -51,5 +51,5 @@ async def wake_up(request: Request) -> Response:
 
 @router.get("/is_sleeping", summary="Whether the engines sleep")
 async def is_sleeping(request: Request) -> JSONResponse:
-    engines = context(request).engines.by_model.values()
+    engines = context(request).engines.all()
     return JSONResponse({"is_sleeping": any(engine.is_sleeping for engine in engines)})

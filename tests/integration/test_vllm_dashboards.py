@@ -65,7 +65,7 @@ def steady_traffic(urls: dict[str, str]) -> Iterator[None]:
     long as the block runs: a dashboard expects an engine that is busy when Prometheus looks."""
     # Long prompts around each request's number (shared head blocks hit the prefix cache, own tail blocks
     # are evicted from a small pool), and one of eight images each (the multi-modal cache hits).
-    load = ("--requests", "2000", "--concurrency", "3", "--max-tokens", "20", "--prompt-words", "40")
+    load = ("--requests", "4000", "--concurrency", "6", "--max-tokens", "20", "--prompt-words", "40")
     load += ("--image-pool", "8")
     processes = [
         subprocess.Popen(
@@ -116,6 +116,7 @@ def test_vllm_dashboards_have_data_and_service_status_follows_sleep_and_wake(sta
     flags = ("--enable-sleep-mode", "--itl-ms", "20", "--overhead-ms", "1", "--enable-mfu-metrics")
     flags += ("--kv-cache-metrics", "--kv-cache-metrics-sample", "1", "--num-blocks", "16")
     flags += ("--speculative-config", '{"method": "ngram", "num_speculative_tokens": 3}')
+    flags += ("--data-parallel-size", "2")  # two engines per server: the per-engine panels see both
     servers = {model: start_server("--models", model, *flags) for model in MODELS}
     prometheus = Prometheus(run_prometheus([s.url for s in servers.values()], scrape_interval=1))
     board = Dashboard.load(DATA / "vllm_service_status.json")

@@ -59,6 +59,15 @@ def test_two_workers_answer_for_the_whole_server():
         assert snapshot.value("fakeai_requests_total") == 1000
         assert snapshot.value("vllm:request_success_total") == 1000
         assert snapshot.value("fakeai_requests_running") == snapshot.value("fakeai_active_streams") == 0
+        # Each worker's engine is a series of its own, numbered as data-parallel ranks are.
+        engines = {
+            dict(labels)["engine"]
+            for name, labels in snapshot.samples
+            if name == "vllm:num_requests_running" and dict(labels)["model_name"] == MODEL
+        }
+        assert engines == {"0", "1"}
+        served = [snapshot.value("vllm:request_success_total", model_name=MODEL, engine=e) for e in ("0", "1")]
+        assert sum(served) == 1000 and min(served) > 0
     assert totals == [1000] * 8  # every subscriber sees both workers, whichever holds its socket
     assert not Path(folder).exists()  # the temporary metric folder is removed at exit
 
@@ -87,10 +96,14 @@ def test_sleep_and_wake_reach_every_worker_whichever_takes_the_call(tmp_path):
     fresh = httpx.Limits(max_keepalive_connections=0)  # a new connection each call: either worker answers
 
     def answers(client: httpx.Client, path: str, calls: int = 30) -> tuple[set[bool], set[int]]:
+        """What the workers say, asked on new connections until both have answered (the kernel may hand
+        a run of connections to one worker) and at least ``calls`` times."""
         sleeping, pids = set(), set()
-        for _ in range(calls):
+        for call in range(500):
             sleeping.add(client.get(path).json()["is_sleeping"])
             pids.add(client.get("/health").json()["pid"])
+            if call >= calls and len(pids) == 2:
+                break
         return sleeping, pids
 
     with ServerProcess(args) as server, httpx.Client(base_url=server.url, limits=fresh, timeout=30) as client:
@@ -98,12 +111,19 @@ def test_sleep_and_wake_reach_every_worker_whichever_takes_the_call(tmp_path):
         assert client.post("/sleep?level=2").status_code == 200  # taken by one worker
         sleeping, pids = answers(client, "/is_sleeping")
         assert sleeping == {True} and len(pids) == 2  # ... and both sleep at once
-        awake = scrape(server.url).value("vllm:engine_sleep_state", model_name=MODEL, sleep_state="awake")
-        discard = scrape(server.url).value("vllm:engine_sleep_state", model_name=MODEL, sleep_state="discard_all")
-        assert (awake, discard) == (0, 1)
+        # One engine per worker, each its own series (engine 0 and 1), both asleep at level 2.
+        metrics = scrape(server.url)
+        for engine in ("0", "1"):
+            state = {"model_name": MODEL, "engine": engine}
+            awake = metrics.value("vllm:engine_sleep_state", **state, sleep_state="awake")
+            discard = metrics.value("vllm:engine_sleep_state", **state, sleep_state="discard_all")
+            assert (awake, discard) == (0, 1), engine
         assert client.post("/wake_up").status_code == 200
         assert answers(client, "/is_sleeping")[0] == {False}
-        assert scrape(server.url).value("vllm:engine_sleep_state", model_name=MODEL, sleep_state="awake") == 1
+        metrics = scrape(server.url)
+        for engine in ("0", "1"):
+            state = {"model_name": MODEL, "engine": engine}
+            assert metrics.value("vllm:engine_sleep_state", **state, sleep_state="awake") == 1, engine
         body = {"model": MODEL, "max_tokens": 2, "messages": [{"role": "user", "content": "after"}]}
         assert {client.post("/v1/chat/completions", json=body).status_code for _ in range(10)} == {200}
     assert not (folder / "control").exists()  # the journal does not outlive the server
