@@ -6,6 +6,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 import openai
+import pytest
 
 from fakeai.testing import scrape
 
@@ -118,7 +119,17 @@ def wait_until_settled(url: str, expected: int, timeout: float = 30.0):
         time.sleep(0.2)
 
 
-def test_counters_equal_client_observations(start_server):
+# The engine's features that change who runs and when tokens come, all at once: speculative decoding,
+# chunked prefill (a budget smaller than the shared prompt), two data-parallel engines per model.
+ENGINE_FEATURES = (
+    "--speculative-config", '{"method": "ngram", "num_speculative_tokens": 3}',
+    "--max-num-batched-tokens", "24",
+    "--data-parallel-size", "2",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("features", [(), ENGINE_FEATURES], ids=["plain", "engine-features"])
+def test_counters_equal_client_observations(start_server, features):
     # fmt: off
     server = start_server(
         "--models", f"{FAST},{SLOW}", "--seed", "3", "--max-num-seqs", "8",
@@ -127,6 +138,7 @@ def test_counters_equal_client_observations(start_server):
         # the 2 s overhead is noticed before its prompt is prefilled, however busy the machine.
         "--model-profile", f"{SLOW}:overhead_ms=2000,itl_ms=1000",
         "--error-rate", "0.2", "--error-mix", "429=0.25,500=0.25,503=0.25,abort=0.25",
+        *features,
     )
     # fmt: on
     seen = asyncio.run(drive(server.url))
