@@ -6,6 +6,7 @@ server before a labelled child is created, so no label value comes from a client
 
 import contextlib
 import time
+from collections import OrderedDict
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Literal
 
@@ -18,6 +19,8 @@ from exporter.bulk import inc, observe, observe_many, observe_summary
 from exporter.facts import FinishedReason, RequestRecord, StreamOutcome
 
 EM = ("endpoint", "model")
+MAX_LORA_SERIES = 64
+"""``lora_requests_info`` label sets kept: every combination of adapters leaves a series in vLLM."""
 # vLLM's sleep states (vllm/v1/metrics/loggers.py, ``record_sleep_state``), and the level each stands for.
 SLEEP_STATES = ("awake", "weights_offloaded", "discard_all")
 SLEEP_LEVEL_STATES = {1: "weights_offloaded", 2: "discard_all"}
@@ -42,7 +45,10 @@ class NativeFamilies:
             return Counter(name, doc, tuple(labels), registry=registry)
 
         def gauge(
-            name: str, doc: str, labels: Iterable[str] = em, mode: Literal["livesum", "livemax", "livemin"] = "livesum"
+            name: str,
+            doc: str,
+            labels: Iterable[str] = em,
+            mode: Literal["livesum", "livemax", "livemin", "sum"] = "livesum",
         ) -> Gauge:
             # How multiprocess mode (--workers) combines the workers' values; ignored in one process.
             return Gauge(name, doc, tuple(labels), registry=registry, multiprocess_mode=mode)
@@ -144,6 +150,19 @@ class NativeFamilies:
             "Drafts whose token at this position (from 0) was accepted.",
             (*m, "position"),
         )
+        self.deferred = gauge(
+            "fakeai_requests_deferred",
+            "Waiting requests the last engine step skipped for a transient constraint (the LoRA budget).",
+            m,
+        )
+        self.lora_requests_info = gauge(
+            "fakeai_lora_requests_info",
+            "Unix time the engine last reported these adapters running and waiting (vLLM's lora_requests_info).",
+            ("max_lora", "waiting_lora_adapters", "running_lora_adapters"),
+            mode="sum",
+        )
+        self.lora_series: OrderedDict[tuple[str, str, str], None] = OrderedDict()
+        """The lora_requests_info label sets in use, least recently reported first (bounded)."""
         self.mm_cache_queries = counter(
             "fakeai_mm_cache_queries", "Image and audio items looked up in the multi-modal cache.", m
         )
@@ -375,6 +394,8 @@ class ModelMetrics:
         self._iteration_tokens = families.iteration_tokens.labels(*key)
         self._kv_cache_usage = families.kv_cache_usage.labels(*key)
         self._preemptions = families.preemptions.labels(*key)
+        self._families = families
+        self._deferred = families.deferred.labels(*key)
         self._mm_cache_queries = families.mm_cache_queries.labels(*key)
         self._mm_cache_hits = families.mm_cache_hits.labels(*key)
         self._sleep_state = {state: families.sleep_state.labels(*key, state) for state in SLEEP_STATES}
@@ -431,6 +452,20 @@ class ModelMetrics:
         inc(self._spec_accepted, accepted)
         for child, count in zip(self._spec_accepted_per_position, per_position, strict=True):
             inc(child, count)
+
+    def adapters(self, max_lora: int, running: list[str], waiting: list[str], deferred: int) -> None:
+        """The engine's LoRA adapters for its coming step: vLLM sets ``lora_requests_info`` to the current
+        time under the label set of the adapters running and waiting, so the newest set has the largest
+        value; fakeai keeps the most recent MAX_LORA_SERIES sets."""
+        self._deferred.set(deferred)
+        key = (str(max_lora), ",".join(waiting), ",".join(running))
+        series = self._families.lora_series
+        series[key] = None
+        series.move_to_end(key)
+        self._families.lora_requests_info.labels(*key).set_to_current_time()
+        while len(series) > MAX_LORA_SERIES:
+            oldest, _ = series.popitem(last=False)
+            self._families.lora_requests_info.remove(*oldest)
 
     def multimodal_items(self, queries: int, hits: int) -> None:
         """One request's image and audio items looked up in the multi-modal cache."""

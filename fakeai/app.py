@@ -36,7 +36,7 @@ from fakeai.errors import ErrorKind, OpenAIError, error_body
 from fakeai.hot_path import HotPath
 from fakeai.http_metrics import HttpMetricsMiddleware
 from fakeai.openapi import add_to_schema
-from fakeai.routes import chat, completions, embeddings, misc, models, sleep
+from fakeai.routes import chat, completions, embeddings, lora, misc, models, sleep
 from fakeai.settings import Settings
 
 log = logging.getLogger("fakeai")
@@ -190,6 +190,7 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
                 mfu=model_shapes(settings) if settings.enable_mfu_metrics else None,
                 kv_cache_metrics=settings.kv_cache_metrics,
                 speculative=bool(settings.speculative_tokens),
+                lora=settings.enable_lora,
             )
         )
     exposed.register(HttpView(native))
@@ -233,6 +234,8 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
         app.router.routes.extend(module.router.routes)  # no per-router wrapper on the hot path
     if settings.enable_sleep_mode:
         app.router.routes.extend(sleep.router.routes)
+    if settings.enable_lora and lora.runtime_updates_allowed():
+        app.router.routes.extend(lora.router.routes)
     add_to_schema(app, hot_routes)
     app.add_route(
         "/metrics",

@@ -5,7 +5,7 @@ import time
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect, Request
 
 from exporter.metrics import ServerMetrics
@@ -21,6 +21,7 @@ MAX_BODY_BYTES = 8 * 1024 * 1024
 DP_RANK_HEADER = b"x-data-parallel-rank"
 """vLLM's header naming the data-parallel engine a request must run on (``_get_data_parallel_rank``)."""
 BodyT = TypeVar("BodyT", bound=ModelRequest)
+ParsedT = TypeVar("ParsedT", bound=BaseModel)
 
 
 @dataclass
@@ -40,16 +41,22 @@ class ServerContext:
             raise OpenAIError(ErrorKind.UNAUTHORIZED, "Incorrect API key provided.")
 
     def engine_for(self, model: str, rank_header: str | None = None) -> ModelEngine:
-        """The engine that runs a request for ``model``: the least loaded of its data-parallel engines,
-        or the one vLLM's ``X-data-parallel-rank`` header names."""
+        return self.route(model, rank_header)[0]
+
+    def route(self, model: str, rank_header: str | None = None) -> tuple[ModelEngine, str | None]:
+        """The engine that runs a request for ``model`` (a served model, or a LoRA adapter of one, which
+        runs on its base model's engines), and the adapter: the least loaded of the model's
+        data-parallel engines, or the one vLLM's ``X-data-parallel-rank`` header names."""
         if self.engines.loading:
             raise OpenAIError(ErrorKind.LOADING, "The model is still loading; try again shortly.")
-        if model not in self.engines.by_model:
+        resolved = self.engines.resolve(model)
+        if resolved is None:
             raise OpenAIError(
                 ErrorKind.MODEL_NOT_FOUND,
                 f"The model `{model[:200]}` does not exist. Served models: {', '.join(self.settings.models)}.",
                 param="model",
             )
+        base, adapter = resolved
         rank = None
         if rank_header is not None:
             try:
@@ -58,13 +65,13 @@ class ServerContext:
                 raise OpenAIError(
                     ErrorKind.INVALID_REQUEST, f"X-data-parallel-rank must be an integer, got {rank_header[:20]!r}."
                 ) from None
-        engine = self.engines.get(model, rank)
+        engine = self.engines.get(base, rank)
         if engine is None:
             ranks = ", ".join(str(index) for index in self.metrics.engines)
             raise OpenAIError(
                 ErrorKind.INVALID_REQUEST, f"data_parallel_rank {rank} is not an engine of this server ({ranks})."
             )
-        return engine
+        return engine, adapter
 
 
 def arrival_time(request: Request) -> float:
@@ -85,6 +92,8 @@ class Accepted(Generic[BodyT]):
     arrival: float
     body: BodyT
     engine: ModelEngine
+    lora: str | None = None
+    """The LoRA adapter the request names; ``engine`` is then one of its base model's."""
 
 
 async def accept(request: Request, body_type: type[BodyT]) -> Accepted[BodyT]:
@@ -94,7 +103,8 @@ async def accept(request: Request, body_type: type[BodyT]) -> Accepted[BodyT]:
     ctx.check_auth(request)
     body = await parse_body(request, body_type)
     rank = _rank_header(request) if ctx.settings.data_parallel_size > 1 else None
-    return Accepted(ctx, arrival, body, ctx.engine_for(body.model, rank))
+    engine, lora = ctx.route(body.model, rank)
+    return Accepted(ctx, arrival, body, engine, lora)
 
 
 def _rank_header(request: Request) -> str | None:
@@ -140,7 +150,7 @@ def openai_param(location: tuple[int | str, ...]) -> str:
     return param
 
 
-async def parse_body(request: Request, model: type[BodyT]) -> BodyT:
+async def parse_body(request: Request, model: type[ParsedT]) -> ParsedT:
     """Validate a JSON body; every failure is a 400 in OpenAI's envelope naming the parameter."""
     body = await read_body(request)
     try:

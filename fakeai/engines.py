@@ -12,6 +12,7 @@ import numpy as np
 from exporter.metrics import ServerMetrics
 from fakeai.engine.faults import FaultInjector
 from fakeai.engine.latency import LatencyModel
+from fakeai.engine.lora import Adapter
 from fakeai.engine.prefix_cache import PrefixCache
 from fakeai.engine.residency import BlockResidency
 from fakeai.engine.scheduler import ModelEngine
@@ -91,14 +92,37 @@ class Engines:
                     max_model_len=settings.max_model_len,
                     max_num_batched_tokens=settings.batched_tokens,
                     speculation=speculation(settings, model, index),
+                    max_loras=settings.max_loras if settings.enable_lora else None,
+                    cpu_loras=settings.cpu_loras,
                 )
                 engines.append(engine)
             self.by_model[model] = DataParallelGroup(engines)
+        self.adapters: dict[str, Adapter] = {}
+        """LoRA adapters by name (``--lora-modules``, ``/v1/load_lora_adapter``)."""
+        self.first_model = settings.models[0]
+        for module in settings.lora_modules:
+            self.load_adapter(module["name"], module["path"], module.get("base_model_name"))
         self.faults = FaultInjector(settings.error_rate, dict(settings.error_mix), seeds[-1])
         self.startup_seconds = settings.startup_seconds
         self.model_metrics = [metrics.model(model, index) for model in settings.models for index in metrics.engines]
         self.loading = False
         """Still "loading the model" (``--startup-seconds``): nothing is served yet."""
+
+    def resolve(self, model: str) -> tuple[str, str | None] | None:
+        """(base model, adapter) a request's ``model`` names; None when it names neither."""
+        if model in self.by_model:
+            return model, None
+        adapter = self.adapters.get(model)
+        return None if adapter is None else (adapter.base_model, adapter.name)
+
+    def load_adapter(self, name: str, path: str, base_model: str | None = None) -> None:
+        """vLLM's parent for an adapter: the base it names, else the first served model."""
+        self.adapters[name] = Adapter(name, path, base_model or self.first_model)
+
+    def unload_adapter(self, name: str) -> None:
+        self.adapters.pop(name, None)
+        for engine in self.all():
+            engine.lora_residency.drop(name)
 
     def get(self, model: str, rank: int | None = None) -> ModelEngine | None:
         group = self.by_model.get(model)
@@ -132,5 +156,9 @@ class Engines:
         elif op == "wake_up":
             for engine in engines:
                 engine.wake_up(change.get("tags"))
+        elif op == "load_lora":
+            self.load_adapter(change["name"], change["path"])
+        elif op == "unload_lora":
+            self.unload_adapter(change["name"])
         else:
             raise ValueError(f"unknown runtime change {op!r}")

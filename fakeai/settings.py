@@ -10,6 +10,7 @@ from typing import Any
 
 from exporter.buckets import check_custom_buckets
 from fakeai.engine.faults import DEFAULT_MIX, parse_mix
+from fakeai.engine.lora import MAX_LORA_RANKS, parse_lora_module
 from fakeai.engine.profiles import DEFAULT_MODELS, LatencyProfile, parse_overrides, profile_for
 from fakeai.engine.speculative import check_acceptance_rates, check_speculative_config
 
@@ -33,6 +34,15 @@ class Settings:
     max_num_seqs: int = 256
     max_waiting: int = 1024
     max_model_len: int = 8192
+    enable_lora: bool = False
+    """vLLM's --enable-lora: requests may name an adapter of a served model (``--lora-modules``)."""
+    lora_modules: tuple[Mapping[str, str], ...] = ()
+    """Adapters loaded at start: ``{"name", "path"[, "base_model_name"]}`` each."""
+    max_loras: int = 1
+    """Distinct adapters in one running batch (vLLM's default 1)."""
+    max_cpu_loras: int | None = None
+    """Adapters kept in host memory (None: max_loras); loading one that is not costs lora_load_ms."""
+    max_lora_rank: int = 16
     data_parallel_size: int = 1
     """vLLM's --data-parallel-size: engines per model (per worker), each with its own scheduler, KV pool
     and prefix cache; requests go to the least loaded."""
@@ -98,6 +108,21 @@ class Settings:
                 f"max_num_batched_tokens ({self.max_num_batched_tokens}) must be greater than or equal to "
                 f"max_num_seqs ({self.max_num_seqs})"
             )
+        if self.max_loras < 1:
+            problems.append("max_loras must be at least 1")
+        if self.max_cpu_loras is not None and self.max_cpu_loras < self.max_loras:
+            problems.append(f"max_cpu_loras ({self.max_cpu_loras}) must be >= max_loras ({self.max_loras})")
+        if self.max_lora_rank not in MAX_LORA_RANKS:
+            problems.append(f"max_lora_rank must be one of {', '.join(map(str, MAX_LORA_RANKS))}")
+        if self.lora_modules and not self.enable_lora:
+            problems.append("lora_modules needs enable_lora")
+        names = [module["name"] for module in self.lora_modules]
+        if len(set(names)) != len(names) or set(names) & set(self.models):
+            problems.append("lora_modules names must be distinct, and not names of served models")
+        for module in self.lora_modules:
+            base = module.get("base_model_name")
+            if base is not None and base not in self.models:
+                problems.append(f"lora module {module['name']}: base_model_name {base!r} is not served")
         if self.max_waiting < 0:
             problems.append("max_waiting must not be negative")
         if not 0.05 <= self.stream_min_interval <= 60:
@@ -147,6 +172,10 @@ class Settings:
             raise ValueError(f"spec_acceptance_rates: {exc}") from None
 
     @property
+    def cpu_loras(self) -> int:
+        return self.max_cpu_loras if self.max_cpu_loras is not None else self.max_loras
+
+    @property
     def batched_tokens(self) -> int:
         """The step's token budget: vLLM's API-server default on a GPU of 70 GiB or more (8192,
         ``EngineArgs.get_batch_defaults`` in vllm/engine/arg_utils.py), which the latency profiles stand
@@ -175,7 +204,7 @@ class Settings:
     @classmethod
     def from_json(cls, text: str) -> "Settings":
         data = json.loads(text)
-        for name in ("models", "api_keys", "stream_allowed_origins", "spec_acceptance_rates"):
+        for name in ("models", "api_keys", "stream_allowed_origins", "spec_acceptance_rates", "lora_modules"):
             data[name] = tuple(data[name])
         data["custom_histogram_buckets"] = check_custom_buckets(data["custom_histogram_buckets"])
         return cls(**data)
@@ -247,7 +276,7 @@ class Option:
     name: str
     help: str
     parse: Callable[[str], Any] = str
-    flag_kind: str = "value"  # "value", "switch" (--x / --no-x) or "append"
+    flag_kind: str = "value"  # "value", "switch" (--x / --no-x), "append" or "extend" (several values)
     metavar: str | None = None
 
     @property
@@ -285,6 +314,18 @@ OPTIONS: tuple[Option, ...] = (
     Option("no_delay", "no simulated latency at all, for pure throughput", _bool, "switch"),
     Option("max_num_seqs", "requests running at once per model", int),
     Option("max_waiting", "requests waiting per model before 429", int),
+    Option("enable_lora", "serve LoRA adapters of the served models (vLLM's --enable-lora)", _bool, "switch"),
+    Option(
+        "lora_modules",
+        'adapters to load at start: name=path or \'{"name": ..., "path": ..., "base_model_name": ...}\' '
+        "(several; env: ';'-separated)",
+        parse_lora_module,
+        "extend",
+        metavar="MODULE",
+    ),
+    Option("max_loras", "distinct LoRA adapters in one running batch", int),
+    Option("max_cpu_loras", "LoRA adapters kept in host memory (default: max_loras)", int),
+    Option("max_lora_rank", "largest LoRA rank (one of vLLM's 1, 8, 16, ..., 512)", int),
     Option(
         "data_parallel_size",
         "engines per model (per worker), each with its own queue, KV pool and prefix cache; requests go "
@@ -391,6 +432,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                 const=False,
                 help=f"turn {option.flag} off",
             )
+        elif option.flag_kind == "extend":
+            parser.add_argument(
+                option.flag, dest=option.name, action="extend", nargs="+", metavar=option.metavar, help=help_text
+            )
         elif option.flag_kind == "append":
             parser.add_argument(
                 option.flag, dest=option.name, action="append", default=None, metavar=option.metavar, help=help_text
@@ -414,10 +459,16 @@ def settings_from(args: argparse.Namespace, environ: Mapping[str, str] | None = 
         given = getattr(args, option.name, None)
         try:
             if given is not None:
-                raw[option.name] = given if option.flag_kind in ("switch", "append") else option.parse(given)
+                if option.flag_kind == "extend":
+                    raw[option.name] = tuple(option.parse(value) for value in given)
+                else:
+                    raw[option.name] = given if option.flag_kind in ("switch", "append") else option.parse(given)
             elif option.env in environ:
                 text = environ[option.env]
-                raw[option.name] = text.split(";") if option.flag_kind == "append" else option.parse(text)
+                if option.flag_kind == "extend":
+                    raw[option.name] = tuple(option.parse(value) for value in text.split(";") if value.strip())
+                else:
+                    raw[option.name] = text.split(";") if option.flag_kind == "append" else option.parse(text)
         except ValueError as exc:
             raise ValueError(f"{option.flag} / {option.env}: {exc}") from None
     profile = {name: float(raw.pop(name)) for name in PROFILE_FIELDS if name in raw}

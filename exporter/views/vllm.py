@@ -25,8 +25,8 @@ LABELS = ["model_name", "engine"]
 FINISH_REASONS = ("stop", "length", "abort", "error", "repetition")
 WAITING_REASONS = ("capacity", "deferred")
 """``vllm:num_requests_waiting_by_reason``: waiting for scheduling capacity, or deferred by a transient
-constraint (LoRA budget, KV transfer, blocked status). Nothing defers a request in fakeai's scheduler
-yet, so ``deferred`` is 0 and ``capacity`` is every waiting request."""
+constraint (LoRA budget, KV transfer, blocked status). In fakeai the LoRA budget (``--max-loras``) defers;
+``capacity`` is every other waiting request."""
 PROMPT_SOURCES = ("local_compute", "local_cache_hit", "external_kv_transfer")
 """``PromptTokenStats.ALL_SOURCES`` (vllm/v1/metrics/stats.py). fakeai has no KV connector: nothing comes
 from an external transfer."""
@@ -377,6 +377,17 @@ def _counter_sums(native: Mapping[str, Metric], source: str) -> dict[tuple[str, 
     return sum_by(native.get(source), source + "_total", LABELS, _as_vllm)
 
 
+def _lora_requests_info(native: Metric | None) -> Metric:
+    """``vllm:lora_requests_info`` (loggers.py @ b3c1ea511d75): no model or engine label; its value is the
+    time the label set was last reported. Only with --enable-lora."""
+    labels = ["max_lora", "waiting_lora_adapters", "running_lora_adapters"]
+    family = GaugeMetricFamily("vllm:lora_requests_info", "Running stats on lora requests.", labels=labels)
+    # With --workers the values of one label set add up across workers, as vLLM's multiprocess_mode="sum".
+    for key, value in sorted(sum_by(native, "fakeai_lora_requests_info", labels).items()):
+        family.add_metric(list(key), value)
+    return family
+
+
 def _accepted_per_position(native: Mapping[str, Metric]) -> Metric:
     """``vllm:spec_decode_num_accepted_tokens_per_pos``: every draft position of every engine, in order."""
     labels = [*LABELS, "position"]
@@ -406,8 +417,10 @@ class VllmView:
         mfu: Mapping[str, ModelShape] | None = None,
         kv_cache_metrics: bool = False,
         speculative: bool = False,
+        lora: bool = False,
     ) -> None:
         self._source = source
+        self._lora = lora
         self._speculative = speculative
         self._cache_config = cache_config
         self._mfu = mfu or {}
@@ -424,6 +437,8 @@ class VllmView:
         tables = (GAUGES, self._model_gauges, LABELLED_GAUGES, self._counters, self._model_counters, self._histograms)
         self._native = frozenset(row[1] for table in tables for row in table) | {
             *((SPEC_PER_POSITION,) if speculative else ()),
+            *(("fakeai_lora_requests_info",) if lora else ()),
+            "fakeai_requests_deferred",
             "fakeai_finished_requests",
             "fakeai_requests_running",
             "fakeai_prompt_tokens_cached",
@@ -444,6 +459,7 @@ class VllmView:
         # (model_name, engine) of every served model: the series vLLM creates at start, whatever happens.
         engines = sorted(sum_by(native.get("fakeai_requests_running"), "fakeai_requests_running", LABELS, _as_vllm))
         waiting = sum_by(native.get("fakeai_requests_waiting"), "fakeai_requests_waiting", LABELS, _as_vllm)
+        deferred = sum_by(native.get("fakeai_requests_deferred"), "fakeai_requests_deferred", LABELS, _as_vllm)
         by_reason = GaugeMetricFamily(
             "vllm:num_requests_waiting_by_reason",
             "Number of waiting requests by reason. Reason labels: 'capacity' = waiting for scheduling capacity; "
@@ -452,9 +468,12 @@ class VllmView:
             labels=[*LABELS, "reason"],
         )
         for key in engines:
-            by_reason.add_metric([*key, "capacity"], waiting.get(key, 0.0))
-            by_reason.add_metric([*key, "deferred"], 0.0)
+            skipped = deferred.get(key, 0.0)
+            by_reason.add_metric([*key, "capacity"], waiting.get(key, 0.0) - skipped)
+            by_reason.add_metric([*key, "deferred"], skipped)
         yield by_reason
+        if self._lora:
+            yield _lora_requests_info(native.get("fakeai_lora_requests_info"))
         for name, source, doc in GAUGES + self._model_gauges:
             gauge = GaugeMetricFamily(name, doc, labels=LABELS)
             for key, value in sorted(sum_by(native.get(source), source, LABELS, _as_vllm).items()):

@@ -15,8 +15,9 @@ class LatencyModel:
     def overhead(self) -> float:
         return 0.0 if self.no_delay else self.profile.overhead_ms / 1000.0
 
-    def step_time(self, batch_size: int, prefill_tokens: int) -> float:
-        """One engine step: a decode step for the batch plus the prefill of newly scheduled prompts."""
+    def step_time(self, batch_size: int, prefill_tokens: int, adapter_loads: int = 0) -> float:
+        """One engine step: a decode step for the batch plus the prefill of newly scheduled prompts,
+        plus loading the LoRA adapters it needs that were not in host memory."""
         if self.no_delay:
             return 0.0
         p = self.profile
@@ -24,7 +25,7 @@ class LatencyModel:
         if p.itl_jitter > 0:
             # Median stays at ``decode``: lognormal with mu=0 has median 1.
             decode *= self._rng.lognormvariate(0.0, p.itl_jitter)
-        return (decode + p.prefill_ms_per_token * prefill_tokens) / 1000.0
+        return (decode + p.prefill_ms_per_token * prefill_tokens + p.lora_load_ms * adapter_loads) / 1000.0
 
     def natural_length(self) -> int:
         """How long the model 'wants' to answer, before max_tokens cuts it."""

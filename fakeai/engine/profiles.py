@@ -16,6 +16,8 @@ class LatencyProfile:
     """Sigma of the lognormal step-time noise; 0 makes every step exactly ``itl_ms``."""
     batch_slowdown: float = 0.0
     """Fraction added to the step time per running request beyond the first."""
+    lora_load_ms: float = 20.0
+    """Loading a LoRA adapter that is not in host memory, added to the step that first runs it."""
     output_tokens: int = 96
     """Median natural answer length when neither max_tokens nor ignore_eos decides it."""
     params_billions: float = 8.0

@@ -13,6 +13,7 @@ from collections import deque
 
 from exporter.metrics import ModelMetrics, RequestMetrics
 from fakeai.engine.latency import LatencyModel
+from fakeai.engine.lora import Residency
 from fakeai.engine.mm_cache import MultiModalCache
 from fakeai.engine.prefix_cache import PrefixCache
 from fakeai.engine.sequence import GenerationRequest, Sequence, State
@@ -51,6 +52,8 @@ class ModelEngine:
         max_model_len: int,
         max_num_batched_tokens: int = 8192,
         speculation: Speculation | None = None,
+        max_loras: int | None = None,
+        cpu_loras: int = 1,
     ) -> None:
         self.model = model
         self.index = index
@@ -68,6 +71,10 @@ class ModelEngine:
         self.max_waiting = max_waiting
         self.max_model_len = max_model_len
         self.max_num_batched_tokens = max_num_batched_tokens
+        self.max_loras = max_loras
+        """Distinct LoRA adapters in one running batch (--max-loras); None without --enable-lora."""
+        self.lora_residency = Residency(cpu_loras)
+        self._lora_loads = 0  # adapters the coming step loads into host memory first
         """Tokens one step may process (vLLM v1's chunked prefill): decodes first, prefill chunks after."""
         self._chunks: dict[Sequence, int] = {}  # this step's prefill chunk of each sequence given one
         self.waiting: deque[Sequence] = deque()
@@ -227,7 +234,7 @@ class ModelEngine:
                 await self._awake.wait()  # asleep: nothing is scheduled or stepped until wake_up
             try:
                 prefill_tokens = self._schedule()
-                delay = self.latency.step_time(len(self.running), prefill_tokens)
+                delay = self.latency.step_time(len(self.running), prefill_tokens, self._lora_loads)
                 await asyncio.sleep(delay)
                 self._step(time.monotonic(), prefill_tokens)
             except asyncio.CancelledError:
@@ -265,10 +272,19 @@ class ModelEngine:
                 budget -= chunk
                 prefill += chunk
         now = time.monotonic()
+        # vLLM v1: a request whose adapter would put more than --max-loras adapters in the batch is
+        # skipped for this step ("deferred"); the requests behind it may go first.
+        adapters = {seq.request.lora for seq in self.running if seq.request.lora} if self.max_loras else set()
+        deferred: list[Sequence] = []
+        self._lora_loads = 0
         while self.waiting and len(self.running) < self.max_num_seqs and budget > 0:
             seq = self.waiting[0]
             if not self._awake.is_set() and seq not in self._draining:
                 break  # asleep: only what was in flight when sleep(mode="wait") was called goes on
+            lora = seq.request.lora
+            if lora and self.max_loras and lora not in adapters and len(adapters) >= self.max_loras:
+                deferred.append(self.waiting.popleft())
+                continue
             need = seq.blocks_needed()
             if self.running and self.used_blocks + need + len(seq.choices) * reserve > capacity:
                 break
@@ -293,7 +309,19 @@ class ModelEngine:
             chunks[seq] = chunk = min(seq.prefill_left, budget)
             budget -= chunk
             prefill += chunk
+            if lora:
+                adapters.add(lora)
+                self._lora_loads += self.lora_residency.use(lora)
+        self.waiting.extendleft(reversed(deferred))
+        if self.max_loras:
+            self._report_adapters(adapters, len(deferred))
         return prefill
+
+    def _report_adapters(self, running: set[str], deferred: int) -> None:
+        """vLLM's ``lora_requests_info`` (the adapters of running and of waiting requests) and the
+        requests the adapter budget deferred, as they stand for the coming step."""
+        waiting = {seq.request.lora for seq in self.waiting if seq.request.lora}
+        self.metrics.adapters(self.max_loras or 0, sorted(running), sorted(waiting), deferred)
 
     def _decode_tokens(self) -> int:
         """Tokens the running decodes take from the step's budget: one per unfinished choice, plus the

@@ -31,6 +31,8 @@ class GenerationRequest:
     fault: Fault | None = None
     generate: bool = True
     """False for embeddings: prefill only, no decode."""
+    lora: str | None = None
+    """The LoRA adapter the request names (``model`` is then its base model)."""
     multimodal: tuple[bytes, ...] = ()
     """Keys of the prompt's image and audio items (``fakeai.engine.mm_cache.item_key``)."""
 

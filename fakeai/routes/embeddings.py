@@ -46,7 +46,8 @@ async def create_embeddings(request: Request) -> Response:
     prompt = [token for tokens in inputs for token in tokens]
     gen = GenerationRequest(
         endpoint=ENDPOINT,
-        model=body.model,
+        model=engine.model,
+        lora=accepted.lora,
         prompt_tokens=prompt,
         arrival=accepted.arrival,
         generate=False,

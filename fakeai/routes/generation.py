@@ -240,7 +240,8 @@ async def respond(
     check_length(len(prompt), max_tokens, ctx.settings.max_model_len)
     gen = GenerationRequest(
         endpoint=endpoint,
-        model=body.model,
+        model=accepted.engine.model,  # an adapter's base model: what the metrics are labelled with
+        lora=accepted.lora,
         prompt_tokens=prompt,
         arrival=accepted.arrival,
         max_tokens=max_tokens,

@@ -28,6 +28,7 @@ def exposition() -> dict[str, tuple[str, set[str], str]]:
             legacy_names=True,
             kv_cache_metrics=True,
             speculative=True,
+            lora=True,
         )
     )
     recorder = metrics.request(ENDPOINT, MODEL)
@@ -38,6 +39,7 @@ def exposition() -> dict[str, tuple[str, set[str], str]]:
     )
     metrics.model(MODEL).kv_block_evicted(2.0, 0.5, [0.25])
     metrics.model(MODEL).speculative_step(1, 3, 2, [1, 1, 0])
+    metrics.model(MODEL).adapters(1, ["sql"], ["chat"], 1)
     with metrics.sleep_operation("sleep"):
         pass
     families = {}

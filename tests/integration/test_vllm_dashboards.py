@@ -22,7 +22,6 @@ KV_CONNECTOR = "needs a KV connector (--kv-transfer-config: NIXL, offloading), w
 # Targets allowed to stay empty, each with its reason: a feature of a later issue or a KV connector.
 # Keyed by (dashboard, panel, refId); a refId of None exempts every target of the panel.
 EXEMPT: dict[tuple[str, str, str | None], str] = {
-    ("vllm_instances.json", "LoRA adapters", None): "vllm:lora_requests_info: LoRA adapters are issue 12",
     ("vllm_kv_cache.json", "Cache hit rates", "B"): "external prefix cache: " + KV_CONNECTOR,
     ("vllm_overview.json", "Cache hit rates", "B"): "external prefix cache: " + KV_CONNECTOR,
     **{
@@ -117,6 +116,7 @@ def test_vllm_dashboards_have_data_and_service_status_follows_sleep_and_wake(sta
     flags += ("--kv-cache-metrics", "--kv-cache-metrics-sample", "1", "--num-blocks", "16")
     flags += ("--speculative-config", '{"method": "ngram", "num_speculative_tokens": 3}')
     flags += ("--data-parallel-size", "2")  # two engines per server: the per-engine panels see both
+    flags += ("--enable-lora", "--lora-modules", "sql-adapter=/adapters/sql")
     servers = {model: start_server("--models", model, *flags) for model in MODELS}
     prometheus = Prometheus(run_prometheus([s.url for s in servers.values()], scrape_interval=1))
     board = Dashboard.load(DATA / "vllm_service_status.json")

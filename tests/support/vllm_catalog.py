@@ -138,6 +138,10 @@ CATALOG: dict[str, Family] = {
     "vllm:spec_decode_num_accepted_tokens_per_pos": _engine(
         "counter", "D", "Accepted tokens per draft position.", "position"
     ),
+    # LoRA, with --enable-lora (L): no model or engine label; the value is a Unix time
+    "vllm:lora_requests_info": Family(
+        "gauge", ("max_lora", "waiting_lora_adapters", "running_lora_adapters"), "L", "Running stats on lora requests."
+    ),
     # Sleep-mode operations (S): the API server's, without engine labels
     "vllm:sleep_mode_operation_duration_seconds": Family("histogram", ("operation",), "S"),
     "vllm:sleep_mode_operations_in_flight": Family("gauge", ("operation",), "S"),
@@ -149,7 +153,6 @@ CATALOG: dict[str, Family] = {
 }
 
 NOT_SIMULATED: dict[str, str] = {
-    "vllm:lora_requests_info": "LoRA adapters: issue 12",
     "vllm:corrupted_requests": "only with VLLM_COMPUTE_NANS_IN_LOGITS; fakeai computes no logits",
     "vllm:num_requests_kv_fetch_by_stage": "a KV connector's async loads",
 }
