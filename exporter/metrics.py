@@ -26,17 +26,35 @@ SLEEP_STATES = ("awake", "weights_offloaded", "discard_all")
 SLEEP_LEVEL_STATES = {1: "weights_offloaded", 2: "discard_all"}
 
 
+def bucket_priority(priority: int) -> str:
+    """vLLM's ``bucket_priority`` (vllm/v1/metrics/loggers.py; tested in tests/v1/metrics/
+    test_priority_labels.py @ 4a02593f): -1, 0 and 1 kept, the rest "<-1" or ">1", so the label has five
+    values whatever priorities clients send."""
+    if priority < -1:
+        return "<-1"
+    if priority > 1:
+        return ">1"
+    return str(priority)
+
+
 class NativeFamilies:
     """The native families themselves. ``ServerMetrics`` decides when each one moves."""
 
     def __init__(
-        self, registry: CollectorRegistry, families: buckets.BucketFamilies, *, engine_label: bool = False
+        self,
+        registry: CollectorRegistry,
+        families: buckets.BucketFamilies,
+        *,
+        engine_label: bool = False,
+        priority_label: bool = False,
     ) -> None:
         # With several engines per model (--data-parallel-size, or --workers), every engine-level family
-        # carries the engine's index; with one, it has no such label, as before.
+        # carries the engine's index; with one, it has no such label, as before. Under the priority
+        # policy the per-request families also carry the request's priority, bucketed as vLLM does.
         engine = ("engine",) if engine_label else ()
-        em, m = (*EM, *engine), ("model", *engine)
+        em, m = (*EM, *engine, *(("priority",) if priority_label else ())), ("model", *engine)
         self.engine_label = engine_label
+        self.priority_label = priority_label
         tokens = families.native("request_tokens")
         phase = families.native("request_latency", buckets.FINER_REQUEST_PHASE)
         itl = families.native("inter_token_latency", buckets.FINER_ITL)
@@ -251,9 +269,16 @@ class NativeFamilies:
 class RequestMetrics:
     """The children of one (endpoint, model[, engine]), resolved once and reused on the hot path."""
 
-    def __init__(self, families: NativeFamilies, endpoint: str, model: str, engine: int = 0) -> None:
+    def __init__(
+        self, families: NativeFamilies, endpoint: str, model: str, engine: int = 0, priority: str = "0"
+    ) -> None:
         self.families, self.endpoint, self.model = families, endpoint, model
-        self._labels = labels = (endpoint, model, str(engine)) if families.engine_label else (endpoint, model)
+        labels: tuple[str, ...] = (endpoint, model)
+        if families.engine_label:
+            labels = (*labels, str(engine))
+        if families.priority_label:
+            labels = (*labels, priority)
+        self._labels = labels
         f = families
         self._requests = f.requests.labels(*labels)
         self._duration = f.request_duration.labels(*labels)
@@ -488,6 +513,7 @@ class ServerMetrics:
         speculative_tokens: int = 0,
         engines: Sequence[int] = (0,),
         engine_label: bool = False,
+        priority_label: bool = False,
     ) -> None:
         self.registry = registry
         self.kv_cache_metrics = kv_cache_metrics
@@ -496,8 +522,8 @@ class ServerMetrics:
         self.engines = tuple(engines)
         """Every model's engine indices in this process (data-parallel ranks, numbered across workers)."""
         self.buckets = buckets.BucketFamilies(max_model_len, dict(custom_buckets or {}))
-        self.families = NativeFamilies(registry, self.buckets, engine_label=engine_label)
-        self._requests: dict[tuple[str, str, int], RequestMetrics] = {}
+        self.families = NativeFamilies(registry, self.buckets, engine_label=engine_label, priority_label=priority_label)
+        self._requests: dict[tuple[str, str, int, str], RequestMetrics] = {}
         self._models: dict[tuple[str, int], ModelMetrics] = {}
         self._http: dict[tuple[str, str, int], tuple[Counter, Histogram, Summary, Summary]] = {}
         self.models = tuple(models)
@@ -513,11 +539,12 @@ class ServerMetrics:
                     for outcome in StreamOutcome:
                         recorder._child(self.families.streams, outcome.value)
 
-    def request(self, endpoint: str, model: str, engine: int = 0) -> RequestMetrics:
-        key = (endpoint, model, engine)
+    def request(self, endpoint: str, model: str, engine: int = 0, priority: int = 0) -> RequestMetrics:
+        bucket = bucket_priority(priority) if self.families.priority_label else "0"
+        key = (endpoint, model, engine, bucket)
         recorder = self._requests.get(key)
         if recorder is None:
-            recorder = self._requests[key] = RequestMetrics(self.families, endpoint, model, engine)
+            recorder = self._requests[key] = RequestMetrics(self.families, endpoint, model, engine, bucket)
         return recorder
 
     def model(self, model: str, engine: int = 0) -> ModelMetrics:

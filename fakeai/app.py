@@ -142,6 +142,7 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
         registry,
         engines=engines_here,
         engine_label=engine_label,
+        priority_label=settings.scheduling_policy == "priority",
         models=settings.models,
         endpoints=MODEL_ENDPOINTS,
         max_model_len=settings.max_model_len,
@@ -191,6 +192,7 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
                 kv_cache_metrics=settings.kv_cache_metrics,
                 speculative=bool(settings.speculative_tokens),
                 lora=settings.enable_lora,
+                scheduling_policy=settings.scheduling_policy,
             )
         )
     exposed.register(HttpView(native))

@@ -94,6 +94,7 @@ class Engines:
                     speculation=speculation(settings, model, index),
                     max_loras=settings.max_loras if settings.enable_lora else None,
                     cpu_loras=settings.cpu_loras,
+                    priority=settings.scheduling_policy == "priority",
                 )
                 engines.append(engine)
             self.by_model[model] = DataParallelGroup(engines)

@@ -108,6 +108,9 @@ class GenerationParams(ModelRequest):
     user: str | None = None
     ignore_eos: bool = False
     min_tokens: int = Field(0, ge=0)
+    priority: int = Field(0, ge=-(2**31), lt=2**31)
+    """vLLM's extension: lower runs first under --scheduling-policy priority; anything but 0 otherwise is
+    an error, as in vLLM."""
 
     @field_validator("stop")
     @classmethod

@@ -15,6 +15,8 @@ from fakeai.engine.profiles import DEFAULT_MODELS, LatencyProfile, parse_overrid
 from fakeai.engine.speculative import check_acceptance_rates, check_speculative_config
 
 ENV_PREFIX = "FAKEAI_"
+SCHEDULING_POLICIES = ("fcfs", "priority")
+"""``SchedulerConfig.policy`` (vllm/config/scheduler.py @ 1f8758d584e8)."""
 DEFAULT_BATCHED_TOKENS = 8192
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 PROFILE_FIELDS = ("overhead_ms", "prefill_ms_per_token", "itl_ms", "itl_jitter", "batch_slowdown", "output_tokens")
@@ -43,6 +45,8 @@ class Settings:
     max_cpu_loras: int | None = None
     """Adapters kept in host memory (None: max_loras); loading one that is not costs lora_load_ms."""
     max_lora_rank: int = 16
+    scheduling_policy: str = "fcfs"
+    """vLLM's --scheduling-policy: fcfs, or priority (the request's ``priority``, lower first)."""
     data_parallel_size: int = 1
     """vLLM's --data-parallel-size: engines per model (per worker), each with its own scheduler, KV pool
     and prefix cache; requests go to the least loaded."""
@@ -108,6 +112,8 @@ class Settings:
                 f"max_num_batched_tokens ({self.max_num_batched_tokens}) must be greater than or equal to "
                 f"max_num_seqs ({self.max_num_seqs})"
             )
+        if self.scheduling_policy not in SCHEDULING_POLICIES:
+            problems.append(f"scheduling_policy must be one of {', '.join(SCHEDULING_POLICIES)}")
         if self.max_loras < 1:
             problems.append("max_loras must be at least 1")
         if self.max_cpu_loras is not None and self.max_cpu_loras < self.max_loras:
@@ -326,6 +332,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_loras", "distinct LoRA adapters in one running batch", int),
     Option("max_cpu_loras", "LoRA adapters kept in host memory (default: max_loras)", int),
     Option("max_lora_rank", "largest LoRA rank (one of vLLM's 1, 8, 16, ..., 512)", int),
+    Option(
+        "scheduling_policy",
+        "fcfs, or priority: requests with a lower 'priority' field run first, and the lowest-priority "
+        "running request is preempted first",
+    ),
     Option(
         "data_parallel_size",
         "engines per model (per worker), each with its own queue, KV pool and prefix cache; requests go "

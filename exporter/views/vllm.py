@@ -27,6 +27,25 @@ WAITING_REASONS = ("capacity", "deferred")
 """``vllm:num_requests_waiting_by_reason``: waiting for scheduling capacity, or deferred by a transient
 constraint (LoRA budget, KV transfer, blocked status). In fakeai the LoRA budget (``--max-loras``) defers;
 ``capacity`` is every other waiting request."""
+SCHEDULING_POLICIES = ("fcfs", "priority")
+PRIORITY_FAMILIES = frozenset(
+    {
+        "vllm:e2e_request_latency_seconds",
+        "vllm:request_queue_time_seconds",
+        "vllm:request_prefill_time_seconds",
+        "vllm:request_inference_time_seconds",
+        "vllm:request_decode_time_seconds",
+        "vllm:request_prompt_tokens",
+        "vllm:request_generation_tokens",
+        "vllm:request_prefill_kv_computed_tokens",
+        "vllm:request_time_per_output_token_seconds",
+        "vllm:request_params_max_tokens",
+        "vllm:request_num_preemptions",
+        "vllm:time_to_first_token_seconds",
+    }
+)
+"""The histograms that carry ``priority`` under the priority policy, with ``vllm:request_success``: the
+finished-request metrics vLLM's tests/v1/metrics/test_priority_labels.py @ 4a02593f lists."""
 PROMPT_SOURCES = ("local_compute", "local_cache_hit", "external_kv_transfer")
 """``PromptTokenStats.ALL_SOURCES`` (vllm/v1/metrics/stats.py). fakeai has no KV connector: nothing comes
 from an external transfer."""
@@ -377,6 +396,18 @@ def _counter_sums(native: Mapping[str, Metric], source: str) -> dict[tuple[str, 
     return sum_by(native.get(source), source + "_total", LABELS, _as_vllm)
 
 
+def _scheduler_policy_info(active: str) -> Metric:
+    """``vllm:scheduler_policy_info``: one series per policy, the active one 1 (docs/usage/metrics.md,
+    "Priority Scheduling Metrics"; always exposed). Its help text is not in any copy of vLLM's sources
+    read for this; this one says what it is."""
+    family = GaugeMetricFamily(
+        "vllm:scheduler_policy_info", "The active scheduler policy (1) among the known ones (0).", labels=["policy"]
+    )
+    for policy in SCHEDULING_POLICIES:
+        family.add_metric([policy], 1.0 if policy == active else 0.0)
+    return family
+
+
 def _lora_requests_info(native: Metric | None) -> Metric:
     """``vllm:lora_requests_info`` (loggers.py @ b3c1ea511d75): no model or engine label; its value is the
     time the label set was last reported. Only with --enable-lora."""
@@ -418,8 +449,11 @@ class VllmView:
         kv_cache_metrics: bool = False,
         speculative: bool = False,
         lora: bool = False,
+        scheduling_policy: str = "fcfs",
     ) -> None:
         self._source = source
+        self._scheduling_policy = scheduling_policy
+        self._priority = scheduling_policy == "priority"
         self._lora = lora
         self._speculative = speculative
         self._cache_config = cache_config
@@ -491,20 +525,21 @@ class VllmView:
             yield counter
         if self._speculative:
             yield _accepted_per_position(native)
+        priority = ("priority",) if self._priority else ()
+        by = (*LABELS, "finished_reason", *priority)
         success = CounterMetricFamily(
-            "vllm:request_success", "Count of successfully processed requests.", labels=[*LABELS, "finished_reason"]
+            "vllm:request_success", "Count of successfully processed requests.", labels=list(by)
         )
-        finished = native.get("fakeai_finished_requests")
-        by = (*LABELS, "finished_reason")
-        counts = sum_by(finished, "fakeai_finished_requests_total", by, _as_vllm)
+        counts = sum_by(native.get("fakeai_finished_requests"), "fakeai_finished_requests_total", by, _as_vllm)
         # Every reason of every served model from the start, as vLLM: a dashboard's ratio of two of them
-        # has data before the first error.
+        # has data before the first error (under the priority policy, for the default priority 0).
         for engine_key in engines:
             for reason in FINISH_REASONS:
-                counts.setdefault((*engine_key, reason), 0.0)
+                counts.setdefault((*engine_key, reason, *(("0",) if priority else ())), 0.0)
         for key, value in sorted(counts.items()):
             success.add_metric(list(key), value)
         yield success
+        yield _scheduler_policy_info(self._scheduling_policy)
         yield from _sleep_mode_families(native)
         yield from self._prompt_token_families(native, engines)
         yield from self._mfu_families(native, engines)
@@ -514,7 +549,8 @@ class VllmView:
                 counter.add_metric(list(key), 0.0)
             yield counter
         for name, source, bounds, doc in self._histograms:
-            yield histogram_family(name, doc, LABELS, histogram_by(native.get(source), bounds, LABELS, _as_vllm))
+            labels = [*LABELS, "priority"] if self._priority and name in PRIORITY_FAMILIES else LABELS
+            yield histogram_family(name, doc, labels, histogram_by(native.get(source), bounds, labels, _as_vllm))
         if not engines:
             return  # every engine is still loading: a starting vLLM has logged no cache config yet
         info = GaugeMetricFamily(

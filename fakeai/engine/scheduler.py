@@ -5,6 +5,7 @@ share their inter-token gaps, and prompts scheduled in a step make that step lon
 """
 
 import asyncio
+import bisect
 import contextlib
 import logging
 import random
@@ -37,6 +38,10 @@ WAKE_TAGS = ("weights", "kv_cache")
 """What ``/wake_up?tags=`` can restore; without tags, everything."""
 
 
+def _priority_order(seq: Sequence) -> tuple[int, float]:
+    return seq.request.priority, seq.request.arrival
+
+
 class ModelEngine:
     def __init__(
         self,
@@ -54,6 +59,7 @@ class ModelEngine:
         speculation: Speculation | None = None,
         max_loras: int | None = None,
         cpu_loras: int = 1,
+        priority: bool = False,
     ) -> None:
         self.model = model
         self.index = index
@@ -71,6 +77,9 @@ class ModelEngine:
         self.max_waiting = max_waiting
         self.max_model_len = max_model_len
         self.max_num_batched_tokens = max_num_batched_tokens
+        self.priority = priority
+        """--scheduling-policy priority: the waiting queue is kept in (priority, arrival) order, and the
+        running request preempted first is the one with the largest (priority, arrival)."""
         self.max_loras = max_loras
         """Distinct LoRA adapters in one running batch (--max-loras); None without --enable-lora."""
         self.lora_residency = Residency(cpu_loras)
@@ -182,7 +191,7 @@ class ModelEngine:
             self._complete_now(seq)
             return seq
         recorder.enqueued()
-        self.waiting.append(seq)
+        self._enqueue(seq)
         self._wake.set()
         return seq
 
@@ -252,14 +261,17 @@ class ModelEngine:
         # Each running choice may start new blocks in the coming step: keep room for that.
         reserve = self._blocks_per_step
         while self.used_blocks + self._running_choices * reserve > capacity and len(self.running) > 1:
-            victim = self.running.pop()  # the latest scheduled, as vLLM's recompute policy picks
+            victim = self._preemption_victim()
             self._release(victim)
             victim.state = State.WAITING
             victim.needs_prefill = True
             victim.recorder.preempted()
             victim.preemptions += 1
             self.metrics.preemption()
-            self.waiting.appendleft(victim)
+            if self.priority:
+                self._enqueue(victim)
+            else:
+                self.waiting.appendleft(victim)  # fcfs: a preempted request goes first again
         # The step's token budget (vLLM v1's --max-num-batched-tokens): the running decodes first, then
         # prefill chunks, for prompts already part-way through, then for newly scheduled requests.
         budget = self.max_num_batched_tokens - self._decode_tokens()
@@ -322,6 +334,23 @@ class ModelEngine:
         requests the adapter budget deferred, as they stand for the coming step."""
         waiting = {seq.request.lora for seq in self.waiting if seq.request.lora}
         self.metrics.adapters(self.max_loras or 0, sorted(running), sorted(waiting), deferred)
+
+    def _preemption_victim(self) -> Sequence:
+        """vLLM v1's choice: the latest scheduled under fcfs; under priority, the running request with the
+        largest (priority, arrival) (vllm/v1/core/sched/scheduler.py)."""
+        if not self.priority:
+            return self.running.pop()
+        victim = max(self.running, key=_priority_order)
+        self.running.remove(victim)
+        return victim
+
+    def _enqueue(self, seq: Sequence) -> None:
+        """Into the waiting queue: at its end under fcfs; under priority, in vLLM's order (lower
+        ``priority`` first, ties by arrival)."""
+        if self.priority:
+            bisect.insort(self.waiting, seq, key=_priority_order)
+        else:
+            self.waiting.append(seq)
 
     def _decode_tokens(self) -> int:
         """Tokens the running decodes take from the step's budget: one per unfinished choice, plus the

@@ -31,6 +31,8 @@ class GenerationRequest:
     fault: Fault | None = None
     generate: bool = True
     """False for embeddings: prefill only, no decode."""
+    priority: int = 0
+    """Lower runs first, ties by arrival (--scheduling-policy priority)."""
     lora: str | None = None
     """The LoRA adapter the request names (``model`` is then its base model)."""
     multimodal: tuple[bytes, ...] = ()

@@ -21,7 +21,7 @@ from fakeai.engine.faults import FaultKind
 from fakeai.engine.scheduler import ModelEngine
 from fakeai.engine.sequence import Choice, GenerationRequest, Sequence, TokenDelta
 from fakeai.engine.tokens import Token
-from fakeai.errors import ErrorKind, error_body
+from fakeai.errors import ErrorKind, OpenAIError, error_body
 from fakeai.jsonio import FastJSONResponse, sse
 from fakeai.routes.lifecycle import (
     FAULT_ERRORS,
@@ -238,10 +238,18 @@ async def respond(
     """Run a validated generation request and answer in JSON or as a stream."""
     ctx, body = accepted.ctx, accepted.body
     check_length(len(prompt), max_tokens, ctx.settings.max_model_len)
+    if body.priority and ctx.settings.scheduling_policy != "priority":
+        # vLLM's engine input checks: a priority needs the priority policy.
+        raise OpenAIError(
+            ErrorKind.INVALID_REQUEST,
+            f"Got priority {body.priority} but Priority scheduling is not enabled.",
+            param="priority",
+        )
     gen = GenerationRequest(
         endpoint=endpoint,
         model=accepted.engine.model,  # an adapter's base model: what the metrics are labelled with
         lora=accepted.lora,
+        priority=body.priority,
         prompt_tokens=prompt,
         arrival=accepted.arrival,
         max_tokens=max_tokens,

@@ -111,7 +111,7 @@ def reject(recorder: RequestMetrics, gen: GenerationRequest, kind: ErrorKind, me
 
 async def admit(ctx: ServerContext, engine: ModelEngine, gen: GenerationRequest) -> tuple[RequestMetrics, Sequence]:
     """Count the request, apply an injected fault or the API overhead, and queue it."""
-    recorder = ctx.metrics.request(gen.endpoint, gen.model, engine.index)
+    recorder = ctx.metrics.request(gen.endpoint, gen.model, engine.index, gen.priority)
     recorder.accepted(gen.max_tokens, gen.n)
     fault = gen.fault
     if fault is not None and not (fault.mid_generation and gen.generate):

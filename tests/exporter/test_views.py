@@ -129,7 +129,10 @@ def test_every_vllm_name_with_type_labels_and_exact_bounds():
         assert all(s.name == name + "_total" for s in found[name].samples)
     for name in EXPECTED_GAUGES:
         assert found[name].type == "gauge", name
-    assert {s.labels["engine"] for f in found.values() if f.name.startswith("vllm:") for s in f.samples} == {"0"}
+    # Every engine-level family is labelled engine="0" (vLLM's server-wide ones have no engine label).
+    engineless = {"vllm:scheduler_policy_info", "vllm:lora_requests_info"}
+    engine_level = [f for f in found.values() if f.name.startswith("vllm:") and f.name not in engineless]
+    assert {s.labels["engine"] for f in engine_level for s in f.samples} == {"0"}
     info = found["vllm:cache_config_info"].samples[0]
     assert info.labels["block_size"] == "16" and info.labels["num_gpu_blocks"] == "1024" and info.value == 1
     # Every label name is checked against vLLM's CacheConfig in test_vllm_sources.py.

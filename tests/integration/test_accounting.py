@@ -11,6 +11,7 @@ import pytest
 from fakeai.testing import scrape
 
 FAST, SLOW = "fast", "slow"
+ADAPTER = "fast-adapter"  # a LoRA adapter of FAST, when the engine features are on
 N_REQUESTS = 320
 CONCURRENCY = 32
 SHARED = "A system prompt every request of this test shares, long enough to fill cache blocks. " * 3
@@ -34,7 +35,7 @@ def reason_of(finish_reasons: list[str | None]) -> str:
     return "length" if "length" in finish_reasons else "stop"
 
 
-async def non_streaming(client: openai.AsyncOpenAI, i: int) -> Seen:
+async def non_streaming(client: openai.AsyncOpenAI, i: int, chat_model: str = FAST) -> Seen:
     try:
         if i % 2:
             prompt = SHARED + f"request {i} " * (i % 7 + 1)
@@ -42,7 +43,7 @@ async def non_streaming(client: openai.AsyncOpenAI, i: int) -> Seen:
         else:
             content = SHARED + f"request {i} " * (i % 5 + 1)
             r = await client.chat.completions.create(
-                model=FAST, messages=[{"role": "user", "content": content}], max_tokens=12
+                model=chat_model, messages=[{"role": "user", "content": content}], max_tokens=12
             )
     except openai.APIStatusError as exc:
         usage = exc.response.json().get("usage") or {}  # an injected mid-generation abort reports its usage
@@ -95,14 +96,15 @@ async def walks_away(client: openai.AsyncOpenAI, i: int) -> Seen:
     raise AssertionError("the slow model answered within 0.3 s")
 
 
-async def drive(base_url: str) -> list[Seen]:
+async def drive(base_url: str, chat_model: str = FAST) -> list[Seen]:
     client = openai.AsyncOpenAI(base_url=base_url + "/v1", api_key="test", max_retries=0, timeout=60)
     gate = asyncio.Semaphore(CONCURRENCY)
     kinds = [non_streaming] * 4 + [streaming] * 4 + [walks_away]
 
     async def one(i: int) -> Seen:
         async with gate:
-            return await kinds[i % len(kinds)](client, i)
+            kind = kinds[i % len(kinds)]
+            return await (non_streaming(client, i, chat_model) if kind is non_streaming else kind(client, i))
 
     try:
         return await asyncio.gather(*(one(i) for i in range(N_REQUESTS)))
@@ -120,11 +122,14 @@ def wait_until_settled(url: str, expected: int, timeout: float = 30.0):
 
 
 # The engine's features that change who runs and when tokens come, all at once: speculative decoding,
-# chunked prefill (a budget smaller than the shared prompt), two data-parallel engines per model.
+# chunked prefill (a budget smaller than the shared prompt), two data-parallel engines per model, the
+# priority policy, and a LoRA adapter that the non-streaming chat requests name.
 ENGINE_FEATURES = (
     "--speculative-config", '{"method": "ngram", "num_speculative_tokens": 3}',
     "--max-num-batched-tokens", "24",
     "--data-parallel-size", "2",
+    "--scheduling-policy", "priority",
+    "--enable-lora", "--lora-modules", f'{{"name": "{ADAPTER}", "path": "/a", "base_model_name": "{FAST}"}}',
 )  # fmt: skip
 
 
@@ -141,13 +146,14 @@ def test_counters_equal_client_observations(start_server, features):
         *features,
     )
     # fmt: on
-    seen = asyncio.run(drive(server.url))
+    seen = asyncio.run(drive(server.url, ADAPTER if features else FAST))
     m = wait_until_settled(server.url, N_REQUESTS)
 
     statuses = Counter(str(s.status) for s in seen)
     reasons = Counter(s.reason for s in seen)
     # The mix really happened: errors of each kind, mid-stream aborts, walk-aways.
     assert {"200", "429", "500", "503", "499"} <= set(statuses), statuses
+    assert "404" not in statuses  # the adapter's requests were served
     assert reasons["error"] >= 20 and reasons["abort"] >= 20
 
     assert m.value("fakeai_requests_total") == N_REQUESTS

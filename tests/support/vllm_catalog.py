@@ -13,6 +13,8 @@ Sources (``vllm-project/vllm``):
       dashboard @ 5836216b queries it)
 - P:  vllm/v1/metrics/perf.py (``PerfMetricsProm``), names as docs/usage/metrics.md @ 044a056 lists them
 - S:  vllm/entrypoints/serve/dev/sleep/metrics.py @ 47e7f394 (kept in tests/data/vllm)
+- M:  docs/usage/metrics.md (the priority scheduling section) and tests/v1/metrics/test_priority_labels.py
+      @ 4a02593f: ``priority`` on the finished-request metrics, ``vllm:scheduler_policy_info``
 - D:  vllm/v1/spec_decode/metrics.py @ 016a8587edb04ae53c913a1da9355a07dc0ca4ae (``SpecDecodingProm``)
 """
 
@@ -142,6 +144,9 @@ CATALOG: dict[str, Family] = {
     "vllm:lora_requests_info": Family(
         "gauge", ("max_lora", "waiting_lora_adapters", "running_lora_adapters"), "L", "Running stats on lora requests."
     ),
+    # Scheduler policy (docs/usage/metrics.md, "Priority Scheduling Metrics"; help text not in the sources
+    # read): one series per policy, always exposed
+    "vllm:scheduler_policy_info": Family("gauge", ("policy",), "M"),
     # Sleep-mode operations (S): the API server's, without engine labels
     "vllm:sleep_mode_operation_duration_seconds": Family("histogram", ("operation",), "S"),
     "vllm:sleep_mode_operations_in_flight": Family("gauge", ("operation",), "S"),
