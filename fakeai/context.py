@@ -10,6 +10,7 @@ from starlette.requests import ClientDisconnect, Request
 
 from exporter.metrics import ServerMetrics
 from fakeai.control import LocalControl, SharedControl
+from fakeai.engine.faults import Fault, parse_fault_header, parse_return_error
 from fakeai.engine.scheduler import ModelEngine
 from fakeai.engines import Engines
 from fakeai.errors import ErrorKind, OpenAIError, missing_parameter
@@ -19,6 +20,11 @@ from fakeai.settings import Settings
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 DP_RANK_HEADER = b"x-data-parallel-rank"
+FAULT_HEADER = b"x-fakeai-fault"
+"""A request's forced fate (``429``, ``500``, ``503``, ``abort``, ``abort;after=N``, ``delay;ms=N``)."""
+RETURN_ERROR_HEADER = b"x-return-error"
+"""llm-d-inference-sim's forced error status (its docs/http-endpoints.md, "Request headers")."""
+FAULT_HEADERS = (FAULT_HEADER, RETURN_ERROR_HEADER)
 """vLLM's header naming the data-parallel engine a request must run on (``_get_data_parallel_rank``)."""
 BodyT = TypeVar("BodyT", bound=ModelRequest)
 ParsedT = TypeVar("ParsedT", bound=BaseModel)
@@ -94,6 +100,8 @@ class Accepted(Generic[BodyT]):
     engine: ModelEngine
     lora: str | None = None
     """The LoRA adapter the request names; ``engine`` is then one of its base model's."""
+    fault: Fault | None = None
+    """The fate a request header forces (``X-Fakeai-Fault``, ``X-Return-Error``), if any."""
 
 
 async def accept(request: Request, body_type: type[BodyT]) -> Accepted[BodyT]:
@@ -102,17 +110,25 @@ async def accept(request: Request, body_type: type[BodyT]) -> Accepted[BodyT]:
     arrival = arrival_time(request)
     ctx.check_auth(request)
     body = await parse_body(request, body_type)
-    rank = _rank_header(request) if ctx.settings.data_parallel_size > 1 else None
+    settings = ctx.settings
+    rank = fault = None
+    if settings.data_parallel_size > 1 or settings.fault_headers:
+        # The raw headers, without building Starlette's ``Headers`` on the hot path.
+        for name, value in request.scope["headers"]:
+            if name == DP_RANK_HEADER and settings.data_parallel_size > 1:
+                rank = value.decode("latin-1")
+            elif name in FAULT_HEADERS and settings.fault_headers:
+                fault = _forced_fault(name, value.decode("latin-1"))
     engine, lora = ctx.route(body.model, rank)
-    return Accepted(ctx, arrival, body, engine, lora)
+    return Accepted(ctx, arrival, body, engine, lora, fault)
 
 
-def _rank_header(request: Request) -> str | None:
-    """The raw header, without building Starlette's ``Headers`` on the hot path."""
-    for name, value in request.scope["headers"]:
-        if name == DP_RANK_HEADER:
-            return str(value.decode("latin-1"))
-    return None
+def _forced_fault(header: bytes, value: str) -> Fault:
+    parse = parse_fault_header if header == FAULT_HEADER else parse_return_error
+    try:
+        return parse(value)
+    except ValueError as exc:
+        raise OpenAIError(ErrorKind.INVALID_REQUEST, f"{header.decode()}: {exc}.") from None
 
 
 async def read_body(request: Request) -> bytes:

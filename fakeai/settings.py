@@ -78,6 +78,8 @@ class Settings:
     spec_acceptance_rates: tuple[float, ...] = ()
     """fakeai's acceptance model: the probability that each draft position is accepted (non-increasing);
     empty for 0.75^(position+1)."""
+    fault_headers: bool = True
+    """Honour ``X-Fakeai-Fault`` and llm-d-inference-sim's ``X-Return-Error`` (``--no-fault-headers``: not)."""
     enable_sleep_mode: bool = False
     """vLLM's sleep mode endpoints: POST /sleep, POST /wake_up, GET /is_sleeping."""
     workers: int = 1
@@ -398,6 +400,13 @@ OPTIONS: tuple[Option, ...] = (
         "probability that each draft position is accepted, non-increasing (default 0.75^(position+1))",
         _rates,
         metavar="R,R,...",
+    ),
+    Option(
+        "fault_headers",
+        "let a request force its fate with X-Fakeai-Fault (429, 500, 503, abort, abort;after=N, delay;ms=N) "
+        "or llm-d-inference-sim's X-Return-Error: STATUS",
+        _bool,
+        "switch",
     ),
     Option(
         "enable_sleep_mode",

@@ -24,14 +24,56 @@ DEFAULT_MIX: dict[str, float] = {"429": 0.3, "500": 0.3, "503": 0.2, "abort": 0.
 
 @dataclass(frozen=True)
 class Fault:
-    kind: FaultKind
+    kind: FaultKind | None
+    """How the request fails; None for a request that is only delayed (``delay;ms=N``)."""
     abort_fraction: float = 0.5
     """For an abort: the share of the answer generated before it fails."""
+    abort_after: int | None = None
+    """For an abort: the tokens generated before it fails, when given (``abort;after=N``)."""
+    delay: float = 0.0
+    """Seconds the request waits before it reaches the engine (``delay;ms=N``)."""
 
     @property
     def mid_generation(self) -> bool:
         """True when the engine runs the request and fails it part-way; otherwise it is refused first."""
         return self.kind is FaultKind.ABORT
+
+
+MAX_FAULT_DELAY_MS = 600_000
+"""A forced delay's bound: ten minutes, so a header cannot hold a request (and its memory) for ever."""
+
+
+def parse_fault_header(text: str) -> Fault:
+    """A request's forced fate, ``X-Fakeai-Fault``: ``429``, ``500``, ``503``, ``abort``, ``abort;after=N``
+    (N tokens first) or ``delay;ms=N``. Raises ``ValueError`` saying what is accepted."""
+    kind, _, option = (part.strip() for part in text.partition(";"))
+    name, _, value = (part.strip() for part in option.partition("="))
+    try:
+        if kind in (FaultKind.RATE_LIMITED, FaultKind.SERVER_ERROR, FaultKind.OVERLOADED) and not option:
+            return Fault(FaultKind(kind))
+        if kind == FaultKind.ABORT and not option:
+            return Fault(FaultKind.ABORT)
+        if kind == FaultKind.ABORT and name == "after" and int(value) >= 1:
+            return Fault(FaultKind.ABORT, abort_after=int(value))
+        if kind == "delay" and name == "ms" and 0 <= int(value) <= MAX_FAULT_DELAY_MS:
+            return Fault(None, delay=int(value) / 1000.0)
+    except ValueError:
+        pass
+    raise ValueError(
+        f"expected 429, 500, 503, abort, abort;after=N (N >= 1) or delay;ms=N (0-{MAX_FAULT_DELAY_MS}), "
+        f"got {text[:40]!r}"
+    )
+
+
+RETURN_ERROR_STATUSES = {"429": FaultKind.RATE_LIMITED, "500": FaultKind.SERVER_ERROR, "503": FaultKind.OVERLOADED}
+
+
+def parse_return_error(text: str) -> Fault:
+    """llm-d-inference-sim's ``X-Return-Error: <status>``, for the statuses fakeai's faults answer with."""
+    kind = RETURN_ERROR_STATUSES.get(text.strip())
+    if kind is None:
+        raise ValueError(f"expected one of {', '.join(RETURN_ERROR_STATUSES)}, got {text[:40]!r}")
+    return Fault(kind)
 
 
 def parse_mix(text: str) -> dict[str, float]:

@@ -161,7 +161,9 @@ class Sequence:
         """Aborted because the engine was put to sleep (``/sleep``, mode ``abort``)."""
         fault = request.fault
         self.abort_after: int | None = None
-        if fault is not None and fault.mid_generation and targets:
+        if fault is not None and fault.mid_generation and targets and fault.abort_after is not None:
+            self.abort_after = fault.abort_after
+        elif fault is not None and fault.mid_generation and targets:
             # At least one token first, so a client always sees how far the answer got.
             self.abort_after = max(1, int(max(t for t, _ in targets) * fault.abort_fraction))
         self.updates: Updates | None = Updates() if request.stream else None

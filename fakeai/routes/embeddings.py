@@ -51,7 +51,7 @@ async def create_embeddings(request: Request) -> Response:
         prompt_tokens=prompt,
         arrival=accepted.arrival,
         generate=False,
-        fault=ctx.engines.faults.draw(),
+        fault=accepted.fault or ctx.engines.faults.draw(),
     )
     recorder, seq = await admit(ctx, engine, gen)
     failure = await run_to_end(request, engine, recorder, gen, seq)

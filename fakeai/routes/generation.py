@@ -258,7 +258,7 @@ async def respond(
         min_tokens=body.min_tokens,
         ignore_eos=body.ignore_eos,
         stream=body.stream,
-        fault=ctx.engines.faults.draw(),
+        fault=accepted.fault or ctx.engines.faults.draw(),
         multimodal=multimodal,
     )
     if not body.stream:

@@ -114,7 +114,9 @@ async def admit(ctx: ServerContext, engine: ModelEngine, gen: GenerationRequest)
     recorder = ctx.metrics.request(gen.endpoint, gen.model, engine.index, gen.priority)
     recorder.accepted(gen.max_tokens, gen.n)
     fault = gen.fault
-    if fault is not None and not (fault.mid_generation and gen.generate):
+    if fault is not None and fault.delay:
+        await asyncio.sleep(fault.delay)  # a forced delay (X-Fakeai-Fault: delay;ms=N)
+    if fault is not None and fault.kind is not None and not (fault.mid_generation and gen.generate):
         kind = FAULT_ERRORS[fault.kind]
         raise reject(recorder, gen, kind, f"Injected fault: {kind.name.lower().replace('_', ' ')}.")
     if engine.latency.overhead:
