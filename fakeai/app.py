@@ -36,7 +36,8 @@ from fakeai.errors import ErrorKind, OpenAIError, error_body
 from fakeai.hot_path import HotPath
 from fakeai.http_metrics import HttpMetricsMiddleware
 from fakeai.openapi import add_to_schema
-from fakeai.routes import chat, completions, embeddings, lora, misc, models, sleep
+from fakeai.routes import admin, chat, completions, embeddings, lora, misc, models, sleep
+from fakeai.runtime_config import RuntimeConfig
 from fakeai.settings import Settings
 
 log = logging.getLogger("fakeai")
@@ -136,6 +137,13 @@ def engine_indices(settings: Settings) -> tuple[list[int], bool]:
     return [worker * size + rank for rank in range(size)], size > 1 or settings.workers > 1
 
 
+def cache_config(settings: Settings) -> CacheConfig:
+    """What ``vllm:cache_config_info`` reports of the settings (it follows runtime changes)."""
+    return CacheConfig(
+        block_size=settings.block_size, num_gpu_blocks=settings.num_blocks, max_model_len=settings.max_model_len
+    )
+
+
 def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
     engines_here, engine_label = engine_indices(settings)
     metrics = ServerMetrics(
@@ -178,30 +186,42 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
         PlatformCollector(registry=registry)
         GCCollector(registry=registry)
     native = reusing_scrape(native)
+    vllm_view: VllmView | None = None
     if settings.vllm_metrics:
-        cache = CacheConfig(
-            block_size=settings.block_size, num_gpu_blocks=settings.num_blocks, max_model_len=settings.max_model_len
+        vllm_view = VllmView(
+            native,
+            bucket_families=metrics.buckets,
+            cache_config=cache_config(settings),
+            legacy_names=settings.legacy_vllm_metrics,
+            mfu=model_shapes(settings) if settings.enable_mfu_metrics else None,
+            kv_cache_metrics=settings.kv_cache_metrics,
+            speculative=bool(settings.speculative_tokens),
+            lora=settings.enable_lora,
+            scheduling_policy=settings.scheduling_policy,
         )
-        exposed.register(
-            VllmView(
-                native,
-                bucket_families=metrics.buckets,
-                cache_config=cache,
-                legacy_names=settings.legacy_vllm_metrics,
-                mfu=model_shapes(settings) if settings.enable_mfu_metrics else None,
-                kv_cache_metrics=settings.kv_cache_metrics,
-                speculative=bool(settings.speculative_tokens),
-                lora=settings.enable_lora,
-                scheduling_policy=settings.scheduling_policy,
-            )
-        )
+        exposed.register(vllm_view)
     exposed.register(HttpView(native))
     engines = Engines(settings, metrics)
+
+    def settings_changed(changed: Settings) -> None:
+        app.state.fakeai.settings = changed
+        if vllm_view is not None:
+            vllm_view.set_cache_config(cache_config(changed))
+
+    runtime = RuntimeConfig(settings, [engines.reconfigure, settings_changed])
+
+    async def apply(change: dict[str, Any]) -> None:
+        """A runtime change (``fakeai.control``): settings, or engine operations (sleep, LoRA)."""
+        if change.get("op") == "config":
+            runtime.apply(change)
+        else:
+            await engines.apply(change)
+
     multiproc_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     control = (
-        SharedControl(Path(multiproc_dir) / "control", engines.apply, settings.workers)
+        SharedControl(Path(multiproc_dir) / "control", apply, settings.workers)
         if multiproc_dir
-        else LocalControl(engines.apply)
+        else LocalControl(apply)
     )
     if settings.stream_prometheus_url:
         stream_source = PrometheusSource(settings.stream_prometheus_url)
@@ -228,7 +248,9 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
         lifespan=lifespan,
         **NO_OPENTELEMETRY,
     )
-    app.state.fakeai = ServerContext(settings=settings, metrics=metrics, engines=engines, control=control)
+    app.state.fakeai = ServerContext(
+        settings=settings, metrics=metrics, engines=engines, control=control, runtime=runtime
+    )
     hot_routes = [chat.ROUTE, completions.ROUTE, embeddings.ROUTE]
     app.router.routes[:0] = hot_routes  # for /docs and a wrong method's 405; POSTs take the hot path
     app.hot_path = partial(HotPath, endpoints={r.path: r.endpoint for r in hot_routes}, metrics=metrics)
@@ -236,6 +258,8 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
         app.router.routes.extend(module.router.routes)  # no per-router wrapper on the hot path
     if settings.enable_sleep_mode:
         app.router.routes.extend(sleep.router.routes)
+    if settings.admin_token:
+        app.router.routes.extend(admin.router.routes)
     if settings.enable_lora and lora.runtime_updates_allowed():
         app.router.routes.extend(lora.router.routes)
     add_to_schema(app, hot_routes)

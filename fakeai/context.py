@@ -15,6 +15,7 @@ from fakeai.engine.scheduler import ModelEngine
 from fakeai.engines import Engines
 from fakeai.errors import ErrorKind, OpenAIError, missing_parameter
 from fakeai.http_metrics import ARRIVAL
+from fakeai.runtime_config import RuntimeConfig
 from fakeai.schemas import ModelRequest
 from fakeai.settings import Settings
 
@@ -36,6 +37,7 @@ class ServerContext:
     metrics: ServerMetrics
     engines: Engines
     control: LocalControl | SharedControl
+    runtime: RuntimeConfig
 
     def check_auth(self, request: Request) -> None:
         if not self.settings.api_keys:

@@ -125,6 +125,22 @@ class Engines:
         for engine in self.all():
             engine.lora_residency.drop(name)
 
+    def reconfigure(self, settings: Settings) -> None:
+        """Runtime settings (``fakeai.runtime_config``) to every engine and to the fault odds. The latency
+        models keep their random streams."""
+        for engine in self.all():
+            profile = settings.profile(engine.model)
+            latency = engine.latency
+            latency.profile, latency.no_delay = profile, settings.no_delay
+            engine.reconfigure(
+                latency,
+                max_num_seqs=settings.max_num_seqs,
+                max_waiting=settings.max_waiting,
+                num_blocks=settings.num_blocks,
+                max_num_batched_tokens=settings.batched_tokens,
+            )
+        self.faults.update(settings.error_rate, dict(settings.error_mix))
+
     def get(self, model: str, rank: int | None = None) -> ModelEngine | None:
         group = self.by_model.get(model)
         return None if group is None else group.pick(rank)

@@ -78,6 +78,8 @@ class Settings:
     spec_acceptance_rates: tuple[float, ...] = ()
     """fakeai's acceptance model: the probability that each draft position is accepted (non-increasing);
     empty for 0.75^(position+1)."""
+    admin_token: str | None = None
+    """Bearer token of the /admin/* endpoints (runtime settings); None: they do not exist."""
     fault_headers: bool = True
     """Honour ``X-Fakeai-Fault`` and llm-d-inference-sim's ``X-Return-Error`` (``--no-fault-headers``: not)."""
     enable_sleep_mode: bool = False
@@ -401,6 +403,7 @@ OPTIONS: tuple[Option, ...] = (
         _rates,
         metavar="R,R,...",
     ),
+    Option("admin_token", "Bearer token of /admin/config (runtime settings); without it /admin/* is 404"),
     Option(
         "fault_headers",
         "let a request force its fate with X-Fakeai-Fault (429, 500, 503, abort, abort;after=N, delay;ms=N) "

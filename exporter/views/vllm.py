@@ -482,6 +482,10 @@ class VllmView:
             "fakeai_sleep_mode_operations_in_flight",
         }
 
+    def set_cache_config(self, cache_config: CacheConfig) -> None:
+        """The cache config after a runtime change: ``vllm:cache_config_info`` reports it from then on."""
+        self._cache_config = cache_config
+
     def describe(self) -> Iterator[Metric]:
         """Names only, so registration can detect clashes without reading the native families."""
         yield from self._families({})

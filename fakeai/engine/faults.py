@@ -99,6 +99,14 @@ class FaultInjector:
         self._weights = [mix[kind] for kind in mix]
         self._rng = rng
 
+    def update(self, rate: float, mix: dict[str, float]) -> None:
+        """New odds (``PATCH /admin/config``); the stream of draws goes on."""
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError("error rate must be within 0 and 1")
+        self.rate = rate
+        self._kinds = [FaultKind(kind) for kind in mix]
+        self._weights = [mix[kind] for kind in mix]
+
     def draw(self) -> Fault | None:
         if self.rate <= 0.0 or self._rng.random() >= self.rate:
             return None

@@ -29,6 +29,13 @@ class PrefixCache:
     def __len__(self) -> int:
         return len(self._blocks)
 
+    def resize(self, num_blocks: int) -> None:
+        """A new pool size (``PATCH /admin/config``): a smaller one evicts the least recently used blocks."""
+        if num_blocks < 1:
+            raise ValueError("num_blocks must be positive")
+        self.num_blocks = num_blocks
+        self._evict()
+
     def reset(self) -> None:
         """Forget every cached block (the KV cache was discarded)."""
         self._blocks.clear()
@@ -50,8 +57,12 @@ class PrefixCache:
                 (residency.touched if h in self._blocks else residency.allocated)(h)
             self._blocks[h] = None
             self._blocks.move_to_end(h)
+        self._evict()
+        return hit_blocks * self.block_size
+
+    def _evict(self) -> None:
+        residency = self.residency
         while len(self._blocks) > self.num_blocks:
             evicted, _ = self._blocks.popitem(last=False)
             if residency is not None:
                 residency.evicted(evicted)
-        return hit_blocks * self.block_size

@@ -162,6 +162,25 @@ class ModelEngine:
             self._awake.set()
             self._wake.set()
 
+    def reconfigure(
+        self,
+        latency: LatencyModel,
+        *,
+        max_num_seqs: int,
+        max_waiting: int,
+        num_blocks: int,
+        max_num_batched_tokens: int,
+    ) -> None:
+        """New limits and latency, between two steps (``PATCH /admin/config``). Running requests keep
+        running: a smaller KV pool preempts at the next step, as vLLM would; a smaller max_num_seqs
+        only stops new requests from being scheduled until the batch shrinks."""
+        self.latency = latency
+        self.max_num_seqs = max_num_seqs
+        self.max_waiting = max_waiting
+        self.max_num_batched_tokens = max_num_batched_tokens
+        self.cache.resize(num_blocks)
+        self._wake.set()
+
     def _requeue(self, seq: Sequence) -> None:
         """Back from the running batch to the head of the queue, to be prefilled again (as a preemption
         would, but not counted as one)."""
