@@ -228,6 +228,12 @@ class NativeFamilies:
             (*m, "sleep_state"),
             mode="livemax",
         )
+        self.scenario_phase = gauge(
+            "fakeai_scenario_phase_info",
+            "1 for the phase of the running scenario (--scenario, POST /admin/scenario).",
+            ("scenario", "phase"),
+            mode="livemax",
+        )
         self.http_requests = counter(
             "fakeai_http_requests",
             "Every HTTP request but /metrics, by route template.",
@@ -558,6 +564,13 @@ class ServerMetrics:
                 speculative_tokens=self.speculative_tokens,
             )
         return recorder
+
+    def scenario_phase(self, scenario: str | None, phase: str | None) -> None:
+        """``fakeai_scenario_phase_info{scenario, phase} 1`` for the running phase (none when None)."""
+        family = self.families.scenario_phase
+        family.clear()
+        if scenario is not None and phase is not None:
+            family.labels(scenario, phase).set(1)
 
     @contextlib.contextmanager
     def sleep_operation(self, operation: str) -> Iterator[None]:

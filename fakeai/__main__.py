@@ -18,6 +18,9 @@ from uvicorn.supervisors import Multiprocess
 
 from fakeai import __version__
 from fakeai.app import SETTINGS_ENV, create_app, settle_heap
+from fakeai.scenario import ScenarioError
+from fakeai.scenario import load as load_scenario
+from fakeai.scenario_runner import check as check_scenario
 from fakeai.settings import Settings, add_arguments, settings_from
 from fakeai.tools import load, watch
 
@@ -121,6 +124,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = settings_from(args)
     except ValueError as exc:
         parser.error(str(exc))
+    if settings.scenario:
+        try:  # a scenario that cannot run stops the server before it starts: one line, exit code 2
+            check_scenario(load_scenario(Path(settings.scenario)), settings)
+        except ScenarioError as exc:
+            print(f"fakeai server: error: {exc}", file=sys.stderr)
+            return 2
     serve(settings)
     return 0
 

@@ -16,7 +16,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import WebSocketRoute
 from starlette.types import ASGIApp
 
@@ -38,6 +38,8 @@ from fakeai.http_metrics import HttpMetricsMiddleware
 from fakeai.openapi import add_to_schema
 from fakeai.routes import admin, chat, completions, embeddings, lora, misc, models, sleep
 from fakeai.runtime_config import RuntimeConfig
+from fakeai.scenario import load as load_scenario
+from fakeai.scenario_runner import ScenarioRunner
 from fakeai.settings import Settings
 
 log = logging.getLogger("fakeai")
@@ -211,18 +213,21 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
     runtime = RuntimeConfig(settings, [engines.reconfigure, settings_changed])
 
     async def apply(change: dict[str, Any]) -> None:
-        """A runtime change (``fakeai.control``): settings, or engine operations (sleep, LoRA)."""
+        """A runtime change (``fakeai.control``): settings, up or down, or engine operations (sleep, LoRA)."""
         if change.get("op") == "config":
             runtime.apply(change)
+        elif change.get("op") == "down":
+            app.state.fakeai.down = bool(change["down"])
         else:
             await engines.apply(change)
 
     multiproc_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    control = (
+    control: LocalControl | SharedControl = (
         SharedControl(Path(multiproc_dir) / "control", apply, settings.workers)
         if multiproc_dir
         else LocalControl(apply)
     )
+    scenario = ScenarioRunner(settings, control.submit, metrics)
     if settings.stream_prometheus_url:
         stream_source = PrometheusSource(settings.stream_prometheus_url)
     hub = Hub(stream_source, STREAM_MAPPING, stream_settings(settings))
@@ -232,9 +237,12 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
         engines.start()
         control.start()
         await hub.start()
+        if settings.scenario:
+            await scenario.start(load_scenario(Path(settings.scenario)), loop=settings.scenario_loop)
         try:
             yield
         finally:
+            await scenario.stop()
             await hub.stop()
             await control.stop()
             await engines.stop()
@@ -249,7 +257,7 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
         **NO_OPENTELEMETRY,
     )
     app.state.fakeai = ServerContext(
-        settings=settings, metrics=metrics, engines=engines, control=control, runtime=runtime
+        settings=settings, metrics=metrics, engines=engines, control=control, runtime=runtime, scenario=scenario
     )
     hot_routes = [chat.ROUTE, completions.ROUTE, embeddings.ROUTE]
     app.router.routes[:0] = hot_routes  # for /docs and a wrong method's 405; POSTs take the hot path
@@ -263,12 +271,14 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
     if settings.enable_lora and lora.runtime_updates_allowed():
         app.router.routes.extend(lora.router.routes)
     add_to_schema(app, hot_routes)
-    app.add_route(
-        "/metrics",
-        metrics_endpoint(exposed, collect_in_thread=exposed is not registry),  # --workers: files to read
-        methods=["GET"],
-        include_in_schema=False,
-    )
+    scrape = metrics_endpoint(exposed, collect_in_thread=exposed is not registry)  # --workers: files to read
+
+    async def metrics_or_down(request: Request) -> Response:
+        if app.state.fakeai.down:  # a scenario took the server down: Prometheus sees the target down
+            return PlainTextResponse("The server is down (a scenario phase).\n", status_code=503)
+        return await scrape(request)
+
+    app.add_route("/metrics", metrics_or_down, methods=["GET"], include_in_schema=False)
     app.router.routes.append(WebSocketRoute("/metrics/stream", stream_endpoint(hub)))
     app.state.hub = hub
     app.add_exception_handler(OpenAIError, _openai_error)

@@ -16,6 +16,7 @@ from fakeai.engines import Engines
 from fakeai.errors import ErrorKind, OpenAIError, missing_parameter
 from fakeai.http_metrics import ARRIVAL
 from fakeai.runtime_config import RuntimeConfig
+from fakeai.scenario_runner import ScenarioRunner
 from fakeai.schemas import ModelRequest
 from fakeai.settings import Settings
 
@@ -38,6 +39,9 @@ class ServerContext:
     engines: Engines
     control: LocalControl | SharedControl
     runtime: RuntimeConfig
+    scenario: ScenarioRunner
+    down: bool = False
+    """A scenario phase took the server down: /v1/*, /health and /metrics answer 503."""
 
     def check_auth(self, request: Request) -> None:
         if not self.settings.api_keys:
@@ -110,6 +114,8 @@ async def accept(request: Request, body_type: type[BodyT]) -> Accepted[BodyT]:
     """What every model endpoint does first: arrival time, API key, body, and the model's engine."""
     ctx = context(request)
     arrival = arrival_time(request)
+    if ctx.down:
+        raise OpenAIError(ErrorKind.OVERLOADED, "The server is down (a scenario phase).")
     ctx.check_auth(request)
     body = await parse_body(request, body_type)
     settings = ctx.settings

@@ -78,6 +78,10 @@ class Settings:
     spec_acceptance_rates: tuple[float, ...] = ()
     """fakeai's acceptance model: the probability that each draft position is accepted (non-increasing);
     empty for 0.75^(position+1)."""
+    scenario: str | None = None
+    """A scenario file to run from the start (``fakeai.scenario``)."""
+    scenario_loop: bool = False
+    """Start the scenario again when it ends."""
     admin_token: str | None = None
     """Bearer token of the /admin/* endpoints (runtime settings); None: they do not exist."""
     fault_headers: bool = True
@@ -118,6 +122,8 @@ class Settings:
             )
         if self.scheduling_policy not in SCHEDULING_POLICIES:
             problems.append(f"scheduling_policy must be one of {', '.join(SCHEDULING_POLICIES)}")
+        if self.scenario and self.workers > 1:
+            problems.append("scenario needs workers 1 (one process runs the timeline)")
         if self.max_loras < 1:
             problems.append("max_loras must be at least 1")
         if self.max_cpu_loras is not None and self.max_cpu_loras < self.max_loras:
@@ -403,6 +409,10 @@ OPTIONS: tuple[Option, ...] = (
         _rates,
         metavar="R,R,...",
     ),
+    Option(
+        "scenario", "a scenario file (YAML) to run from the start: phases that change settings or take the server down"
+    ),
+    Option("scenario_loop", "run the scenario again and again", _bool, "switch"),
     Option("admin_token", "Bearer token of /admin/config (runtime settings); without it /admin/* is 404"),
     Option(
         "fault_headers",

@@ -16,6 +16,8 @@ from starlette.responses import JSONResponse
 from fakeai.context import ServerContext, context, read_body
 from fakeai.errors import ErrorKind, OpenAIError
 from fakeai.runtime_config import changed_settings, effective
+from fakeai.scenario import ScenarioError
+from fakeai.scenario import parse as parse_scenario
 
 router = APIRouter(tags=["admin"])
 
@@ -56,6 +58,33 @@ async def reset_config(request: Request) -> JSONResponse:
     change = {"op": "config", "settings": startup.to_json(), "source": "POST /admin/config/reset", "changes": {}}
     await ctx.control.submit(change)
     return JSONResponse(effective(startup))
+
+
+@router.post("/admin/scenario", summary="Run a scenario (replacing a running one)")
+async def start_scenario(request: Request) -> JSONResponse:
+    """The body is a scenario file (YAML or JSON); ``?loop=true`` runs it again and again."""
+    ctx = _authorised(request)
+    if ctx.settings.workers > 1:
+        raise OpenAIError(ErrorKind.INVALID_REQUEST, "Scenarios need --workers 1 (one process runs the timeline).")
+    text = (await read_body(request)).decode("utf-8", errors="replace")
+    try:
+        scenario = parse_scenario(text, "body")
+        await ctx.scenario.start(scenario, loop=request.query_params.get("loop", "").lower() in ("1", "true"))
+    except ScenarioError as exc:
+        raise OpenAIError(ErrorKind.INVALID_REQUEST, str(exc)) from None
+    return JSONResponse(ctx.scenario.status())
+
+
+@router.get("/admin/scenario", summary="The running scenario: its phase, time in it, the next one")
+async def scenario_status(request: Request) -> JSONResponse:
+    return JSONResponse(_authorised(request).scenario.status())
+
+
+@router.delete("/admin/scenario", summary="Stop the running scenario, back to the start-up settings")
+async def stop_scenario(request: Request) -> JSONResponse:
+    ctx = _authorised(request)
+    await ctx.scenario.stop()
+    return JSONResponse(ctx.scenario.status())
 
 
 @router.get("/admin/config/history", summary="The last runtime changes")

@@ -20,6 +20,8 @@ async def health(request: Request) -> JSONResponse:
     sees a starting vLLM."""
     ctx = context(request)
     loading = ctx.engines.loading
+    if ctx.down:
+        return JSONResponse({"status": "down", "version": __version__, "pid": os.getpid()}, status_code=503)
     return JSONResponse(
         {
             "status": "loading" if loading else "ok",

@@ -1,0 +1,85 @@
+"""Scenario files: parsed and checked whole (one-line errors with file, line and key; exit code 2 from
+the CLI), then run phase by phase: settings changes, the server going down and coming back."""
+
+import asyncio
+
+import pytest
+
+from fakeai.__main__ import main
+from fakeai.scenario import ScenarioError, parse
+
+MODEL = "meta-llama/Llama-3.1-8B-Instruct"
+TOKEN = {"Authorization": "Bearer s3cret"}
+GOOD = "name: outage\nphases:\n  - name: slow\n    duration: 500ms\n    config: {itl_ms: 100}\n"
+
+MALFORMED = [
+    ("name: x\nphases:\n  - name: a\n    duration: -3\n", "f.yaml:4: phases.0.duration: a duration must be positive"),
+    ("name: x\nphases:\n  - name: a\n    duration: soon\n", "f.yaml:4: phases.0.duration: expected a duration"),
+    ("name: x\nphases:\n  - name: a\n    durations: 3\n", "f.yaml:4: phases.0.durations: Extra inputs"),
+    ("name: x\nphases:\n  - name: a\n    duration: 1\n    down: maybe\n", "f.yaml:5: phases.0.down: Input should"),
+    ("name: x\nphases: []\n", "f.yaml:2: phases: List should have at least 1 item"),
+    ("name: x\n", "f.yaml:1: phases: Field required"),
+    ("phases:\n  - name: a\n    duration: 1\n", "f.yaml:1: name: Field required"),
+    ("name: x\ncolour: blue\nphases:\n  - {name: a, duration: 1}\n", "f.yaml:2: colour: Extra inputs"),
+    ("name: x\nphases:\n  - {name: a, duration: 1}\n  - {name: a, duration: 2}\n", "phase names must be distinct"),
+    ("name: x\nphases: [\n", "f.yaml:3: not valid YAML"),
+    ("- just\n- a list\n", "f.yaml:1: expected a mapping"),
+    ("name: x\nphases:\n  - name: a\n    duration: 1\n    config: 5\n", "f.yaml:5: phases.0.config: Input should"),
+]
+
+
+@pytest.mark.parametrize(("text", "error"), MALFORMED)
+def test_a_malformed_file_gives_one_line_with_its_location(text, error):
+    with pytest.raises(ScenarioError) as raised:
+        parse(text, "f.yaml")
+    assert error in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_the_server_refuses_to_start_on_a_bad_scenario_with_exit_code_2(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nphases:\n  - name: a\n    duration: 1\n    config: {itl_mss: 5}\n")
+    assert main(["server", "--scenario", str(bad)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert (
+        error
+        == f"fakeai server: error: {bad}:5: phases.0.config.itl_mss: Unknown setting 'itl_mss'; "
+        + (error.split("'itl_mss'; ")[1])
+    )
+    assert main(["server", "--scenario", str(tmp_path / "missing.yaml")]) == 2
+    assert "cannot read" in capsys.readouterr().err
+
+
+async def test_a_scenario_changes_settings_takes_the_server_down_and_restores_it(app_client):
+    settings = {"itl_ms": 5.0, "itl_jitter": 0.0, "overhead_ms": 0.0, "admin_token": "s3cret"}
+    scenario = GOOD + "  - name: outage\n    duration: 500ms\n    down: true\n"
+    body = {"model": MODEL, "prompt": "Tell me", "max_tokens": 2}
+    async with app_client(**settings) as (client, _):
+        started = await client.post("/admin/scenario", content=scenario, headers=TOKEN)
+        assert started.status_code == 200 and started.json()["phase"] == "slow"
+        assert started.json()["next"] == "outage"
+        config = (await client.get("/admin/config", headers=TOKEN)).json()
+        assert config["models"][MODEL]["itl_ms"] == 100.0
+        assert 'fakeai_scenario_phase_info{phase="slow",scenario="outage"} 1.0' in (await client.get("/metrics")).text
+        await asyncio.sleep(0.75)  # half-way through the outage (it runs from 0.5 s to 1 s)
+        assert (await client.get("/admin/scenario", headers=TOKEN)).json()["phase"] == "outage"
+        assert (await client.get("/health")).status_code == 503
+        assert (await client.post("/v1/completions", json=body)).status_code == 503
+        assert (await client.get("/metrics")).status_code == 503
+        await asyncio.sleep(0.6)  # the scenario has ended: up again, start-up settings back
+        assert (await client.get("/admin/scenario", headers=TOKEN)).json() == {"running": False}
+        assert (await client.get("/health")).status_code == 200
+        assert (await client.post("/v1/completions", json=body)).status_code == 200
+        metrics = (await client.get("/metrics")).text
+        assert "fakeai_scenario_phase_info{" not in metrics
+        assert (await client.get("/admin/config", headers=TOKEN)).json()["models"][MODEL]["itl_ms"] == 5.0
+
+
+async def test_stopping_and_bad_bodies(app_client):
+    async with app_client(no_delay=True, admin_token="s3cret") as (client, _):
+        looping = await client.post("/admin/scenario?loop=true", content=GOOD, headers=TOKEN)
+        assert looping.json()["loop"] is True and looping.json()["next"] == "slow"
+        stopped = await client.delete("/admin/scenario", headers=TOKEN)
+        assert stopped.json() == {"running": False}
+        assert (await client.get("/admin/config", headers=TOKEN)).json()["models"][MODEL]["itl_ms"] == 12.0
+        bad = await client.post("/admin/scenario", content="name: x\nphases: 3\n", headers=TOKEN)
+        assert bad.status_code == 400 and bad.json()["error"]["message"].startswith("body:2: phases:")
