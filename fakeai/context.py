@@ -22,12 +22,12 @@ from fakeai.settings import Settings
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 DP_RANK_HEADER = b"x-data-parallel-rank"
+"""vLLM's header naming the data-parallel engine a request must run on (``_get_data_parallel_rank``)."""
 FAULT_HEADER = b"x-fakeai-fault"
 """A request's forced fate (``429``, ``500``, ``503``, ``abort``, ``abort;after=N``, ``delay;ms=N``)."""
 RETURN_ERROR_HEADER = b"x-return-error"
 """llm-d-inference-sim's forced error status (its docs/http-endpoints.md, "Request headers")."""
 FAULT_HEADERS = (FAULT_HEADER, RETURN_ERROR_HEADER)
-"""vLLM's header naming the data-parallel engine a request must run on (``_get_data_parallel_rank``)."""
 BodyT = TypeVar("BodyT", bound=ModelRequest)
 ParsedT = TypeVar("ParsedT", bound=BaseModel)
 
