@@ -32,6 +32,18 @@ def test_promtool_checks_config_rules_and_rule_tests():
         assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_amtool_checks_the_alertmanager_config():
+    if shutil.which("amtool") is None:
+        pytest.fail("amtool not found: install Debian's 'prometheus-alertmanager' package (.ci/run does)")
+    result = subprocess.run(
+        ["amtool", "check-config", "alertmanager/alertmanager.yml"], capture_output=True, text=True, timeout=60, cwd=REPO
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    config = yaml.safe_load((REPO / "alertmanager/alertmanager.yml").read_text())
+    webhook = next(r for r in config["receivers"] if r["name"] == config["route"]["receiver"])["webhook_configs"][0]
+    assert webhook["send_resolved"] is True  # a scenario's "resolved after" needs it
+
+
 def test_every_alert_has_a_summary_a_description_and_a_unit_test():
     alerts = [r for f in RULES for g in yaml.safe_load(f.read_text())["groups"] for r in g["rules"] if "alert" in r]
     assert {a["alert"] for a in alerts} >= {
@@ -40,6 +52,12 @@ def test_every_alert_has_a_summary_a_description_and_a_unit_test():
         "FakeaiQueueSaturated",
         "FakeaiKVCacheNearlyFull",
         "FakeaiTargetDown",
+        "VllmHighServerErrorRatio",
+        "VllmTTFTp99OverSLO",
+        "VllmRequestsQueued",
+        "VllmKVCacheNearlyFull",
+        "VllmPreempting",
+        "VllmNoTokensGenerated",
     }
     tested = "\n".join(p.read_text() for p in (REPO / "prometheus/rules/tests").glob("*.yml"))
     for alert in alerts:
@@ -88,7 +106,13 @@ def test_compose_mounts_exist_ports_are_local_and_services_have_healthchecks():
     assert {"fakeai", "prometheus", "grafana"} <= set(services)
     fleet = {name for name, service in services.items() if "fleet" in service.get("profiles", [])}
     assert fleet == {"fakeai-1", "fakeai-2", "fakeai-3", "prometheus-fleet", "fleet-bridge"}
-    assert set(services) == fleet | {"fakeai", "prometheus", "grafana"}
+    assert set(services) == fleet | {"fakeai", "prometheus", "grafana", "alertmanager"}
+    # Both Prometheus configs send their alerts to the compose Alertmanager, which mounts its config.
+    for config in ("prometheus.yml", "fleet.yml"):
+        alerting = yaml.safe_load((REPO / "prometheus" / config).read_text())["alerting"]
+        assert alerting["alertmanagers"][0]["static_configs"][0]["targets"] == ["alertmanager:9093"], config
+    assert "--config.file=/etc/alertmanager/alertmanager.yml" in services["alertmanager"]["command"]
+    assert "./alertmanager:/etc/alertmanager:ro" in services["alertmanager"]["volumes"]
     assert "--prometheus-url" in services["fleet-bridge"]["command"]
     fleet_config = yaml.safe_load((REPO / "prometheus/fleet.yml").read_text())
     assert fleet_config["scrape_configs"][0]["static_configs"][0]["targets"] == [
@@ -104,7 +128,7 @@ def test_compose_mounts_exist_ports_are_local_and_services_have_healthchecks():
     health = {n: " ".join(s["healthcheck"]["test"]) for n, s in services.items()}
     assert "/health" in health["fakeai"] and "/-/healthy" in health["prometheus"]
     assert "/-/healthy" in health["prometheus-fleet"] and "/health" in health["fleet-bridge"]
-    assert "/api/health" in health["grafana"]
+    assert "/api/health" in health["grafana"] and "/-/healthy" in health["alertmanager"]
     assert services["grafana"]["environment"]["GF_AUTH_ANONYMOUS_ORG_ROLE"] == "Viewer"
     assert "--host" in (REPO / "Dockerfile").read_text() and "0.0.0.0" in (REPO / "Dockerfile").read_text()
     for line in (REPO / "Dockerfile").read_text().splitlines():

@@ -24,17 +24,19 @@ TRAFFIC_SECONDS = 30
 
 @pytest.fixture
 def prometheus(tmp_path):
-    """Start Prometheus with the repository's prometheus.yml, only the target rewritten."""
+    """Start Prometheus with the repository's prometheus.yml, only the target rewritten (and no
+    Alertmanager: this test reads alerts from Prometheus)."""
     if shutil.which("prometheus") is None:
         pytest.fail("prometheus not found: install Debian's 'prometheus' package (.ci/run does)")
     processes = []
 
     def start(target: str) -> str:
         # A copy of the repository's prometheus/ folder (rules resolve relative to the config as in
-        # docker-compose), with only the scrape target rewritten.
+        # docker-compose).
         folder = shutil.copytree(REPO / "prometheus", tmp_path / "prometheus")
         config = yaml.safe_load((folder / "prometheus.yml").read_text())
         config["scrape_configs"][0]["static_configs"][0]["targets"] = [target]
+        del config["alerting"]  # compose's Alertmanager; test_alertmanager.py delivers to a real one
         path = folder / "prometheus.yml"
         path.write_text(yaml.safe_dump(config))
         port = free_port()
