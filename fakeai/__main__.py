@@ -2,6 +2,7 @@
 
 import argparse
 import contextlib
+import dataclasses
 import logging
 import os
 import shutil
@@ -71,6 +72,8 @@ def serve(settings: Settings) -> None:
     sock.bind((settings.host, settings.port))
     sock.listen(2048)  # clients that connect as soon as the banner prints wait instead of being refused
     host, port = sock.getsockname()[:2]
+    # The port actually bound (``--port 0`` picks one): a scenario's built-in traffic is sent to it.
+    settings = dataclasses.replace(settings, port=port)
     logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     options: dict[str, Any] = {
         "log_level": settings.log_level,

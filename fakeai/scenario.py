@@ -12,16 +12,30 @@ A YAML file (schema in docs/SCENARIOS.md)::
       - name: outage
         duration: 20s
         down: true                     # /v1/*, /health and /metrics answer 503
+      - name: rush
+        duration: 1m
+        traffic: {rate: {from: 5, to: 50}, stream: 0.5}   # built-in open-loop load, through HTTP
 
 Parsing checks the whole file; an error names the file, the line and the key, in one line.
 """
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PrivateAttr,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 MAX_PHASES = 1000
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -44,12 +58,123 @@ def parse_duration(value: Any) -> float:
     return seconds
 
 
+MAX_RATE = 5000.0
+"""Requests per second a phase's traffic may ask for: far beyond what one server process answers."""
+MAX_LENGTH = 100_000
+
+
+class Ramp(BaseModel):
+    """A rate that moves in a straight line from ``from`` to ``to`` over the phase."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    start: float = Field(alias="from", ge=0, le=MAX_RATE)
+    end: float = Field(alias="to", ge=0, le=MAX_RATE)
+
+    @model_validator(mode="after")
+    def _moves(self) -> "Ramp":
+        if self.start == 0 and self.end == 0:
+            raise ValueError("a ramp from 0 to 0 sends nothing")
+        return self
+
+
+class Uniform(BaseModel):
+    """A length drawn evenly from ``min`` to ``max``, both included."""
+
+    model_config = ConfigDict(extra="forbid")
+    min: int = Field(ge=1, le=MAX_LENGTH)
+    max: int = Field(ge=1, le=MAX_LENGTH)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Uniform":
+        if self.min > self.max:
+            raise ValueError("min must not exceed max")
+        return self
+
+
+class LogNormal(BaseModel):
+    """A length around ``median`` with a long tail (``sigma`` of the log), as real prompts and answers are."""
+
+    model_config = ConfigDict(extra="forbid")
+    median: int = Field(ge=1, le=MAX_LENGTH)
+    sigma: float = Field(default=0.5, ge=0, le=3)
+
+
+def _length_kind(value: Any) -> str:
+    """Which form a length takes: parsed from a file (a dict) or serialized (a model)."""
+    if isinstance(value, LogNormal) or (isinstance(value, dict) and ("median" in value or "sigma" in value)):
+        return "lognormal"
+    return "uniform" if isinstance(value, dict | Uniform) else "fixed"
+
+
+def _rate_kind(value: Any) -> str:
+    return "ramp" if isinstance(value, dict | Ramp) else "constant"
+
+
+# Each union is told apart by the value's shape, so an error names the one form the user meant.
+Length = Annotated[
+    Annotated[int, Tag("fixed")] | Annotated[Uniform, Tag("uniform")] | Annotated[LogNormal, Tag("lognormal")],
+    Discriminator(_length_kind),
+]
+Rate = Annotated[Annotated[float, Tag("constant")] | Annotated[Ramp, Tag("ramp")], Discriminator(_rate_kind)]
+_UNION_TAGS = {"fixed", "uniform", "lognormal", "constant", "ramp"}
+
+
+Endpoint = Literal["chat", "completions"]
+
+
+def _chat_only() -> dict[Endpoint, float]:
+    return {"chat": 1.0}
+
+
+class Traffic(BaseModel):
+    """Built-in open-loop load for a phase, sent over HTTP to the server itself from a process of its own."""
+
+    model_config = ConfigDict(extra="forbid")
+    rate: Rate
+    """Requests per second: a number, or ``{from, to}`` ramped across the phase."""
+    arrivals: Literal["poisson", "even"] = "poisson"
+    models: dict[str, float] | None = None
+    """Weights of the served models to ask; ``None``: the first served model."""
+    endpoints: dict[Endpoint, float] = Field(default_factory=_chat_only)
+    stream: float = Field(default=0.0, ge=0, le=1)
+    """The share of streaming requests."""
+    prompt_tokens: Length = 64
+    """Tokens of each prompt's text (a chat request adds its template's framing tokens)."""
+    output_tokens: Length = 32
+    """Tokens of each answer: sent as ``max_tokens`` with ``ignore_eos``, so the answer has exactly that many."""
+    prefix_reuse: float = Field(default=0.0, ge=0, le=1)
+    """The share of prompts that begin with a shared prefix (half the prompt), hits for the prefix cache."""
+    seed: int | None = None
+
+    @field_validator("rate")
+    @classmethod
+    def _rate(cls, rate: float | Ramp) -> float | Ramp:
+        if isinstance(rate, float | int) and not 0 < rate <= MAX_RATE:
+            raise ValueError(f"a rate must be above 0 and at most {MAX_RATE:g} requests per second")
+        return rate
+
+    @field_validator("prompt_tokens", "output_tokens")
+    @classmethod
+    def _length(cls, length: Length) -> Length:
+        if isinstance(length, int) and not 1 <= length <= MAX_LENGTH:
+            raise ValueError(f"a length must be within 1 and {MAX_LENGTH}")
+        return length
+
+    @field_validator("models", "endpoints")
+    @classmethod
+    def _weights(cls, weights: Mapping[str, float] | None) -> Mapping[str, float] | None:
+        if weights is not None and (not weights or any(w < 0 for w in weights.values()) or not sum(weights.values())):
+            raise ValueError("weights must be non-negative, at least one above 0")
+        return weights
+
+
 class Phase(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=100)
     duration: float
     config: dict[str, Any] | None = None
     down: bool = False
+    traffic: Traffic | None = None
 
     @field_validator("duration", mode="before")
     @classmethod
@@ -121,7 +246,10 @@ def parse(text: str, source: str = "<scenario>") -> Scenario:
         errors = exc.errors(include_url=False, include_input=False)
         # An unknown key explains a missing one (a typo), so it is reported first.
         error = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
-        location = tuple(error["loc"])
+        # Without pydantic's own steps (union tags, validator names): the path as the file spells it.
+        location = tuple(
+            part for part in error["loc"] if not (isinstance(part, str) and (part in _UNION_TAGS or "[" in part))
+        )
         message = error["msg"].removeprefix("Value error, ")
         raise ScenarioError(located(node, source, location, message)) from None
     scenario._source, scenario._node = source, node

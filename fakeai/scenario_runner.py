@@ -2,7 +2,10 @@
 
 A phase's ``config`` is applied over the start-up settings (so every phase says the whole change it
 stands for) and ``down`` makes the server answer 503 to ``/v1/*``, ``/health`` and ``/metrics``. Both go
-through ``fakeai.control`` as ``PATCH /admin/config`` does. The current phase is
+through ``fakeai.control`` as ``PATCH /admin/config`` does. A phase's ``traffic`` is sent by a child
+process (``python -m fakeai.traffic.phase_load``) over HTTP to this server, so every family counts it as
+it counts users' requests and the event loop that serves them never sends any; its requests still in
+flight at the phase's end finish, and a stopped scenario stops them. The current phase is
 ``fakeai_scenario_phase_info{scenario, phase} 1``. When the scenario ends (or is stopped), the start-up
 settings come back and the server is up.
 """
@@ -10,6 +13,7 @@ settings come back and the server is up.
 import asyncio
 import contextlib
 import logging
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -17,24 +21,36 @@ from typing import Any
 from exporter.metrics import ServerMetrics
 from fakeai.errors import OpenAIError
 from fakeai.runtime_config import changed_settings
-from fakeai.scenario import Scenario, ScenarioError
+from fakeai.scenario import Phase, Scenario, ScenarioError
 from fakeai.settings import Settings
 
 log = logging.getLogger("fakeai.scenario")
 
 
 def check(scenario: Scenario, startup: Settings) -> None:
-    """Every phase's ``config`` is a valid change of the start-up settings (``ScenarioError`` otherwise)."""
+    """Every phase's ``config`` is a valid change of the start-up settings, and its traffic asks only for
+    models this server serves (``ScenarioError`` otherwise)."""
+    servable = {*startup.models, *(module["name"] for module in startup.lora_modules)}
     for index, phase in enumerate(scenario.phases):
+        for model in (phase.traffic.models or {}) if phase.traffic else {}:
+            if model not in servable:
+                location: tuple[int | str, ...] = ("phases", index, "traffic", "models", model)
+                raise ScenarioError(scenario.where(location, f"not a model this server serves: {model}"))
         if phase.config is None:
             continue
         try:
             changed_settings(startup, phase.config)
         except OpenAIError as exc:
-            location: tuple[int | str, ...] = ("phases", index, "config")
+            location = ("phases", index, "config")
             if exc.param:
                 location = (*location, *exc.param.split("."))
             raise ScenarioError(scenario.where(location, exc.message.rstrip("."))) from None
+
+
+def own_url(settings: Settings) -> str:
+    """Where this server answers, for its own built-in traffic (a wildcard bind is reached on loopback)."""
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(settings.host, settings.host)
+    return f"http://[{host}]:{settings.port}" if ":" in host else f"http://{host}:{settings.port}"
 
 
 class ScenarioRunner:
@@ -47,6 +63,7 @@ class ScenarioRunner:
         self._phase = -1
         self._phase_started = 0.0
         self._loop = False
+        self._loads: list[asyncio.subprocess.Process] = []
 
     def status(self) -> dict[str, Any]:
         """What ``GET /admin/scenario`` shows."""
@@ -87,6 +104,26 @@ class ScenarioRunner:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        loads, self._loads = self._loads, []
+        for load in loads:
+            if load.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    load.terminate()
+                await load.wait()
+
+    async def _start_load(self, scenario: Scenario, phase: Phase) -> None:
+        """Start the phase's traffic in a child process; it ends by itself after the phase's arrivals."""
+        assert phase.traffic is not None
+        self._loads = [load for load in self._loads if load.returncode is None]
+        command = [
+            sys.executable, "-m", "fakeai.traffic.phase_load",
+            "--url", own_url(self.startup),
+            "--model", self.startup.models[0],
+            "--duration", f"{phase.duration:g}",
+            "--traffic", phase.traffic.model_dump_json(by_alias=True),
+            "--label", f"scenario {scenario.name}, phase {phase.name}",
+        ]  # fmt: skip
+        self._loads.append(await asyncio.create_subprocess_exec(*command, stdin=asyncio.subprocess.DEVNULL))
 
     async def _run(self, scenario: Scenario, loop: bool, began: asyncio.Event) -> None:
         try:
@@ -101,6 +138,8 @@ class ScenarioRunner:
                     await self._submit({"op": "down", "down": phase.down})
                     self._phase, self._phase_started = index, time.monotonic()
                     self._metrics.scenario_phase(scenario.name, phase.name)
+                    if phase.traffic is not None:
+                        await self._start_load(scenario, phase)
                     began.set()
                     log.warning("%s: phase %s for %.1f s", scenario.name, phase.name, phase.duration)
                     await asyncio.sleep(phase.duration)

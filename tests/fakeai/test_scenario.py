@@ -7,9 +7,12 @@ import pytest
 
 from fakeai.__main__ import main
 from fakeai.scenario import ScenarioError, parse
+from fakeai.scenario_runner import check
+from fakeai.settings import Settings
 
 MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 TOKEN = {"Authorization": "Bearer s3cret"}
+TRAFFIC = "name: x\nphases:\n  - name: a\n    duration: 1\n    traffic:\n"
 GOOD = "name: outage\nphases:\n  - name: slow\n    duration: 500ms\n    config: {itl_ms: 100}\n"
 
 MALFORMED = [
@@ -25,6 +28,24 @@ MALFORMED = [
     ("name: x\nphases: [\n", "f.yaml:3: not valid YAML"),
     ("- just\n- a list\n", "f.yaml:1: expected a mapping"),
     ("name: x\nphases:\n  - name: a\n    duration: 1\n    config: 5\n", "f.yaml:5: phases.0.config: Input should"),
+    # A phase's traffic: each form of a wrong rate, length, weight or share, named as the file spells it.
+    (TRAFFIC + "      rate: 0\n", "f.yaml:6: phases.0.traffic.rate: a rate must be above 0"),
+    (TRAFFIC + "      rate: lots\n", "f.yaml:6: phases.0.traffic.rate: Input should be a valid number"),
+    (TRAFFIC + "      rate:\n        from: 1\n        too: 5\n", "f.yaml:8: phases.0.traffic.rate.too: Extra inputs"),
+    (TRAFFIC + "      rate: {from: 0, to: 0}\n", "f.yaml:6: phases.0.traffic.rate: a ramp from 0 to 0 sends nothing"),
+    (TRAFFIC + "      rate: 5\n      arrivals: bursty\n", "f.yaml:7: phases.0.traffic.arrivals: Input should be"),
+    (
+        TRAFFIC + "      rate: 5\n      prompt_tokens:\n        min: 9\n        max: 2\n",
+        "f.yaml:8: phases.0.traffic.prompt_tokens: min must not exceed max",
+    ),
+    (TRAFFIC + "      rate: 5\n      output_tokens: 0\n", "f.yaml:7: phases.0.traffic.output_tokens: a length must be"),
+    (TRAFFIC + "      rate: 5\n      stream: 1.5\n", "f.yaml:7: phases.0.traffic.stream: Input should be less than"),
+    (
+        TRAFFIC + "      rate: 5\n      endpoints: {embeddings: 1}\n",
+        "phases.0.traffic.endpoints.embeddings: Input should",
+    ),
+    (TRAFFIC + "      rate: 5\n      models: {a: 0}\n", "f.yaml:7: phases.0.traffic.models: weights must be"),
+    (TRAFFIC + "      rate: 5\n      rps: 5\n", "f.yaml:7: phases.0.traffic.rps: Extra inputs"),
 ]
 
 
@@ -33,6 +54,15 @@ def test_a_malformed_file_gives_one_line_with_its_location(text, error):
     with pytest.raises(ScenarioError) as raised:
         parse(text, "f.yaml")
     assert error in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_traffic_for_a_model_the_server_does_not_serve_is_refused_with_its_location():
+    text = TRAFFIC + "      rate: 5\n      models:\n        " + MODEL + ": 1\n        gpt-9: 2\n"
+    scenario = parse(text, "f.yaml")
+    with pytest.raises(ScenarioError) as raised:
+        check(scenario, Settings())
+    assert str(raised.value) == "f.yaml:9: phases.0.traffic.models.gpt-9: not a model this server serves: gpt-9"
+    check(parse(text.replace("gpt-9", "meta-llama/Llama-3.1-70B-Instruct"), "f.yaml"), Settings())
 
 
 def test_the_server_refuses_to_start_on_a_bad_scenario_with_exit_code_2(tmp_path, capsys):

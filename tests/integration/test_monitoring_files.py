@@ -35,9 +35,8 @@ def test_promtool_checks_config_rules_and_rule_tests():
 def test_amtool_checks_the_alertmanager_config():
     if shutil.which("amtool") is None:
         pytest.fail("amtool not found: install Debian's 'prometheus-alertmanager' package (.ci/run does)")
-    result = subprocess.run(
-        ["amtool", "check-config", "alertmanager/alertmanager.yml"], capture_output=True, text=True, timeout=60, cwd=REPO
-    )
+    command = ["amtool", "check-config", "alertmanager/alertmanager.yml"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=REPO)
     assert result.returncode == 0, result.stdout + result.stderr
     config = yaml.safe_load((REPO / "alertmanager/alertmanager.yml").read_text())
     webhook = next(r for r in config["receivers"] if r["name"] == config["route"]["receiver"])["webhook_configs"][0]
