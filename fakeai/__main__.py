@@ -23,7 +23,7 @@ from fakeai.scenario import ScenarioError
 from fakeai.scenario import load as load_scenario
 from fakeai.scenario_runner import check as check_scenario
 from fakeai.settings import Settings, add_arguments, settings_from
-from fakeai.tools import load, watch
+from fakeai.tools import load, verify, watch
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -44,6 +44,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     watch.add_arguments(
         commands.add_parser("watch", help="live terminal view of /metrics/stream", description=watch.__doc__)
+    )
+    scenario = commands.add_parser("scenario", help="scenario files: verify one against Prometheus")
+    scenario_commands = scenario.add_subparsers(dest="scenario_command", required=True)
+    verify.add_arguments(
+        scenario_commands.add_parser(
+            "verify",
+            help="run a scenario and check its expectations through Prometheus and Alertmanager",
+            description=verify.__doc__,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
     )
     return parser
 
@@ -123,6 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return load.main(args)
     if args.command == "watch":
         return watch.main(args)
+    if args.command == "scenario":
+        return verify.main(args)
     try:
         settings = settings_from(args)
     except ValueError as exc:

@@ -182,10 +182,73 @@ class Phase(BaseModel):
         return parse_duration(value)
 
 
+_ALERT_NAME = r"^[A-Za-z_][A-Za-z0-9_:]*$"
+_CLOSING = {")": "(", "]": "[", "}": "{"}
+
+
+def promql_problem(expr: str) -> str | None:
+    """What is plainly wrong with a PromQL expression (unclosed quotes or brackets), or ``None``.
+    Prometheus parses it whole when ``scenario verify`` runs; this catches a broken file before that."""
+    stack: list[str] = []
+    quote: str | None = None
+    escaped = False
+    for char in expr:
+        if quote is not None:
+            if escaped:
+                escaped = False
+            elif char == "\\" and quote != "`":
+                escaped = True
+            elif char == quote:
+                quote = None
+        elif char in "\"'`":
+            quote = char
+        elif char in "([{":
+            stack.append(char)
+        elif char in _CLOSING and (not stack or stack.pop() != _CLOSING[char]):
+            return f"unbalanced '{char}'"
+    if quote is not None:
+        return f"unclosed {quote}"
+    if stack:
+        return f"unclosed '{stack[-1]}'"
+    return None
+
+
+class Expectation(BaseModel):
+    """What must be observable during a phase: an alert firing, an alert resolved, or a PromQL expression
+    with a result. ``within``: how long after the phase starts it must be seen (default: the whole phase)."""
+
+    model_config = ConfigDict(extra="forbid")
+    alert: str | None = Field(default=None, pattern=_ALERT_NAME)
+    resolved: str | None = Field(default=None, pattern=_ALERT_NAME)
+    promql: str | None = Field(default=None, min_length=1, max_length=10_000)
+    phase: str
+    within: float | None = None
+
+    @field_validator("within", mode="before")
+    @classmethod
+    def _within(cls, value: Any) -> float | None:
+        return None if value is None else parse_duration(value)
+
+    @field_validator("promql")
+    @classmethod
+    def _promql(cls, expr: str | None) -> str | None:
+        problem = None if expr is None else promql_problem(expr)
+        if problem:
+            raise ValueError(f"not valid PromQL: {problem}")
+        return expr
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "Expectation":
+        if sum(kind is not None for kind in (self.alert, self.resolved, self.promql)) != 1:
+            raise ValueError("give exactly one of alert, resolved or promql")
+        return self
+
+
 class Scenario(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=100)
     phases: list[Phase] = Field(min_length=1, max_length=MAX_PHASES)
+    expect: list[Expectation] = Field(default_factory=list, max_length=1000)
     _source: str = PrivateAttr("<scenario>")
     _node: Any = PrivateAttr(None)
 
@@ -253,7 +316,27 @@ def parse(text: str, source: str = "<scenario>") -> Scenario:
         message = error["msg"].removeprefix("Value error, ")
         raise ScenarioError(located(node, source, location, message)) from None
     scenario._source, scenario._node = source, node
+    _check_expectations(scenario)
     return scenario
+
+
+def _check_expectations(scenario: Scenario) -> None:
+    """Each expectation names a phase of the file, fits in it, and a ``resolved`` follows its ``alert``."""
+    order = {phase.name: index for index, phase in enumerate(scenario.phases)}
+    fired: dict[str, int] = {}
+    for index, item in enumerate(scenario.expect):
+        if item.phase not in order:
+            message = f"no phase named {item.phase!r}; phases: {', '.join(order)}"
+            raise ScenarioError(scenario.where(("expect", index, "phase"), message))
+        duration = scenario.phases[order[item.phase]].duration
+        if item.within is not None and item.within > duration:
+            message = f"longer than phase {item.phase!r} ({duration:g} s)"
+            raise ScenarioError(scenario.where(("expect", index, "within"), message))
+        if item.alert is not None:
+            fired.setdefault(item.alert, order[item.phase])
+        if item.resolved is not None and not fired.get(item.resolved, len(order)) < order[item.phase]:
+            message = f"{item.resolved} is not expected to fire in an earlier phase"
+            raise ScenarioError(scenario.where(("expect", index, "resolved"), message))
 
 
 def load(path: Path) -> Scenario:

@@ -13,6 +13,7 @@ from fakeai.settings import Settings
 MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 TOKEN = {"Authorization": "Bearer s3cret"}
 TRAFFIC = "name: x\nphases:\n  - name: a\n    duration: 1\n    traffic:\n"
+EXPECT = "name: x\nphases:\n  - {name: a, duration: 10}\n  - {name: b, duration: 10}\nexpect:\n"
 GOOD = "name: outage\nphases:\n  - name: slow\n    duration: 500ms\n    config: {itl_ms: 100}\n"
 
 MALFORMED = [
@@ -46,14 +47,32 @@ MALFORMED = [
     ),
     (TRAFFIC + "      rate: 5\n      models: {a: 0}\n", "f.yaml:7: phases.0.traffic.models: weights must be"),
     (TRAFFIC + "      rate: 5\n      rps: 5\n", "f.yaml:7: phases.0.traffic.rps: Extra inputs"),
+    # Expectations: a phase the file does not have, two kinds at once, PromQL that cannot parse, a window
+    # longer than its phase, a resolution with no firing before it, a name no rule could have.
+    (EXPECT + "  - {alert: A, phase: c}\n", "f.yaml:6: expect.0.phase: no phase named 'c'; phases: a, b"),
+    (EXPECT + "  - {alert: A, promql: up, phase: a}\n", "f.yaml:6: expect.0: give exactly one of alert, resolved"),
+    (
+        EXPECT + "  - promql: sum(rate(x[5m])\n    phase: a\n",
+        "f.yaml:6: expect.0.promql: not valid PromQL: unclosed '('",
+    ),
+    (EXPECT + "  - {promql: 'up{job=\"a}', phase: a}\n", 'f.yaml:6: expect.0.promql: not valid PromQL: unclosed "'),
+    (EXPECT + "  - {alert: A, phase: a, within: 1m}\n", "f.yaml:6: expect.0.within: longer than phase 'a' (10 s)"),
+    (EXPECT + "  - {resolved: A, phase: b}\n", "f.yaml:6: expect.0.resolved: A is not expected to fire in an earlier"),
+    (EXPECT + "  - {alert: High Errors, phase: a}\n", "f.yaml:6: expect.0.alert: String should match pattern"),
 ]
 
 
 @pytest.mark.parametrize(("text", "error"), MALFORMED)
-def test_a_malformed_file_gives_one_line_with_its_location(text, error):
+def test_a_malformed_file_gives_one_line_with_its_location_and_exit_code_2(text, error, tmp_path, capsys):
     with pytest.raises(ScenarioError) as raised:
         parse(text, "f.yaml")
     assert error in str(raised.value) and "\n" not in str(raised.value)
+    # The server refuses to start on it: the same line, naming the file, and exit code 2.
+    path = tmp_path / "f.yaml"
+    path.write_text(text)
+    assert main(["server", "--scenario", str(path)]) == 2
+    printed = capsys.readouterr().err.strip().splitlines()
+    assert printed == [f"fakeai server: error: {str(raised.value).replace('f.yaml', str(path), 1)}"]
 
 
 def test_traffic_for_a_model_the_server_does_not_serve_is_refused_with_its_location():

@@ -1,8 +1,8 @@
 """Alerts end to end: fakeai, a real Prometheus with the repository's rule files (time-compressed copies),
 a real Alertmanager with the repository's config (Debian's prometheus-alertmanager) and a webhook receiver
-in this test. Each incident runs as a scenario (``POST /admin/scenario``) under steady load: its alerts,
-from the fakeai_* and the vllm:* rule files, must reach the webhook ``firing`` while the incident phase
-runs, then ``resolved`` once the scenario is stopped, and no other alert may fire."""
+in this test. Every shipped scenario (``scenarios/``, time-compressed) runs through ``python -m fakeai
+scenario verify``: its expectations met, the alerts it names (from the fakeai_* and the vllm:* rule files)
+delivered to the webhook ``firing`` and then ``resolved``, and no other alert fired."""
 
 import contextlib
 import json
@@ -12,7 +12,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -24,17 +25,6 @@ from monitoring_support import REPO
 from stream_support import free_port
 
 TOKEN = "alert-test-token"
-MODEL = "meta-llama/Llama-3.1-8B-Instruct"
-# An incident: the phase that makes it happen, and every alert it must fire (and no other).
-INCIDENTS: dict[str, tuple[dict[str, Any], set[str]]] = {
-    "error-burst": (
-        {"config": {"error_rate": 0.5, "error_mix": "503=1"}},
-        {"FakeaiHighErrorRatio", "VllmHighServerErrorRatio"},
-    ),
-    "ttft-slo-breach": ({"config": {"overhead_ms": 3000}}, {"FakeaiTTFTp99OverSLO", "VllmTTFTp99OverSLO"}),
-    "target-down": ({"down": True}, {"FakeaiTargetDown"}),
-}
-WAIT_SECONDS = 120  # generous: a noisy 2-core machine runs Prometheus, Alertmanager, fakeai and a load
 
 
 class Webhook:
@@ -64,14 +54,6 @@ class Webhook:
         with self.lock:
             return list(self.events)
 
-    def wait_for(self, wanted: set[tuple[str, str]]) -> None:
-        deadline = time.monotonic() + WAIT_SECONDS
-        while time.monotonic() < deadline:
-            if wanted <= set(self.seen()):
-                return
-            time.sleep(0.5)
-        pytest.fail(f"webhook did not get {sorted(wanted - set(self.seen()))}; it got {self.seen()}")
-
 
 def compress(rules: str) -> str:
     """The test copy of a rule file: `for:` of 2 s and 10 s rate windows, so an incident takes seconds."""
@@ -90,94 +72,136 @@ def start(command: list[str], ready_url: str, processes: list[subprocess.Popen[b
     raise RuntimeError(f"{command[0]} did not become ready")
 
 
+@dataclass
+class Stack:
+    prometheus: str
+    alertmanager: str
+    webhook: Webhook
+
+
 @pytest.fixture
-def monitoring(tmp_path: Path) -> Iterator[Any]:
-    """Start Alertmanager (the repository's config, webhook and group timings rewritten) and a Prometheus
-    (the repository's config and rule files, compressed) scraping ``target``; every process is stopped."""
+def monitoring(tmp_path: Path) -> Iterator[Callable[[str], Stack]]:
+    """Start, per call, an Alertmanager (the repository's config, webhook and group timings rewritten) and a
+    Prometheus (the repository's config and rule files, compressed) scraping ``target``; all are stopped."""
     for binary in ("prometheus", "prometheus-alertmanager"):
         if shutil.which(binary) is None:
             pytest.fail(f"{binary} not found: install Debian's package of that name (.ci/run does)")
     processes: list[subprocess.Popen[bytes]] = []
-    webhook = Webhook()
+    webhooks: list[Webhook] = []
 
-    def run(target: str) -> str:
+    def run(target: str) -> Stack:
+        folder = tmp_path / f"stack-{len(webhooks)}"
+        folder.mkdir()
+        webhook = Webhook()
+        webhooks.append(webhook)
         alertmanager_config = yaml.safe_load((REPO / "alertmanager/alertmanager.yml").read_text())
         alertmanager_config["route"].update(group_wait="1s", group_interval="1s")
         alertmanager_config["receivers"][0]["webhook_configs"][0]["url"] = webhook.url
-        (tmp_path / "alertmanager.yml").write_text(yaml.safe_dump(alertmanager_config))
-        alertmanager_port = free_port()
+        (folder / "alertmanager.yml").write_text(yaml.safe_dump(alertmanager_config))
+        alertmanager = f"http://127.0.0.1:{free_port()}"
         start(
             [
                 "prometheus-alertmanager",
-                f"--config.file={tmp_path / 'alertmanager.yml'}",
-                f"--storage.path={tmp_path / 'alertmanager-data'}",
-                f"--web.listen-address=127.0.0.1:{alertmanager_port}",
+                f"--config.file={folder / 'alertmanager.yml'}",
+                f"--storage.path={folder / 'alertmanager-data'}",
+                f"--web.listen-address={alertmanager.removeprefix('http://')}",
                 "--cluster.listen-address=",  # no gossip port: this test binds loopback only
             ],
-            f"http://127.0.0.1:{alertmanager_port}/-/ready",
+            alertmanager + "/-/ready",
             processes,
         )
 
-        folder = shutil.copytree(REPO / "prometheus", tmp_path / "prometheus")
-        for rules in (folder / "rules").glob("*.yml"):
-            rules.write_text(compress(rules.read_text()))
-        config = yaml.safe_load((folder / "prometheus.yml").read_text())
+        rules = shutil.copytree(REPO / "prometheus", folder / "prometheus")
+        for path in (rules / "rules").glob("*.yml"):
+            path.write_text(compress(path.read_text()))
+        config = yaml.safe_load((rules / "prometheus.yml").read_text())
         config["global"].update(scrape_interval="1s", evaluation_interval="1s")
         config["scrape_configs"][0]["static_configs"][0]["targets"] = [target]
-        config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] = [f"127.0.0.1:{alertmanager_port}"]
-        (folder / "prometheus.yml").write_text(yaml.safe_dump(config))
-        prometheus_port = free_port()
+        config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] = [alertmanager.removeprefix("http://")]
+        (rules / "prometheus.yml").write_text(yaml.safe_dump(config))
+        prometheus = f"http://127.0.0.1:{free_port()}"
         start(
             [
                 "prometheus",
-                f"--config.file={folder / 'prometheus.yml'}",
-                f"--storage.tsdb.path={tmp_path / 'prometheus-data'}",
-                f"--web.listen-address=127.0.0.1:{prometheus_port}",
+                f"--config.file={rules / 'prometheus.yml'}",
+                f"--storage.tsdb.path={folder / 'prometheus-data'}",
+                f"--web.listen-address={prometheus.removeprefix('http://')}",
             ],
-            f"http://127.0.0.1:{prometheus_port}/-/ready",
+            prometheus + "/-/ready",
             processes,
         )
-        return f"http://127.0.0.1:{prometheus_port}"
+        return Stack(prometheus, alertmanager, webhook)
 
-    yield run, webhook
+    yield run
     for process in processes:
         process.terminate()
         process.wait(timeout=20)
-    webhook.server.shutdown()
+    for webhook in webhooks:
+        webhook.server.shutdown()
 
 
-def admin(method: str, url: str, **kwargs: Any) -> dict[str, Any]:
-    response = httpx.request(method, url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10, **kwargs)
-    assert response.status_code == 200, response.text
-    return response.json()
+SCENARIOS = sorted((REPO / "scenarios").glob("*.yaml"))
 
 
-@pytest.mark.parametrize("incident", sorted(INCIDENTS))
-def test_an_incident_fires_its_alerts_and_resolves_them_through_alertmanager(incident, start_server, monitoring):
-    phase, expected = INCIDENTS[incident]
-    run, webhook = monitoring
-    server = start_server("--admin-token", TOKEN, "--models", MODEL, "--itl-ms", "2", "--overhead-ms", "1")
-    prometheus_url = run(server.url.removeprefix("http://"))
-    # The load runs in its own process (a test's threads would compete with the server for the GIL).
-    load = subprocess.Popen(
-        [sys.executable, "-m", "fakeai", "load", "--url", server.url, "--model", MODEL, "--rps", "20",
-         "--concurrency", "8", "--duration", "600", "--max-tokens", "4", "--stream-ratio", "0.5"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        time.sleep(5)  # healthy traffic first: the rules have data and stay silent
-        scenario = {"name": incident, "phases": [{"name": "incident", "duration": 600, **phase}]}
-        admin("POST", server.url + "/admin/scenario", content=json.dumps(scenario))
-        webhook.wait_for({("firing", name) for name in expected})
-        assert admin("GET", server.url + "/admin/scenario")["phase"] == "incident"
-        admin("DELETE", server.url + "/admin/scenario")  # start-up settings back, server up
-        webhook.wait_for({("resolved", name) for name in expected})
-    finally:
-        load.terminate()
-        load.wait(timeout=20)
+def compressed_scenario(text: str) -> str:
+    """A shipped scenario at test speed: durations and ``within`` scaled to about 75 s in all (at least 15
+    times shorter), PromQL windows of minutes to 10 s, as the rule copies are."""
+    total = sum(float(m) * 60 for m in re.findall(r"duration: (\d+)m", text))
+    factor = max(15.0, total / 75)
+    text = re.sub(r"(duration|within): (\d+)m", lambda m: f"{m[1]}: {float(m[2]) * 60 / factor:.1f}s", text)
+    return re.sub(r"\[\d+m\]", "[10s]", text)
 
-    # Exactly the incident's alerts reached Alertmanager, and Prometheus has none firing now.
-    assert {name for _, name in webhook.seen()} == expected, webhook.seen()
-    alerts = httpx.get(prometheus_url + "/api/v1/alerts", timeout=10).json()["data"]["alerts"]
-    assert [a for a in alerts if a["state"] == "firing"] == [], alerts
+
+def verify_command(path: Path, url: str, stack: Stack) -> list[str]:
+    return [sys.executable, "-m", "fakeai", "scenario", "verify", str(path), "--url", url, "--admin-token", TOKEN,
+            "--prometheus", stack.prometheus, "--alertmanager", stack.alertmanager]  # fmt: skip
+
+
+def test_every_shipped_scenario_passes_verify_and_delivers_its_alerts(start_server, monitoring, tmp_path):
+    """All shipped scenarios at once (separate servers, Prometheus and Alertmanager instances), each through
+    ``python -m fakeai scenario verify``: every expectation met, no unnamed alert, and the webhook got each
+    named alert firing and then resolved."""
+    assert {path.stem for path in SCENARIOS} >= {"error-burst", "ttft-slo-breach", "target-down", "diurnal"}
+    runs = []
+    for path in SCENARIOS:
+        server = start_server("--admin-token", TOKEN)
+        stack = monitoring(server.url.removeprefix("http://"))
+        copy = tmp_path / path.name
+        copy.write_text(compressed_scenario(path.read_text()))
+        command = verify_command(copy, server.url, stack)
+        runs.append((path, stack, subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)))
+    for path, stack, process in runs:
+        output = process.communicate(timeout=600)[0].decode()
+        print(output)
+        assert process.returncode == 0, output
+        named = {e["alert"] for e in yaml.safe_load(path.read_text())["expect"] if "alert" in e}
+        assert {name for _, name in stack.webhook.seen()} == named, (path.name, stack.webhook.seen())
+        for name in named:
+            events = [status for status, alert in stack.webhook.seen() if alert == name]
+            assert events[0] == "firing" and "resolved" in events, (path.name, name, events)
+
+
+def test_verify_fails_on_a_wrong_expectation_and_refuses_a_bad_expression(start_server, monitoring, tmp_path):
+    server = start_server("--admin-token", TOKEN)
+    stack = monitoring(server.url.removeprefix("http://"))
+
+    def verify(text: str) -> subprocess.CompletedProcess[str]:
+        path = tmp_path / "wrong.yaml"
+        path.write_text(text)
+        return subprocess.run(verify_command(path, server.url, stack), capture_output=True, text=True, timeout=300)
+
+    # A calm phase cannot fire the error alert: the expectation is missed, exit code 1.
+    wrong = verify(
+        "name: wrong\nphases:\n  - name: calm\n    duration: 6s\n    traffic: {rate: 5}\n"
+        "expect:\n  - {alert: FakeaiHighErrorRatio, phase: calm}\n"
+    )
+    assert wrong.returncode == 1, wrong.stdout + wrong.stderr
+    assert "MISS  alert FakeaiHighErrorRatio firing: not seen" in wrong.stdout
+    assert "wrong: 0 of 1 expectations met; FAILED" in wrong.stdout
+    # An expression Prometheus cannot parse, and an alert no rule defines: located errors, exit code 2,
+    # before anything runs.
+    one_phase = "name: bad\nphases:\n  - name: a\n    duration: 1s\nexpect:\n"
+    bad = verify(one_phase + "  - {promql: 'sum(rate(x[5m])) >', phase: a}\n")
+    assert bad.returncode == 2 and f"{tmp_path / 'wrong.yaml'}:6: expect.0.promql: Prometheus: " in bad.stderr
+    unknown = verify(one_phase + "  - {alert: NoSuchAlert, phase: a}\n")
+    assert unknown.returncode == 2 and "expect.0.alert: Prometheus has no alerting rule NoSuchAlert" in unknown.stderr
