@@ -27,6 +27,11 @@ def expressions(board: dict[str, Any]) -> list[str]:
     return [t["expr"] for p in panels(board) for t in p["targets"]]
 
 
+def phase_annotation(board: dict[str, Any]) -> dict[str, Any]:
+    """The dashboard's annotation of scenario phases (fakeai_scenario_phase_info)."""
+    return next(a for a in board["annotations"]["list"] if "fakeai_scenario_phase_info" in a.get("expr", ""))
+
+
 def variables(board: dict[str, Any]) -> list[dict[str, Any]]:
     return board["templating"]["list"]
 

@@ -2,7 +2,8 @@
 a real Alertmanager with the repository's config (Debian's prometheus-alertmanager) and a webhook receiver
 in this test. Every shipped scenario (``scenarios/``, time-compressed) runs through ``python -m fakeai
 scenario verify``: its expectations met, the alerts it names (from the fakeai_* and the vllm:* rule files)
-delivered to the webhook ``firing`` and then ``resolved``, and no other alert fired."""
+delivered to the webhook ``firing`` and then ``resolved``, no other alert fired, and the dashboards' phase
+annotation finds every phase in Prometheus."""
 
 import contextlib
 import json
@@ -21,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from monitoring_support import REPO
+from monitoring_support import DASHBOARDS, REPO, dashboard, phase_annotation
 from stream_support import free_port
 
 TOKEN = "alert-test-token"
@@ -163,6 +164,7 @@ def test_every_shipped_scenario_passes_verify_and_delivers_its_alerts(start_serv
     named alert firing and then resolved."""
     assert {path.stem for path in SCENARIOS} >= {"error-burst", "ttft-slo-breach", "target-down", "diurnal"}
     runs = []
+    began = time.time()
     for path in SCENARIOS:
         server = start_server("--admin-token", TOKEN)
         stack = monitoring(server.url.removeprefix("http://"))
@@ -179,6 +181,14 @@ def test_every_shipped_scenario_passes_verify_and_delivers_its_alerts(start_serv
         for name in named:
             events = [status for status, alert in stack.webhook.seen() if alert == name]
             assert events[0] == "firing" and "resolved" in events, (path.name, name, events)
+        # Every dashboard's phase annotation finds each phase of the run in Prometheus, but a down one: its
+        # /metrics refuses, so Prometheus sees a gap (and up == 0) instead.
+        shown = {p["name"] for p in yaml.safe_load(path.read_text())["phases"] if not p.get("down")}
+        for board in DASHBOARDS:
+            query = phase_annotation(dashboard(board))["expr"]
+            params = {"query": query, "start": began, "end": time.time(), "step": 1}
+            result = httpx.get(stack.prometheus + "/api/v1/query_range", params=params, timeout=30).json()["data"]
+            assert {series["metric"]["phase"] for series in result["result"]} == shown, (path.name, result)
 
 
 def test_verify_fails_on_a_wrong_expectation_and_refuses_a_bad_expression(start_server, monitoring, tmp_path):

@@ -10,7 +10,16 @@ import subprocess
 
 import pytest
 import yaml
-from monitoring_support import DASHBOARDS, DATASOURCE_UID, REPO, dashboard, expressions, panels, variables
+from monitoring_support import (
+    DASHBOARDS,
+    DATASOURCE_UID,
+    REPO,
+    dashboard,
+    expressions,
+    panels,
+    phase_annotation,
+    variables,
+)
 
 RULES = sorted((REPO / "prometheus" / "rules").glob("*.yml"))
 
@@ -63,6 +72,14 @@ def test_every_alert_has_a_summary_a_description_and_a_unit_test():
         assert alert["annotations"]["summary"] and alert["annotations"]["description"], alert["alert"]
         # Each alert is tested firing (a non-empty exp_alerts) and silent (exp_alerts: []).
         assert tested.count(f"alertname: {alert['alert']}") >= 2, alert["alert"]
+
+
+def test_every_dashboard_annotates_scenario_phases_from_the_provisioned_datasource():
+    for path in DASHBOARDS:
+        annotation = phase_annotation(dashboard(path))
+        assert annotation["enable"] is True and annotation["datasource"]["uid"] == DATASOURCE_UID, path.name
+        # The title names the phase: the labels the query keeps.
+        assert "{{phase}}" in annotation["titleFormat"] and "by (scenario, phase)" in annotation["expr"], path.name
 
 
 def test_dashboards_are_provisioned_with_unique_uids_and_the_provisioned_datasource():
