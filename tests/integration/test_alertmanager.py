@@ -162,7 +162,13 @@ def test_every_shipped_scenario_passes_verify_and_delivers_its_alerts(start_serv
     """All shipped scenarios at once (separate servers, Prometheus and Alertmanager instances), each through
     ``python -m fakeai scenario verify``: every expectation met, no unnamed alert, and the webhook got each
     named alert firing and then resolved."""
-    assert {path.stem for path in SCENARIOS} >= {"error-burst", "ttft-slo-breach", "target-down", "diurnal"}
+    assert {path.stem for path in SCENARIOS} >= {
+        "error-burst",
+        "ttft-slo-breach",
+        "target-down",
+        "queue-saturation",
+        "diurnal",
+    }
     runs = []
     began = time.time()
     for path in SCENARIOS:
