@@ -61,6 +61,8 @@ def parse_duration(value: Any) -> float:
 MAX_RATE = 5000.0
 """Requests per second a phase's traffic may ask for: far beyond what one server process answers."""
 MAX_LENGTH = 100_000
+MAX_CONCURRENCY = 4096
+"""Requests a phase's traffic may have in flight at once: bounds the load process's memory."""
 
 
 class Ramp(BaseModel):
@@ -127,7 +129,8 @@ def _chat_only() -> dict[Endpoint, float]:
 
 
 class Traffic(BaseModel):
-    """Built-in open-loop load for a phase, sent over HTTP to the server itself from a process of its own."""
+    """Built-in load for a phase, sent over HTTP to the server itself from a process of its own: open loop,
+    or bounded by ``max_concurrency``."""
 
     model_config = ConfigDict(extra="forbid")
     rate: Rate
@@ -145,6 +148,10 @@ class Traffic(BaseModel):
     prefix_reuse: float = Field(default=0.0, ge=0, le=1)
     """The share of prompts that begin with a shared prefix (half the prompt), hits for the prefix cache."""
     seed: int | None = None
+    max_concurrency: int | None = Field(default=None, ge=1, le=MAX_CONCURRENCY)
+    """At most this many requests in flight, as ``vllm bench serve --max-concurrency``: an arrival that finds
+    them all busy waits for one to end, so an overloaded phase turns into a closed loop of that many users
+    (the queue in the engine stays bounded) instead of an ever-growing backlog. ``None``: open loop."""
 
     @field_validator("rate")
     @classmethod

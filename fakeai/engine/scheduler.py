@@ -66,9 +66,10 @@ class ModelEngine:
         """The engine's index: its data-parallel rank, numbered across worker processes."""
         self.speculation = speculation
         """Speculative decoding (--speculative-config): drafts verified in every decode step."""
-        # KV blocks a running choice may start in one step: one token, or 1 + k with k drafts.
-        tokens_per_step = 1 + (speculation.num_speculative_tokens if speculation else 0)
-        self._blocks_per_step = -(-tokens_per_step // cache.block_size)
+        # Tokens a running choice may emit in one step: one, or 1 + k with k drafts; and the KV blocks
+        # that can start at most.
+        self._tokens_per_step = 1 + (speculation.num_speculative_tokens if speculation else 0)
+        self._blocks_per_step = -(-self._tokens_per_step // cache.block_size)
         self.latency = latency
         self.cache = cache
         self.mm_cache = MultiModalCache()
@@ -275,22 +276,12 @@ class ModelEngine:
                     self._finish(seq)
 
     def _schedule(self) -> int:
-        """Preempt when the KV pool would overflow, then admit waiting requests. Returns tokens to prefill."""
+        """Room in the KV pool for the running requests' next tokens (preempting when there is none), then
+        waiting requests admitted, as vLLM v1's ``Scheduler.schedule`` (vllm/v1/core/sched/scheduler.py,
+        vllm-project/vllm@00024d314514900f361ad072af6931e403b7f589). Returns tokens to prefill."""
         capacity = self.cache.num_blocks
-        # Each running choice may start new blocks in the coming step: keep room for that.
-        reserve = self._blocks_per_step
-        while self.used_blocks + self._running_choices * reserve > capacity and len(self.running) > 1:
-            victim = self._preemption_victim()
-            self._release(victim)
-            victim.state = State.WAITING
-            victim.needs_prefill = True
-            victim.recorder.preempted()
-            victim.preemptions += 1
-            self.metrics.preemption()
-            if self.priority:
-                self._enqueue(victim)
-            else:
-                self.waiting.appendleft(victim)  # fcfs: a preempted request goes first again
+        growth, preempted, exact = self._growth(capacity)
+        bound, admitted_from = growth, len(self.running)
         # The step's token budget (vLLM v1's --max-num-batched-tokens): the running decodes first, then
         # prefill chunks, for prompts already part-way through, then for newly scheduled requests.
         budget = self.max_num_batched_tokens - self._decode_tokens()
@@ -308,7 +299,8 @@ class ModelEngine:
         adapters = {seq.request.lora for seq in self.running if seq.request.lora} if self.max_loras else set()
         deferred: list[Sequence] = []
         self._lora_loads = 0
-        while self.waiting and len(self.running) < self.max_num_seqs and budget > 0:
+        # vLLM admits nothing in a step that preempted: what was just preempted would only thrash.
+        while not preempted and self.waiting and len(self.running) < self.max_num_seqs and budget > 0:
             seq = self.waiting[0]
             if not self._awake.is_set() and seq not in self._draining:
                 break  # asleep: only what was in flight when sleep(mode="wait") was called goes on
@@ -317,8 +309,15 @@ class ModelEngine:
                 deferred.append(self.waiting.popleft())
                 continue
             need = seq.blocks_needed()
-            if self.running and self.used_blocks + need + len(seq.choices) * reserve > capacity:
-                break
+            # Its prompt's blocks, and the first output's if the prefill ends in this step.
+            if self.running and self.used_blocks + growth + need + len(seq.choices) > capacity:
+                if exact:
+                    break
+                # The bound was too coarse to admit it: count the blocks the running requests really start.
+                growth += self._exact_growth(self.running[:admitted_from]) - bound
+                exact = True
+                if self.used_blocks + growth + need + len(seq.choices) > capacity:
+                    break
             self.waiting.popleft()
             first_time = seq.scheduled is None
             if first_time:
@@ -327,6 +326,7 @@ class ModelEngine:
             seq.state = State.RUNNING
             seq.blocks_held = need
             self.used_blocks += need
+            growth += len(seq.choices)
             self._running_choices += seq.unfinished
             self.running.append(seq)
             tokens = seq.request.prompt_tokens
@@ -347,6 +347,55 @@ class ModelEngine:
         if self.max_loras:
             self._report_adapters(adapters, len(deferred))
         return prefill
+
+    def _growth(self, capacity: int) -> tuple[int, bool, bool]:
+        """KV blocks the running requests start in the coming step, preempting (``_preemption_victim``)
+        until the pool holds them; whether anything was preempted; and whether the count is exact or an
+        upper bound (when even the bound fits, nothing needs counting one by one). vLLM allocates each
+        running request's slots in turn, a new block only where its last one fills, with no watermark
+        (``KVCacheManager``'s default), so a pool under pressure runs close to full."""
+        bound = self._growth_bound()
+        if self.used_blocks + bound <= capacity:
+            return bound, False, False
+        tokens = self._tokens_per_step
+        needs: dict[Sequence, int] = {}
+        growth = 0
+        preempted = False
+        for seq in list(self.running):
+            if seq.state is not State.RUNNING:
+                continue  # preempted for a request earlier in this step
+            need = seq.blocks_to_grow(tokens)
+            while self.used_blocks + growth + need > capacity and len(self.running) > 1:
+                victim = self._preemption_victim()
+                growth -= needs.pop(victim, 0)
+                self._preempt(victim)
+                preempted = True
+                if victim is seq:
+                    break
+            if seq.state is State.RUNNING:
+                needs[seq] = need
+                growth += need
+        return growth, preempted, True
+
+    def _growth_bound(self) -> int:
+        """At most this many blocks start in a step: every running choice may fill its last one."""
+        return self._running_choices * self._blocks_per_step
+
+    def _exact_growth(self, running: list[Sequence]) -> int:
+        return sum(seq.blocks_to_grow(self._tokens_per_step) for seq in running)
+
+    def _preempt(self, victim: Sequence) -> None:
+        """Back to the queue with its blocks freed, to be prefilled again (recomputation, as vLLM v1)."""
+        self._release(victim)
+        victim.state = State.WAITING
+        victim.needs_prefill = True
+        victim.recorder.preempted()
+        victim.preemptions += 1
+        self.metrics.preemption()
+        if self.priority:
+            self._enqueue(victim)
+        else:
+            self.waiting.appendleft(victim)  # fcfs: a preempted request goes first again
 
     def _report_adapters(self, running: set[str], deferred: int) -> None:
         """vLLM's ``lora_requests_info`` (the adapters of running and of waiting requests) and the

@@ -178,6 +178,17 @@ class Sequence:
         size = self.block_size
         return -(-self.prompt_len // size) + sum(-(-c.emitted // size) for c in self.choices)
 
+    def blocks_to_grow(self, tokens: int) -> int:
+        """KV blocks the unfinished choices start if each emits ``tokens`` more: what vLLM's
+        ``allocate_slots`` takes for a running request's step, a new block only where the last one fills."""
+        size = self.block_size
+        if tokens == 1:
+            return sum(1 for c in self.choices if c.finish_reason is None and c.emitted % size == 0)
+        # ceil((e + tokens) / size) - ceil(e / size), with ceil(x / size) == -(-x // size)
+        return sum(
+            (-c.emitted // size) - (-(c.emitted + tokens) // size) for c in self.choices if c.finish_reason is None
+        )
+
     def should_fail_now(self) -> bool:
         return self.abort_after is not None and self.max_choice_tokens >= self.abort_after
 

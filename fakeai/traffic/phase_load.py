@@ -3,8 +3,10 @@ phase's built-in load, in a process of its own so that sending it never takes th
 
 Open loop: requests start at their arrival times (``fakeai.traffic.arrivals``) whatever the answers do,
 as users' requests would; at most ``MAX_IN_FLIGHT`` at once (later arrivals are counted as skipped, so a
-stalled server cannot make this process grow without bound). After the phase's last arrival the
-requests in flight finish, then one line on stderr says what was sent and how it was answered.
+stalled server cannot make this process grow without bound). With ``max_concurrency`` (as ``vllm bench
+serve --max-concurrency``), an arrival that finds that many in flight waits for one to end; arrivals still
+waiting when the phase ends are counted as unsent. After the phase's arrivals the requests in flight
+finish, then one line on stderr says what was sent and how it was answered.
 """
 
 import argparse
@@ -16,10 +18,10 @@ from collections.abc import Sequence
 
 import httpx
 
-from fakeai.scenario import Ramp, Traffic
+from fakeai.scenario import MAX_CONCURRENCY, Ramp, Traffic
 from fakeai.traffic.arrivals import arrival_times, request
 
-MAX_IN_FLIGHT = 4096
+MAX_IN_FLIGHT = MAX_CONCURRENCY
 REQUEST_TIMEOUT = 600.0
 
 
@@ -33,27 +35,45 @@ async def send(client: httpx.AsyncClient, path: str, body: dict[str, object], co
         counts[type(exc).__name__] += 1
 
 
-async def drive(url: str, traffic: Traffic, duration: float, default_model: str) -> Counter[str]:
-    """Send the phase's requests; the answers' statuses (or transport errors) counted, and skips."""
+async def drive(
+    url: str, traffic: Traffic, duration: float, default_model: str, transport: httpx.AsyncBaseTransport | None = None
+) -> Counter[str]:
+    """Send the phase's requests; the answers' statuses (or transport errors) counted, and skips.
+    ``transport``: httpx's own (None), or another such as an in-process app's."""
     rng = random.Random(traffic.seed)
     start, end = (traffic.rate.start, traffic.rate.end) if isinstance(traffic.rate, Ramp) else (traffic.rate,) * 2
     counts: Counter[str] = Counter()
     in_flight: set[asyncio.Task[None]] = set()
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=256)
     loop = asyncio.get_running_loop()
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=REQUEST_TIMEOUT) as client:
+    slots = asyncio.Semaphore(traffic.max_concurrency or MAX_IN_FLIGHT)
+
+    def finished(task: asyncio.Task[None]) -> None:
+        in_flight.discard(task)
+        slots.release()
+
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=REQUEST_TIMEOUT, transport=transport) as client:
         began = loop.time()
-        for index, at in enumerate(arrival_times(start, end, duration, traffic.arrivals, rng)):
+        arrivals = arrival_times(start, end, duration, traffic.arrivals, rng)
+        for index, at in enumerate(arrivals):
             path, body = request(traffic, index, default_model, rng)
             delay = began + at - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-            if len(in_flight) >= MAX_IN_FLIGHT:
-                counts["skipped"] += 1
-                continue
+            if slots.locked():
+                if traffic.max_concurrency is None:
+                    counts["skipped"] += 1
+                    continue
+                try:  # closed loop: wait for a slot, but not past the phase's end
+                    await asyncio.wait_for(slots.acquire(), timeout=max(began + duration - loop.time(), 0.0))
+                except TimeoutError:
+                    counts["unsent"] += 1 + sum(1 for _ in arrivals)
+                    break
+            else:
+                await slots.acquire()  # free now: returns at once
             task = asyncio.ensure_future(send(client, path, body, counts))
             in_flight.add(task)
-            task.add_done_callback(in_flight.discard)
+            task.add_done_callback(finished)
         if in_flight:
             await asyncio.wait(in_flight)
     return counts

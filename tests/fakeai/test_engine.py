@@ -134,6 +134,37 @@ async def test_kv_pressure_preempts_the_latest_request(registry):
     assert registry.get_sample_value("fakeai_kv_cache_usage_ratio", {"model": MODEL}) == 0
 
 
+async def test_a_full_pool_preempts_only_when_a_running_request_needs_a_block(registry):
+    # vLLM v1: a running request takes a new block only when its last one fills, and the newest running
+    # request is preempted when none is free; no blocks are held back beyond that, so the pool runs full.
+    # 10 blocks of 4 tokens: two 8-token prompts (2 blocks each) admitted together, growing in step.
+    engine, metrics = make_engine(registry, num_blocks=10, itl_ms=1.0)
+    usage: list[float] = []
+    preempted_at: list[int] = []
+    record_usage, preempt = engine.metrics.kv_cache_usage, engine._preempt
+
+    def kv_cache_usage(value):
+        usage.append(value)
+        record_usage(value)
+
+    def preempting(seq):
+        preempted_at.append(seq.choices[0].emitted)
+        preempt(seq)
+
+    engine.metrics.kv_cache_usage = kv_cache_usage
+    engine._preempt = preempting
+    engine.start()
+    first, second = (engine.submit(request(prompt_len=8, max_tokens=16), metrics.request(EP, MODEL)) for _ in range(2))
+    await asyncio.gather(first.done, second.done)
+    await engine.stop()
+    # After 12 tokens each (2 + 3 blocks apiece) the pool is full; the 13th token of the first needs a
+    # sixth block: the second, the newest, gives its blocks up then, and not a token earlier.
+    assert preempted_at == [12]
+    assert max(usage) == 1.0
+    assert (first.preemptions, second.preemptions) == (0, 1)
+    assert first.completion_tokens == second.completion_tokens == 16
+
+
 def test_stop_sequence_ends_the_choice_with_stop():
     choice = Choice(target=10, reason="length", words=[" one", " two", " three", " four"])
     deltas = [choice.next_delta(0, (" thr",)) for _ in range(3)]

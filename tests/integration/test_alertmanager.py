@@ -167,6 +167,7 @@ def test_every_shipped_scenario_passes_verify_and_delivers_its_alerts(start_serv
         "ttft-slo-breach",
         "target-down",
         "queue-saturation",
+        "kv-pressure",
         "diurnal",
     }
     runs = []

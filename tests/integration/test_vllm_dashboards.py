@@ -4,8 +4,10 @@ data, and Service Status reads Online, Sleeping, Online as a model's engines sle
 once its server is gone."""
 
 import contextlib
+import itertools
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,10 +60,30 @@ def exempt(dashboard: str, panel: str, ref: str) -> str | None:
     return EXEMPT.get((dashboard, panel, ref)) or EXEMPT.get((dashboard, panel, None))
 
 
+def conversations(url: str, model: str, stop: threading.Event) -> None:
+    """Three-turn chats, one after another: each turn sends the conversation so far, so the first turn's
+    prompt blocks are hit twice (a reuse gap each time they are then evicted, as in vLLM's residency
+    metrics) before the steady traffic's own blocks push them out of the small pool."""
+    with httpx.Client(base_url=url, timeout=60) as client:
+        for number in itertools.count():
+            messages: list[dict[str, str]] = [{"role": "user", "content": f"conversation {number} " + "talk " * 40}]
+            for _ in range(3):
+                if stop.is_set():
+                    return
+                body = {"model": model, "messages": messages, "max_tokens": 4}
+                response = client.post("/v1/chat/completions", json=body)
+                if response.status_code != 200:  # the engine sleeps: start over once it is back
+                    stop.wait(0.2)
+                    break
+                answer = response.json()["choices"][0]["message"]["content"]
+                messages += [{"role": "assistant", "content": answer}, {"role": "user", "content": "go on"}]
+
+
 @contextlib.contextmanager
 def steady_traffic(urls: dict[str, str]) -> Iterator[None]:
-    """Streams for each model's server from their own processes (``python -m fakeai.traffic``), for as
-    long as the block runs: a dashboard expects an engine that is busy when Prometheus looks."""
+    """Streams for each model's server from their own processes (``python -m fakeai.traffic``), and
+    multi-turn chats beside them, for as long as the block runs: a dashboard expects an engine that is
+    busy when Prometheus looks."""
     # Long prompts around each request's number (shared head blocks hit the prefix cache, own tail blocks
     # are evicted from a small pool), and one of eight images each (the multi-modal cache hits).
     load = ("--requests", "4000", "--concurrency", "6", "--max-tokens", "20", "--prompt-words", "40")
@@ -72,9 +94,16 @@ def steady_traffic(urls: dict[str, str]) -> Iterator[None]:
         )
         for model, url in urls.items()
     ]
+    stop = threading.Event()
+    chats = [threading.Thread(target=conversations, args=(url, model, stop)) for model, url in urls.items()]
+    for chat in chats:
+        chat.start()
     try:
         yield
     finally:
+        stop.set()
+        for chat in chats:
+            chat.join(timeout=60)
         for process in processes:
             process.terminate()
             process.wait(timeout=20)
