@@ -10,6 +10,7 @@
    scraper adds.
 
     python benchmarks/scrape.py [--rounds 3] [--requests 400] [--server-tree DIR] [--profile FILE]
+        [--metrics-dialect vllm,sglang]
 
 ``--server-tree`` runs the server from another checkout (for a before/after); ``--profile`` writes a
 cProfile of the in-process renders.
@@ -49,9 +50,9 @@ class Static:
         return self.families
 
 
-async def busy_registry() -> CollectorRegistry:
+async def busy_registry(dialects: tuple[str, ...]) -> CollectorRegistry:
     registry = CollectorRegistry()
-    app = create_app(Settings(no_delay=True), registry)
+    app = create_app(Settings(no_delay=True, metrics_dialect=dialects), registry)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://fakeai") as client:
@@ -73,8 +74,8 @@ def timed(call, repeat: int = 20) -> float:
     return statistics.median(times) * 1000
 
 
-def render_rounds(rounds: int, profile: str | None) -> None:
-    registry = asyncio.run(busy_registry())
+def render_rounds(rounds: int, profile: str | None, dialects: tuple[str, ...] = ("vllm",)) -> None:
+    registry = asyncio.run(busy_registry(dialects))
     writer = TextWriter()
     loop = asyncio.new_event_loop()
 
@@ -85,7 +86,7 @@ def render_rounds(rounds: int, profile: str | None) -> None:
     static = CollectorRegistry()
     static.register(Static(list(text_string_to_metric_families(text.decode()))))
     samples = sum(len(f.samples) for f in static.collect())
-    print(f"render: {samples} samples, {len(text) / 1024:.0f} KiB, median of 20 per round")
+    print(f"render ({','.join(dialects)}): {samples} samples, {len(text) / 1024:.0f} KiB, median of 20 per round")
     rows = []
     for _ in range(rounds):
         ours = timed(render)
@@ -199,9 +200,12 @@ def main() -> None:
     parser.add_argument("--profile", help="write a cProfile of the in-process renders here")
     parser.add_argument("--skip-render", action="store_true")
     parser.add_argument("--skip-stall", action="store_true", help="only the render figures")
+    parser.add_argument(
+        "--metrics-dialect", default="vllm", help="the render server's dialects, comma-separated (e.g. vllm,sglang)"
+    )
     args = parser.parse_args()
     if not args.skip_render:
-        render_rounds(args.rounds, args.profile)
+        render_rounds(args.rounds, args.profile, tuple(args.metrics_dialect.split(",")))
     if not args.skip_stall:
         stall_rounds(args.rounds, args.requests, args.server_tree.resolve())
 

@@ -10,7 +10,7 @@ exactly: a cumulative bucket count at a shared bound is the same number in both.
 import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # fmt: off
 VLLM_TTFT: tuple[float, ...] = (
@@ -34,6 +34,23 @@ VLLM_KV_CACHE_RESIDENCY: tuple[float, ...] = (
 )
 VLLM_ITERATION_TOKENS: tuple[float, ...] = (
     1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384,
+)
+# SGLang's default bounds, from python/sglang/srt/metrics/collector.py (sgl-project/sglang, commit
+# 00ae9c1590d2d0bb6c0bfff39e312c34ae3dd538; the excerpt is kept in tests/data/sglang/ and the tests read
+# the bounds from it): TokenizerMetricsCollector's defaults and SchedulerMetricsCollector's queue time.
+SGLANG_TTFT: tuple[float, ...] = (
+    0.1, 0.2, 0.4, 0.6, 0.8, 1, 2, 4, 6, 8, 10, 20, 40, 60, 80, 100, 200, 400,
+)
+SGLANG_ITL: tuple[float, ...] = (
+    0.002, 0.004, 0.006, 0.008, 0.010, 0.015, 0.020, 0.025, 0.030, 0.035, 0.040, 0.060, 0.080, 0.100, 0.200,
+    0.400, 0.600, 0.800, 1.000, 2.000, 4.000, 6.000, 8.000,
+)
+SGLANG_E2E: tuple[float, ...] = (
+    0.1, 0.2, 0.4, 0.6, 0.8, 1, 2, 4, 6, 8, 10, 20, 40, 60, 80, 100, 200, 400, 600, 1200, 1800, 2400,
+)
+SGLANG_QUEUE_TIME: tuple[float, ...] = (
+    0.0, 0.1, 0.2, 0.5, 1, 2, 3, 4, 5, 10, 15, 20, 30, 40, 50, 60, 70, 80, 90, 100, 200, 300, 400, 500, 600,
+    700, 800, 900, 1000, 1200, 1400, 1600, 1800, 2000, 2500, 3000,
 )
 # fmt: on
 # prometheus-fastapi-instrumentator's default latency buckets, which vLLM's API server exposes
@@ -150,6 +167,9 @@ class BucketFamilies:
 
     max_model_len: int
     custom: Mapping[str, tuple[float, ...]]
+    kept: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    """More bounds a native family keeps, by its name: those another dialect served exposes for it (each
+    dialect's view selects its own bounds, exactly, out of the native ones)."""
 
     def __getitem__(self, key: str) -> tuple[float, ...]:
         if key in self.custom:

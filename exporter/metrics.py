@@ -72,6 +72,7 @@ class NativeFamilies:
             return Gauge(name, doc, tuple(labels), registry=registry, multiprocess_mode=mode)
 
         def histogram(name: str, doc: str, bounds: tuple[float, ...], labels: Iterable[str] = em) -> Histogram:
+            bounds = buckets.merged(bounds, families.kept.get(name, ()))
             return Histogram(name, doc, tuple(labels), registry=registry, buckets=bounds)
 
         self.requests = counter("fakeai_requests", "Requests accepted for a served model, counted on arrival.")
@@ -515,6 +516,7 @@ class ServerMetrics:
         endpoints: Iterable[str],
         max_model_len: int,
         custom_buckets: Mapping[str, tuple[float, ...]] | None = None,
+        kept_buckets: Mapping[str, tuple[float, ...]] | None = None,
         kv_cache_metrics: bool = False,
         speculative_tokens: int = 0,
         engines: Sequence[int] = (0,),
@@ -527,7 +529,7 @@ class ServerMetrics:
         """Draft tokens per step with --speculative-config (0: no speculative decoding)."""
         self.engines = tuple(engines)
         """Every model's engine indices in this process (data-parallel ranks, numbered across workers)."""
-        self.buckets = buckets.BucketFamilies(max_model_len, dict(custom_buckets or {}))
+        self.buckets = buckets.BucketFamilies(max_model_len, dict(custom_buckets or {}), dict(kept_buckets or {}))
         self.families = NativeFamilies(registry, self.buckets, engine_label=engine_label, priority_label=priority_label)
         self._requests: dict[tuple[str, str, int, str], RequestMetrics] = {}
         self._models: dict[tuple[str, int], ModelMetrics] = {}

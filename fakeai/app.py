@@ -26,7 +26,7 @@ from bridge.sources import ChildrenSource, PrometheusSource, RegistrySource, Sou
 from exporter.exposition import metrics_endpoint
 from exporter.metrics import ServerMetrics
 from exporter.stream import STREAM_MAPPING
-from exporter.views import CacheConfig, HttpView, ModelShape, VllmView
+from exporter.views import CacheConfig, HttpView, ModelShape, SglangView, VllmView, sglang
 from exporter.views.aggregate import FamilySource, reusing_scrape
 from fakeai import __version__, worker_index
 from fakeai.context import ServerContext
@@ -157,6 +157,7 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
         endpoints=MODEL_ENDPOINTS,
         max_model_len=settings.max_model_len,
         custom_buckets=settings.custom_histogram_buckets,
+        kept_buckets=sglang.KEPT_BUCKETS if "sglang" in settings.metrics_dialect else None,
         kv_cache_metrics=settings.kv_cache_metrics,
         speculative_tokens=settings.speculative_tokens,
     )
@@ -189,7 +190,7 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
         GCCollector(registry=registry)
     native = reusing_scrape(native)
     vllm_view: VllmView | None = None
-    if settings.vllm_metrics:
+    if settings.vllm_metrics and "vllm" in settings.metrics_dialect:
         vllm_view = VllmView(
             native,
             bucket_families=metrics.buckets,
@@ -202,6 +203,12 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
             scheduling_policy=settings.scheduling_policy,
         )
         exposed.register(vllm_view)
+    sglang_view: SglangView | None = None
+    if "sglang" in settings.metrics_dialect:
+        sglang_view = SglangView(
+            native, block_size=settings.block_size, num_blocks=settings.num_blocks, multi_engine=engine_label
+        )
+        exposed.register(sglang_view)
     exposed.register(HttpView(native))
     engines = Engines(settings, metrics)
 
@@ -209,6 +216,8 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
         app.state.fakeai.settings = changed
         if vllm_view is not None:
             vllm_view.set_cache_config(cache_config(changed))
+        if sglang_view is not None:
+            sglang_view.set_pool(block_size=changed.block_size, num_blocks=changed.num_blocks)
 
     runtime = RuntimeConfig(settings, [engines.reconfigure, settings_changed])
 

@@ -16,6 +16,7 @@ from fakeai.engine.speculative import check_acceptance_rates, check_speculative_
 
 ENV_PREFIX = "FAKEAI_"
 SCHEDULING_POLICIES = ("fcfs", "priority")
+METRICS_DIALECTS = ("vllm", "sglang")
 """``SchedulerConfig.policy`` (vllm/config/scheduler.py @ 1f8758d584e8)."""
 DEFAULT_BATCHED_TOKENS = 8192
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
@@ -59,6 +60,8 @@ class Settings:
     api_keys: tuple[str, ...] = ()
     log_level: str = "info"
     vllm_metrics: bool = True
+    metrics_dialect: tuple[str, ...] = ("vllm",)
+    """The engines whose metric names /metrics exposes, each a view of the same native families."""
     legacy_vllm_metrics: bool = False
     custom_histogram_buckets: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     """vLLM's --custom-histogram-buckets: whole bucket families replaced, by vLLM's family keys."""
@@ -120,6 +123,10 @@ class Settings:
                 f"max_num_batched_tokens ({self.max_num_batched_tokens}) must be greater than or equal to "
                 f"max_num_seqs ({self.max_num_seqs})"
             )
+        if strangers := sorted(set(self.metrics_dialect) - set(METRICS_DIALECTS)):
+            problems.append(f"metrics_dialect {', '.join(strangers)} is not one of {', '.join(METRICS_DIALECTS)}")
+        if not self.metrics_dialect:
+            problems.append("metrics_dialect needs at least one of " + ", ".join(METRICS_DIALECTS))
         if self.scheduling_policy not in SCHEDULING_POLICIES:
             problems.append(f"scheduling_policy must be one of {', '.join(SCHEDULING_POLICIES)}")
         if self.scenario and self.workers > 1:
@@ -220,7 +227,14 @@ class Settings:
     @classmethod
     def from_json(cls, text: str) -> "Settings":
         data = json.loads(text)
-        for name in ("models", "api_keys", "stream_allowed_origins", "spec_acceptance_rates", "lora_modules"):
+        for name in (
+            "models",
+            "api_keys",
+            "stream_allowed_origins",
+            "spec_acceptance_rates",
+            "lora_modules",
+            "metrics_dialect",
+        ):
             data[name] = tuple(data[name])
         data["custom_histogram_buckets"] = check_custom_buckets(data["custom_histogram_buckets"])
         return cls(**data)
@@ -366,6 +380,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("api_keys", "comma-separated accepted API keys; empty accepts any request", _csv, metavar="KEY,KEY"),
     Option("log_level", "uvicorn and fakeai log level"),
     Option("vllm_metrics", "expose vLLM's metric names on /metrics", _bool, "switch"),
+    Option(
+        "metrics_dialect",
+        "engines whose metric names /metrics exposes: vllm, sglang (comma-separated)",
+        _csv,
+        metavar="NAME,NAME",
+    ),
     Option("legacy_vllm_metrics", "also expose old vLLM names (gpu_cache_usage_perc, ...)", _bool, "switch"),
     Option(
         "custom_histogram_buckets",

@@ -4,6 +4,7 @@ They cost nothing on the hot path and can never disagree with the native familie
 """
 
 from exporter.views.http import HttpView
+from exporter.views.sglang import SglangView
 from exporter.views.vllm import CacheConfig, ModelShape, VllmView
 
-__all__ = ["CacheConfig", "HttpView", "ModelShape", "VllmView"]
+__all__ = ["CacheConfig", "HttpView", "ModelShape", "SglangView", "VllmView"]

@@ -188,3 +188,11 @@ async def test_legacy_vllm_names_flag(app_client):
 def test_settings_validate_on_construction():
     with pytest.raises(ValueError, match="models"):
         Settings(models=())
+
+
+def test_metrics_dialects_from_flag_and_env_and_an_unknown_one_named():
+    assert parse([], {}).metrics_dialect == ("vllm",)
+    assert parse(["--metrics-dialect", "vllm, sglang"], {}).metrics_dialect == ("vllm", "sglang")
+    assert parse([], {"FAKEAI_METRICS_DIALECT": "sglang"}).metrics_dialect == ("sglang",)
+    with pytest.raises(ValueError, match="metrics_dialect tgi is not one of vllm, sglang"):
+        parse(["--metrics-dialect", "sglang,tgi"], {})

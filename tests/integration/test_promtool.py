@@ -60,3 +60,14 @@ def test_default_response_parses_and_only_vllms_own_names_are_linted(start_serve
     # With the vLLM families removed from the same response, promtool is clean: it is only their names.
     native_only = "\n".join(line for line in text.splitlines() if "vllm:" not in line) + "\n"
     assert check(native_only).returncode == 0
+
+
+def test_sglang_dialect_parses_and_only_its_colon_is_linted(start_server):
+    # SGLang's names carry a colon too (``sglang:``); promtool's only finding on them must be that.
+    server = start_server("--no-delay", "--metrics-dialect", "sglang")
+    text = metrics_after_traffic(server.url)
+    assert "sglang:time_to_first_token_seconds_bucket" in text and "vllm:" not in text
+    result = check(text)
+    findings = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+    assert result.returncode in (0, 3), result.stderr
+    assert findings and all(re.match(r"^sglang:\S+ metric names should not contain ':'$", f) for f in findings)
