@@ -155,6 +155,18 @@ class NativeFamilies:
             "fakeai_kv_cache_usage_ratio", "Simulated KV block pool in use, 0-1.", m, mode="livemax"
         )
         self.preemptions = counter("fakeai_preemptions", "Running requests preempted for KV space.", m)
+        self.gen_throughput = gauge(
+            "fakeai_gen_throughput",
+            "Generated tokens per second over the engine's last log interval (40 decode steps).",
+            m,
+            mode="livemax",
+        )
+        self.cache_hit_rate = gauge(
+            "fakeai_cache_hit_rate",
+            "Share of the last prefill batch's tokens found in the prefix cache; 0 after a decode log.",
+            m,
+            mode="livemax",
+        )
         self.spec_decode_drafts = counter(
             "fakeai_spec_decode_drafts", "Speculative drafts verified (one per choice per decode step).", m
         )
@@ -426,6 +438,8 @@ class ModelMetrics:
         self._iteration_tokens = families.iteration_tokens.labels(*key)
         self._kv_cache_usage = families.kv_cache_usage.labels(*key)
         self._preemptions = families.preemptions.labels(*key)
+        self._gen_throughput = families.gen_throughput.labels(*key)
+        self._cache_hit_rate = families.cache_hit_rate.labels(*key)
         self._families = families
         self._deferred = families.deferred.labels(*key)
         self._mm_cache_queries = families.mm_cache_queries.labels(*key)
@@ -476,6 +490,16 @@ class ModelMetrics:
 
     def preemption(self) -> None:
         inc(self._preemptions)
+
+    def prefill_logged(self, cache_hit_rate: float) -> None:
+        """A prefill batch was scheduled: the share of its tokens the prefix cache held (SGLang's
+        ``log_prefill_stats``)."""
+        self._cache_hit_rate.set(cache_hit_rate)
+
+    def decode_logged(self, tokens_per_second: float) -> None:
+        """A decode log interval ended (SGLang's ``log_decode_stats``, which also zeroes the hit rate)."""
+        self._gen_throughput.set(tokens_per_second)
+        self._cache_hit_rate.set(0.0)
 
     def speculative_step(self, drafts: int, draft_tokens: int, accepted: int, per_position: list[int]) -> None:
         """One engine step's drafts (vLLM's ``SpecDecodingStats``)."""

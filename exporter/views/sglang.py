@@ -49,6 +49,8 @@ GAUGES = (
     ("sglang:num_running_reqs", "fakeai_requests_running", "The number of running requests."),
     ("sglang:num_queue_reqs", "fakeai_requests_waiting", "The number of requests in the waiting queue."),
     ("sglang:token_usage", "fakeai_kv_cache_usage_ratio", "The token usage."),
+    ("sglang:gen_throughput", "fakeai_gen_throughput", "The generation throughput (token/s)."),
+    ("sglang:cache_hit_rate", "fakeai_cache_hit_rate", "The prefix cache hit rate."),
 )
 SCHEDULER_COUNTERS = (("sglang:num_retracted_requests", "fakeai_preemptions", "Total number of retracted requests."),)
 TOKENIZER_COUNTERS = (

@@ -21,6 +21,8 @@ from fakeai.engine.sequence import GenerationRequest, Sequence, State
 from fakeai.engine.speculative import Speculation
 from fakeai.engine.tokens import Writer, tokenize
 
+DECODE_LOG_INTERVAL = 40
+"""Decode steps between two engine logs (SGLang's ``--decode-log-interval`` default)."""
 log = logging.getLogger(__name__)
 
 
@@ -85,6 +87,11 @@ class ModelEngine:
         """Distinct LoRA adapters in one running batch (--max-loras); None without --enable-lora."""
         self.lora_residency = Residency(cpu_loras)
         self._lora_loads = 0  # adapters the coming step loads into host memory first
+        # The engine's log interval, as SGLang's scheduler keeps it (--decode-log-interval, 40 by default
+        # in python/sglang/srt/server_args.py): generation throughput over the last 40 decode steps.
+        self._decode_steps = 0
+        self._decoded_tokens = 0
+        self._decode_log_time = time.monotonic()
         """Tokens one step may process (vLLM v1's chunked prefill): decodes first, prefill chunks after."""
         self._chunks: dict[Sequence, int] = {}  # this step's prefill chunk of each sequence given one
         self.waiting: deque[Sequence] = deque()
@@ -299,6 +306,7 @@ class ModelEngine:
         adapters = {seq.request.lora for seq in self.running if seq.request.lora} if self.max_loras else set()
         deferred: list[Sequence] = []
         self._lora_loads = 0
+        computed = hit = 0  # the prefill batch's tokens: to compute, and found in the prefix cache
         # vLLM admits nothing in a step that preempted: what was just preempted would only thrash.
         while not preempted and self.waiting and len(self.running) < self.max_num_seqs and budget > 0:
             seq = self.waiting[0]
@@ -337,6 +345,8 @@ class ModelEngine:
                 seq.cached_tokens = cached
                 seq.recorder.prefix_lookup(seq.prompt_len, cached)
             seq.prefill_left = len(tokens) - cached
+            computed += seq.prefill_left
+            hit += cached
             chunks[seq] = chunk = min(seq.prefill_left, budget)
             budget -= chunk
             prefill += chunk
@@ -346,6 +356,9 @@ class ModelEngine:
         self.waiting.extendleft(reversed(deferred))
         if self.max_loras:
             self._report_adapters(adapters, len(deferred))
+        if computed or hit:
+            # SGLang logs every prefill batch: the share of its tokens the prefix cache held.
+            self.metrics.prefill_logged(hit / (computed + hit))
         return prefill
 
     def _growth(self, capacity: int) -> tuple[int, bool, bool]:
@@ -474,6 +487,12 @@ class ModelEngine:
         if speculation is not None:
             self.metrics.speculative_step(*speculation.since(before))
         self.metrics.steps(emitted + prefill_tokens, 1)
+        if emitted:
+            self._decode_steps += 1
+            self._decoded_tokens += emitted
+            if self._decode_steps % DECODE_LOG_INTERVAL == 0:
+                self.metrics.decode_logged(self._decoded_tokens / max(now - self._decode_log_time, 1e-9))
+                self._decoded_tokens, self._decode_log_time = 0, now
         self.metrics.kv_cache_usage(min(self.used_blocks / self.cache.num_blocks, 1.0))
 
     def _release(self, seq: Sequence) -> None:

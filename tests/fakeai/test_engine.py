@@ -274,3 +274,37 @@ async def test_no_delay_abort_and_stop_sequence(registry):
     )
     assert aborted.failed and aborted.completion_tokens == 10
     await engine.stop()
+
+
+async def test_the_engine_logs_as_sglang_does_every_prefill_batch_and_every_40_decode_steps(registry):
+    # SGLang's scheduler logs every prefill batch (its prefix-cache hit share) and every 40 decode steps
+    # (the tokens generated since the last such log per second, and the hit rate back to 0).
+    engine, metrics = make_engine(registry, itl_ms=1.0)
+    hit_rates: list[float] = []
+    throughputs: list[float] = []
+    prefill_logged, decode_logged = engine.metrics.prefill_logged, engine.metrics.decode_logged
+
+    def on_prefill(rate):
+        hit_rates.append(rate)
+        prefill_logged(rate)
+
+    def on_decode(rate):
+        throughputs.append(rate)
+        decode_logged(rate)
+
+    engine.metrics.prefill_logged, engine.metrics.decode_logged = on_prefill, on_decode
+    engine.start()
+    began = time.monotonic()
+    first = engine.submit(request(prompt_len=16, max_tokens=45), metrics.request(EP, MODEL))
+    await first.done
+    elapsed = time.monotonic() - began
+    second = engine.submit(request(prompt_len=16, max_tokens=2), metrics.request(EP, MODEL))
+    await second.done
+    await engine.stop()
+    # The first prompt was new; the second's first three blocks of 4 were cached (the last token is
+    # always computed, so its block is not a hit).
+    assert hit_rates == [0.0, 12 / 16]
+    # 47 steps emitted tokens: one log, after the 40th, of 40 tokens over at least 40 steps of 1 ms.
+    assert len(throughputs) == 1 and 40 / elapsed <= throughputs[0] <= 40 / 0.040
+    assert registry.get_sample_value("fakeai_cache_hit_rate", {"model": MODEL}) == 12 / 16
+    assert registry.get_sample_value("fakeai_gen_throughput", {"model": MODEL}) == throughputs[0]
