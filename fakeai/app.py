@@ -27,7 +27,7 @@ from exporter.exposition import metrics_endpoint
 from exporter.metrics import ServerMetrics
 from exporter.stream import STREAM_MAPPING
 from exporter.views import CacheConfig, HttpView, ModelShape, SglangView, VllmView, sglang
-from exporter.views.aggregate import FamilySource, reusing_scrape
+from exporter.views.aggregate import FamilySource, only_models, reusing_scrape
 from fakeai import __version__, worker_index
 from fakeai.context import ServerContext
 from fakeai.control import LocalControl, SharedControl
@@ -157,7 +157,7 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
         endpoints=MODEL_ENDPOINTS,
         max_model_len=settings.max_model_len,
         custom_buckets=settings.custom_histogram_buckets,
-        kept_buckets=sglang.KEPT_BUCKETS if "sglang" in settings.metrics_dialect else None,
+        kept_buckets=sglang.KEPT_BUCKETS if settings.dialect_models("sglang") else None,
         kv_cache_metrics=settings.kv_cache_metrics,
         speculative_tokens=settings.speculative_tokens,
     )
@@ -190,9 +190,15 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
         GCCollector(registry=registry)
     native = reusing_scrape(native)
     vllm_view: VllmView | None = None
-    if settings.vllm_metrics and "vllm" in settings.metrics_dialect:
+
+    def spoken_by(dialect: str) -> tuple[str, ...] | None:
+        """The models a dialect's view speaks for: None for all of them (no filtering at scrape time)."""
+        models = settings.dialect_models(dialect)
+        return None if models == settings.models else models
+
+    if settings.vllm_metrics and settings.dialect_models("vllm"):
         vllm_view = VllmView(
-            native,
+            only_models(native, spoken_by("vllm")),
             bucket_families=metrics.buckets,
             cache_config=cache_config(settings),
             legacy_names=settings.legacy_vllm_metrics,
@@ -204,9 +210,12 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
         )
         exposed.register(vllm_view)
     sglang_view: SglangView | None = None
-    if "sglang" in settings.metrics_dialect:
+    if settings.dialect_models("sglang"):
         sglang_view = SglangView(
-            native, block_size=settings.block_size, num_blocks=settings.num_blocks, multi_engine=engine_label
+            only_models(native, spoken_by("sglang")),
+            block_size=settings.block_size,
+            num_blocks=settings.num_blocks,
+            multi_engine=engine_label,
         )
         exposed.register(sglang_view)
     exposed.register(HttpView(native))

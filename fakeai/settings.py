@@ -62,6 +62,9 @@ class Settings:
     vllm_metrics: bool = True
     metrics_dialect: tuple[str, ...] = ("vllm",)
     """The engines whose metric names /metrics exposes, each a view of the same native families."""
+    model_dialects: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Per-model dialects (``--model-profile MODEL:dialect=sglang``), in place of ``metrics_dialect``: one
+    server can play a mixed fleet."""
     legacy_vllm_metrics: bool = False
     custom_histogram_buckets: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     """vLLM's --custom-histogram-buckets: whole bucket families replaced, by vLLM's family keys."""
@@ -127,6 +130,11 @@ class Settings:
             problems.append(f"metrics_dialect {', '.join(strangers)} is not one of {', '.join(METRICS_DIALECTS)}")
         if not self.metrics_dialect:
             problems.append("metrics_dialect needs at least one of " + ", ".join(METRICS_DIALECTS))
+        for model, dialects in self.model_dialects.items():
+            if not dialects or set(dialects) - set(METRICS_DIALECTS):
+                problems.append(f"{model}: dialect must be one or more of {', '.join(METRICS_DIALECTS)}, joined by +")
+        if unknown := set(self.model_dialects) - set(self.models):
+            problems.append(f"dialects given for models not served: {', '.join(sorted(unknown))}")
         if self.scheduling_policy not in SCHEDULING_POLICIES:
             problems.append(f"scheduling_policy must be one of {', '.join(SCHEDULING_POLICIES)}")
         if self.scenario and self.workers > 1:
@@ -237,7 +245,16 @@ class Settings:
         ):
             data[name] = tuple(data[name])
         data["custom_histogram_buckets"] = check_custom_buckets(data["custom_histogram_buckets"])
+        data["model_dialects"] = {model: tuple(names) for model, names in data["model_dialects"].items()}
         return cls(**data)
+
+    def dialects_of(self, model: str) -> tuple[str, ...]:
+        """Whose metric names this model's series take."""
+        return self.model_dialects.get(model, self.metrics_dialect)
+
+    def dialect_models(self, dialect: str) -> tuple[str, ...]:
+        """The served models whose series take this dialect's names."""
+        return tuple(model for model in self.models if dialect in self.dialects_of(model))
 
     def profile(self, model: str) -> LatencyProfile:
         return (
@@ -290,15 +307,25 @@ def _bool(text: str) -> bool:
     raise ValueError(f"not a boolean: {text!r}")
 
 
-def _model_profiles(entries: Sequence[str]) -> dict[str, dict[str, float]]:
-    """``MODEL:itl_ms=20,overhead_ms=3`` entries (repeatable flag; ``;``-separated in the env var)."""
+def _model_profiles(entries: Sequence[str]) -> tuple[dict[str, dict[str, float]], dict[str, tuple[str, ...]]]:
+    """``MODEL:itl_ms=20,overhead_ms=3,dialect=sglang`` entries (repeatable flag; ``;``-separated in the env
+    var): the latency overrides, and the dialects (``+``-joined) of each model that names any."""
     profiles: dict[str, dict[str, float]] = {}
+    dialects: dict[str, tuple[str, ...]] = {}
     for entry in entries:
         model, sep, spec = entry.rpartition(":")
         if not sep or not model:
             raise ValueError(f"expected MODEL:key=value,..., got {entry!r}")
-        profiles.setdefault(model, {}).update(parse_overrides(spec))
-    return profiles
+        rest = []
+        for item in spec.split(","):
+            key, _, value = item.partition("=")
+            if key.strip() == "dialect":
+                dialects[model] = tuple(name.strip() for name in value.split("+") if name.strip())
+            else:
+                rest.append(item)
+        if rest:
+            profiles.setdefault(model, {}).update(parse_overrides(",".join(rest)))
+    return profiles, dialects
 
 
 @dataclass(frozen=True)
@@ -337,7 +364,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("output_tokens", "median natural answer length in tokens (all models)", int),
     Option(
         "model_profile",
-        "per-model profile, MODEL:key=value,... (repeatable; env: ';'-separated)",
+        "per-model profile, MODEL:key=value,...: latency fields, and dialect=sglang (or vllm+sglang) for the "
+        "model's metric names (repeatable; env: ';'-separated)",
         flag_kind="append",
         metavar="MODEL:K=V,...",
     ),
@@ -528,5 +556,7 @@ def settings_from(args: argparse.Namespace, environ: Mapping[str, str] | None = 
     if profile:
         raw["profile_overrides"] = profile
     if "model_profile" in raw:
-        raw["model_profiles"] = _model_profiles([e for e in raw.pop("model_profile") if e.strip()])
+        raw["model_profiles"], raw["model_dialects"] = _model_profiles(
+            [e for e in raw.pop("model_profile") if e.strip()]
+        )
     return Settings(**raw)

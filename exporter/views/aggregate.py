@@ -32,6 +32,27 @@ def reusing_scrape(source: FamilySource) -> FamilySource:
     return read
 
 
+def only_models(source: FamilySource, models: Collection[str] | None) -> FamilySource:
+    """``source``, keeping only the samples of ``models`` (and those with no model at all) when a view
+    speaks for some of the served models; ``None``: every model, ``source`` itself. The scrape's own
+    families are copied, never changed."""
+    if models is None:
+        return source
+    allowed = frozenset(models)
+
+    def read(names: Collection[str]) -> Iterable[Metric]:
+        kept = []
+        for metric in source(names):
+            copy = Metric(metric.name, metric.documentation, metric.type, metric.unit)
+            copy.samples = [
+                s for s in metric.samples if s.labels.get("model", "") in allowed or "model" not in s.labels
+            ]
+            kept.append(copy)
+        return kept
+
+    return read
+
+
 def index_families(metrics: Iterable[Metric]) -> dict[str, Metric]:
     """Families by name; several collectors may yield pieces of one family (multiprocess), so merge."""
     by_name: dict[str, Metric] = {}

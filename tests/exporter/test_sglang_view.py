@@ -153,3 +153,38 @@ async def test_sglang_bounds_are_kept_natively_only_when_the_dialect_is_on(app_c
         native = {f.name: f for f in text_string_to_metric_families(text)}["fakeai_time_to_first_token_seconds"]
         assert (0.6 in bounds_of(native)) is kept, dialects  # 0.6 s is SGLang's bound, not vLLM's
         assert ("sglang:" in text) is kept
+
+
+async def test_one_server_plays_a_mixed_fleet_each_model_under_its_own_names(app_client):
+    # --model-profile MODEL:dialect=...: the 8B answers as vLLM, the 70B as SGLang, the Qwen as both.
+    vllm_only, sglang_only, both = (
+        "meta-llama/Llama-3.1-8B-Instruct",
+        "meta-llama/Llama-3.1-70B-Instruct",
+        "Qwen/Qwen2.5-7B-Instruct",
+    )
+    dialects = {sglang_only: ("sglang",), both: ("vllm", "sglang")}
+    async with app_client(no_delay=True, models=(vllm_only, sglang_only, both), model_dialects=dialects) as (client, _):
+        sent = {vllm_only: 2, sglang_only: 3, both: 4}
+        for model, times in sent.items():
+            for _ in range(times):
+                body = {"model": model, "prompt": "Hi", "max_tokens": 2}
+                assert (await client.post("/v1/completions", json=body)).status_code == 200
+        text = await scrape(client)
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+
+    def models_in(prefix: str) -> set[str]:
+        named = {
+            s.labels.get("model_name") for name, f in families.items() if name.startswith(prefix) for s in f.samples
+        }
+        return named - {None}  # server-wide families (scheduler_policy_info, ...) name no model
+
+    assert models_in("vllm:") == {vllm_only, both}
+    assert models_in("sglang:") == {sglang_only, both}
+    finished = families["vllm:request_success"]
+    for model in (vllm_only, both):
+        assert value(finished, model_name=model) == sent[model]
+    for model in (sglang_only, both):
+        assert value(families["sglang:num_requests"], model_name=model) == sent[model]
+    # The native families and the HTTP view keep every model, whatever its dialect.
+    native = families["fakeai_requests"]
+    assert {model: value(native, model=model) for model in sent} == sent

@@ -196,3 +196,14 @@ def test_metrics_dialects_from_flag_and_env_and_an_unknown_one_named():
     assert parse([], {"FAKEAI_METRICS_DIALECT": "sglang"}).metrics_dialect == ("sglang",)
     with pytest.raises(ValueError, match="metrics_dialect tgi is not one of vllm, sglang"):
         parse(["--metrics-dialect", "sglang,tgi"], {})
+
+
+def test_per_model_dialects_beside_latency_fields_and_through_to_workers():
+    model = "Qwen/Qwen2.5-7B-Instruct"
+    settings = parse(["--model-profile", f"{model}:dialect=vllm+sglang,itl_ms=20"], {})
+    assert settings.model_dialects == {model: ("vllm", "sglang")}
+    assert settings.model_profiles == {model: {"itl_ms": 20.0}}
+    assert settings.dialects_of(model) == ("vllm", "sglang") and settings.dialect_models("sglang") == (model,)
+    assert Settings.from_json(settings.to_json()) == settings
+    with pytest.raises(ValueError, match="dialect must be one or more of vllm, sglang"):
+        parse(["--model-profile", f"{model}:dialect=tgi"], {})
