@@ -37,6 +37,7 @@ from fakeai.hot_path import HotPath
 from fakeai.http_metrics import HttpMetricsMiddleware
 from fakeai.openapi import add_to_schema
 from fakeai.routes import admin, chat, completions, embeddings, lora, misc, models, sleep
+from fakeai.routes import sglang as sglang_routes
 from fakeai.runtime_config import RuntimeConfig
 from fakeai.scenario import load as load_scenario
 from fakeai.scenario_runner import ScenarioRunner
@@ -288,6 +289,8 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
         app.router.routes.extend(admin.router.routes)
     if settings.enable_lora and lora.runtime_updates_allowed():
         app.router.routes.extend(lora.router.routes)
+    if settings.dialect_models("sglang"):
+        app.router.routes.extend(sglang_routes.router.routes)
     add_to_schema(app, hot_routes)
     scrape = metrics_endpoint(exposed, collect_in_thread=exposed is not registry)  # --workers: files to read
 

@@ -188,3 +188,23 @@ async def test_one_server_plays_a_mixed_fleet_each_model_under_its_own_names(app
     # The native families and the HTTP view keep every model, whatever its dialect.
     native = families["fakeai_requests"]
     assert {model: value(native, model=model) for model in sent} == sent
+
+
+async def test_sglangs_probes_answer_as_its_http_server_does_and_only_for_the_dialect(app_client):
+    settings = {"no_delay": True, "metrics_dialect": ("sglang",), "enable_sleep_mode": True}
+    async with app_client(**settings) as (client, _):
+        info = (await client.get("/get_model_info")).json()
+        assert info == {
+            "model_path": MODEL,
+            "tokenizer_path": MODEL,
+            "is_generation": True,
+            "preferred_sampling_params": None,
+            "weight_version": "default",
+        }
+        assert (await client.get("/health_generate")).status_code == 200
+        assert (await client.post("/sleep?level=1")).status_code == 200
+        assert (await client.get("/health_generate")).status_code == 503  # an engine asleep answers nothing
+        assert (await client.post("/wake_up")).status_code == 200
+        assert (await client.get("/health_generate")).status_code == 200
+    async with app_client(no_delay=True) as (client, _):
+        assert (await client.get("/get_model_info")).status_code == 404  # a vLLM has no such path
