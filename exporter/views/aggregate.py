@@ -44,9 +44,7 @@ def only_models(source: FamilySource, models: Collection[str] | None) -> FamilyS
         kept = []
         for metric in source(names):
             copy = Metric(metric.name, metric.documentation, metric.type, metric.unit)
-            copy.samples = [
-                s for s in metric.samples if s.labels.get("model", "") in allowed or "model" not in s.labels
-            ]
+            copy.samples = [s for s in metric.samples if "model" not in s.labels or s.labels["model"] in allowed]
             kept.append(copy)
         return kept
 
