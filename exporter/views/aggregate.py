@@ -108,20 +108,25 @@ def histogram_by(
     if family is None:
         return groups
     position = {float(b): i for i, b in enumerate(bounds)}
-    name = family.name
+    bucket, total, count = family.name + "_bucket", family.name + "_sum", family.name + "_count"
     for sample in family.samples:
+        index = None
+        if sample.name == bucket:
+            index = position.get(float(sample.labels["le"]))
+            if index is None:
+                continue  # a bound this view does not expose: not worth grouping
+        elif sample.name != total and sample.name != count:
+            continue
         labels = rename(sample.labels) if rename else sample.labels
         key = tuple(labels[k] for k in by)
         group = groups.get(key)
         if group is None:
             group = groups[key] = HistogramGroup(bounds)
-        if sample.name == name + "_bucket":
-            index = position.get(float(sample.labels["le"]))
-            if index is not None:
-                group.cumulative[index] += sample.value
-        elif sample.name == name + "_sum":
+        if index is not None:
+            group.cumulative[index] += sample.value
+        elif sample.name == total:
             group.total += sample.value
-        elif sample.name == name + "_count":
+        else:
             group.count += sample.value
     return groups
 
