@@ -147,6 +147,11 @@ def cache_config(settings: Settings) -> CacheConfig:
     )
 
 
+def speaks_sglang(settings: Settings) -> bool:
+    """Whether any model answers as SGLang, under either form of its names."""
+    return bool(settings.dialect_models("sglang") or settings.dialect_models("sglang_"))
+
+
 def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
     engines_here, engine_label = engine_indices(settings)
     metrics = ServerMetrics(
@@ -158,7 +163,7 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
         endpoints=MODEL_ENDPOINTS,
         max_model_len=settings.max_model_len,
         custom_buckets=settings.custom_histogram_buckets,
-        kept_buckets=sglang.KEPT_BUCKETS if settings.dialect_models("sglang") else None,
+        kept_buckets=sglang.KEPT_BUCKETS if speaks_sglang(settings) else None,
         kv_cache_metrics=settings.kv_cache_metrics,
         speculative_tokens=settings.speculative_tokens,
     )
@@ -210,15 +215,18 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
             scheduling_policy=settings.scheduling_policy,
         )
         exposed.register(vllm_view)
-    sglang_view: SglangView | None = None
-    if settings.dialect_models("sglang"):
-        sglang_view = SglangView(
-            only_models(native, spoken_by("sglang")),
-            block_size=settings.block_size,
-            num_blocks=settings.num_blocks,
-            multi_engine=engine_label,
-        )
-        exposed.register(sglang_view)
+    sglang_views: list[SglangView] = []
+    for dialect, prefix in (("sglang", sglang.PREFIX), ("sglang_", sglang.ROUTER_PREFIX)):
+        if settings.dialect_models(dialect):
+            view = SglangView(
+                only_models(native, spoken_by(dialect)),
+                block_size=settings.block_size,
+                num_blocks=settings.num_blocks,
+                multi_engine=engine_label,
+                prefix=prefix,
+            )
+            exposed.register(view)
+            sglang_views.append(view)
     exposed.register(HttpView(native))
     engines = Engines(settings, metrics)
 
@@ -226,8 +234,8 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
         app.state.fakeai.settings = changed
         if vllm_view is not None:
             vllm_view.set_cache_config(cache_config(changed))
-        if sglang_view is not None:
-            sglang_view.set_pool(block_size=changed.block_size, num_blocks=changed.num_blocks)
+        for view in sglang_views:
+            view.set_pool(block_size=changed.block_size, num_blocks=changed.num_blocks)
 
     runtime = RuntimeConfig(settings, [engines.reconfigure, settings_changed])
 
@@ -289,7 +297,7 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
         app.router.routes.extend(admin.router.routes)
     if settings.enable_lora and lora.runtime_updates_allowed():
         app.router.routes.extend(lora.router.routes)
-    if settings.dialect_models("sglang"):
+    if speaks_sglang(settings):
         app.router.routes.extend(sglang_routes.router.routes)
     add_to_schema(app, hot_routes)
     scrape = metrics_endpoint(exposed, collect_in_thread=exposed is not registry)  # --workers: files to read

@@ -16,7 +16,8 @@ from fakeai.engine.speculative import check_acceptance_rates, check_speculative_
 
 ENV_PREFIX = "FAKEAI_"
 SCHEDULING_POLICIES = ("fcfs", "priority")
-METRICS_DIALECTS = ("vllm", "sglang")
+METRICS_DIALECTS = ("vllm", "sglang", "sglang_")
+"""``sglang_``: SGLang's families as its router re-exports them, ``sglang_`` instead of ``sglang:``."""
 """``SchedulerConfig.policy`` (vllm/config/scheduler.py @ 1f8758d584e8)."""
 DEFAULT_BATCHED_TOKENS = 8192
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
@@ -410,7 +411,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("vllm_metrics", "expose vLLM's metric names on /metrics", _bool, "switch"),
     Option(
         "metrics_dialect",
-        "engines whose metric names /metrics exposes: vllm, sglang (comma-separated)",
+        "engines whose metric names /metrics exposes: vllm, sglang, sglang_ (SGLang's names as its router "
+        "re-exports them, with an underscore) (comma-separated)",
         _csv,
         metavar="NAME,NAME",
     ),

@@ -41,6 +41,10 @@ SCHEDULER_LABELS = ("model_name", "engine_type", "tp_rank", "pp_rank", "moe_ep_r
 """The scheduler collector's labels on a single-node, unified (not disaggregated) server."""
 TOKENIZER_LABELS = ("model_name",)
 DP_LABEL = "dp_rank"
+PREFIX = "sglang:"
+ROUTER_PREFIX = "sglang_"
+"""SGLang's router (sgl-router, sglang PR #12970) re-exports the engines' families with the colon
+turned into an underscore, and dashboards have followed one form or the other: dialect ``sglang_``."""
 ENGINE_TYPE = "unified"
 RANK = "0"
 
@@ -112,8 +116,12 @@ def _as_sglang(labels: Mapping[str, str]) -> Mapping[str, str]:
 class SglangView:
     """A prometheus-client collector exposing the native families under SGLang's names."""
 
-    def __init__(self, source: FamilySource, *, block_size: int, num_blocks: int, multi_engine: bool) -> None:
+    def __init__(
+        self, source: FamilySource, *, block_size: int, num_blocks: int, multi_engine: bool, prefix: str = PREFIX
+    ) -> None:
         self._source = source
+        self._prefix = prefix
+        """``sglang:`` as SGLang names them, or ``sglang_`` as SGLang's router re-exports them."""
         self._scheduler = (*SCHEDULER_LABELS, DP_LABEL) if multi_engine else SCHEDULER_LABELS
         self._pool_tokens = num_blocks * block_size
         tables = GAUGES + SCHEDULER_COUNTERS + TOKENIZER_COUNTERS + SCHEDULER_HISTOGRAMS + TOKENIZER_HISTOGRAMS
@@ -130,20 +138,24 @@ class SglangView:
     def collect(self) -> Iterator[Metric]:
         yield from self._families(index_families(self._source(self._native)))
 
+    def _named(self, name: str) -> str:
+        return self._prefix + name.removeprefix(PREFIX)
+
     def _families(self, native: Mapping[str, Metric]) -> Iterator[Metric]:
+        named = self._named
         by = self._scheduler
         engines = sorted(sum_by(native.get("fakeai_requests_running"), "fakeai_requests_running", by, _as_sglang))
         for name, source, doc in GAUGES:
-            yield _gauge(name, doc, by, sum_by(native.get(source), source, by, _as_sglang))
+            yield _gauge(named(name), doc, by, sum_by(native.get(source), source, by, _as_sglang))
         usage = sum_by(native.get("fakeai_kv_cache_usage_ratio"), "fakeai_kv_cache_usage_ratio", by, _as_sglang)
         yield _gauge(
-            "sglang:num_used_tokens",
+            named("sglang:num_used_tokens"),
             "The number of used tokens.",
             by,
             {key: round(ratio * self._pool_tokens) for key, ratio in usage.items()},
         )
         yield _gauge(
-            "sglang:max_total_num_tokens",
+            named("sglang:max_total_num_tokens"),
             "Maximum total number of tokens in the KV cache pool.",
             by,
             dict.fromkeys(engines, float(self._pool_tokens)),
@@ -155,7 +167,7 @@ class SglangView:
         ):
             for name, source, doc in counters:
                 counts = sum_by(native.get(source), source + "_total", labels, _as_sglang)
-                yield _counter(name, doc, labels, dict.fromkeys(keys, 0.0) | counts)
+                yield _counter(named(name), doc, labels, dict.fromkeys(keys, 0.0) | counts)
         finished = native.get(FINISHED)
         requests = sum_by(finished, FINISHED + "_total", TOKENIZER_LABELS, _as_sglang)
         by_reason = sum_by(finished, FINISHED + "_total", (*TOKENIZER_LABELS, "finished_reason"), _as_sglang)
@@ -167,11 +179,11 @@ class SglangView:
             ("sglang:num_requests", "Number of requests processed.", requests),
             ("sglang:num_aborted_requests", "Number of requests aborted.", aborted),
         ):
-            yield _counter(name, doc, TOKENIZER_LABELS, dict.fromkeys(models, 0.0) | values)
+            yield _counter(named(name), doc, TOKENIZER_LABELS, dict.fromkeys(models, 0.0) | values)
         for labels, histograms in ((by, SCHEDULER_HISTOGRAMS), (TOKENIZER_LABELS, TOKENIZER_HISTOGRAMS)):
             for name, source, bounds, doc in histograms:
                 groups = histogram_by(native.get(source), bounds, labels, _as_sglang)
-                yield histogram_family(name, doc, labels, groups)
+                yield histogram_family(named(name), doc, labels, groups)
 
 
 def _gauge(name: str, doc: str, labels: tuple[str, ...], values: Mapping[GroupKey, float]) -> GaugeMetricFamily:

@@ -17,7 +17,7 @@ async def get_model_info(request: Request) -> JSONResponse:
     """The first model that speaks SGLang (an SGLang server serves one): its path is its name, as SGLang's
     ``served_model_name`` and ``tokenizer_path`` default to ``model_path``."""
     ctx = context(request)
-    model = ctx.settings.dialect_models("sglang")[0]
+    model = (ctx.settings.dialect_models("sglang") + ctx.settings.dialect_models("sglang_"))[0]
     return JSONResponse(
         {
             "model_path": model,

@@ -208,3 +208,17 @@ async def test_sglangs_probes_answer_as_its_http_server_does_and_only_for_the_di
         assert (await client.get("/health_generate")).status_code == 200
     async with app_client(no_delay=True) as (client, _):
         assert (await client.get("/get_model_info")).status_code == 404  # a vLLM has no such path
+
+
+async def test_the_router_form_has_the_same_families_with_an_underscore(app_client):
+    async with app_client(no_delay=True, metrics_dialect=("sglang",)) as (client, _):
+        colon = {f.name: f for f in text_string_to_metric_families(await scrape(client)) if f.name.startswith("sglang")}
+    async with app_client(no_delay=True, metrics_dialect=("sglang_",)) as (client, _):
+        text = await scrape(client)
+        assert (await client.get("/get_model_info")).status_code == 200
+    underscore = {f.name: f for f in text_string_to_metric_families(text) if f.name.startswith("sglang")}
+    assert "sglang:" not in text
+    assert set(underscore) == {name.replace("sglang:", "sglang_") for name in colon}
+    for name, family in colon.items():
+        twin = underscore[name.replace("sglang:", "sglang_")]
+        assert (twin.type, [s.labels for s in twin.samples]) == (family.type, [s.labels for s in family.samples])

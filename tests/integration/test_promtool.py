@@ -71,3 +71,11 @@ def test_sglang_dialect_parses_and_only_its_colon_is_linted(start_server):
     findings = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
     assert result.returncode in (0, 3), result.stderr
     assert findings and all(re.match(r"^sglang:\S+ metric names should not contain ':'$", f) for f in findings)
+
+
+def test_sglang_router_form_passes_promtool_clean(start_server):
+    server = start_server("--no-delay", "--metrics-dialect", "sglang_")
+    text = metrics_after_traffic(server.url)
+    assert "sglang_time_to_first_token_seconds_bucket" in text and "sglang:" not in text
+    result = check(text)
+    assert result.returncode == 0, result.stdout + result.stderr
