@@ -190,14 +190,10 @@ class ModelEngine:
         self._wake.set()
 
     def _requeue(self, seq: Sequence) -> None:
-        """Back from the running batch to the head of the queue, to be prefilled again (as a preemption
-        would, but not counted as one)."""
+        """Back from the running batch to the queue, to be prefilled again (as a preemption would, but not
+        counted as one)."""
         self.running.remove(seq)
-        self._release(seq)
-        seq.state = State.WAITING
-        seq.needs_prefill = True
-        seq.recorder.preempted()
-        self.waiting.appendleft(seq)
+        self._back_to_queue(seq, preempted=False)
 
     # -- what routes call ------------------------------------------------------------------------------
     def submit(self, request: GenerationRequest, recorder: RequestMetrics) -> Sequence:
@@ -399,16 +395,22 @@ class ModelEngine:
 
     def _preempt(self, victim: Sequence) -> None:
         """Back to the queue with its blocks freed, to be prefilled again (recomputation, as vLLM v1)."""
-        self._release(victim)
-        victim.state = State.WAITING
-        victim.needs_prefill = True
-        victim.recorder.preempted()
-        victim.preemptions += 1
-        self.metrics.preemption()
+        self._back_to_queue(victim, preempted=True)
+
+    def _back_to_queue(self, seq: Sequence, *, preempted: bool) -> None:
+        """A sequence already out of the running batch: its blocks freed, waiting to be prefilled again;
+        counted as a preemption when it is one."""
+        self._release(seq)
+        seq.state = State.WAITING
+        seq.needs_prefill = True
+        seq.recorder.preempted()
+        if preempted:
+            seq.preemptions += 1
+            self.metrics.preemption()
         if self.priority:
-            self._enqueue(victim)
+            self._enqueue(seq)
         else:
-            self.waiting.appendleft(victim)  # fcfs: a preempted request goes first again
+            self.waiting.appendleft(seq)  # fcfs: it goes first again
 
     def _report_adapters(self, running: set[str], deferred: int) -> None:
         """vLLM's ``lora_requests_info`` (the adapters of running and of waiting requests) and the
