@@ -51,10 +51,16 @@ def fakeai_command(port: int, *flags: str) -> list[str]:
 
 
 @contextlib.contextmanager
-def background(command: list[str], cpu: int | None = None) -> Iterator[subprocess.Popen]:
-    """Run ``command`` (on one CPU when ``cpu`` is given) for the duration of the block, then stop it."""
+def background(command: list[str], cpu: int | None = None, tree: Path | None = None) -> Iterator[subprocess.Popen]:
+    """Run ``command`` (on one CPU when ``cpu`` is given; with ``tree``, importing fakeai from that
+    checkout rather than an installed copy) for the duration of the block, then stop it."""
+    env = {**os.environ, "PYTHONPATH": str(tree)} if tree is not None else None
     process = subprocess.Popen(
-        pinned(cpu, command) if cpu is not None else command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        pinned(cpu, command) if cpu is not None else command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=tree,
+        env=env,
     )
     try:
         yield process

@@ -1,6 +1,11 @@
 """Chat requests/s of fakeai (--no-delay) against a bare FastAPI app, in one run.
 
     python benchmarks/throughput.py [--duration 10] [--connections 32] [--rounds 3] [--stream]
+        [--baseline-tree DIR]
+
+With ``--baseline-tree DIR`` the baseline is fakeai itself run from another checkout (``git worktree add
+DIR <commit>``) instead of bare FastAPI: a before/after of a change, the two servers taking turns and
+swapping order every round. Both are run from their checkouts, never from an installed copy.
 
 With ``--stream`` the requests stream (``max_tokens`` 16, usage included) and the bare app streams the
 very events fakeai sent, one chunk each: the figures are then SSE chunks per second.
@@ -67,9 +72,9 @@ def run_wrk(url: str, duration: int, connections: int, script: Path, pin: bool =
     return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), completed
 
 
-def measure(command: list[str], port: int, args: argparse.Namespace, script: Path) -> Run:
+def measure(command: list[str], port: int, args: argparse.Namespace, script: Path, tree: Path | None = None) -> Run:
     url = f"http://127.0.0.1:{port}"
-    with background(command, cpu=0) as process:
+    with background(command, cpu=0, tree=tree) as process:
         wait_ready(url)
         run_wrk(url, 2, args.connections, script)  # warm-up
         cpu_before = cpu_seconds(process.pid)
@@ -85,8 +90,12 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--stream", action="store_true", help="streaming requests; report SSE chunks/s")
+    parser.add_argument("--baseline-tree", type=Path, help="compare against fakeai run from this checkout")
     args = parser.parse_args()
     require_wrk()
+    if args.baseline_tree is not None:
+        before_after(args)
+        return
 
     with tempfile.TemporaryDirectory() as tmp:
         request = REQUEST | ({"stream": True, "stream_options": {"include_usage": True}} if args.stream else {})
@@ -141,6 +150,33 @@ def main() -> None:
     print(f"  fakeai / bare, wall clock (median of rounds):       {statistics.median(wall_ratios):5.2f}   ({span})")
     print(
         f"  fakeai / bare, CPU per request (median of rounds):  {statistics.median(cpu_ratios):5.2f}   (goal >= {goal})"
+    )
+
+
+def before_after(args: argparse.Namespace) -> None:
+    """fakeai from ``--baseline-tree`` (before) against this checkout (after), alternating and swapping
+    the order every round; CPU per request after / before, round by round."""
+    trees = {"before": args.baseline_tree.resolve(), "after": HERE.parent}
+    ratios = []
+    with tempfile.TemporaryDirectory() as tmp:
+        request = REQUEST | ({"stream": True, "stream_options": {"include_usage": True}} if args.stream else {})
+        script = wrk_script(Path(tmp), request)
+        for round_index in range(args.rounds):
+            order = list(trees) if round_index % 2 == 0 else list(reversed(trees))
+            runs = {}
+            for name in order:
+                port = free_port()
+                runs[name] = measure(fakeai_command(port, "--no-delay"), port, args, script, trees[name])
+            ratios.append(runs["after"].cpu_us_per_request / runs["before"].cpu_us_per_request)
+            print(
+                f"round {round_index + 1}: before {runs['before'].cpu_us_per_request:.0f} us CPU/req, "
+                f"after {runs['after'].cpu_us_per_request:.0f}, after / before {ratios[-1]:.3f}",
+                flush=True,
+            )
+    kind = "streaming" if args.stream else "non-streaming"
+    print(
+        f"\n{kind} chat, {args.connections} connections: CPU per request after / before, median "
+        f"{statistics.median(ratios):.3f} (range {min(ratios):.3f}-{max(ratios):.3f})"
     )
 
 
