@@ -52,6 +52,16 @@ SGLANG_QUEUE_TIME: tuple[float, ...] = (
     0.0, 0.1, 0.2, 0.5, 1, 2, 3, 4, 5, 10, 15, 20, 30, 40, 50, 60, 70, 80, 90, 100, 200, 300, 400, 500, 600,
     700, 800, 900, 1000, 1200, 1400, 1600, 1800, 2000, 2500, 3000,
 )
+# TensorRT-LLM's default bounds, from tensorrt_llm/metrics/collector.py (NVIDIA/TensorRT-LLM, commit
+# 050f80def8df236e326949c8bd9dee10fd896a83; ``MetricsCollector.__init__`` is kept verbatim in tests/data/trtllm/
+# and the tests read the bounds from it). Its collector is "adapted from vllm/engine/metrics.py": e2e, queue,
+# decode and inference take vLLM's request-latency bounds, TTFT and TPOT vLLM's; prefill has its own list.
+TRTLLM_REQUEST_PHASE: tuple[float, ...] = VLLM_REQUEST_PHASE
+TRTLLM_TTFT: tuple[float, ...] = VLLM_TTFT
+TRTLLM_TPOT: tuple[float, ...] = VLLM_ITL
+TRTLLM_PREFILL: tuple[float, ...] = (
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0,
+)
 # fmt: on
 # prometheus-fastapi-instrumentator's default latency buckets, which vLLM's API server exposes
 # (``metrics.default``, src/prometheus_fastapi_instrumentator/metrics.py, v8.0.2 = c1c1fb6): ``lowr`` for

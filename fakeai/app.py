@@ -23,10 +23,11 @@ from starlette.types import ASGIApp
 from bridge.hub import Hub, StreamSettings
 from bridge.server import stream_endpoint
 from bridge.sources import ChildrenSource, PrometheusSource, RegistrySource, Source
+from exporter.buckets import merged
 from exporter.exposition import metrics_endpoint
 from exporter.metrics import ServerMetrics
 from exporter.stream import STREAM_MAPPING
-from exporter.views import CacheConfig, HttpView, ModelShape, SglangView, VllmView, sglang
+from exporter.views import CacheConfig, HttpView, ModelShape, SglangView, TrtllmView, VllmView, sglang, trtllm
 from exporter.views.aggregate import FamilySource, only_models, reusing_scrape
 from fakeai import __version__, worker_index
 from fakeai.context import ServerContext
@@ -152,6 +153,19 @@ def speaks_sglang(settings: Settings) -> bool:
     return bool(settings.dialect_models("sglang") or settings.dialect_models("sglang_"))
 
 
+def kept_buckets(settings: Settings) -> dict[str, tuple[float, ...]]:
+    """The bounds the native histograms keep for the dialects served, beyond their own: each dialect's
+    view then selects its exact bounds out of them (and a server without the dialect pays nothing)."""
+    kept: dict[str, tuple[float, ...]] = {}
+    wanted = [sglang.KEPT_BUCKETS] if speaks_sglang(settings) else []
+    if settings.dialect_models("trtllm"):
+        wanted.append(trtllm.KEPT_BUCKETS)
+    for bounds_by_family in wanted:
+        for family, bounds in bounds_by_family.items():
+            kept[family] = merged(kept.get(family, ()), bounds)
+    return kept
+
+
 def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
     engines_here, engine_label = engine_indices(settings)
     metrics = ServerMetrics(
@@ -163,7 +177,7 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
         endpoints=MODEL_ENDPOINTS,
         max_model_len=settings.max_model_len,
         custom_buckets=settings.custom_histogram_buckets,
-        kept_buckets=sglang.KEPT_BUCKETS if speaks_sglang(settings) else None,
+        kept_buckets=kept_buckets(settings),
         kv_cache_metrics=settings.kv_cache_metrics,
         speculative_tokens=settings.speculative_tokens,
     )
@@ -227,6 +241,17 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
             )
             exposed.register(view)
             sglang_views.append(view)
+    trtllm_view: TrtllmView | None = None
+    if settings.dialect_models("trtllm"):
+        trtllm_view = TrtllmView(
+            only_models(native, spoken_by("trtllm")),
+            block_size=settings.block_size,
+            num_blocks=settings.num_blocks,
+            max_num_seqs=settings.max_num_seqs,
+            max_num_tokens=settings.batched_tokens,
+            speculative=bool(settings.speculative_tokens),
+        )
+        exposed.register(trtllm_view)
     exposed.register(HttpView(native))
     engines = Engines(settings, metrics)
 
@@ -236,6 +261,13 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
             vllm_view.set_cache_config(cache_config(changed))
         for view in sglang_views:
             view.set_pool(block_size=changed.block_size, num_blocks=changed.num_blocks)
+        if trtllm_view is not None:
+            trtllm_view.set_limits(
+                block_size=changed.block_size,
+                num_blocks=changed.num_blocks,
+                max_num_seqs=changed.max_num_seqs,
+                max_num_tokens=changed.batched_tokens,
+            )
 
     runtime = RuntimeConfig(settings, [engines.reconfigure, settings_changed])
 
@@ -308,6 +340,10 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
         return await scrape(request)
 
     app.add_route("/metrics", metrics_or_down, methods=["GET"], include_in_schema=False)
+    if settings.dialect_models("trtllm"):
+        # trtllm-serve serves Prometheus text at /prometheus/metrics (its /metrics answers JSON iteration
+        # stats; fakeai's /metrics stays Prometheus text for every dialect).
+        app.add_route(trtllm.METRICS_PATH, metrics_or_down, methods=["GET"], include_in_schema=False)
     app.router.routes.append(WebSocketRoute("/metrics/stream", stream_endpoint(hub)))
     app.state.hub = hub
     app.add_exception_handler(OpenAIError, _openai_error)

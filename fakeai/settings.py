@@ -16,8 +16,11 @@ from fakeai.engine.speculative import check_acceptance_rates, check_speculative_
 
 ENV_PREFIX = "FAKEAI_"
 SCHEDULING_POLICIES = ("fcfs", "priority")
-METRICS_DIALECTS = ("vllm", "sglang", "sglang_")
+METRICS_DIALECTS = ("vllm", "sglang", "sglang_", "trtllm")
 """``sglang_``: SGLang's families as its router re-exports them, ``sglang_`` instead of ``sglang:``."""
+ONE_MODEL_DIALECTS = ("trtllm",)
+"""Engines whose series carry no model of their own (``trtllm-serve`` labels every series
+``model_name="undefined"``): a server speaks each of them for one model at most."""
 """``SchedulerConfig.policy`` (vllm/config/scheduler.py @ 1f8758d584e8)."""
 DEFAULT_BATCHED_TOKENS = 8192
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
@@ -136,6 +139,13 @@ class Settings:
                 problems.append(f"{model}: dialect must be one or more of {', '.join(METRICS_DIALECTS)}, joined by +")
         if unknown := set(self.model_dialects) - set(self.models):
             problems.append(f"dialects given for models not served: {', '.join(sorted(unknown))}")
+        for dialect in ONE_MODEL_DIALECTS:
+            if len(speakers := self.dialect_models(dialect)) > 1:
+                problems.append(
+                    f"dialect {dialect} labels no model, so it speaks for one model, not {len(speakers)} "
+                    f"({', '.join(speakers)}): serve one (--models) or choose it "
+                    f"(--model-profile MODEL:dialect={dialect})"
+                )
         if self.scheduling_policy not in SCHEDULING_POLICIES:
             problems.append(f"scheduling_policy must be one of {', '.join(SCHEDULING_POLICIES)}")
         if self.scenario and self.workers > 1:
@@ -412,7 +422,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "metrics_dialect",
         "engines whose metric names /metrics exposes: vllm, sglang, sglang_ (SGLang's names as its router "
-        "re-exports them, with an underscore) (comma-separated)",
+        "re-exports them, with an underscore), trtllm (trtllm-serve's; one model) (comma-separated)",
         _csv,
         metavar="NAME,NAME",
     ),

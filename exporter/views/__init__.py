@@ -5,6 +5,7 @@ They cost nothing on the hot path and can never disagree with the native familie
 
 from exporter.views.http import HttpView
 from exporter.views.sglang import SglangView
+from exporter.views.trtllm import TrtllmView
 from exporter.views.vllm import CacheConfig, ModelShape, VllmView
 
-__all__ = ["CacheConfig", "HttpView", "ModelShape", "SglangView", "VllmView"]
+__all__ = ["CacheConfig", "HttpView", "ModelShape", "SglangView", "TrtllmView", "VllmView"]

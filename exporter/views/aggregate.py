@@ -5,7 +5,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
-from prometheus_client.metrics_core import HistogramMetricFamily, Metric
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
 FamilySource = Callable[[Collection[str]], Iterable[Metric]]
@@ -139,4 +139,23 @@ def histogram_family(
         cumulative = [(floatToGoString(b), c) for b, c in zip(group.bounds, group.cumulative, strict=True)]  # type: ignore[no-untyped-call]
         cumulative.append(("+Inf", group.count))
         family.add_metric(list(key), cumulative, group.total)
+    return family
+
+
+def gauge_family(
+    name: str, documentation: str, labels: Sequence[str], values: Mapping[GroupKey, float]
+) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, documentation, labels=list(labels))
+    for key, value in sorted(values.items()):
+        family.add_metric(list(key), value)
+    return family
+
+
+def counter_family(
+    name: str, documentation: str, labels: Sequence[str], values: Mapping[GroupKey, float]
+) -> CounterMetricFamily:
+    """A counter family (exposed as ``name_total``, as prometheus-client names every counter)."""
+    family = CounterMetricFamily(name, documentation, labels=list(labels))
+    for key, value in sorted(values.items()):
+        family.add_metric(list(key), value)
     return family

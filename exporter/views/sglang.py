@@ -25,12 +25,14 @@ What each family counts, in fakeai's terms:
 
 from collections.abc import Iterator, Mapping
 
-from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import Metric
 
 from exporter.buckets import SGLANG_E2E, SGLANG_ITL, SGLANG_QUEUE_TIME, SGLANG_TTFT
 from exporter.views.aggregate import (
     FamilySource,
     GroupKey,
+    counter_family,
+    gauge_family,
     histogram_by,
     histogram_family,
     index_families,
@@ -123,12 +125,14 @@ class SglangView:
         self._prefix = prefix
         """``sglang:`` as SGLang names them, or ``sglang_`` as SGLang's router re-exports them."""
         self._scheduler = (*SCHEDULER_LABELS, DP_LABEL) if multi_engine else SCHEDULER_LABELS
-        self._pool_tokens = num_blocks * block_size
+        self.set_pool(block_size=block_size, num_blocks=num_blocks)
         tables = GAUGES + SCHEDULER_COUNTERS + TOKENIZER_COUNTERS + SCHEDULER_HISTOGRAMS + TOKENIZER_HISTOGRAMS
         self._native = frozenset([row[1] for row in tables] + [FINISHED])
 
     def set_pool(self, *, block_size: int, num_blocks: int) -> None:
-        """The KV pool after a runtime change: ``max_total_num_tokens`` and ``num_used_tokens`` follow it."""
+        """The KV pool, also after a runtime change: ``max_total_num_tokens``, ``num_used_tokens``,
+        ``page_size`` and ``num_pages`` follow it."""
+        self._page_size, self._num_pages = block_size, num_blocks
         self._pool_tokens = num_blocks * block_size
 
     def describe(self) -> Iterator[Metric]:
@@ -146,15 +150,22 @@ class SglangView:
         by = self._scheduler
         engines = sorted(sum_by(native.get("fakeai_requests_running"), "fakeai_requests_running", by, _as_sglang))
         for name, source, doc in GAUGES:
-            yield _gauge(named(name), doc, by, sum_by(native.get(source), source, by, _as_sglang))
+            yield gauge_family(named(name), doc, by, sum_by(native.get(source), source, by, _as_sglang))
         usage = sum_by(native.get("fakeai_kv_cache_usage_ratio"), "fakeai_kv_cache_usage_ratio", by, _as_sglang)
-        yield _gauge(
+        yield gauge_family(
             named("sglang:num_used_tokens"),
             "The number of used tokens.",
             by,
             {key: round(ratio * self._pool_tokens) for key, ratio in usage.items()},
         )
-        yield _gauge(
+        # The KV geometry SGLang (v0.5.11 on) emits once at start (``emit_constants``), and the llm-d
+        # router reads: python/sglang/srt/observability/metrics_collector.py @016d8605e458.
+        for name, doc, constant in (
+            ("sglang:page_size", "KV cache page size in tokens.", self._page_size),
+            ("sglang:num_pages", "Number of KV cache pages.", self._num_pages),
+        ):
+            yield gauge_family(named(name), doc, by, dict.fromkeys(engines, float(constant)))
+        yield gauge_family(
             named("sglang:max_total_num_tokens"),
             "Maximum total number of tokens in the KV cache pool.",
             by,
@@ -167,7 +178,7 @@ class SglangView:
         ):
             for name, source, doc in counters:
                 counts = sum_by(native.get(source), source + "_total", labels, _as_sglang)
-                yield _counter(named(name), doc, labels, dict.fromkeys(keys, 0.0) | counts)
+                yield counter_family(named(name), doc, labels, dict.fromkeys(keys, 0.0) | counts)
         finished = native.get(FINISHED)
         requests = sum_by(finished, FINISHED + "_total", TOKENIZER_LABELS, _as_sglang)
         by_reason = sum_by(finished, FINISHED + "_total", (*TOKENIZER_LABELS, "finished_reason"), _as_sglang)
@@ -179,22 +190,8 @@ class SglangView:
             ("sglang:num_requests", "Number of requests processed.", requests),
             ("sglang:num_aborted_requests", "Number of requests aborted.", aborted),
         ):
-            yield _counter(named(name), doc, TOKENIZER_LABELS, dict.fromkeys(models, 0.0) | values)
+            yield counter_family(named(name), doc, TOKENIZER_LABELS, dict.fromkeys(models, 0.0) | values)
         for labels, histograms in ((by, SCHEDULER_HISTOGRAMS), (TOKENIZER_LABELS, TOKENIZER_HISTOGRAMS)):
             for name, source, bounds, doc in histograms:
                 groups = histogram_by(native.get(source), bounds, labels, _as_sglang)
                 yield histogram_family(named(name), doc, labels, groups)
-
-
-def _gauge(name: str, doc: str, labels: tuple[str, ...], values: Mapping[GroupKey, float]) -> GaugeMetricFamily:
-    family = GaugeMetricFamily(name, doc, labels=list(labels))
-    for key, value in sorted(values.items()):
-        family.add_metric(list(key), value)
-    return family
-
-
-def _counter(name: str, doc: str, labels: tuple[str, ...], values: Mapping[GroupKey, float]) -> CounterMetricFamily:
-    family = CounterMetricFamily(name, doc, labels=list(labels))
-    for key, value in sorted(values.items()):
-        family.add_metric(list(key), value)
-    return family

@@ -17,7 +17,12 @@ TYPES = {"Gauge": "gauge", "Counter": "counter", "Histogram": "histogram"}
 def source_catalog() -> dict[str, tuple[str, tuple[float, ...] | None]]:
     """Every family the collector excerpts define: its exposed name, type and bucket bounds."""
     catalog: dict[str, tuple[str, tuple[float, ...] | None]] = {}
-    for excerpt in (DATA / "collector_excerpts.py.txt").read_text().split("# ---- excerpt ----\n")[1:]:
+    excerpts = [
+        excerpt
+        for path in ("collector_excerpts.py.txt", "metrics_collector_constants.py.txt")
+        for excerpt in (DATA / path).read_text().split("# ---- excerpt ----\n")[1:]
+    ]
+    for excerpt in excerpts:
         tree = ast.parse(textwrap.dedent(excerpt))
         lists = {
             target.id: node.value
