@@ -14,7 +14,9 @@ them from). Labels are those SGLang gives its two collectors on a single-node se
 What each family counts, in fakeai's terms:
 - ``num_running_reqs``, ``num_queue_reqs``: the engine's running batch and waiting queue.
 - ``token_usage``: the share of the KV pool in use; ``num_used_tokens``: those blocks' tokens (fakeai's
-  pool is block-granular); ``max_total_num_tokens``: ``num_blocks`` x ``block_size``.
+  pool is block-granular); ``max_total_num_tokens``: ``num_blocks`` x ``block_size``; ``page_size`` and
+  ``num_pages``: the pool's geometry, gauges SGLang emits once at start from v0.5.11 on
+  (python/sglang/srt/observability/metrics_collector.py @016d8605e45876180312e29d6988e1de06562472).
 - ``num_retracted_requests_total``: preemptions (SGLang retracts a running request to free KV, as vLLM
   preempts one).
 - ``num_requests_total``: requests that finished, whatever the reason; ``num_aborted_requests_total``:
