@@ -107,11 +107,13 @@ async def scrape(
     writer: TextWriter,
     *,
     collect_in_thread: bool = False,
+    text_only: bool = False,
 ) -> Response:
-    """Content negotiation (Prometheus text 0.0.4 or OpenMetrics), ``name[]`` filtering and gzip."""
+    """Content negotiation (Prometheus text 0.0.4 or OpenMetrics; ``text_only``: 0.0.4 whatever is asked),
+    ``name[]`` filtering and gzip."""
     source = registry.restricted_registry(names) if names else registry
     families = await (asyncio.to_thread(collect_once, source) if collect_in_thread else collect_sliced(source))
-    encoder, content_type = choose_encoder(accept)
+    encoder, content_type = choose_encoder("" if text_only else accept)
     if encoder is generate_latest:
         body = await write_sliced(writer, families)
     else:
@@ -124,8 +126,10 @@ async def scrape(
 
 
 def metrics_endpoint(
-    registry: CollectorRegistry, *, collect_in_thread: bool = False
+    registry: CollectorRegistry, *, collect_in_thread: bool = False, text_only: bool = False
 ) -> Callable[[Request], Awaitable[Response]]:
+    """``text_only``: answer text 0.0.4 to every scraper, as engines that write their exposition by hand
+    do (llama.cpp, TGI); their counters named without ``_total`` have no valid OpenMetrics form."""
     writer = TextWriter()
 
     async def metrics(request: Request) -> Response:
@@ -136,6 +140,7 @@ def metrics_endpoint(
             request.query_params.getlist("name[]"),
             writer,
             collect_in_thread=collect_in_thread,
+            text_only=text_only,
         )
 
     return metrics

@@ -66,7 +66,7 @@ class NativeFamilies:
             name: str,
             doc: str,
             labels: Iterable[str] = em,
-            mode: Literal["livesum", "livemax", "livemin", "sum"] = "livesum",
+            mode: Literal["livesum", "livemax", "livemin", "sum", "max"] = "livesum",
         ) -> Gauge:
             # How multiprocess mode (--workers) combines the workers' values; ignored in one process.
             return Gauge(name, doc, tuple(labels), registry=registry, multiprocess_mode=mode)
@@ -137,6 +137,14 @@ class NativeFamilies:
             families.native("iteration_tokens"),
             m,
         )
+        self.step_requests = counter(
+            "fakeai_step_requests", "Requests in the batch of each engine step, summed over steps.", m
+        )
+        self.sequence_tokens_max = gauge(
+            "fakeai_sequence_tokens_max", "Longest sequence (prompt and completion) of a finished request.", m, "max"
+        )
+        self.sequence_tokens_seen: dict[tuple[str, ...], int] = {}
+        """The longest sequence per (model[, engine]) so far, kept here so a request reads no gauge."""
         self.finished = counter("fakeai_finished_requests", "Finished requests by reason.", (*em, "finished_reason"))
         self.cache_queries = counter("fakeai_prefix_cache_queries", "Prompt tokens looked up in the prefix cache.")
         self.cache_hits = counter("fakeai_prefix_cache_hits", "Looked-up prompt tokens found in the prefix cache.")
@@ -326,6 +334,8 @@ class RequestMetrics:
         self._running = f.running.labels(*labels)
         self._waiting = f.waiting.labels(*labels)
         self._active_streams = f.active_streams.labels(*labels)
+        self._engine_key = (model, str(engine)) if families.engine_label else (model,)
+        self._sequence_tokens_max = f.sequence_tokens_max.labels(*self._engine_key)
         self._extra: dict[tuple[Counter, tuple[str, ...]], Counter] = {}
 
     def accepted(self, max_tokens: int | None, n: int) -> None:
@@ -412,6 +422,10 @@ class RequestMetrics:
             return
         observe(self._request_prompt_tokens, record.prompt_tokens)
         observe(self._request_completion_tokens, record.completion_tokens)
+        sequence = record.prompt_tokens + record.max_choice_tokens
+        if sequence > f.sequence_tokens_seen.get(self._engine_key, 0):
+            f.sequence_tokens_seen[self._engine_key] = sequence
+            self._sequence_tokens_max.set(sequence)
         observe(self._request_max_completion_tokens, record.max_choice_tokens)
         if record.last_token is not None:
             observe(self._inference_time, record.last_token - record.scheduled)
@@ -436,6 +450,7 @@ class ModelMetrics:
     ) -> None:
         key = (model, str(engine)) if families.engine_label else (model,)
         self._iteration_tokens = families.iteration_tokens.labels(*key)
+        self._step_requests = families.step_requests.labels(*key)
         self._kv_cache_usage = families.kv_cache_usage.labels(*key)
         self._preemptions = families.preemptions.labels(*key)
         self._gen_throughput = families.gen_throughput.labels(*key)
@@ -481,9 +496,10 @@ class ModelMetrics:
         for state, value in values.items():
             self._sleep_state[state].set(value)
 
-    def steps(self, tokens: int, count: int) -> None:
-        """``count`` engine steps that each processed ``tokens`` tokens."""
+    def steps(self, tokens: int, count: int, requests: int = 1) -> None:
+        """``count`` engine steps that each processed ``tokens`` tokens of ``requests`` requests."""
         observe_many(self._iteration_tokens, tokens, count)
+        inc(self._step_requests, requests * count)
 
     def kv_cache_usage(self, ratio: float) -> None:
         self._kv_cache_usage.set(ratio)

@@ -80,7 +80,10 @@ class TextWriter:
         append = output.append
         prefix_of, value_of = self._prefixes.get, self._values.get
         name, kind = metric.name, metric.type
-        suffix, kind = _TYPE_SUFFIX.get(kind, ("", _TYPE_RENAME.get(kind, kind)))
+        if kind == "counter" and metric.samples and metric.samples[0].name == name:
+            suffix = ""  # a counter named without _total, as engines outside prometheus-client write them
+        else:
+            suffix, kind = _TYPE_SUFFIX.get(kind, ("", _TYPE_RENAME.get(kind, kind)))
         append(self._header(name + suffix, kind, metric.documentation))
         moved = {name + om: om for om in _OM_SUFFIXES}
         extra: dict[str, list[str]] = {}

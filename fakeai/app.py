@@ -27,7 +27,17 @@ from exporter.buckets import merged
 from exporter.exposition import metrics_endpoint
 from exporter.metrics import ServerMetrics
 from exporter.stream import STREAM_MAPPING
-from exporter.views import CacheConfig, HttpView, ModelShape, SglangView, TrtllmView, VllmView, sglang, trtllm
+from exporter.views import (
+    CacheConfig,
+    HttpView,
+    LlamacppView,
+    ModelShape,
+    SglangView,
+    TrtllmView,
+    VllmView,
+    sglang,
+    trtllm,
+)
 from exporter.views.aggregate import FamilySource, only_models, reusing_scrape
 from fakeai import __version__, worker_index
 from fakeai.context import ServerContext
@@ -38,11 +48,12 @@ from fakeai.hot_path import HotPath
 from fakeai.http_metrics import HttpMetricsMiddleware
 from fakeai.openapi import add_to_schema
 from fakeai.routes import admin, chat, completions, embeddings, lora, misc, models, sleep
+from fakeai.routes import llamacpp as llamacpp_routes
 from fakeai.routes import sglang as sglang_routes
 from fakeai.runtime_config import RuntimeConfig
 from fakeai.scenario import load as load_scenario
 from fakeai.scenario_runner import ScenarioRunner
-from fakeai.settings import Settings
+from fakeai.settings import TEXT_ONLY_DIALECTS, Settings
 
 log = logging.getLogger("fakeai")
 SETTINGS_ENV = "FAKEAI_WORKER_SETTINGS"
@@ -252,6 +263,8 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
             speculative=bool(settings.speculative_tokens),
         )
         exposed.register(trtllm_view)
+    if settings.dialect_models("llamacpp"):
+        exposed.register(LlamacppView(only_models(native, spoken_by("llamacpp"))))
     exposed.register(HttpView(native))
     engines = Engines(settings, metrics)
 
@@ -331,8 +344,14 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
         app.router.routes.extend(lora.router.routes)
     if speaks_sglang(settings):
         app.router.routes.extend(sglang_routes.router.routes)
+    if settings.dialect_models("llamacpp"):
+        app.router.routes.extend(llamacpp_routes.router.routes)
     add_to_schema(app, hot_routes)
-    scrape = metrics_endpoint(exposed, collect_in_thread=exposed is not registry)  # --workers: files to read
+    scrape = metrics_endpoint(
+        exposed,
+        collect_in_thread=exposed is not registry,  # --workers: files to read
+        text_only=any(settings.dialect_models(dialect) for dialect in TEXT_ONLY_DIALECTS),
+    )
 
     async def metrics_or_down(request: Request) -> Response:
         if app.state.fakeai.down:  # a scenario took the server down: Prometheus sees the target down

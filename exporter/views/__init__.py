@@ -4,8 +4,9 @@ They cost nothing on the hot path and can never disagree with the native familie
 """
 
 from exporter.views.http import HttpView
+from exporter.views.llamacpp import LlamacppView
 from exporter.views.sglang import SglangView
 from exporter.views.trtllm import TrtllmView
 from exporter.views.vllm import CacheConfig, ModelShape, VllmView
 
-__all__ = ["CacheConfig", "HttpView", "ModelShape", "SglangView", "TrtllmView", "VllmView"]
+__all__ = ["CacheConfig", "HttpView", "LlamacppView", "ModelShape", "SglangView", "TrtllmView", "VllmView"]

@@ -159,3 +159,12 @@ def counter_family(
     for key, value in sorted(values.items()):
         family.add_metric(list(key), value)
     return family
+
+
+def bare_counter_family(name: str, documentation: str, value: float) -> Metric:
+    """A counter whose one sample is named as the family, with no ``_total``: what exporters other than
+    prometheus-client write (llama.cpp's hand-written exposition, Rust's metrics-exporter-prometheus).
+    ``exporter.textformat`` writes its ``# TYPE`` line under that same name."""
+    family = Metric(name, documentation, "counter")
+    family.add_sample(name, {}, value)
+    return family

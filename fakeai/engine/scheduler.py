@@ -452,9 +452,11 @@ class ModelEngine:
         # step is one inter-token gap, however many tokens it carries (vLLM: one ITL per output).
         tally: dict[tuple[RequestMetrics, float | None], list[int]] = {}
         chunks = self._chunks
+        batch = 0
         for seq in list(self.running):
             if seq.state is not State.RUNNING:
                 continue
+            batch += 1
             if seq.prefill_left:
                 chunk = chunks.get(seq, 0)
                 seq.prefill_left -= chunk
@@ -488,7 +490,7 @@ class ModelEngine:
             recorder.tokens(tokens, None if previous is None else now - previous, gaps=outputs)
         if speculation is not None:
             self.metrics.speculative_step(*speculation.since(before))
-        self.metrics.steps(emitted + prefill_tokens, 1)
+        self.metrics.steps(emitted + prefill_tokens, 1, batch)
         if emitted:
             self._decode_steps += 1
             self._decoded_tokens += emitted
