@@ -1,0 +1,56 @@
+"""One server playing a mixed fleet: each model under its own engine's names, and nowhere else, with
+exact counts in every dialect and in the native families."""
+
+from prometheus_client.parser import text_string_to_metric_families
+
+VLLM, SGLANG, TRTLLM, LLAMACPP = (
+    "meta-llama/Llama-3.1-8B-Instruct",
+    "meta-llama/Llama-3.1-70B-Instruct",
+    "Qwen/Qwen2.5-7B-Instruct",
+    "mistralai/Mistral-7B-Instruct-v0.3",
+)
+SENT = {VLLM: 2, SGLANG: 3, TRTLLM: 4, LLAMACPP: 5}
+TOKENS = 3
+
+
+def total(families: dict, name: str, sample: str, **labels: str) -> float:
+    family = families.get(name)
+    if family is None:
+        return 0.0
+    return sum(
+        s.value for s in family.samples if s.name == sample and all(s.labels.get(k) == v for k, v in labels.items())
+    )
+
+
+async def test_four_models_on_four_dialects_each_under_its_own_names(app_client):
+    dialects = {VLLM: ("vllm",), SGLANG: ("sglang",), TRTLLM: ("trtllm",), LLAMACPP: ("llamacpp",)}
+    async with app_client(no_delay=True, models=tuple(SENT), model_dialects=dialects) as (client, _):
+        for model, times in SENT.items():
+            body = {"model": model, "prompt": "Hi there", "max_tokens": TOKENS, "ignore_eos": True}
+            for _ in range(times):
+                assert (await client.post("/v1/completions", json=body)).status_code == 200
+        text = (await client.get("/metrics")).text
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+
+    def named(prefix: str) -> set[str]:
+        return {
+            s.labels["model_name"]
+            for name, f in families.items()
+            if name.startswith(prefix)
+            for s in f.samples
+            if "model_name" in s.labels
+        }
+
+    assert named("vllm:") == {VLLM}
+    assert named("sglang:") == {SGLANG}
+    assert named("trtllm_") == {"undefined"}  # trtllm-serve names no model; only the Qwen speaks it
+    assert total(families, "vllm:request_success", "vllm:request_success_total") == SENT[VLLM]
+    assert total(families, "vllm:generation_tokens", "vllm:generation_tokens_total") == SENT[VLLM] * TOKENS
+    assert total(families, "sglang:num_requests", "sglang:num_requests_total") == SENT[SGLANG]
+    assert total(families, "sglang:generation_tokens", "sglang:generation_tokens_total") == SENT[SGLANG] * TOKENS
+    assert total(families, "trtllm_request_success", "trtllm_request_success_total") == SENT[TRTLLM]
+    assert total(families, "trtllm_generation_tokens", "trtllm_generation_tokens_total") == SENT[TRTLLM] * TOKENS
+    llamacpp = total(families, "llamacpp:tokens_predicted", "llamacpp:tokens_predicted_total")
+    assert llamacpp == SENT[LLAMACPP] * TOKENS
+    # The native families keep every model, whatever its dialect.
+    assert {model: total(families, "fakeai_requests", "fakeai_requests_total", model=model) for model in SENT} == SENT
