@@ -62,6 +62,12 @@ TRTLLM_TPOT: tuple[float, ...] = VLLM_ITL
 TRTLLM_PREFILL: tuple[float, ...] = (
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0,
 )
+# TokenizerMetricsCollector's default_bucket_prompt_tokens (the same file and commit), for both token
+# histograms of --collect-tokens-histogram.
+SGLANG_TOKENS: tuple[float, ...] = (
+    100, 300, 500, 700, 1000, 1500, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 9000, 10000, 12000, 15000, 20000,
+    22000, 25000, 30000, 35000, 40000, 66000, 99000, 132000, 300000, 600000, 900000, 1100000,
+)
 # fmt: on
 # prometheus-fastapi-instrumentator's default latency buckets, which vLLM's API server exposes
 # (``metrics.default``, src/prometheus_fastapi_instrumentator/metrics.py, v8.0.2 = c1c1fb6): ``lowr`` for

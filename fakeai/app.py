@@ -169,6 +169,8 @@ def kept_buckets(settings: Settings) -> dict[str, tuple[float, ...]]:
     view then selects its exact bounds out of them (and a server without the dialect pays nothing)."""
     kept: dict[str, tuple[float, ...]] = {}
     wanted = [sglang.KEPT_BUCKETS] if speaks_sglang(settings) else []
+    if speaks_sglang(settings) and settings.collect_tokens_histogram:
+        wanted.append(sglang.TOKENS_KEPT_BUCKETS)
     if settings.dialect_models("trtllm"):
         wanted.append(trtllm.KEPT_BUCKETS)
     for bounds_by_family in wanted:
@@ -249,6 +251,7 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
                 num_blocks=settings.num_blocks,
                 multi_engine=engine_label,
                 prefix=prefix,
+                tokens_histogram=settings.collect_tokens_histogram,
             )
             exposed.register(view)
             sglang_views.append(view)

@@ -82,6 +82,8 @@ class Settings:
     kv_cache_metrics_sample: float = 0.01
     """Share of KV blocks whose residency is tracked, as vLLM's --kv-cache-metrics-sample."""
     enable_mfu_metrics: bool = False
+    collect_tokens_histogram: bool = False
+    """SGLang's --collect-tokens-histogram: its per-request prompt and generation length histograms."""
     """vLLM's MFU estimates (vllm:estimated_*_per_gpu_total) move; without it they stay at 0, as in vLLM."""
     enable_per_request_metrics: bool = False
     """vLLM's per-request ``metrics`` object in responses (and the final usage chunk of a stream)."""
@@ -448,6 +450,13 @@ OPTIONS: tuple[Option, ...] = (
         "switch",
     ),
     Option("kv_cache_metrics_sample", "share of KV blocks sampled for --kv-cache-metrics, (0, 1]", float),
+    Option(
+        "collect_tokens_histogram",
+        "SGLang's per-request token-length histograms (sglang:prompt_tokens_histogram, "
+        "sglang:generation_tokens_histogram), as its --collect-tokens-histogram",
+        _bool,
+        "switch",
+    ),
     Option(
         "enable_mfu_metrics",
         "estimate FLOPs and memory bytes per GPU from the engine steps (vllm:estimated_*_per_gpu_total)",

@@ -29,7 +29,7 @@ from collections.abc import Iterator, Mapping
 
 from prometheus_client.metrics_core import Metric
 
-from exporter.buckets import SGLANG_E2E, SGLANG_ITL, SGLANG_QUEUE_TIME, SGLANG_TTFT
+from exporter.buckets import SGLANG_E2E, SGLANG_ITL, SGLANG_QUEUE_TIME, SGLANG_TOKENS, SGLANG_TTFT
 from exporter.views.aggregate import (
     FamilySource,
     GroupKey,
@@ -94,9 +94,25 @@ TOKENIZER_HISTOGRAMS = (
         "Histogram of End-to-end request latency in seconds",
     ),
 )
+TOKENS_HISTOGRAMS = (
+    (
+        "sglang:prompt_tokens_histogram",
+        "fakeai_request_prompt_tokens",
+        SGLANG_TOKENS,
+        "Histogram of prompt token length.",
+    ),
+    (
+        "sglang:generation_tokens_histogram",
+        "fakeai_request_completion_tokens",
+        SGLANG_TOKENS,
+        "Histogram of generation token length.",
+    ),
+)
+"""The tokenizer's per-request length histograms, registered only with ``--collect-tokens-histogram``."""
 KEPT_BUCKETS: Mapping[str, tuple[float, ...]] = {
     source: bounds for _, source, bounds, _ in SCHEDULER_HISTOGRAMS + TOKENIZER_HISTOGRAMS
 }
+TOKENS_KEPT_BUCKETS: Mapping[str, tuple[float, ...]] = {source: bounds for _, source, bounds, _ in TOKENS_HISTOGRAMS}
 """What the native families must keep for this view: SGLang's bounds, by native family (the native
 families add them only when the dialect is on, so a server without it pays nothing for them)."""
 FINISHED = "fakeai_finished_requests"
@@ -121,14 +137,22 @@ class SglangView:
     """A prometheus-client collector exposing the native families under SGLang's names."""
 
     def __init__(
-        self, source: FamilySource, *, block_size: int, num_blocks: int, multi_engine: bool, prefix: str = PREFIX
+        self,
+        source: FamilySource,
+        *,
+        block_size: int,
+        num_blocks: int,
+        multi_engine: bool,
+        prefix: str = PREFIX,
+        tokens_histogram: bool = False,
     ) -> None:
         self._source = source
         self._prefix = prefix
         """``sglang:`` as SGLang names them, or ``sglang_`` as SGLang's router re-exports them."""
         self._scheduler = (*SCHEDULER_LABELS, DP_LABEL) if multi_engine else SCHEDULER_LABELS
         self.set_pool(block_size=block_size, num_blocks=num_blocks)
-        tables = GAUGES + SCHEDULER_COUNTERS + TOKENIZER_COUNTERS + SCHEDULER_HISTOGRAMS + TOKENIZER_HISTOGRAMS
+        self._tokenizer_histograms = TOKENIZER_HISTOGRAMS + (TOKENS_HISTOGRAMS if tokens_histogram else ())
+        tables = GAUGES + SCHEDULER_COUNTERS + TOKENIZER_COUNTERS + SCHEDULER_HISTOGRAMS + self._tokenizer_histograms
         self._native = frozenset([row[1] for row in tables] + [FINISHED])
 
     def set_pool(self, *, block_size: int, num_blocks: int) -> None:
@@ -193,7 +217,7 @@ class SglangView:
             ("sglang:num_aborted_requests", "Number of requests aborted.", aborted),
         ):
             yield counter_family(named(name), doc, TOKENIZER_LABELS, dict.fromkeys(models, 0.0) | values)
-        for labels, histograms in ((by, SCHEDULER_HISTOGRAMS), (TOKENIZER_LABELS, TOKENIZER_HISTOGRAMS)):
+        for labels, histograms in ((by, SCHEDULER_HISTOGRAMS), (TOKENIZER_LABELS, self._tokenizer_histograms)):
             for name, source, bounds, doc in histograms:
                 groups = histogram_by(native.get(source), bounds, labels, _as_sglang)
                 yield histogram_family(named(name), doc, labels, groups)

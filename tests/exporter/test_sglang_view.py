@@ -40,6 +40,8 @@ def source_catalog() -> dict[str, tuple[str, tuple[float, ...] | None]]:
             # Every one of these takes the collector's labels unchanged: no label of its own.
             assert ast.unparse(keywords["labelnames"]) == "labels.keys()", name
             buckets = keywords.get("buckets")
+            if isinstance(buckets, ast.Call):  # generate_buckets(rule, defaults): the defaults, no rule given
+                buckets = buckets.args[-1]
             if isinstance(buckets, ast.Name):
                 buckets = lists[buckets.id]
             bounds = tuple(float(b) for b in ast.literal_eval(buckets)) if buckets is not None else None
@@ -88,7 +90,8 @@ async def test_every_family_has_sglangs_name_type_bounds_and_labels(app_client):
     catalog = source_catalog()
     scheduler_labels = label_keys("scheduler_labels.py.txt")
     tokenizer_labels = set(label_keys("tokenizer_labels.py.txt"))
-    async with app_client(no_delay=True, metrics_dialect=("sglang",)) as (client, _):
+    settings = {"no_delay": True, "metrics_dialect": ("sglang",), "collect_tokens_histogram": True}
+    async with app_client(**settings) as (client, _):
         body = {"model": MODEL, "messages": [{"role": "user", "content": "hello"}], "max_tokens": 4}
         assert (await client.post("/v1/chat/completions", json=body)).status_code == 200
         families = exposed(await scrape(client))
@@ -227,3 +230,20 @@ async def test_the_router_form_has_the_same_families_with_an_underscore(app_clie
     for name, family in colon.items():
         twin = underscore[name.replace("sglang:", "sglang_")]
         assert (twin.type, [s.labels for s in twin.samples]) == (family.type, [s.labels for s in family.samples])
+
+
+async def test_token_length_histograms_only_with_collect_tokens_histogram(app_client):
+    for collect, shown in ((False, False), (True, True)):
+        settings = {"no_delay": True, "metrics_dialect": ("sglang",), "collect_tokens_histogram": collect}
+        async with app_client(**settings) as (client, _):
+            body = {"model": MODEL, "prompt": "Hi there", "max_tokens": 3, "ignore_eos": True}
+            assert (await client.post("/v1/completions", json=body)).status_code == 200
+            text = await scrape(client)
+        assert ("sglang:generation_tokens_histogram" in text) is shown
+        native = {f.name: f for f in text_string_to_metric_families(text)}["fakeai_request_completion_tokens"]
+        assert (1100000.0 in bounds_of(native)) is shown  # SGLang's last bound, kept natively only for it
+        if shown:
+            generation = exposed(text)["sglang:generation_tokens_histogram"]
+            assert value(generation) > 0
+            sums = [s.value for s in generation.samples if s.name.endswith("_sum") and s.labels["model_name"] == MODEL]
+            assert sums == [3.0]

@@ -35,15 +35,23 @@ def run_prometheus(tmp_path) -> Iterator[Callable[..., str]]:
         pytest.fail("prometheus not found: install Debian's 'prometheus' package (.ci/run does)")
     processes: list[subprocess.Popen[bytes]] = []
 
-    def start(target: str | list[str], *, scrape_interval: float = 1.0, job: str = "fakeai") -> str:
+    def start(
+        target: str | list[str],
+        *,
+        scrape_interval: float = 1.0,
+        job: str = "fakeai",
+        labels: dict[str, str] | None = None,
+    ) -> str:
+        """``labels``: target labels, as Kubernetes service discovery would attach (namespace, pod)."""
         targets = [target] if isinstance(target, str) else target
+        static: dict[str, object] = {"targets": [t.removeprefix("http://") for t in targets]}
+        if labels:
+            static["labels"] = labels
         folder = tmp_path / f"prometheus-{len(processes)}"
         folder.mkdir()
         config = {
             "global": {"scrape_interval": f"{scrape_interval:g}s", "evaluation_interval": f"{scrape_interval:g}s"},
-            "scrape_configs": [
-                {"job_name": job, "static_configs": [{"targets": [t.removeprefix("http://") for t in targets]}]}
-            ],
+            "scrape_configs": [{"job_name": job, "static_configs": [static]}],
         }
         (folder / "prometheus.yml").write_text(yaml.safe_dump(config))
         port = free_port()
