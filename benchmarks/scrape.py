@@ -10,10 +10,12 @@
    scraper adds.
 
     python benchmarks/scrape.py [--rounds 3] [--requests 400] [--server-tree DIR] [--profile FILE]
-        [--metrics-dialect vllm,sglang]
+        [--metrics-dialect vllm,sglang] [--models N]
 
 ``--server-tree`` runs the server from another checkout (for a before/after); ``--profile`` writes a
-cProfile of the in-process renders.
+cProfile of the in-process renders. ``--models N`` renders a server of the first N default models; a
+dialect that speaks for one model only (``trtllm``, ``llamacpp``) is given to the first, and the others keep
+the rest of the dialects named (``vllm`` if none).
 """
 
 import argparse
@@ -36,7 +38,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from exporter.exposition import scrape
 from exporter.textformat import TextWriter
 from fakeai.app import create_app
-from fakeai.settings import Settings
+from fakeai.settings import ONE_MODEL_DIALECTS, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "meta-llama/Llama-3.1-8B-Instruct"
@@ -50,13 +52,21 @@ class Static:
         return self.families
 
 
-async def busy_registry(dialects: tuple[str, ...]) -> CollectorRegistry:
+def render_settings(dialects: tuple[str, ...], models: int) -> Settings:
+    served = Settings().models[:models]
+    single = tuple(d for d in dialects if d in ONE_MODEL_DIALECTS)
+    shared = tuple(d for d in dialects if d not in ONE_MODEL_DIALECTS)
+    first = {served[0]: shared + single} if single else {}
+    return Settings(no_delay=True, models=served, metrics_dialect=shared or ("vllm",), model_dialects=first)
+
+
+async def busy_registry(settings: Settings) -> CollectorRegistry:
     registry = CollectorRegistry()
-    app = create_app(Settings(no_delay=True, metrics_dialect=dialects), registry)
+    app = create_app(settings, registry)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://fakeai") as client:
-            for model in Settings().models:
+            for model in settings.models:
                 for i in range(40):
                     chat = {"messages": [{"role": "user", "content": f"q {i}"}], "max_tokens": 16}
                     await client.post("/v1/chat/completions", json={"model": model, **chat, "stream": i % 2 == 0})
@@ -74,8 +84,8 @@ def timed(call, repeat: int = 20) -> float:
     return statistics.median(times) * 1000
 
 
-def render_rounds(rounds: int, profile: str | None, dialects: tuple[str, ...] = ("vllm",)) -> None:
-    registry = asyncio.run(busy_registry(dialects))
+def render_rounds(rounds: int, profile: str | None, dialects: tuple[str, ...] = ("vllm",), models: int = 3) -> None:
+    registry = asyncio.run(busy_registry(render_settings(dialects, models)))
     writer = TextWriter()
     loop = asyncio.new_event_loop()
 
@@ -86,7 +96,8 @@ def render_rounds(rounds: int, profile: str | None, dialects: tuple[str, ...] = 
     static = CollectorRegistry()
     static.register(Static(list(text_string_to_metric_families(text.decode()))))
     samples = sum(len(f.samples) for f in static.collect())
-    print(f"render ({','.join(dialects)}): {samples} samples, {len(text) / 1024:.0f} KiB, median of 20 per round")
+    size = f"{samples} samples, {len(text) / 1024:.0f} KiB"
+    print(f"render ({','.join(dialects)}, {models} models): {size}, median of 20 per round")
     rows = []
     for _ in range(rounds):
         ours = timed(render)
@@ -203,9 +214,10 @@ def main() -> None:
     parser.add_argument(
         "--metrics-dialect", default="vllm", help="the render server's dialects, comma-separated (e.g. vllm,sglang)"
     )
+    parser.add_argument("--models", type=int, default=3, help="serve the first N default models (1-3)")
     args = parser.parse_args()
     if not args.skip_render:
-        render_rounds(args.rounds, args.profile, tuple(args.metrics_dialect.split(",")))
+        render_rounds(args.rounds, args.profile, tuple(args.metrics_dialect.split(",")), args.models)
     if not args.skip_stall:
         stall_rounds(args.rounds, args.requests, args.server_tree.resolve())
 
