@@ -1,9 +1,10 @@
 """Pure aggregation of collected native samples, grouped by a chosen set of labels."""
 
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
@@ -142,23 +143,46 @@ def histogram_family(
     return family
 
 
-def gauge_family(
-    name: str, documentation: str, labels: Sequence[str], values: Mapping[GroupKey, float]
-) -> GaugeMetricFamily:
-    family = GaugeMetricFamily(name, documentation, labels=list(labels))
+_Labelled = TypeVar("_Labelled", GaugeMetricFamily, CounterMetricFamily)
+
+
+def _filled(family: _Labelled, values: Mapping[GroupKey, float]) -> _Labelled:
     for key, value in sorted(values.items()):
         family.add_metric(list(key), value)
     return family
+
+
+def gauge_family(
+    name: str, documentation: str, labels: Sequence[str], values: Mapping[GroupKey, float]
+) -> GaugeMetricFamily:
+    return _filled(GaugeMetricFamily(name, documentation, labels=list(labels)), values)
 
 
 def counter_family(
     name: str, documentation: str, labels: Sequence[str], values: Mapping[GroupKey, float]
 ) -> CounterMetricFamily:
     """A counter family (exposed as ``name_total``, as prometheus-client names every counter)."""
-    family = CounterMetricFamily(name, documentation, labels=list(labels))
-    for key, value in sorted(values.items()):
-        family.add_metric(list(key), value)
-    return family
+    return _filled(CounterMetricFamily(name, documentation, labels=list(labels)), values)
+
+
+class DerivedView:
+    """A prometheus-client collector whose families are derived, at scrape time, from the native families
+    named in ``native`` (the only ones it reads)."""
+
+    native: Collection[str] = ()
+
+    def __init__(self, source: FamilySource) -> None:
+        self._source = source
+
+    def describe(self) -> Iterator[Metric]:
+        """Names only, so registration can detect clashes without reading the native families."""
+        yield from self._families({})
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._families(index_families(self._source(self.native)))
+
+    def _families(self, native: Mapping[str, Metric]) -> Iterator[Metric]:
+        raise NotImplementedError
 
 
 def bare_counter_family(name: str, documentation: str, value: float) -> Metric:

@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping
 from prometheus_client.metrics_core import CounterMetricFamily, Metric, SummaryMetricFamily
 
 from exporter import buckets
-from exporter.views.aggregate import FamilySource, histogram_by, histogram_family, index_families, sum_by
+from exporter.views.aggregate import DerivedView, histogram_by, histogram_family, sum_by
 
 NATIVE = frozenset(
     {
@@ -41,17 +41,10 @@ def _as_instrumentator(labels: Mapping[str, str]) -> Mapping[str, str]:
     return {**labels, "handler": labels["endpoint"], "status": f"{status[:1]}xx" if status else ""}
 
 
-class HttpView:
+class HttpView(DerivedView):
     """``http_requests_total{handler,method,status="2xx"}`` and ``http_request_duration_seconds``."""
 
-    def __init__(self, source: FamilySource) -> None:
-        self._source = source
-
-    def describe(self) -> Iterator[Metric]:
-        yield from self._families({})
-
-    def collect(self) -> Iterator[Metric]:
-        yield from self._families(index_families(self._source(NATIVE)))
+    native = NATIVE
 
     def _families(self, native: Mapping[str, Metric]) -> Iterator[Metric]:
         by = ("handler", "method", "status")

@@ -30,7 +30,7 @@ from collections.abc import Iterator, Mapping
 
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
-from exporter.views.aggregate import FamilySource, bare_counter_family, index_families, sum_by
+from exporter.views.aggregate import DerivedView, bare_counter_family, sum_by
 
 PREFIX = "llamacpp:"
 RUNNING = "fakeai_requests_running"
@@ -67,18 +67,10 @@ def _whole_ms(seconds: float) -> float:
     return math.floor(seconds * 1000) / 1000
 
 
-class LlamacppView:
+class LlamacppView(DerivedView):
     """A prometheus-client collector exposing the native families under llama-server's names."""
 
-    def __init__(self, source: FamilySource) -> None:
-        self._source = source
-
-    def describe(self) -> Iterator[Metric]:
-        """Names only, so registration can detect clashes without reading the native families."""
-        yield from self._families({})
-
-    def collect(self) -> Iterator[Metric]:
-        yield from self._families(index_families(self._source(NATIVE)))
+    native = NATIVE
 
     def _families(self, native: Mapping[str, Metric]) -> Iterator[Metric]:
         processed = _total(native, PROMPT_TOKENS, PROMPT_TOKENS + "_total") - _total(

@@ -31,13 +31,13 @@ from prometheus_client.metrics_core import Metric
 
 from exporter.buckets import SGLANG_E2E, SGLANG_ITL, SGLANG_QUEUE_TIME, SGLANG_TOKENS, SGLANG_TTFT
 from exporter.views.aggregate import (
+    DerivedView,
     FamilySource,
     GroupKey,
     counter_family,
     gauge_family,
     histogram_by,
     histogram_family,
-    index_families,
     sum_by,
 )
 
@@ -133,7 +133,7 @@ def _as_sglang(labels: Mapping[str, str]) -> Mapping[str, str]:
     }
 
 
-class SglangView:
+class SglangView(DerivedView):
     """A prometheus-client collector exposing the native families under SGLang's names."""
 
     def __init__(
@@ -146,27 +146,20 @@ class SglangView:
         prefix: str = PREFIX,
         tokens_histogram: bool = False,
     ) -> None:
-        self._source = source
+        super().__init__(source)
         self._prefix = prefix
         """``sglang:`` as SGLang names them, or ``sglang_`` as SGLang's router re-exports them."""
         self._scheduler = (*SCHEDULER_LABELS, DP_LABEL) if multi_engine else SCHEDULER_LABELS
         self.set_pool(block_size=block_size, num_blocks=num_blocks)
         self._tokenizer_histograms = TOKENIZER_HISTOGRAMS + (TOKENS_HISTOGRAMS if tokens_histogram else ())
         tables = GAUGES + SCHEDULER_COUNTERS + TOKENIZER_COUNTERS + SCHEDULER_HISTOGRAMS + self._tokenizer_histograms
-        self._native = frozenset([row[1] for row in tables] + [FINISHED])
+        self.native = frozenset([row[1] for row in tables] + [FINISHED])
 
     def set_pool(self, *, block_size: int, num_blocks: int) -> None:
         """The KV pool, also after a runtime change: ``max_total_num_tokens``, ``num_used_tokens``,
         ``page_size`` and ``num_pages`` follow it."""
         self._page_size, self._num_pages = block_size, num_blocks
         self._pool_tokens = num_blocks * block_size
-
-    def describe(self) -> Iterator[Metric]:
-        """Names only, so registration can detect clashes without reading the native families."""
-        yield from self._families({})
-
-    def collect(self) -> Iterator[Metric]:
-        yield from self._families(index_families(self._source(self._native)))
 
     def _named(self, name: str) -> str:
         return self._prefix + name.removeprefix(PREFIX)

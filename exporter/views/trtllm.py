@@ -29,13 +29,13 @@ from prometheus_client.metrics_core import Metric
 
 from exporter.buckets import TRTLLM_PREFILL, TRTLLM_REQUEST_PHASE, TRTLLM_TPOT, TRTLLM_TTFT
 from exporter.views.aggregate import (
+    DerivedView,
     FamilySource,
     GroupKey,
     counter_family,
     gauge_family,
     histogram_by,
     histogram_family,
-    index_families,
     sum_by,
 )
 
@@ -132,7 +132,7 @@ WAITING = "fakeai_requests_waiting"
 KV_USAGE = "fakeai_kv_cache_usage_ratio"
 
 
-class TrtllmView:
+class TrtllmView(DerivedView):
     """A prometheus-client collector exposing the native families under ``trtllm-serve``'s names."""
 
     def __init__(
@@ -145,25 +145,18 @@ class TrtllmView:
         max_num_tokens: int,
         speculative: bool,
     ) -> None:
-        self._source = source
+        super().__init__(source)
         self.set_limits(
             block_size=block_size, num_blocks=num_blocks, max_num_seqs=max_num_seqs, max_num_tokens=max_num_tokens
         )
         self._counters = COUNTERS + (SPECULATIVE_COUNTERS if speculative else ())
         tables = HISTOGRAMS + self._counters
-        self._native = frozenset([row[1] for row in tables] + [FINISHED, ERRORS, RUNNING, WAITING, KV_USAGE])
+        self.native = frozenset([row[1] for row in tables] + [FINISHED, ERRORS, RUNNING, WAITING, KV_USAGE])
 
     def set_limits(self, *, block_size: int, num_blocks: int, max_num_seqs: int, max_num_tokens: int) -> None:
         """The pool and batch limits (per engine), also after a runtime change: the iteration gauges follow."""
         self._block_size, self._num_blocks = block_size, num_blocks
         self._max_num_seqs, self._max_num_tokens = max_num_seqs, max_num_tokens
-
-    def describe(self) -> Iterator[Metric]:
-        """Names only, so registration can detect clashes without reading the native families."""
-        yield from self._families({})
-
-    def collect(self) -> Iterator[Metric]:
-        yield from self._families(index_families(self._source(self._native)))
 
     def _families(self, native: Mapping[str, Metric]) -> Iterator[Metric]:
         engines = sum_by(native.get(RUNNING), RUNNING, ("model", *_engine(native.get(RUNNING))))
