@@ -79,3 +79,28 @@ def test_sglang_router_form_passes_promtool_clean(start_server):
     assert "sglang_time_to_first_token_seconds_bucket" in text and "sglang:" not in text
     result = check(text)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_trtllm_dialect_passes_promtool_clean_on_both_paths(start_server):
+    server = start_server("--no-delay", "--models", MODEL, "--metrics-dialect", "trtllm")
+    text = metrics_after_traffic(server.url)
+    assert "trtllm_time_to_first_token_seconds_bucket" in text and "vllm:" not in text
+    result = check(text)
+    assert result.returncode == 0, result.stdout + result.stderr
+    mounted = httpx.get(server.url + "/prometheus/metrics").text  # where trtllm-serve mounts it
+    assert "trtllm_request_success_total" in mounted
+
+
+def test_llamacpp_dialect_parses_and_is_linted_as_llama_server_is(start_server):
+    # llama-server names its families with a colon and types two of them counter without "_total":
+    # promtool says exactly that of it, and nothing else.
+    server = start_server("--no-delay", "--models", MODEL, "--metrics-dialect", "llamacpp")
+    text = metrics_after_traffic(server.url)
+    assert "# TYPE llamacpp:n_tokens_max counter\nllamacpp:n_tokens_max " in text
+    result = check(text)
+    assert result.returncode in (0, 3), result.stderr
+    findings = {line for line in (result.stdout + result.stderr).splitlines() if line.strip()}
+    bare = {"llamacpp:n_tokens_max", "llamacpp:n_busy_slots_per_decode"}
+    expected_suffix = {f'{name} counter metrics should have "_total" suffix' for name in bare}
+    colons = {f for f in findings if re.match(r"^llamacpp:\S+ metric names should not contain ':'$", f)}
+    assert findings - colons == expected_suffix, findings - colons
