@@ -69,6 +69,31 @@ SGLANG_TOKENS: tuple[float, ...] = (
     22000, 25000, 30000, 35000, 40000, 66000, 99000, 132000, 300000, 600000, 900000, 1100000,
 )
 # fmt: on
+
+
+# Text Generation Inference's bounds, from router/src/server.rs (huggingface/text-generation-inference,
+# commit 24ee40d143d8d046039f12f76940a85886cbe152, the last to change it; the excerpt is kept in
+# tests/data/tgi/ and the tests compute the bounds from it). Computed as TGI computes them, in the same
+# float arithmetic, so each bound is bit for bit TGI's.
+def tgi_durations() -> tuple[float, ...]:
+    """Every histogram whose name ends in ``duration``: 35 bounds, 0.0001 x 1.5^i (0.00015 ... 145.6 s)."""
+    bounds, value = [], 0.0001
+    for _ in range(35):
+        value *= 1.5
+        bounds.append(value)
+    return tuple(bounds)
+
+
+def tgi_tokens(limit: int) -> tuple[float, ...]:
+    """The token-count histograms: 100 bounds, ``limit`` / 100 x (1 ... 100) (``limit`` is
+    ``max_input_tokens`` for input lengths, ``max_total_tokens`` for generated and max-new tokens)."""
+    return tuple((limit / 100.0) * (x + 1) for x in range(100))
+
+
+TGI_BATCH_SIZE: tuple[float, ...] = tuple(float(x + 1) for x in range(1024))
+"""``tgi_batch_next_size``: 1 ... 1024."""
+
+
 # prometheus-fastapi-instrumentator's default latency buckets, which vLLM's API server exposes
 # (``metrics.default``, src/prometheus_fastapi_instrumentator/metrics.py, v8.0.2 = c1c1fb6): ``lowr`` for
 # http_request_duration_seconds, ``highr`` for http_request_duration_highr_seconds.

@@ -24,6 +24,8 @@ MAX_LORA_SERIES = 64
 # vLLM's sleep states (vllm/v1/metrics/loggers.py, ``record_sleep_state``), and the level each stands for.
 SLEEP_STATES = ("awake", "weights_offloaded", "discard_all")
 SLEEP_LEVEL_STATES = {1: "weights_offloaded", 2: "discard_all"}
+STEP_PHASES = ("prefill", "decode")
+"""TGI's ``method`` label: a step that prefilled any prompt is a prefill call, the rest decode calls."""
 
 
 def bucket_priority(priority: int) -> str:
@@ -47,6 +49,7 @@ class NativeFamilies:
         *,
         engine_label: bool = False,
         priority_label: bool = False,
+        batch_calls: bool = False,
     ) -> None:
         # With several engines per model (--data-parallel-size, or --workers), every engine-level family
         # carries the engine's index; with one, it has no such label, as before. Under the priority
@@ -145,6 +148,32 @@ class NativeFamilies:
         )
         self.sequence_tokens_seen: dict[tuple[str, ...], int] = {}
         """The longest sequence per (model[, engine]) so far, kept here so a request reads no gauge."""
+        # What TGI's router times that no other engine does, at TGI's bounds: registered only when a model
+        # speaks the tgi dialect (``batch_calls``), so no other server pays for them.
+        self.batch_calls = batch_calls
+        if batch_calls:
+            durations = buckets.tgi_durations()
+            self.validation_time = histogram(
+                "fakeai_request_validation_time_seconds", "Arrival to the engine's queue (parse, tokenize).", durations
+            )
+            self.mean_time_per_token = histogram(
+                "fakeai_request_mean_time_per_token_seconds",
+                "Scheduled to last token, over the completion tokens.",
+                durations,
+            )
+            step = (*m, "phase")
+            self.step_time = histogram(
+                "fakeai_step_seconds", "Engine step, schedule to tokens sent, by phase.", durations, step
+            )
+            self.step_forward_time = histogram(
+                "fakeai_step_forward_seconds", "Engine step's simulated forward pass, by phase.", durations, step
+            )
+            self.step_send_time = histogram(
+                "fakeai_step_send_seconds", "Engine step's token hand-over to the requests, by phase.", durations, step
+            )
+            self.step_admitted = histogram(
+                "fakeai_step_admitted_requests", "Requests a step admitted from the queue.", buckets.TGI_BATCH_SIZE, m
+            )
         self.finished = counter("fakeai_finished_requests", "Finished requests by reason.", (*em, "finished_reason"))
         self.cache_queries = counter("fakeai_prefix_cache_queries", "Prompt tokens looked up in the prefix cache.")
         self.cache_hits = counter("fakeai_prefix_cache_hits", "Looked-up prompt tokens found in the prefix cache.")
@@ -336,6 +365,9 @@ class RequestMetrics:
         self._active_streams = f.active_streams.labels(*labels)
         self._engine_key = (model, str(engine)) if families.engine_label else (model,)
         self._sequence_tokens_max = f.sequence_tokens_max.labels(*self._engine_key)
+        if f.batch_calls:
+            self._validation_time = f.validation_time.labels(*labels)
+            self._mean_time_per_token = f.mean_time_per_token.labels(*labels)
         self._extra: dict[tuple[Counter, tuple[str, ...]], Counter] = {}
 
     def accepted(self, max_tokens: int | None, n: int) -> None:
@@ -415,6 +447,8 @@ class RequestMetrics:
         if record.stream_outcome is not None:
             inc(self._child(f.streams, record.stream_outcome.value))
         observe(self._duration, record.duration)
+        if f.batch_calls and record.queued is not None:
+            observe(self._validation_time, record.queued - record.arrival)
         if record.queued is not None:  # the engine had it: as vLLM, every request the engine finishes
             observe(self._request_preemptions, record.preemptions)
             observe(self._request_prefill_computed_tokens, record.prompt_tokens - record.cached_tokens)
@@ -429,6 +463,8 @@ class RequestMetrics:
         observe(self._request_max_completion_tokens, record.max_choice_tokens)
         if record.last_token is not None:
             observe(self._inference_time, record.last_token - record.scheduled)
+            if f.batch_calls and record.completion_tokens:
+                observe(self._mean_time_per_token, (record.last_token - record.scheduled) / record.completion_tokens)
         if record.first_token is not None and record.last_token is not None:
             decode = record.last_token - record.first_token
             observe(self._decode_time, decode)
@@ -451,6 +487,16 @@ class ModelMetrics:
         key = (model, str(engine)) if families.engine_label else (model,)
         self._iteration_tokens = families.iteration_tokens.labels(*key)
         self._step_requests = families.step_requests.labels(*key)
+        if families.batch_calls:
+            self._steps_by_phase = {
+                phase: (
+                    families.step_time.labels(*key, phase),
+                    families.step_forward_time.labels(*key, phase),
+                    families.step_send_time.labels(*key, phase),
+                )
+                for phase in STEP_PHASES
+            }
+            self._step_admitted = families.step_admitted.labels(*key)
         self._kv_cache_usage = families.kv_cache_usage.labels(*key)
         self._preemptions = families.preemptions.labels(*key)
         self._gen_throughput = families.gen_throughput.labels(*key)
@@ -500,6 +546,19 @@ class ModelMetrics:
         """``count`` engine steps that each processed ``tokens`` tokens of ``requests`` requests."""
         observe_many(self._iteration_tokens, tokens, count)
         inc(self._step_requests, requests * count)
+
+    def batch_call(self, phase: str, forward: float, send: float, admitted: int, count: int = 1) -> None:
+        """``count`` engine steps of a phase (``prefill`` when a step prefilled any prompt, else ``decode``):
+        the simulated forward pass, then the hand-over of the step's tokens; ``admitted`` requests joined
+        from the queue. Kept only when the tgi dialect asks for them (``NativeFamilies.batch_calls``)."""
+        if not self._families.batch_calls:
+            return
+        total, forward_time, send_time = self._steps_by_phase[phase]
+        observe_many(total, forward + send, count)
+        observe_many(forward_time, forward, count)
+        observe_many(send_time, send, count)
+        if admitted:
+            observe(self._step_admitted, admitted)
 
     def kv_cache_usage(self, ratio: float) -> None:
         self._kv_cache_usage.set(ratio)
@@ -562,6 +621,7 @@ class ServerMetrics:
         engines: Sequence[int] = (0,),
         engine_label: bool = False,
         priority_label: bool = False,
+        batch_calls: bool = False,
     ) -> None:
         self.registry = registry
         self.kv_cache_metrics = kv_cache_metrics
@@ -570,7 +630,9 @@ class ServerMetrics:
         self.engines = tuple(engines)
         """Every model's engine indices in this process (data-parallel ranks, numbered across workers)."""
         self.buckets = buckets.BucketFamilies(max_model_len, dict(custom_buckets or {}), dict(kept_buckets or {}))
-        self.families = NativeFamilies(registry, self.buckets, engine_label=engine_label, priority_label=priority_label)
+        self.families = NativeFamilies(
+            registry, self.buckets, engine_label=engine_label, priority_label=priority_label, batch_calls=batch_calls
+        )
         self._requests: dict[tuple[str, str, int, str], RequestMetrics] = {}
         self._models: dict[tuple[str, int], ModelMetrics] = {}
         self._http: dict[tuple[str, str, int], tuple[Counter, Histogram, Summary, Summary]] = {}

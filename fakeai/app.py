@@ -33,9 +33,11 @@ from exporter.views import (
     LlamacppView,
     ModelShape,
     SglangView,
+    TgiView,
     TrtllmView,
     VllmView,
     sglang,
+    tgi,
     trtllm,
 )
 from exporter.views.aggregate import FamilySource, only_models, reusing_scrape
@@ -50,6 +52,7 @@ from fakeai.openapi import add_to_schema
 from fakeai.routes import admin, chat, completions, embeddings, lora, misc, models, sleep
 from fakeai.routes import llamacpp as llamacpp_routes
 from fakeai.routes import sglang as sglang_routes
+from fakeai.routes import tgi as tgi_routes
 from fakeai.runtime_config import RuntimeConfig
 from fakeai.scenario import load as load_scenario
 from fakeai.scenario_runner import ScenarioRunner
@@ -173,6 +176,8 @@ def kept_buckets(settings: Settings) -> dict[str, tuple[float, ...]]:
         wanted.append(sglang.TOKENS_KEPT_BUCKETS)
     if settings.dialect_models("trtllm"):
         wanted.append(trtllm.KEPT_BUCKETS)
+    if settings.dialect_models("tgi"):
+        wanted.append(tgi.kept_buckets(settings.max_model_len))
     for bounds_by_family in wanted:
         for family, bounds in bounds_by_family.items():
             kept[family] = merged(kept.get(family, ()), bounds)
@@ -193,6 +198,7 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
         kept_buckets=kept_buckets(settings),
         kv_cache_metrics=settings.kv_cache_metrics,
         speculative_tokens=settings.speculative_tokens,
+        batch_calls=bool(settings.dialect_models("tgi")),
     )
     # What /metrics and the stream read. In one process: the registry itself. With workers
     # (prometheus-client multiprocess mode), every worker's values aggregated from their files, so any
@@ -268,6 +274,15 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
         exposed.register(trtllm_view)
     if settings.dialect_models("llamacpp"):
         exposed.register(LlamacppView(only_models(native, spoken_by("llamacpp"))))
+    tgi_view: TgiView | None = None
+    if settings.dialect_models("tgi"):
+        tgi_view = TgiView(
+            only_models(native, spoken_by("tgi")),
+            max_model_len=settings.max_model_len,
+            block_size=settings.block_size,
+            num_blocks=settings.num_blocks,
+        )
+        exposed.register(tgi_view)
     exposed.register(HttpView(native))
     engines = Engines(settings, metrics)
 
@@ -277,6 +292,8 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
             vllm_view.set_cache_config(cache_config(changed))
         for view in sglang_views:
             view.set_pool(block_size=changed.block_size, num_blocks=changed.num_blocks)
+        if tgi_view is not None:
+            tgi_view.set_pool(block_size=changed.block_size, num_blocks=changed.num_blocks)
         if trtllm_view is not None:
             trtllm_view.set_limits(
                 block_size=changed.block_size,
@@ -349,6 +366,8 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
         app.router.routes.extend(sglang_routes.router.routes)
     if settings.dialect_models("llamacpp"):
         app.router.routes.extend(llamacpp_routes.router.routes)
+    if settings.dialect_models("tgi"):
+        app.router.routes.extend(tgi_routes.router.routes)
     add_to_schema(app, hot_routes)
     scrape = metrics_endpoint(
         exposed,

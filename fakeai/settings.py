@@ -16,12 +16,12 @@ from fakeai.engine.speculative import check_acceptance_rates, check_speculative_
 
 ENV_PREFIX = "FAKEAI_"
 SCHEDULING_POLICIES = ("fcfs", "priority")
-METRICS_DIALECTS = ("vllm", "sglang", "sglang_", "trtllm", "llamacpp")
+METRICS_DIALECTS = ("vllm", "sglang", "sglang_", "trtllm", "llamacpp", "tgi")
 """``sglang_``: SGLang's families as its router re-exports them, ``sglang_`` instead of ``sglang:``."""
-ONE_MODEL_DIALECTS = ("trtllm", "llamacpp")
+ONE_MODEL_DIALECTS = ("trtllm", "llamacpp", "tgi")
 """Engines whose series carry no model of their own (``trtllm-serve`` labels every series
-``model_name="undefined"``, llama-server labels none): a server speaks each of them for one model at most."""
-TEXT_ONLY_DIALECTS = ("llamacpp",)
+``model_name="undefined"``, llama-server and TGI label none): a server speaks each for one model at most."""
+TEXT_ONLY_DIALECTS = ("llamacpp", "tgi")
 """Engines that write their exposition by hand, in text format 0.0.4 whatever the scraper asks."""
 """``SchedulerConfig.policy`` (vllm/config/scheduler.py @ 1f8758d584e8)."""
 DEFAULT_BATCHED_TOKENS = 8192
@@ -427,7 +427,7 @@ OPTIONS: tuple[Option, ...] = (
         "metrics_dialect",
         "engines whose metric names /metrics exposes: vllm, sglang, sglang_ (SGLang's names as its router "
         "re-exports them, with an underscore), trtllm (trtllm-serve's; one model), llamacpp (llama-server's; "
-        "one model) (comma-separated)",
+        "one model), tgi (Text Generation Inference's; one model) (comma-separated)",
         _csv,
         metavar="NAME,NAME",
     ),

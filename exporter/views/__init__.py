@@ -6,7 +6,8 @@ They cost nothing on the hot path and can never disagree with the native familie
 from exporter.views.http import HttpView
 from exporter.views.llamacpp import LlamacppView
 from exporter.views.sglang import SglangView
+from exporter.views.tgi import TgiView
 from exporter.views.trtllm import TrtllmView
 from exporter.views.vllm import CacheConfig, ModelShape, VllmView
 
-__all__ = ["CacheConfig", "HttpView", "LlamacppView", "ModelShape", "SglangView", "TrtllmView", "VllmView"]
+__all__ = ["CacheConfig", "HttpView", "LlamacppView", "ModelShape", "SglangView", "TgiView", "TrtllmView", "VllmView"]

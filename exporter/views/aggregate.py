@@ -64,6 +64,13 @@ def index_families(metrics: Iterable[Metric]) -> dict[str, Metric]:
     return by_name
 
 
+def engine_labels(family: Metric | None) -> tuple[str, ...]:
+    """``("engine",)`` when a native family carries the engine label (several engines per model)."""
+    if family is not None and family.samples and "engine" in family.samples[0].labels:
+        return ("engine",)
+    return ()
+
+
 def sum_by(
     family: Metric | None,
     sample_name: str,
@@ -185,10 +192,13 @@ class DerivedView:
         raise NotImplementedError
 
 
-def bare_counter_family(name: str, documentation: str, value: float) -> Metric:
-    """A counter whose one sample is named as the family, with no ``_total``: what exporters other than
+def bare_counter_family(
+    name: str, documentation: str, values: Mapping[GroupKey, float], labels: Sequence[str] = ()
+) -> Metric:
+    """A counter whose samples are named as the family, with no ``_total``: what exporters other than
     prometheus-client write (llama.cpp's hand-written exposition, Rust's metrics-exporter-prometheus).
     ``exporter.textformat`` writes its ``# TYPE`` line under that same name."""
     family = Metric(name, documentation, "counter")
-    family.add_sample(name, {}, value)
+    for key, value in sorted(values.items()):
+        family.add_sample(name, dict(zip(labels, key, strict=True)), value)
     return family

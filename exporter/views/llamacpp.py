@@ -95,7 +95,7 @@ class LlamacppView(DerivedView):
             ),
         )
         for name, doc, value in counters:
-            yield bare_counter_family(PREFIX + name, doc, value)
+            yield bare_counter_family(PREFIX + name, doc, {(): value})
         gauges = (
             (
                 "prompt_tokens_seconds",

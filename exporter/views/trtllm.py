@@ -33,6 +33,7 @@ from exporter.views.aggregate import (
     FamilySource,
     GroupKey,
     counter_family,
+    engine_labels,
     gauge_family,
     histogram_by,
     histogram_family,
@@ -159,7 +160,7 @@ class TrtllmView(DerivedView):
         self._max_num_seqs, self._max_num_tokens = max_num_seqs, max_num_tokens
 
     def _families(self, native: Mapping[str, Metric]) -> Iterator[Metric]:
-        engines = sum_by(native.get(RUNNING), RUNNING, ("model", *_engine(native.get(RUNNING))))
+        engines = sum_by(native.get(RUNNING), RUNNING, ("model", *engine_labels(native.get(RUNNING))))
         running = sum(engines.values())
         waiting = sum(sum_by(native.get(WAITING), WAITING, ()).values())
         max_blocks = self._num_blocks * len(engines)
@@ -235,10 +236,3 @@ class TrtllmView(DerivedView):
         for name, source, bounds, doc in HISTOGRAMS:
             group = histogram_by(native.get(source), bounds, ()).get(())
             yield histogram_family(name, doc, LABELS, {UNDEFINED: group} if group is not None and group.count else {})
-
-
-def _engine(family: Metric | None) -> tuple[str, ...]:
-    """The engine label, when the native families carry one (several engines per model)."""
-    if family is not None and family.samples and "engine" in family.samples[0].labels:
-        return ("engine",)
-    return ()

@@ -243,8 +243,10 @@ class ModelEngine:
             self.metrics.steps(prefill + first, 1)
         else:
             self.metrics.steps(prefill, 1)
+        self.metrics.batch_call("prefill", 0.0, 0.0, 1)
         for size, count in step_sizes.items():
             self.metrics.steps(size, count)
+            self.metrics.batch_call("decode", 0.0, 0.0, 0, count)
         seq.failed = seq.should_fail_now() and seq.unfinished > 0
         seq.state = State.FINISHED
         seq.done.set_result(None)
@@ -265,10 +267,16 @@ class ModelEngine:
             if not self._awake.is_set() and not self._draining:
                 await self._awake.wait()  # asleep: nothing is scheduled or stepped until wake_up
             try:
+                before = len(self.running)
+                started = time.monotonic()
                 prefill_tokens = self._schedule()
+                admitted = max(0, len(self.running) - before)  # nothing is admitted in a step that preempts
                 delay = self.latency.step_time(len(self.running), prefill_tokens, self._lora_loads)
                 await asyncio.sleep(delay)
-                self._step(time.monotonic(), prefill_tokens)
+                stepped = time.monotonic()
+                self._step(stepped, prefill_tokens)
+                phase = "prefill" if prefill_tokens else "decode"
+                self.metrics.batch_call(phase, stepped - started, time.monotonic() - stepped, admitted)
             except asyncio.CancelledError:
                 raise
             except Exception:

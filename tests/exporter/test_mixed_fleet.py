@@ -3,13 +3,14 @@ exact counts in every dialect and in the native families."""
 
 from prometheus_client.parser import text_string_to_metric_families
 
-VLLM, SGLANG, TRTLLM, LLAMACPP = (
+VLLM, SGLANG, TRTLLM, LLAMACPP, TGI = (
     "meta-llama/Llama-3.1-8B-Instruct",
     "meta-llama/Llama-3.1-70B-Instruct",
     "Qwen/Qwen2.5-7B-Instruct",
     "mistralai/Mistral-7B-Instruct-v0.3",
+    "tiiuae/falcon-7b-instruct",
 )
-SENT = {VLLM: 2, SGLANG: 3, TRTLLM: 4, LLAMACPP: 5}
+SENT = {VLLM: 2, SGLANG: 3, TRTLLM: 4, LLAMACPP: 5, TGI: 6}
 TOKENS = 3
 
 
@@ -22,8 +23,8 @@ def total(families: dict, name: str, sample: str, **labels: str) -> float:
     )
 
 
-async def test_four_models_on_four_dialects_each_under_its_own_names(app_client):
-    dialects = {VLLM: ("vllm",), SGLANG: ("sglang",), TRTLLM: ("trtllm",), LLAMACPP: ("llamacpp",)}
+async def test_five_models_on_five_dialects_each_under_its_own_names(app_client):
+    dialects = {VLLM: ("vllm",), SGLANG: ("sglang",), TRTLLM: ("trtllm",), LLAMACPP: ("llamacpp",), TGI: ("tgi",)}
     async with app_client(no_delay=True, models=tuple(SENT), model_dialects=dialects) as (client, _):
         for model, times in SENT.items():
             body = {"model": model, "prompt": "Hi there", "max_tokens": TOKENS, "ignore_eos": True}
@@ -52,5 +53,8 @@ async def test_four_models_on_four_dialects_each_under_its_own_names(app_client)
     assert total(families, "trtllm_generation_tokens", "trtllm_generation_tokens_total") == SENT[TRTLLM] * TOKENS
     llamacpp = total(families, "llamacpp:tokens_predicted", "llamacpp:tokens_predicted_total")
     assert llamacpp == SENT[LLAMACPP] * TOKENS
+    assert total(families, "tgi_request_success", "tgi_request_success_total") == SENT[TGI]
+    tgi_tokens = total(families, "tgi_request_generated_tokens", "tgi_request_generated_tokens_sum")
+    assert tgi_tokens == SENT[TGI] * TOKENS
     # The native families keep every model, whatever its dialect.
     assert {model: total(families, "fakeai_requests", "fakeai_requests_total", model=model) for model in SENT} == SENT

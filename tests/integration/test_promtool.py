@@ -104,3 +104,24 @@ def test_llamacpp_dialect_parses_and_is_linted_as_llama_server_is(start_server):
     expected_suffix = {f'{name} counter metrics should have "_total" suffix' for name in bare}
     colons = {f for f in findings if re.match(r"^llamacpp:\S+ metric names should not contain ':'$", f)}
     assert findings - colons == expected_suffix, findings - colons
+
+
+def test_tgi_dialect_parses_and_is_linted_as_tgi_is(start_server):
+    # TGI's exporter names its counters without "_total", two of them "_count", and describes not every
+    # family: promtool says exactly that of it, and nothing else.
+    server = start_server("--no-delay", "--models", MODEL, "--metrics-dialect", "tgi")
+    text = metrics_after_traffic(server.url)
+    assert "# TYPE tgi_request_count counter\ntgi_request_count " in text
+    result = check(text)
+    assert result.returncode in (0, 3), result.stderr
+    findings = {line for line in (result.stdout + result.stderr).splitlines() if line.strip()}
+    counters = set(re.findall(r"^# TYPE (tgi_\w+) counter$", text, flags=re.M))
+    undescribed = set(re.findall(r"^# HELP (tgi_\w+) $", text, flags=re.M))
+    expected = {f'{name} counter metrics should have "_total" suffix' for name in counters}
+    expected |= {
+        f'{name} non-histogram and non-summary metrics should not have "_count" suffix'
+        for name in counters
+        if name.endswith("_count")
+    }
+    expected |= {f"{name} no help text" for name in undescribed}
+    assert counters and undescribed and findings == expected
