@@ -194,8 +194,8 @@ def test_metrics_dialects_from_flag_and_env_and_an_unknown_one_named():
     assert parse([], {}).metrics_dialect == ("vllm",)
     assert parse(["--metrics-dialect", "vllm, sglang"], {}).metrics_dialect == ("vllm", "sglang")
     assert parse([], {"FAKEAI_METRICS_DIALECT": "sglang"}).metrics_dialect == ("sglang",)
-    with pytest.raises(ValueError, match="metrics_dialect tgi is not one of vllm, sglang"):
-        parse(["--metrics-dialect", "sglang,tgi"], {})
+    with pytest.raises(ValueError, match="metrics_dialect ollama is not one of vllm, sglang"):
+        parse(["--metrics-dialect", "sglang,ollama"], {})
 
 
 def test_per_model_dialects_beside_latency_fields_and_through_to_workers():
@@ -206,4 +206,4 @@ def test_per_model_dialects_beside_latency_fields_and_through_to_workers():
     assert settings.dialects_of(model) == ("vllm", "sglang") and settings.dialect_models("sglang") == (model,)
     assert Settings.from_json(settings.to_json()) == settings
     with pytest.raises(ValueError, match="dialect must be one or more of vllm, sglang"):
-        parse(["--model-profile", f"{model}:dialect=tgi"], {})
+        parse(["--model-profile", f"{model}:dialect=ollama"], {})
