@@ -267,16 +267,18 @@ class ModelEngine:
             if not self._awake.is_set() and not self._draining:
                 await self._awake.wait()  # asleep: nothing is scheduled or stepped until wake_up
             try:
+                timed = self.metrics.batch_calls  # TGI's per-call timings, only when a model speaks tgi
                 before = len(self.running)
-                started = time.monotonic()
+                started = time.monotonic() if timed else 0.0
                 prefill_tokens = self._schedule()
                 admitted = max(0, len(self.running) - before)  # nothing is admitted in a step that preempts
                 delay = self.latency.step_time(len(self.running), prefill_tokens, self._lora_loads)
                 await asyncio.sleep(delay)
                 stepped = time.monotonic()
                 self._step(stepped, prefill_tokens)
-                phase = "prefill" if prefill_tokens else "decode"
-                self.metrics.batch_call(phase, stepped - started, time.monotonic() - stepped, admitted)
+                if timed:
+                    phase = "prefill" if prefill_tokens else "decode"
+                    self.metrics.batch_call(phase, stepped - started, time.monotonic() - stepped, admitted)
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -2,6 +2,7 @@
 read from the excerpts kept verbatim in tests/data/tgi/ (see its SOURCES.md); the exposition written as
 metrics-exporter-prometheus writes it; values that are the native families' own."""
 
+import asyncio
 import re
 from pathlib import Path
 
@@ -171,3 +172,15 @@ async def test_the_info_probe_answers_only_for_the_dialect(app_client):
 def test_one_server_speaks_tgi_for_one_model_only():
     with pytest.raises(ValueError, match="dialect tgi labels no model"):
         Settings(metrics_dialect=("tgi",))
+
+
+async def test_requests_admitted_together_are_one_next_batch(app_client):
+    async with app_client(**(SETTINGS | {"itl_ms": 20})) as (client, _):
+        # One token each: they finish in the step that admitted them, which must still count them.
+        chat = {"model": MODEL, "messages": [{"role": "user", "content": "hello"}], "max_tokens": 1}
+        responses = await asyncio.gather(*(client.post("/v1/chat/completions", json=chat) for _ in range(3)))
+        assert [r.status_code for r in responses] == [200] * 3
+        families = {f.name: f for f in text_string_to_metric_families((await client.get("/metrics")).text)}
+    # The three arrive before the engine's first step: one batch of three, not three of one.
+    assert value(families, "tgi_batch_next_size", "tgi_batch_next_size_count") == 1
+    assert value(families, "tgi_batch_next_size", "tgi_batch_next_size_sum") == 3
