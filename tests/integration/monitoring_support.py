@@ -1,7 +1,11 @@
 """The repository's monitoring files, read the way Grafana and Prometheus would read them."""
 
+import contextlib
 import json
 import re
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,3 +44,17 @@ def resolve(expr: str, values: dict[str, str]) -> str:
     """A panel expression as Grafana sends it: variables set to real values, $__rate_interval expanded."""
     expr = expr.replace("$__rate_interval", RATE_INTERVAL)
     return re.sub(r"\$(\w+)", lambda m: values[m.group(1)], expr)
+
+
+@contextlib.contextmanager
+def background_traffic(url: str, model: str, *load: str) -> Iterator[None]:
+    """Streams against ``url`` from a process of their own (``python -m fakeai.traffic``) while the block
+    runs; stopped, by its process, when it ends."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fakeai.traffic", "--url", url, "--model", model, *load], stdout=subprocess.DEVNULL
+    )
+    try:
+        yield
+    finally:
+        process.terminate()
+        process.wait(timeout=20)

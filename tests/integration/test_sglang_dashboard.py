@@ -2,10 +2,10 @@
 real Prometheus scraping fakeai in the ``sglang`` dialect under streaming traffic: every target returns
 data, and the engine-log gauges it plots moved."""
 
-import subprocess
-import sys
 import time
 from pathlib import Path
+
+from monitoring_support import background_traffic
 
 from fakeai.tools.dashboards import Dashboard, Prometheus, TimeRange, evaluate
 
@@ -18,11 +18,7 @@ def test_sglangs_dashboard_has_data_for_every_target(start_server, run_prometheu
     prometheus = Prometheus(run_prometheus(server.url, scrape_interval=1))
     # Streams from a process of their own; prompts share their first half, so prefill batches hit the cache.
     load = ["--requests", "100000", "--concurrency", "6", "--max-tokens", "30", "--prompt-words", "40"]
-    traffic = subprocess.Popen(
-        [sys.executable, "-m", "fakeai.traffic", "--url", server.url, "--model", MODEL, *load],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
+    with background_traffic(server.url, MODEL, *load):
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             moved = prometheus.query(
@@ -32,9 +28,6 @@ def test_sglangs_dashboard_has_data_for_every_target(start_server, run_prometheu
                 break
             time.sleep(0.5)
         report = evaluate(Dashboard.load(BOARD), prometheus, TimeRange(seconds=60, scrape_interval=1))
-    finally:
-        traffic.terminate()
-        traffic.wait(timeout=20)
     print("\n" + report.summary())
     assert report.values["model_name"] == [MODEL]
     assert len(report.outcomes) == 14  # 2 x 4 latency quantiles, 2 heatmaps, 4 gauges

@@ -3,12 +3,11 @@ Prometheus scraping fakeai in the ``tgi`` dialect under streaming traffic with f
 data but those exempted below, each for a stated reason. And a client that goes away is TGI's ``dropped``
 failure."""
 
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
+from monitoring_support import background_traffic
 
 from fakeai.tools.dashboards import Dashboard, Prometheus, TimeRange, evaluate
 
@@ -34,20 +33,13 @@ def test_tgis_dashboard_has_data_for_every_target_but_the_exempt(start_server, r
     )
     prometheus = Prometheus(run_prometheus(server.url, scrape_interval=1, labels={"container": CONTAINER}))
     load = ["--requests", "100000", "--concurrency", "6", "--max-tokens", "30", "--prompt-words", "40"]
-    traffic = subprocess.Popen(
-        [sys.executable, "-m", "fakeai.traffic", "--url", server.url, "--model", MODEL, *load],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
+    with background_traffic(server.url, MODEL, *load):
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if len(prometheus.query("increase(tgi_request_failure[1m]) > 0")) >= 2:
                 break  # failures of two kinds have happened, as the "Requests" panel plots them
             time.sleep(0.5)
         report = evaluate(Dashboard.load(BOARD), prometheus, TimeRange(seconds=60, scrape_interval=1))
-    finally:
-        traffic.terminate()
-        traffic.wait(timeout=20)
     exempt = [o for o in report.outcomes if exemption(o.query)]
     print(f"\n{report.summary()} ({len(exempt)} exempt: {', '.join(sorted({exemption(o.query) for o in exempt}))})")
     assert report.values["service"] == [CONTAINER]

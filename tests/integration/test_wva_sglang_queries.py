@@ -4,12 +4,11 @@ SGLang engine, kept verbatim in tests/data/llm-d/) return data on a real Prometh
 engine's own (capacity, hit rate, token averages)."""
 
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from monitoring_support import background_traffic
 
 from fakeai.tools.dashboards import Prometheus
 
@@ -47,21 +46,14 @@ def test_every_sglang_query_of_the_autoscaler_returns_data(start_server, run_pro
     )
     prometheus = Prometheus(run_prometheus(server.url, scrape_interval=1, labels=TARGET_LABELS))
     load = ["--requests", "100000", "--concurrency", "4", "--max-tokens", "20", "--prompt-words", "40"]
-    traffic = subprocess.Popen(
-        [sys.executable, "-m", "fakeai.traffic", "--url", server.url, "--model", MODEL, *load],
-        stdout=subprocess.DEVNULL,
-    )
     results: dict[str, list] = {}
-    try:
+    with background_traffic(server.url, MODEL, *load):
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             results = {name: prometheus.query(query) for name, query in queries.items()}
             if all(results.values()):
                 break
             time.sleep(1)
-    finally:
-        traffic.terminate()
-        traffic.wait(timeout=20)
     print("\n" + "\n".join(f"{name}: {len(result)} series" for name, result in results.items()))
     assert [name for name, result in results.items() if not result] == []
     pod = {"instance": server.url.removeprefix("http://"), "pod": "sglang-0", "llm_d_ai_variant": "a100"}
