@@ -16,6 +16,7 @@ from fakeai.engine.speculative import check_acceptance_rates, check_speculative_
 
 ENV_PREFIX = "FAKEAI_"
 SCHEDULING_POLICIES = ("fcfs", "priority")
+"""``SchedulerConfig.policy`` (vllm/config/scheduler.py @ 1f8758d584e8)."""
 METRICS_DIALECTS = ("vllm", "sglang", "sglang_", "trtllm", "llamacpp", "tgi")
 """``sglang_``: SGLang's families as its router re-exports them, ``sglang_`` instead of ``sglang:``."""
 ONE_MODEL_DIALECTS = ("trtllm", "llamacpp", "tgi")
@@ -23,7 +24,6 @@ ONE_MODEL_DIALECTS = ("trtllm", "llamacpp", "tgi")
 ``model_name="undefined"``, llama-server and TGI label none): a server speaks each for one model at most."""
 TEXT_ONLY_DIALECTS = ("llamacpp", "tgi")
 """Engines that write their exposition by hand, in text format 0.0.4 whatever the scraper asks."""
-"""``SchedulerConfig.policy`` (vllm/config/scheduler.py @ 1f8758d584e8)."""
 DEFAULT_BATCHED_TOKENS = 8192
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 PROFILE_FIELDS = ("overhead_ms", "prefill_ms_per_token", "itl_ms", "itl_jitter", "batch_slowdown", "output_tokens")
