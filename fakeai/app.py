@@ -23,27 +23,21 @@ from starlette.types import ASGIApp
 from bridge.hub import Hub, StreamSettings
 from bridge.server import stream_endpoint
 from bridge.sources import ChildrenSource, PrometheusSource, RegistrySource, Source
-from exporter.buckets import merged
 from exporter.exposition import metrics_endpoint
 from exporter.metrics import ServerMetrics
 from exporter.stream import STREAM_MAPPING
 from exporter.views import (
     CacheConfig,
     HttpView,
-    LlamacppView,
     ModelShape,
-    SglangView,
-    TgiView,
-    TrtllmView,
     VllmView,
-    sglang,
-    tgi,
     trtllm,
 )
 from exporter.views.aggregate import FamilySource, only_models, reusing_scrape
 from fakeai import __version__, worker_index
 from fakeai.context import ServerContext
 from fakeai.control import LocalControl, SharedControl
+from fakeai.dialects import kept_buckets, register_engine_views, speaks_sglang, spoken_by
 from fakeai.engines import Engines
 from fakeai.errors import ErrorKind, OpenAIError, error_body
 from fakeai.hot_path import HotPath
@@ -162,28 +156,6 @@ def cache_config(settings: Settings) -> CacheConfig:
     )
 
 
-def speaks_sglang(settings: Settings) -> bool:
-    """Whether any model answers as SGLang, under either form of its names."""
-    return bool(settings.dialect_models("sglang") or settings.dialect_models("sglang_"))
-
-
-def kept_buckets(settings: Settings) -> dict[str, tuple[float, ...]]:
-    """The bounds the native histograms keep for the dialects served, beyond their own: each dialect's
-    view then selects its exact bounds out of them (and a server without the dialect pays nothing)."""
-    kept: dict[str, tuple[float, ...]] = {}
-    wanted = [sglang.KEPT_BUCKETS] if speaks_sglang(settings) else []
-    if speaks_sglang(settings) and settings.collect_tokens_histogram:
-        wanted.append(sglang.TOKENS_KEPT_BUCKETS)
-    if settings.dialect_models("trtllm"):
-        wanted.append(trtllm.KEPT_BUCKETS)
-    if settings.dialect_models("tgi"):
-        wanted.append(tgi.kept_buckets(settings.max_model_len))
-    for bounds_by_family in wanted:
-        for family, bounds in bounds_by_family.items():
-            kept[family] = merged(kept.get(family, ()), bounds)
-    return kept
-
-
 def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
     engines_here, engine_label = engine_indices(settings)
     metrics = ServerMetrics(
@@ -230,14 +202,9 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
     native = reusing_scrape(native)
     vllm_view: VllmView | None = None
 
-    def spoken_by(dialect: str) -> tuple[str, ...] | None:
-        """The models a dialect's view speaks for: None for all of them (no filtering at scrape time)."""
-        models = settings.dialect_models(dialect)
-        return None if models == settings.models else models
-
     if settings.vllm_metrics and settings.dialect_models("vllm"):
         vllm_view = VllmView(
-            only_models(native, spoken_by("vllm")),
+            only_models(native, spoken_by(settings, "vllm")),
             bucket_families=metrics.buckets,
             cache_config=cache_config(settings),
             legacy_names=settings.legacy_vllm_metrics,
@@ -248,41 +215,7 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
             scheduling_policy=settings.scheduling_policy,
         )
         exposed.register(vllm_view)
-    sglang_views: list[SglangView] = []
-    for dialect, prefix in (("sglang", sglang.PREFIX), ("sglang_", sglang.ROUTER_PREFIX)):
-        if settings.dialect_models(dialect):
-            view = SglangView(
-                only_models(native, spoken_by(dialect)),
-                block_size=settings.block_size,
-                num_blocks=settings.num_blocks,
-                multi_engine=engine_label,
-                prefix=prefix,
-                tokens_histogram=settings.collect_tokens_histogram,
-            )
-            exposed.register(view)
-            sglang_views.append(view)
-    trtllm_view: TrtllmView | None = None
-    if settings.dialect_models("trtllm"):
-        trtllm_view = TrtllmView(
-            only_models(native, spoken_by("trtllm")),
-            block_size=settings.block_size,
-            num_blocks=settings.num_blocks,
-            max_num_seqs=settings.max_num_seqs,
-            max_num_tokens=settings.batched_tokens,
-            speculative=bool(settings.speculative_tokens),
-        )
-        exposed.register(trtllm_view)
-    if settings.dialect_models("llamacpp"):
-        exposed.register(LlamacppView(only_models(native, spoken_by("llamacpp"))))
-    tgi_view: TgiView | None = None
-    if settings.dialect_models("tgi"):
-        tgi_view = TgiView(
-            only_models(native, spoken_by("tgi")),
-            max_model_len=settings.max_model_len,
-            block_size=settings.block_size,
-            num_blocks=settings.num_blocks,
-        )
-        exposed.register(tgi_view)
+    follow_views = register_engine_views(settings, native, exposed, multi_engine=engine_label)
     exposed.register(HttpView(native))
     engines = Engines(settings, metrics)
 
@@ -290,17 +223,7 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
         app.state.fakeai.settings = changed
         if vllm_view is not None:
             vllm_view.set_cache_config(cache_config(changed))
-        for view in sglang_views:
-            view.set_pool(block_size=changed.block_size, num_blocks=changed.num_blocks)
-        if tgi_view is not None:
-            tgi_view.set_pool(block_size=changed.block_size, num_blocks=changed.num_blocks)
-        if trtllm_view is not None:
-            trtllm_view.set_limits(
-                block_size=changed.block_size,
-                num_blocks=changed.num_blocks,
-                max_num_seqs=changed.max_num_seqs,
-                max_num_tokens=changed.batched_tokens,
-            )
+        follow_views(changed)
 
     runtime = RuntimeConfig(settings, [engines.reconfigure, settings_changed])
 

@@ -58,3 +58,19 @@ async def test_five_models_on_five_dialects_each_under_its_own_names(app_client)
     assert tgi_tokens == SENT[TGI] * TOKENS
     # The native families keep every model, whatever its dialect.
     assert {model: total(families, "fakeai_requests", "fakeai_requests_total", model=model) for model in SENT} == SENT
+
+
+async def test_a_runtime_pool_change_reaches_every_dialect_view(app_client):
+    dialects = {SGLANG: ("sglang",), TRTLLM: ("trtllm",), TGI: ("tgi",)}
+    settings = {"no_delay": True, "models": (SGLANG, TRTLLM, TGI), "model_dialects": dialects, "admin_token": "t"}
+    settings["block_size"] = 16
+    async with app_client(**settings) as (client, _):
+        patch = {"num_blocks": 123, "max_num_seqs": 7}  # block_size is fixed at start
+        headers = {"Authorization": "Bearer t"}
+        assert (await client.patch("/admin/config", json=patch, headers=headers)).status_code == 200
+        families = {f.name: f for f in text_string_to_metric_families((await client.get("/metrics")).text)}
+    assert total(families, "sglang:num_pages", "sglang:num_pages") == 123
+    assert total(families, "sglang:max_total_num_tokens", "sglang:max_total_num_tokens") == 123 * 16
+    assert total(families, "trtllm_kv_cache_max_blocks", "trtllm_kv_cache_max_blocks") == 123
+    assert total(families, "trtllm_max_num_active_requests", "trtllm_max_num_active_requests") == 7
+    assert total(families, "tgi_batch_max_total_tokens", "tgi_batch_max_total_tokens") == 123 * 16
