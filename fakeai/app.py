@@ -37,7 +37,7 @@ from exporter.views.aggregate import FamilySource, only_models, reusing_scrape
 from fakeai import __version__, worker_index
 from fakeai.context import ServerContext
 from fakeai.control import LocalControl, SharedControl
-from fakeai.dialects import kept_buckets, register_engine_views, speaks_sglang, spoken_by
+from fakeai.dialects import kept_buckets, register_engine_views, speaks_sglang, vllm_models, vllm_retired
 from fakeai.engines import Engines
 from fakeai.errors import ErrorKind, OpenAIError, error_body
 from fakeai.hot_path import HotPath
@@ -201,13 +201,12 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
         GCCollector(registry=registry)
     native = reusing_scrape(native)
     vllm_view: VllmView | None = None
-
-    if settings.vllm_metrics and settings.dialect_models("vllm"):
+    if settings.vllm_metrics and settings.vllm_dialects():
         vllm_view = VllmView(
-            only_models(native, spoken_by(settings, "vllm")),
+            only_models(native, vllm_models(settings)),
             bucket_families=metrics.buckets,
             cache_config=cache_config(settings),
-            legacy_names=settings.legacy_vllm_metrics,
+            retired=vllm_retired(settings),
             mfu=model_shapes(settings) if settings.enable_mfu_metrics else None,
             kv_cache_metrics=settings.kv_cache_metrics,
             speculative=bool(settings.speculative_tokens),

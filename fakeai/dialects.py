@@ -9,7 +9,8 @@ from prometheus_client import CollectorRegistry
 from exporter.buckets import merged
 from exporter.views import LlamacppView, SglangView, TgiView, TrtllmView, sglang, tgi, trtllm
 from exporter.views.aggregate import FamilySource, only_models
-from fakeai.settings import Settings
+from exporter.vllm_releases import shown_retired
+from fakeai.settings import Settings, vllm_release
 
 
 def speaks_sglang(settings: Settings) -> bool:
@@ -38,6 +39,23 @@ def spoken_by(settings: Settings, dialect: str) -> tuple[str, ...] | None:
     """The models a dialect's view speaks for: None for all of them (no filtering at scrape time)."""
     models = settings.dialect_models(dialect)
     return None if models == settings.models else models
+
+
+def vllm_models(settings: Settings) -> tuple[str, ...] | None:
+    """The models the vllm view speaks for, whichever vLLM release each is pinned to (None: all)."""
+    models = tuple(model for dialect in settings.vllm_dialects() for model in settings.dialect_models(dialect))
+    return None if set(models) == set(settings.models) else models
+
+
+def vllm_retired(settings: Settings) -> dict[str, tuple[str, ...] | None]:
+    """Each name later vLLM releases retired that some model's pinned release still shows (``vllm@0.11``),
+    with those models; None where every model of the vllm view shows it."""
+    showing: dict[str, list[str]] = {}
+    for dialect in settings.vllm_dialects():
+        for name in shown_retired(vllm_release(dialect), settings.shown_hidden_for()):
+            showing.setdefault(name, []).extend(settings.dialect_models(dialect))
+    everyone = set(vllm_models(settings) or settings.models)
+    return {name: None if set(models) == everyone else tuple(models) for name, models in showing.items()}
 
 
 def register_engine_views(

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from exporter.buckets import check_custom_buckets
+from exporter.vllm_releases import LEGACY_RELEASE, Release, format_release, parse_release, release_number
 from fakeai.engine.faults import DEFAULT_MIX, parse_mix
 from fakeai.engine.lora import MAX_LORA_RANKS, parse_lora_module
 from fakeai.engine.profiles import DEFAULT_MODELS, LatencyProfile, parse_overrides, profile_for
@@ -22,6 +23,8 @@ METRICS_DIALECTS = ("vllm", "sglang", "sglang_", "trtllm", "llamacpp", "tgi")
 ONE_MODEL_DIALECTS = ("trtllm", "llamacpp", "tgi")
 """Engines whose series carry no model of their own (``trtllm-serve`` labels every series
 ``model_name="undefined"``, llama-server and TGI label none): a server speaks each for one model at most."""
+VLLM_PIN = "vllm@"
+"""``vllm@0.11``: vLLM's names as that release exposed them (exporter/vllm_releases.py)."""
 TEXT_ONLY_DIALECTS = ("llamacpp", "tgi")
 """Engines that write their exposition by hand, in text format 0.0.4 whatever the scraper asks."""
 DEFAULT_BATCHED_TOKENS = 8192
@@ -72,6 +75,9 @@ class Settings:
     """Per-model dialects (``--model-profile MODEL:dialect=sglang``), in place of ``metrics_dialect``: one
     server can play a mixed fleet."""
     legacy_vllm_metrics: bool = False
+    """An alias of the vllm@0.10 pin for every model that speaks plain ``vllm`` (the flag came first)."""
+    show_hidden_metrics_for_version: str | None = None
+    """vLLM's escape hatch: a pinned release also shows the names it hides when this is its previous minor."""
     custom_histogram_buckets: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     """vLLM's --custom-histogram-buckets: whole bucket families replaced, by vLLM's family keys."""
     startup_seconds: float = 0.0
@@ -134,13 +140,29 @@ class Settings:
                 f"max_num_batched_tokens ({self.max_num_batched_tokens}) must be greater than or equal to "
                 f"max_num_seqs ({self.max_num_seqs})"
             )
-        if strangers := sorted(set(self.metrics_dialect) - set(METRICS_DIALECTS)):
-            problems.append(f"metrics_dialect {', '.join(strangers)} is not one of {', '.join(METRICS_DIALECTS)}")
+        known = ", ".join(METRICS_DIALECTS) + f" (or {VLLM_PIN}X.Y)"
+        if strangers := [name for name in self.metrics_dialect if not _known_dialect(name)]:
+            problems.append(f"metrics_dialect {', '.join(strangers)} is not one of {known}")
         if not self.metrics_dialect:
-            problems.append("metrics_dialect needs at least one of " + ", ".join(METRICS_DIALECTS))
+            problems.append("metrics_dialect needs at least one of " + known)
         for model, dialects in self.model_dialects.items():
-            if not dialects or set(dialects) - set(METRICS_DIALECTS):
-                problems.append(f"{model}: dialect must be one or more of {', '.join(METRICS_DIALECTS)}, joined by +")
+            if not dialects or not all(_known_dialect(name) for name in dialects):
+                problems.append(f"{model}: dialect must be one or more of {known}, joined by +")
+        for pin in {name for name in (*self.metrics_dialect, *_flat(self.model_dialects)) if _is_vllm(name)}:
+            try:
+                vllm_release(pin)
+            except ValueError as exc:
+                problems.append(str(exc))
+        if clashes := [model for model in self.models if sum(map(_is_vllm, self.dialects_of(model))) > 1]:
+            problems.append(f"{', '.join(clashes)}: one vLLM release per model (their names would clash)")
+        if self.show_hidden_metrics_for_version is not None:
+            try:
+                release_number(self.show_hidden_metrics_for_version)
+            except ValueError:
+                problems.append(
+                    f"show_hidden_metrics_for_version {self.show_hidden_metrics_for_version!r} is not a version such "
+                    "as 0.11"
+                )
         if unknown := set(self.model_dialects) - set(self.models):
             problems.append(f"dialects given for models not served: {', '.join(sorted(unknown))}")
         for dialect in ONE_MODEL_DIALECTS:
@@ -264,8 +286,21 @@ class Settings:
         return cls(**data)
 
     def dialects_of(self, model: str) -> tuple[str, ...]:
-        """Whose metric names this model's series take."""
-        return self.model_dialects.get(model, self.metrics_dialect)
+        """Whose metric names this model's series take (``--legacy-vllm-metrics`` pins plain ``vllm``)."""
+        dialects = self.model_dialects.get(model, self.metrics_dialect)
+        if self.legacy_vllm_metrics:
+            return tuple(VLLM_PIN + format_release(LEGACY_RELEASE) if name == "vllm" else name for name in dialects)
+        return dialects
+
+    def vllm_dialects(self) -> tuple[str, ...]:
+        """The vLLM dialects spoken (``vllm`` and its pins), each once, in the models' order."""
+        spoken = (name for model in self.models for name in self.dialects_of(model) if _is_vllm(name))
+        return tuple(dict.fromkeys(spoken))
+
+    def shown_hidden_for(self) -> Release | None:
+        """--show-hidden-metrics-for-version as a release number."""
+        version = self.show_hidden_metrics_for_version
+        return None if version is None else release_number(version)
 
     def dialect_models(self, dialect: str) -> tuple[str, ...]:
         """The served models whose series take this dialect's names."""
@@ -280,6 +315,23 @@ class Settings:
 
 
 # -- command line and environment ---------------------------------------------------------------------
+
+
+def _is_vllm(dialect: str) -> bool:
+    return dialect == "vllm" or dialect.startswith(VLLM_PIN)
+
+
+def _known_dialect(dialect: str) -> bool:
+    return dialect in METRICS_DIALECTS or dialect.startswith(VLLM_PIN)
+
+
+def _flat(model_dialects: Mapping[str, tuple[str, ...]]) -> list[str]:
+    return [name for names in model_dialects.values() for name in names]
+
+
+def vllm_release(dialect: str) -> Release | None:
+    """The release a vLLM dialect pins: None for plain ``vllm`` (current vLLM)."""
+    return None if dialect == "vllm" else parse_release(dialect.removeprefix(VLLM_PIN))
 
 
 def _csv(text: str) -> tuple[str, ...]:
@@ -427,11 +479,22 @@ OPTIONS: tuple[Option, ...] = (
         "metrics_dialect",
         "engines whose metric names /metrics exposes: vllm, sglang, sglang_ (SGLang's names as its router "
         "re-exports them, with an underscore), trtllm (trtllm-serve's; one model), llamacpp (llama-server's; "
-        "one model), tgi (Text Generation Inference's; one model) (comma-separated)",
+        "one model), tgi (Text Generation Inference's; one model), vllm@0.10, vllm@0.11, vllm@0.12 (vLLM's names "
+        "as that release exposed them) (comma-separated)",
         _csv,
         metavar="NAME,NAME",
     ),
-    Option("legacy_vllm_metrics", "also expose old vLLM names (gpu_cache_usage_perc, ...)", _bool, "switch"),
+    Option(
+        "legacy_vllm_metrics",
+        "alias of the vllm@0.10 pin: also expose the vLLM names later releases retired (gpu_cache_usage_perc, ...)",
+        _bool,
+        "switch",
+    ),
+    Option(
+        "show_hidden_metrics_for_version",
+        "vLLM's escape hatch: a vllm@X.Y pin also shows the names it hides when this is X.(Y-1)",
+        metavar="X.Y",
+    ),
     Option(
         "custom_histogram_buckets",
         "vLLM's JSON map of bucket families to bounds, e.g. '{\"request_latency\": [0.01, 0.1, 1]}'",

@@ -1,6 +1,6 @@
 """The ``vllm`` view: vLLM's exact names, labels and bucket bounds, built from the native families."""
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 
 from prometheus_client.metrics_core import (
@@ -18,6 +18,7 @@ from exporter.views.aggregate import (
     index_families,
     sum_by,
 )
+from exporter.vllm_releases import RETIRED_BY_NAME
 
 ENGINE = "0"
 """The engine index of a model with one engine (the native families then have no ``engine`` label)."""
@@ -338,24 +339,21 @@ def _residency_histograms(families: BucketFamilies) -> tuple[tuple[str, str, tup
     )
 
 
-def _legacy_histograms(families: BucketFamilies) -> tuple[tuple[str, str, tuple[float, ...], str], ...]:
-    """Names that dashboards written for older vLLM releases still query (opt-in)."""
-    return (
-        (
-            "vllm:time_per_output_token_seconds",
-            "fakeai_inter_token_latency_seconds",
-            families["inter_token_latency"],
-            "Histogram of time per output token in seconds (deprecated name).",
-        ),
-    )
+def _retired_histograms(families: BucketFamilies) -> tuple[tuple[str, str, tuple[float, ...], str], ...]:
+    """The renamed histograms a pinned release still shows (``vllm_releases``): the same observations as
+    their successors, at the same bounds."""
+    tpot = RETIRED_BY_NAME["vllm:time_per_output_token_seconds"]
+    return ((tpot.name, "fakeai_inter_token_latency_seconds", families["inter_token_latency"], tpot.help),)
 
 
-LEGACY_MODEL_GAUGES = (
-    ("vllm:gpu_cache_usage_perc", "fakeai_kv_cache_usage_ratio", "GPU KV-cache usage (deprecated name)."),
-)
-LEGACY_COUNTERS = (
-    ("vllm:gpu_prefix_cache_queries", "fakeai_prefix_cache_queries", "GPU prefix cache queries (deprecated name)."),
-    ("vllm:gpu_prefix_cache_hits", "fakeai_prefix_cache_hits", "GPU prefix cache hits (deprecated name)."),
+def _retired(name: str, native: str) -> tuple[str, str, str]:
+    return name, native, RETIRED_BY_NAME[name].help
+
+
+RETIRED_MODEL_GAUGES = (_retired("vllm:gpu_cache_usage_perc", "fakeai_kv_cache_usage_ratio"),)
+RETIRED_COUNTERS = (
+    _retired("vllm:gpu_prefix_cache_queries", "fakeai_prefix_cache_queries"),
+    _retired("vllm:gpu_prefix_cache_hits", "fakeai_prefix_cache_hits"),
 )
 
 
@@ -444,7 +442,7 @@ class VllmView:
         *,
         bucket_families: BucketFamilies,
         cache_config: CacheConfig,
-        legacy_names: bool = False,
+        retired: Mapping[str, Collection[str] | None] | None = None,
         mfu: Mapping[str, ModelShape] | None = None,
         kv_cache_metrics: bool = False,
         speculative: bool = False,
@@ -452,6 +450,9 @@ class VllmView:
         scheduling_policy: str = "fcfs",
     ) -> None:
         self._source = source
+        self._retired = dict(retired or {})
+        """Names later vLLM releases retired, each with the models whose pinned release shows it (None: all
+        the view's models): exporter/vllm_releases.py."""
         self._scheduling_policy = scheduling_policy
         self._priority = scheduling_policy == "priority"
         self._lora = lora
@@ -463,10 +464,10 @@ class VllmView:
         self._histograms = (
             _histograms(families)
             + (_residency_histograms(families) if kv_cache_metrics else ())
-            + (_legacy_histograms(families) if legacy_names else ())
+            + tuple(row for row in _retired_histograms(families) if row[0] in self._retired)
         )
-        self._counters = COUNTERS + (LEGACY_COUNTERS if legacy_names else ())
-        self._model_gauges = MODEL_GAUGES + (LEGACY_MODEL_GAUGES if legacy_names else ())
+        self._counters = COUNTERS + tuple(row for row in RETIRED_COUNTERS if row[0] in self._retired)
+        self._model_gauges = MODEL_GAUGES + tuple(row for row in RETIRED_MODEL_GAUGES if row[0] in self._retired)
         self._model_counters = MODEL_COUNTERS + (SPEC_COUNTERS if speculative else ())
         tables = (GAUGES, self._model_gauges, LABELLED_GAUGES, self._counters, self._model_counters, self._histograms)
         self._native = frozenset(row[1] for table in tables for row in table) | {
@@ -481,6 +482,12 @@ class VllmView:
             "fakeai_sleep_mode_operation_duration_seconds",
             "fakeai_sleep_mode_operations_in_flight",
         }
+
+    def _shown(self, name: str, key: tuple[str, ...]) -> bool:
+        """Whether the series of ``key`` (model_name first) appear under ``name``: a retired name only for
+        the models whose release still shows it."""
+        models = self._retired.get(name)
+        return models is None or key[0] in models
 
     def set_cache_config(self, cache_config: CacheConfig) -> None:
         """The cache config after a runtime change: ``vllm:cache_config_info`` reports it from then on."""
@@ -515,7 +522,8 @@ class VllmView:
         for name, source, doc in GAUGES + self._model_gauges:
             gauge = GaugeMetricFamily(name, doc, labels=LABELS)
             for key, value in sorted(sum_by(native.get(source), source, LABELS, _as_vllm).items()):
-                gauge.add_metric(list(key), value)
+                if self._shown(name, key):
+                    gauge.add_metric(list(key), value)
             yield gauge
         for name, source, label, doc in LABELLED_GAUGES:
             gauge = GaugeMetricFamily(name, doc, labels=[*LABELS, label])
@@ -525,7 +533,8 @@ class VllmView:
         for name, source, doc in self._counters + self._model_counters:
             counter = CounterMetricFamily(name, doc, labels=LABELS)
             for key, value in sorted(sum_by(native.get(source), source + "_total", LABELS, _as_vllm).items()):
-                counter.add_metric(list(key), value)
+                if self._shown(name, key):
+                    counter.add_metric(list(key), value)
             yield counter
         if self._speculative:
             yield _accepted_per_position(native)
@@ -554,7 +563,10 @@ class VllmView:
             yield counter
         for name, source, bounds, doc in self._histograms:
             labels = [*LABELS, "priority"] if self._priority and name in PRIORITY_FAMILIES else LABELS
-            yield histogram_family(name, doc, labels, histogram_by(native.get(source), bounds, labels, _as_vllm))
+            groups = histogram_by(native.get(source), bounds, labels, _as_vllm)
+            if name in self._retired:
+                groups = {key: group for key, group in groups.items() if self._shown(name, key)}
+            yield histogram_family(name, doc, labels, groups)
         if not engines:
             return  # every engine is still loading: a starting vLLM has logged no cache config yet
         info = GaugeMetricFamily(

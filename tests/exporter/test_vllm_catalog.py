@@ -8,6 +8,7 @@ from support.vllm_catalog import CATALOG, NOT_SIMULATED
 from exporter.facts import FinishedReason, RequestRecord
 from exporter.metrics import ServerMetrics
 from exporter.views import CacheConfig, VllmView
+from exporter.vllm_releases import LEGACY_RELEASE, shown_retired
 
 MODEL = "model-a"
 ENDPOINT = "/v1/chat/completions"
@@ -25,7 +26,7 @@ def exposition() -> dict[str, tuple[str, set[str], str]]:
             metrics.families.collect,
             bucket_families=metrics.buckets,
             cache_config=CacheConfig(block_size=16, num_gpu_blocks=64),
-            legacy_names=True,
+            retired=dict.fromkeys(shown_retired(LEGACY_RELEASE)),
             kv_cache_metrics=True,
             speculative=True,
             lora=True,

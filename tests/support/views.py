@@ -4,6 +4,7 @@ from prometheus_client import CollectorRegistry
 
 from exporter.metrics import ServerMetrics
 from exporter.views import CacheConfig, HttpView, VllmView
+from exporter.vllm_releases import LEGACY_RELEASE, shown_retired
 
 MODELS = ("model-a", "model-b")
 ENDPOINTS = ("/v1/chat/completions", "/v1/completions")
@@ -20,7 +21,7 @@ def build(legacy: bool = False, custom_buckets=None) -> tuple[CollectorRegistry,
             metrics.families.collect,
             bucket_families=metrics.buckets,
             cache_config=CacheConfig(block_size=16, num_gpu_blocks=1024),
-            legacy_names=legacy,
+            retired=dict.fromkeys(shown_retired(LEGACY_RELEASE if legacy else None)),
         )
     )
     registry.register(HttpView(metrics.families.collect))
