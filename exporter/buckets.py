@@ -94,6 +94,31 @@ TGI_BATCH_SIZE: tuple[float, ...] = tuple(float(x + 1) for x in range(1024))
 """``tgi_batch_next_size``: 1 ... 1024."""
 
 
+# NVIDIA Dynamo's frontend bounds, from lib/llm/src/http/service/metrics.rs (ai-dynamo/dynamo, commit
+# 0014908a25aecc8e9ce7455bbbaddf9f1521a1b4; the excerpt is kept in tests/data/dynamo/ and the tests read the
+# defaults from it): ``generate_log_buckets(min, max, count)`` with each histogram's default
+# ``DYN_METRICS_*_{MIN,MAX,COUNT}``, computed as Dynamo computes them.
+def dynamo_log_buckets(minimum: float, maximum: float, count: int) -> tuple[float, ...]:
+    """0, then ``count`` - 1 log-spaced values from above ``minimum`` up to ``maximum``, each rounded to two
+    significant figures (half away from zero, as Rust's ``f64::round``), consecutive duplicates dropped."""
+    values = [0.0]
+    for i in range(1, count):
+        value = math.exp(math.log(minimum) + (math.log(maximum) - math.log(minimum)) * i / (count - 1))
+        scale = 10.0 ** (2 - 1 - math.floor(math.log10(abs(value))))
+        rounded = math.floor(value * scale + 0.5) / scale
+        if rounded != values[-1]:
+            values.append(rounded)
+    return tuple(values)
+
+
+DYNAMO_REQUEST_DURATION = dynamo_log_buckets(1.0, 512.0, 10)
+DYNAMO_INPUT_SEQUENCE = dynamo_log_buckets(50.0, 128000.0, 12)
+"""Also ``dynamo_frontend_cached_tokens``'s bounds."""
+DYNAMO_OUTPUT_SEQUENCE = dynamo_log_buckets(50.0, 32000.0, 10)
+DYNAMO_TTFT = dynamo_log_buckets(0.001, 480.0, 18)
+DYNAMO_ITL = dynamo_log_buckets(0.001, 2.0, 13)
+
+
 # prometheus-fastapi-instrumentator's default latency buckets, which vLLM's API server exposes
 # (``metrics.default``, src/prometheus_fastapi_instrumentator/metrics.py, v8.0.2 = c1c1fb6): ``lowr`` for
 # http_request_duration_seconds, ``highr`` for http_request_duration_highr_seconds.

@@ -53,6 +53,8 @@ class RequestRecord:
     """The error the client was given, which differs from ``status`` for a stream failing after its 200."""
     error_type: str | None = None
     stream_outcome: StreamOutcome | None = None
+    stream: bool = False
+    """Whether the client asked for a stream (``stream_outcome`` is None for one refused before it began)."""
 
     @property
     def duration(self) -> float:

@@ -39,6 +39,10 @@ def bucket_priority(priority: int) -> str:
     return str(priority)
 
 
+def _kind(stream: bool) -> str:
+    return "true" if stream else "false"
+
+
 class NativeFamilies:
     """The native families themselves. ``ServerMetrics`` decides when each one moves."""
 
@@ -50,6 +54,7 @@ class NativeFamilies:
         engine_label: bool = False,
         priority_label: bool = False,
         batch_calls: bool = False,
+        frontend_requests: bool = False,
     ) -> None:
         # With several engines per model (--data-parallel-size, or --workers), every engine-level family
         # carries the engine's index; with one, it has no such label, as before. Under the priority
@@ -173,6 +178,28 @@ class NativeFamilies:
             )
             self.step_admitted = histogram(
                 "fakeai_step_admitted_requests", "Requests a step admitted from the queue.", buckets.TGI_BATCH_SIZE, m
+            )
+        # What Dynamo's frontend counts that no other engine does: registered only when a model speaks the
+        # dynamo dialect (``frontend_requests``).
+        self.frontend_requests = frontend_requests
+        if frontend_requests:
+            self.requests_by_kind = counter(
+                "fakeai_requests_by_kind",
+                "Requests accepted, by whether they asked to stream.",
+                (*em, "stream"),
+            )
+            self.responses_by_kind = counter(
+                "fakeai_responses_by_kind",
+                "Requests ended, by whether they asked to stream and the status their client finally got.",
+                (*em, "stream", "status"),
+            )
+            self.before_first_token = gauge(
+                "fakeai_requests_before_first_token", "Accepted requests whose first token has not come yet."
+            )
+            self.request_cached_tokens = histogram(
+                "fakeai_request_cached_tokens",
+                "Prompt tokens found in the prefix cache, per prefilled request.",
+                buckets.DYNAMO_INPUT_SEQUENCE,
             )
         self.finished = counter("fakeai_finished_requests", "Finished requests by reason.", (*em, "finished_reason"))
         self.cache_queries = counter("fakeai_prefix_cache_queries", "Prompt tokens looked up in the prefix cache.")
@@ -368,10 +395,16 @@ class RequestMetrics:
         if f.batch_calls:
             self._validation_time = f.validation_time.labels(*labels)
             self._mean_time_per_token = f.mean_time_per_token.labels(*labels)
+        if f.frontend_requests:
+            self._before_first_token = f.before_first_token.labels(*labels)
+            self._request_cached_tokens = f.request_cached_tokens.labels(*labels)
         self._extra: dict[tuple[Counter, tuple[str, ...]], Counter] = {}
 
-    def accepted(self, max_tokens: int | None, n: int) -> None:
+    def accepted(self, max_tokens: int | None, n: int, stream: bool = False) -> None:
         inc(self._requests)
+        if self.families.frontend_requests:
+            inc(self._child(self.families.requests_by_kind, _kind(stream)))
+            inc(self._before_first_token)
         if max_tokens is not None:
             observe(self._params_max_tokens, max_tokens)
         observe(self._params_n, n)
@@ -416,6 +449,10 @@ class RequestMetrics:
         observe(self._prefill_time, prefill_time)
         if ttft is not None:
             observe(self._ttft, ttft)
+        if self.families.frontend_requests:
+            observe(self._request_cached_tokens, cached_tokens)
+            if ttft is not None:  # the first token comes with this step
+                self._before_first_token.dec()
 
     def tokens(self, count: int, gap: float | None, gaps: int | None = None) -> None:
         """``count`` tokens emitted; ``gaps`` of them (all, by default) followed an earlier token of
@@ -446,6 +483,10 @@ class RequestMetrics:
             inc(self._child(f.errors, str(record.error_status or record.status), record.error_type))
         if record.stream_outcome is not None:
             inc(self._child(f.streams, record.stream_outcome.value))
+        if f.frontend_requests:
+            inc(self._child(f.responses_by_kind, _kind(record.stream), str(record.error_status or record.status)))
+            if record.first_token is None:
+                self._before_first_token.dec()
         observe(self._duration, record.duration)
         if f.batch_calls and record.queued is not None:
             observe(self._validation_time, record.queued - record.arrival)
@@ -627,6 +668,7 @@ class ServerMetrics:
         engine_label: bool = False,
         priority_label: bool = False,
         batch_calls: bool = False,
+        frontend_requests: bool = False,
     ) -> None:
         self.registry = registry
         self.kv_cache_metrics = kv_cache_metrics
@@ -636,7 +678,12 @@ class ServerMetrics:
         """Every model's engine indices in this process (data-parallel ranks, numbered across workers)."""
         self.buckets = buckets.BucketFamilies(max_model_len, dict(custom_buckets or {}), dict(kept_buckets or {}))
         self.families = NativeFamilies(
-            registry, self.buckets, engine_label=engine_label, priority_label=priority_label, batch_calls=batch_calls
+            registry,
+            self.buckets,
+            engine_label=engine_label,
+            priority_label=priority_label,
+            batch_calls=batch_calls,
+            frontend_requests=frontend_requests,
         )
         self._requests: dict[tuple[str, str, int, str], RequestMetrics] = {}
         self._models: dict[tuple[str, int], ModelMetrics] = {}

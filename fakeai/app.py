@@ -171,6 +171,7 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
         kv_cache_metrics=settings.kv_cache_metrics,
         speculative_tokens=settings.speculative_tokens,
         batch_calls=bool(settings.dialect_models("tgi")),
+        frontend_requests=bool(settings.dialect_models("dynamo")),
     )
     # What /metrics and the stream read. In one process: the registry itself. With workers
     # (prometheus-client multiprocess mode), every worker's values aggregated from their files, so any

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from prometheus_client import CollectorRegistry
 
 from exporter.buckets import merged
-from exporter.views import LlamacppView, SglangView, TgiView, TrtllmView, sglang, tgi, trtllm
+from exporter.views import DynamoView, LlamacppView, SglangView, TgiView, TrtllmView, dynamo, sglang, tgi, trtllm
 from exporter.views.aggregate import FamilySource, only_models
 from exporter.vllm_releases import shown_retired
 from fakeai.settings import Settings, vllm_release
@@ -29,6 +29,8 @@ def kept_buckets(settings: Settings) -> dict[str, tuple[float, ...]]:
         wanted.append(trtllm.KEPT_BUCKETS)
     if settings.dialect_models("tgi"):
         wanted.append(tgi.kept_buckets(settings.max_model_len))
+    if settings.dialect_models("dynamo"):
+        wanted.append(dynamo.KEPT_BUCKETS)
     for bounds_by_family in wanted:
         for family, bounds in bounds_by_family.items():
             kept[family] = merged(kept.get(family, ()), bounds)
@@ -58,6 +60,17 @@ def vllm_retired(settings: Settings) -> dict[str, tuple[str, ...] | None]:
     return {name: None if set(models) == everyone else tuple(models) for name, models in showing.items()}
 
 
+def dynamo_config(settings: Settings) -> dynamo.ModelConfig:
+    """What Dynamo's frontend reports of each model's deployment card and runtime config."""
+    return dynamo.ModelConfig(
+        total_kv_blocks=settings.num_blocks,
+        max_num_seqs=settings.max_num_seqs,
+        max_num_batched_tokens=settings.batched_tokens,
+        context_length=settings.max_model_len,
+        kv_cache_block_size=settings.block_size,
+    )
+
+
 def register_engine_views(
     settings: Settings, native: FamilySource, exposed: CollectorRegistry, *, multi_engine: bool
 ) -> Callable[[Settings], None]:
@@ -65,6 +78,7 @@ def register_engine_views(
     settings); returns what to call with the settings after a runtime change."""
     pools: list[SglangView | TgiView] = []  # views whose KV pool figures follow the settings
     trtllm_view: TrtllmView | None = None
+    dynamo_view: DynamoView | None = None
 
     def source(dialect: str) -> FamilySource:
         return only_models(native, spoken_by(settings, dialect))
@@ -103,6 +117,10 @@ def register_engine_views(
         exposed.register(tgi_view)
         pools.append(tgi_view)
 
+    if models := settings.dialect_models("dynamo"):
+        dynamo_view = DynamoView(source("dynamo"), models=models, config=dynamo_config(settings))
+        exposed.register(dynamo_view)
+
     def follow(changed: Settings) -> None:
         for view in pools:
             view.set_pool(block_size=changed.block_size, num_blocks=changed.num_blocks)
@@ -113,5 +131,7 @@ def register_engine_views(
                 max_num_seqs=changed.max_num_seqs,
                 max_num_tokens=changed.batched_tokens,
             )
+        if dynamo_view is not None:
+            dynamo_view.set_config(dynamo_config(changed))
 
     return follow

@@ -18,15 +18,15 @@ from fakeai.engine.speculative import check_acceptance_rates, check_speculative_
 ENV_PREFIX = "FAKEAI_"
 SCHEDULING_POLICIES = ("fcfs", "priority")
 """``SchedulerConfig.policy`` (vllm/config/scheduler.py @ 1f8758d584e8)."""
-METRICS_DIALECTS = ("vllm", "sglang", "sglang_", "trtllm", "llamacpp", "tgi")
+METRICS_DIALECTS = ("vllm", "sglang", "sglang_", "trtllm", "llamacpp", "tgi", "dynamo")
 """``sglang_``: SGLang's families as its router re-exports them, ``sglang_`` instead of ``sglang:``."""
 ONE_MODEL_DIALECTS = ("trtllm", "llamacpp", "tgi")
 """Engines whose series carry no model of their own (``trtllm-serve`` labels every series
 ``model_name="undefined"``, llama-server and TGI label none): a server speaks each for one model at most."""
 VLLM_PIN = "vllm@"
 """``vllm@0.11``: vLLM's names as that release exposed them (exporter/vllm_releases.py)."""
-TEXT_ONLY_DIALECTS = ("llamacpp", "tgi")
-"""Engines that write their exposition by hand, in text format 0.0.4 whatever the scraper asks."""
+TEXT_ONLY_DIALECTS = ("llamacpp", "tgi", "dynamo")
+"""Engines whose exposition is text format 0.0.4 whatever the scraper asks (hand-written, or Rust's)."""
 DEFAULT_BATCHED_TOKENS = 8192
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 PROFILE_FIELDS = ("overhead_ms", "prefill_ms_per_token", "itl_ms", "itl_jitter", "batch_slowdown", "output_tokens")
@@ -479,8 +479,8 @@ OPTIONS: tuple[Option, ...] = (
         "metrics_dialect",
         "engines whose metric names /metrics exposes: vllm, sglang, sglang_ (SGLang's names as its router "
         "re-exports them, with an underscore), trtllm (trtllm-serve's; one model), llamacpp (llama-server's; "
-        "one model), tgi (Text Generation Inference's; one model), vllm@0.10, vllm@0.11, vllm@0.12 (vLLM's names "
-        "as that release exposed them) (comma-separated)",
+        "one model), tgi (Text Generation Inference's; one model), dynamo (NVIDIA Dynamo's frontend), vllm@0.10, "
+        "vllm@0.11, vllm@0.12 (vLLM's names as that release exposed them) (comma-separated)",
         _csv,
         metavar="NAME,NAME",
     ),

@@ -99,6 +99,7 @@ def hand_over(recorder: RequestMetrics, gen: GenerationRequest, seq: Sequence | 
         error_status=outcome.error.status if outcome.error else None,
         error_type=outcome.error.type if outcome.error else None,
         stream_outcome=outcome.stream,
+        stream=gen.stream,
     )
     recorder.finished(record)
 
@@ -112,7 +113,7 @@ def reject(recorder: RequestMetrics, gen: GenerationRequest, kind: ErrorKind, me
 async def admit(ctx: ServerContext, engine: ModelEngine, gen: GenerationRequest) -> tuple[RequestMetrics, Sequence]:
     """Count the request, apply an injected fault or the API overhead, and queue it."""
     recorder = ctx.metrics.request(gen.endpoint, gen.model, engine.index, gen.priority)
-    recorder.accepted(gen.max_tokens, gen.n)
+    recorder.accepted(gen.max_tokens, gen.n, gen.stream)
     fault = gen.fault
     if fault is not None and fault.delay:
         await asyncio.sleep(fault.delay)  # a forced delay (X-Fakeai-Fault: delay;ms=N)
