@@ -103,12 +103,20 @@ def dynamo_log_buckets(minimum: float, maximum: float, count: int) -> tuple[floa
     significant figures (half away from zero, as Rust's ``f64::round``), consecutive duplicates dropped."""
     values = [0.0]
     for i in range(1, count):
-        value = math.exp(math.log(minimum) + (math.log(maximum) - math.log(minimum)) * i / (count - 1))
-        scale = 10.0 ** (2 - 1 - math.floor(math.log10(abs(value))))
-        rounded = math.floor(value * scale + 0.5) / scale
+        rounded = round_to_two_figures(
+            math.exp(math.log(minimum) + (math.log(maximum) - math.log(minimum)) * i / (count - 1))
+        )
         if rounded != values[-1]:
             values.append(rounded)
     return tuple(values)
+
+
+def round_to_two_figures(value: float) -> float:
+    """Dynamo's ``round_to_sig_figs(value, 2)``, in the same float arithmetic."""
+    if value == 0.0:
+        return 0.0
+    scale = 10.0 ** (2 - 1 - math.floor(math.log10(abs(value))))
+    return math.floor(value * scale + 0.5) / scale
 
 
 DYNAMO_REQUEST_DURATION = dynamo_log_buckets(1.0, 512.0, 10)

@@ -62,7 +62,11 @@ class Dashboard:
 
     @classmethod
     def load(cls, path: Path | str) -> "Dashboard":
-        board = json.loads(Path(path).read_text(encoding="utf-8"))
+        return cls.from_board(json.loads(Path(path).read_text(encoding="utf-8")), str(path))
+
+    @classmethod
+    def from_board(cls, board: Mapping[str, Any], name: str = "dashboard") -> "Dashboard":
+        """A dashboard's JSON model, parsed (from a file, or from a provisioning ConfigMap's data)."""
         panels = list(_panels(board.get("panels", [])))
         targets = [
             Target(
@@ -75,7 +79,7 @@ class Dashboard:
             for target in panel.get("targets", [])
             if target.get("expr") and not target.get("hide")
         ]
-        return cls(board.get("title", str(path)), targets, _variables(board), panels)
+        return cls(board.get("title", name), targets, _variables(board), panels)
 
     def panel(self, title: str) -> dict[str, Any]:
         return next(p for p in self.panels if p.get("title") == title)

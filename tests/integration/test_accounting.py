@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import openai
 import pytest
 
+from exporter.views.dynamo import error_type as dynamo_error_type
 from fakeai.testing import scrape
 
 FAST, SLOW = "fast", "slow"
@@ -133,7 +134,27 @@ ENGINE_FEATURES = (
 )  # fmt: skip
 
 
-@pytest.mark.parametrize("features", [(), ENGINE_FEATURES], ids=["plain", "engine-features"])
+# The plain run also speaks Dynamo's frontend names, whose counters split requests by stream and outcome.
+DYNAMO = ("--metrics-dialect", "vllm,dynamo")
+
+
+def dynamo_outcomes(seen: list[Seen]) -> Counter[tuple[str, str, str]]:
+    """(request_type, status, error_type) of every request, as Dynamo's frontend counts them: the kind
+    follows from the request's index (``drive``), the outcome from what its client was finally given (a
+    stream failing after its 200 gave an error event with a 500)."""
+    outcomes: Counter[tuple[str, str, str]] = Counter()
+    for i, s in enumerate(seen):
+        streamed = 4 <= i % 9 < 8 or (i % 9 == 8 and i % 2 == 1)
+        kind = "stream" if streamed else "unary"
+        if s.status == 200 and s.reason != "error":
+            outcomes[kind, "success", ""] += 1
+        else:
+            final = 500 if s.status == 200 else s.status
+            outcomes[kind, "error", dynamo_error_type(str(final))] += 1
+    return outcomes
+
+
+@pytest.mark.parametrize("features", [DYNAMO, ENGINE_FEATURES], ids=["plain", "engine-features"])
 def test_counters_equal_client_observations(start_server, features):
     # fmt: off
     server = start_server(
@@ -146,7 +167,7 @@ def test_counters_equal_client_observations(start_server, features):
         *features,
     )
     # fmt: on
-    seen = asyncio.run(drive(server.url, ADAPTER if features else FAST))
+    seen = asyncio.run(drive(server.url, ADAPTER if features == ENGINE_FEATURES else FAST))
     m = wait_until_settled(server.url, N_REQUESTS)
 
     statuses = Counter(str(s.status) for s in seen)
@@ -189,3 +210,17 @@ def test_counters_equal_client_observations(start_server, features):
     assert m.value("fakeai_streams_total", outcome="cancelled") == sum(
         1 for i, s in enumerate(seen) if i % 9 == 8 and i % 2 and s.status == 499
     )
+    if features == DYNAMO:
+        counted = Counter[tuple[str, str, str]]()
+        for name, labels in m.series("dynamo_frontend_requests_total"):
+            by = dict(labels)
+            counted[by["request_type"], by["status"], by["error_type"]] += int(m.samples[name, labels])
+        assert counted == dynamo_outcomes(seen)
+        assert m.value("dynamo_frontend_requests_started_total") == N_REQUESTS
+        assert m.value("dynamo_frontend_request_duration_seconds_count") == N_REQUESTS
+        assert m.value("dynamo_frontend_model_cancellation_total") == statuses["499"]
+        assert m.value("dynamo_frontend_disconnected_clients") == statuses["499"]
+        assert m.value("dynamo_frontend_model_rejection_total") == statuses["429"]
+        assert m.value("dynamo_frontend_output_tokens_total") == sum(s.completion_tokens for s in seen)
+        for gauge in ("inflight_requests", "active_requests", "queued_requests"):
+            assert m.value("dynamo_frontend_" + gauge) == 0, gauge

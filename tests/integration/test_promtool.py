@@ -125,3 +125,13 @@ def test_tgi_dialect_parses_and_is_linted_as_tgi_is(start_server):
     }
     expected |= {f"{name} no help text" for name in undescribed}
     assert counters and undescribed and findings == expected
+
+
+def test_dynamo_dialect_passes_promtool_clean(start_server):
+    # Dynamo's frontend writes its counters under names that already end in "_total" (Rust's prometheus
+    # crate adds nothing), and text 0.0.4 only: promtool finds nothing to say.
+    server = start_server("--no-delay", "--models", MODEL, "--metrics-dialect", "dynamo")
+    text = metrics_after_traffic(server.url)
+    assert "# TYPE dynamo_frontend_requests_total counter\ndynamo_frontend_requests_total{" in text
+    result = check(text)
+    assert result.returncode == 0, result.stdout + result.stderr
