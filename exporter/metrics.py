@@ -176,8 +176,12 @@ class NativeFamilies:
             self.step_send_time = histogram(
                 "fakeai_step_send_seconds", "Engine step's token hand-over to the requests, by phase.", durations, step
             )
-            self.step_admitted = histogram(
-                "fakeai_step_admitted_requests", "Requests a step admitted from the queue.", buckets.TGI_BATCH_SIZE, m
+            # Steps by the number of requests they admitted, rather than a histogram at TGI's 1,024 bounds:
+            # exact at every bound, and one series per count that happened (at most --max-num-seqs of them).
+            self.step_admissions = counter(
+                "fakeai_step_admissions",
+                "Engine steps that admitted requests from the queue, by how many.",
+                (*m, "admitted"),
             )
         # What Dynamo's frontend counts that no other engine does: registered only when a model speaks the
         # dynamo dialect (``frontend_requests``).
@@ -537,7 +541,8 @@ class ModelMetrics:
                 )
                 for phase in STEP_PHASES
             }
-            self._step_admitted = families.step_admitted.labels(*key)
+            self._step_admissions: dict[int, Counter] = {}
+            self._admissions_key = key
         self._kv_cache_usage = families.kv_cache_usage.labels(*key)
         self._preemptions = families.preemptions.labels(*key)
         self._gen_throughput = families.gen_throughput.labels(*key)
@@ -604,7 +609,12 @@ class ModelMetrics:
         observe_many(forward_time, forward, count)
         observe_many(send_time, send, count)
         if admitted:
-            observe(self._step_admitted, admitted)
+            child = self._step_admissions.get(admitted)
+            if child is None:
+                child = self._step_admissions[admitted] = self._families.step_admissions.labels(
+                    *self._admissions_key, str(admitted)
+                )
+            inc(child)
 
     def kv_cache_usage(self, ratio: float) -> None:
         self._kv_cache_usage.set(ratio)

@@ -20,11 +20,14 @@ What each family counts, in fakeai's terms:
   (``--max-model-len``).
 - ``method`` ``prefill`` or ``decode``: an engine step that prefilled any prompt is a prefill call, the
   rest are decode calls. ``forward``: the step's simulated forward pass; ``filter``: handing the step's
-  tokens to the requests; ``inference``: both. ``tgi_batch_next_size``: requests a step admitted.
+  tokens to the requests; ``inference``: both. ``tgi_batch_next_size``: requests a step admitted
+  (``fakeai_step_admissions_total{admitted}``).
 - gauges: the queue, the running batch, the KV tokens it holds (``batch_current_max_tokens``) and the
   pool's (``batch_max_total_tokens``).
 """
 
+import bisect
+import itertools
 from collections.abc import Iterator, Mapping
 
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
@@ -34,6 +37,7 @@ from exporter.views.aggregate import (
     DerivedView,
     FamilySource,
     GroupKey,
+    HistogramGroup,
     bare_counter_family,
     engine_labels,
     histogram_by,
@@ -75,8 +79,24 @@ REQUEST_TIMES = (
         "Mean time per token per request",
     ),
 )
-ADMITTED = "fakeai_step_admitted_requests"
+ADMISSIONS = "fakeai_step_admissions"
 ADMITTED_AS = "tgi_batch_next_size"
+
+
+def batch_sizes(steps: Mapping[GroupKey, float]) -> HistogramGroup:
+    """``tgi_batch_next_size`` at TGI's bounds (1 ... 1024) from the steps counted by admitted requests
+    (``{("3",): 12.0}``: twelve steps admitted three each): exact at every bound."""
+    group = HistogramGroup(TGI_BATCH_SIZE)
+    landed = [0.0] * len(TGI_BATCH_SIZE)
+    for (admitted,), count in steps.items():
+        size = int(admitted)
+        position = bisect.bisect_left(TGI_BATCH_SIZE, size)  # the first bound >= size; beyond: +Inf only
+        if position < len(landed):
+            landed[position] += count
+        group.count += count
+        group.total += size * count
+    group.cumulative = list(itertools.accumulate(landed))
+    return group
 
 
 def token_histograms(max_model_len: int) -> tuple[tuple[str, str, tuple[float, ...], str], ...]:
@@ -128,7 +148,7 @@ class TgiView(DerivedView):
         self.set_pool(block_size=block_size, num_blocks=num_blocks)
         histograms = [row[1] for row in (*STEP_TIMES, *REQUEST_TIMES)] + [row[1] for row in self._tokens]
         self.native = frozenset(
-            [*histograms, ADMITTED, FINISHED, ERRORS, RESPONSES, REQUESTS, RUNNING, WAITING, KV_USAGE]
+            [*histograms, ADMISSIONS, FINISHED, ERRORS, RESPONSES, REQUESTS, RUNNING, WAITING, KV_USAGE]
         )
 
     def set_pool(self, *, block_size: int, num_blocks: int) -> None:
@@ -185,9 +205,12 @@ class TgiView(DerivedView):
             *((name, source, DURATIONS, doc, ("phase",), ("method",)) for name, source, doc in STEP_TIMES),
             *((name, source, DURATIONS, doc, (), ()) for name, source, doc in REQUEST_TIMES),
             *((name, source, bounds, doc, (), ()) for name, source, bounds, doc in self._tokens),
-            (ADMITTED_AS, ADMITTED, TGI_BATCH_SIZE, "Batch size of the next batch", (), ()),
         ]
         for name, source, bounds, doc, by, tgi_labels in histograms:
             groups = {key: group for key, group in histogram_by(native.get(source), bounds, by).items() if group.count}
             if groups or not native:
                 yield histogram_family(name, doc, tgi_labels, groups)
+        admitted = sum_by(native.get(ADMISSIONS), ADMISSIONS + "_total", ("admitted",))
+        if admitted or not native:
+            groups = {(): batch_sizes(admitted)} if admitted else {}
+            yield histogram_family(ADMITTED_AS, "Batch size of the next batch", (), groups)

@@ -184,3 +184,13 @@ async def test_requests_admitted_together_are_one_next_batch(app_client):
     # The three arrive before the engine's first step: one batch of three, not three of one.
     assert value(families, "tgi_batch_next_size", "tgi_batch_next_size_count") == 1
     assert value(families, "tgi_batch_next_size", "tgi_batch_next_size_sum") == 3
+
+
+def test_batch_sizes_are_exact_at_every_bound_from_steps_counted_by_admitted():
+    from exporter.views.tgi import batch_sizes
+
+    group = batch_sizes({("1",): 2.0, ("3",): 1.0, ("2000",): 1.0})  # 2000: above TGI's last bound
+    assert len(group.bounds) == 1024 and group.bounds[0] == 1.0 and group.bounds[-1] == 1024.0
+    assert group.cumulative[:4] == [2.0, 2.0, 3.0, 3.0]
+    assert group.cumulative[-1] == 3.0 and group.count == 4.0  # the 2000 is only in +Inf
+    assert group.total == 1 * 2 + 3 + 2000
