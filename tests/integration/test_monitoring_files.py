@@ -20,6 +20,9 @@ from monitoring_support import (
     phase_annotation,
     variables,
 )
+from support import engine_dashboards
+
+from fakeai.tools.dashboards import Dashboard
 
 RULES = sorted((REPO / "prometheus" / "rules").glob("*.yml"))
 
@@ -122,7 +125,8 @@ def test_compose_mounts_exist_ports_are_local_and_services_have_healthchecks():
     assert {"fakeai", "prometheus", "grafana"} <= set(services)
     fleet = {name for name, service in services.items() if "fleet" in service.get("profiles", [])}
     assert fleet == {"fakeai-1", "fakeai-2", "fakeai-3", "prometheus-fleet", "fleet-bridge"}
-    assert set(services) == fleet | {"fakeai", "prometheus", "grafana", "alertmanager"}
+    engines = {name for name, service in services.items() if "engines" in service.get("profiles", [])}
+    assert set(services) == fleet | engines | {"fakeai", "prometheus", "grafana", "alertmanager"}
     # Both Prometheus configs send their alerts to the compose Alertmanager, which mounts its config.
     for config in ("prometheus.yml", "fleet.yml"):
         alerting = yaml.safe_load((REPO / "prometheus" / config).read_text())["alerting"]
@@ -152,7 +156,54 @@ def test_compose_mounts_exist_ports_are_local_and_services_have_healthchecks():
             for source in line.split()[1:-1]:
                 assert (REPO / source).exists(), source
     provisioning = yaml.safe_load((REPO / "grafana/provisioning/dashboards/fakeai.yml").read_text())
-    assert provisioning["providers"][0]["options"]["path"] in " ".join(services["grafana"]["volumes"])
+    for provider in provisioning["providers"]:
+        assert provider["options"]["path"] in " ".join(services["grafana"]["volumes"]), provider["name"]
     datasource = yaml.safe_load((REPO / "grafana/provisioning/datasources/prometheus.yml").read_text())
     scrape = yaml.safe_load((REPO / "prometheus/prometheus.yml").read_text())["global"]["scrape_interval"]
     assert datasource["datasources"][0]["jsonData"]["timeInterval"] == scrape
+
+
+ENGINE_DIALECTS = {"fakeai-sglang": "sglang", "fakeai-tgi": "tgi", "fakeai-dynamo": "dynamo"}
+
+
+def test_the_engines_dashboards_are_the_engines_own_but_for_their_datasource():
+    """grafana/engines/ holds each engine's dashboard as kept verbatim in tests/data, with only the
+    datasource provisioning cannot resolve made concrete (tests/support/engine_dashboards.py)."""
+    files = sorted(p.name for p in (REPO / "grafana" / "engines").glob("*.json"))
+    assert files == sorted(engine_dashboards.ENGINES)
+    uids = set()
+    for name in files:
+        text = (REPO / "grafana" / "engines" / name).read_text(encoding="utf-8")
+        assert text == engine_dashboards.provisioned(name), f"run python -m tests.support.engine_dashboards ({name})"
+        board = engine_dashboards.board(name)
+        uids.add(board["uid"])
+        # Every datasource a panel or target names is the provisioned one, a Grafana built-in, or one of
+        # the dashboard's own datasource variables (which select the default, provisioned datasource).
+        variables_ = board.get("templating", {}).get("list", [])
+        allowed = {DATASOURCE_UID, "-- Grafana --", "__expr__"}
+        allowed |= {f"${{{v['name']}}}" for v in variables_ if v.get("type") == "datasource"}
+        for panel in Dashboard.from_board(board).panels:
+            for item in (panel, *panel.get("targets", [])):
+                source = item.get("datasource")
+                uid = source.get("uid") if isinstance(source, dict) else source
+                assert uid is None or uid in allowed, (name, panel.get("title"), uid)
+    assert len(uids) == len(files)
+    assert not uids & {dashboard(path)["uid"] for path in DASHBOARDS}
+
+
+def test_the_engines_profile_serves_each_dialect_and_prometheus_keeps_only_engine_names():
+    services = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]
+    for name, dialect in ENGINE_DIALECTS.items():
+        assert services[name]["profiles"] == ["engines"]
+        assert services[name]["environment"]["FAKEAI_METRICS_DIALECT"] == dialect
+    assert len({services[name]["ports"][0] for name in ENGINE_DIALECTS}) == len(ENGINE_DIALECTS)
+    jobs = {
+        job["job_name"]: job
+        for job in yaml.safe_load((REPO / "prometheus/prometheus.yml").read_text())["scrape_configs"]
+    }
+    engines = jobs["engines"]
+    assert engines["static_configs"][0]["targets"] == [f"{name}:8000" for name in ENGINE_DIALECTS]
+    assert engines["static_configs"][0]["labels"]["namespace"]  # Dynamo's dashboard filters on it
+    (drop,) = engines["metric_relabel_configs"]
+    assert drop["action"] == "drop" and re.fullmatch(drop["regex"], "fakeai_requests_total")
+    assert not re.fullmatch(drop["regex"], "sglang:num_running_reqs")
