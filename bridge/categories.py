@@ -39,6 +39,9 @@ class Mapping:
     running: str
     active_streams: str
     streams: str
+    lost_requests: str | None = None
+    """Requests a dead worker process had in flight (a server without workers has none)."""
+    worker_restarts: str | None = None
     endpoint_label: str = "endpoint"
     model_label: str = "model"
     status_label: str = "status"
@@ -55,13 +58,15 @@ class Mapping:
         "cache_queries",
         "cache_hits",
         "streams",
+        "lost_requests",
+        "worker_restarts",
     )
     GAUGES = ("waiting", "running", "active_streams")
     HISTOGRAMS = ("request_latency", "queue_time", "ttft", "itl", "time_per_output_token")
 
     def wanted(self) -> Wanted:
         return Wanted(
-            counters=frozenset(getattr(self, r) for r in self.COUNTERS),
+            counters=frozenset(name for r in self.COUNTERS if (name := getattr(self, r)) is not None),
             gauges=frozenset(getattr(self, r) for r in self.GAUGES),
             histograms=frozenset(getattr(self, r) for r in self.HISTOGRAMS),
         )
@@ -247,7 +252,9 @@ class Window:
             _add(layouts, (_group_of(key, label), after.bounds.tobytes()), after.bounds, delta, total, count)
         return layouts
 
-    def _fold_values(self, snapshot: Snapshot, name: str, label: str | None) -> dict[str, float]:
+    def _fold_values(self, snapshot: Snapshot, name: str | None, label: str | None) -> dict[str, float]:
+        if name is None:  # a role the mapping leaves out: nothing to read
+            return {}
         folds = self._end_folds if snapshot is self.end else self._start_folds
         fold_key = ("values", name, label)
         folded: dict[str, float] | None = folds.get(fold_key)
@@ -465,6 +472,8 @@ CATEGORIES: dict[str, tuple[tuple[str | None, Any], ...]] = {
         ("total_errors_per_sec", Rate("errors")),
         ("error_rate", Percent("errors", "responses")),
         ("by_status", Rate("errors", by="status_label")),
+        ("lost_requests", Total("lost_requests")),
+        ("worker_restarts", Total("worker_restarts")),
     ),
 }
 METRIC_TYPES: tuple[str, ...] = tuple(CATEGORIES)

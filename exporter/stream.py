@@ -21,4 +21,6 @@ STREAM_MAPPING = Mapping(
     running="fakeai_requests_running",
     active_streams="fakeai_active_streams",
     streams="fakeai_streams",
+    lost_requests="fakeai_lost_requests",
+    worker_restarts="fakeai_worker_restarts",
 )

@@ -15,7 +15,6 @@ from typing import Any
 
 import uvicorn
 from prometheus_client import CollectorRegistry
-from uvicorn.supervisors import Multiprocess
 
 from fakeai import __version__
 from fakeai.app import SETTINGS_ENV, create_app, settle_heap
@@ -23,6 +22,7 @@ from fakeai.scenario import ScenarioError
 from fakeai.scenario import load as load_scenario
 from fakeai.scenario_runner import check as check_scenario
 from fakeai.settings import Settings, add_arguments, settings_from
+from fakeai.supervisor import Supervisor
 from fakeai.tools import load, verify, watch
 
 
@@ -102,7 +102,7 @@ def serve(settings: Settings) -> None:
         os.environ[SETTINGS_ENV] = settings.to_json()
         config = uvicorn.Config("fakeai.app:app_from_environment", factory=True, workers=settings.workers, **options)
         print(banner(settings, host, port) + f"\n  workers: {settings.workers} (metric files in {folder})", flush=True)
-        Multiprocess(config, sockets=[sock]).run()
+        Supervisor(config, sockets=[sock], folder=Path(folder)).run()
 
 
 @contextlib.contextmanager
