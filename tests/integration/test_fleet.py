@@ -2,8 +2,10 @@
 
 import asyncio
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -155,3 +157,68 @@ def test_fleet_stream_through_prometheus(tmp_path):
                 process.wait(timeout=20)
         for replica in [*replicas, viewer]:
             replica.stop()
+
+
+async def active_requests(ws_url: str) -> float:
+    """The fleet's running requests, from one update of the stream (queue category)."""
+    async with websockets.connect(ws_url) as ws:
+        json.loads(await ws.recv())
+        await subscribe(ws, interval=1.0, metric_type="queue")
+        return float((await next_of(ws, "metrics_update"))["data"]["queue"]["active_requests"])
+
+
+def test_a_replica_that_dies_and_comes_back_leaves_no_phantom_running_requests(tmp_path):
+    """One replica killed with SIGKILL under load: the Prometheus-sourced stream's running requests are the
+    survivor's within a few scrapes (Prometheus marks a failed target's series stale), and stay so once
+    the replica is back on the same address, holding none."""
+    if shutil.which("prometheus") is None:
+        pytest.fail("prometheus not found: install Debian's 'prometheus' package (.ci/run does)")
+    port = free_port()
+    # Answers run to max_tokens (600, at 50 ms a step: 30 s streams), not to a natural end.
+    slow = ["--models", A, "--itl-ms", "50", "--model-profile", f"{A}:output_tokens=100000"]
+    dying = ServerProcess([*slow, "--port", str(port)]).start()
+    survivor = ServerProcess(slow).start()
+    prometheus_port = free_port()
+    prometheus = start_prometheus(
+        tmp_path, [f"127.0.0.1:{port}", survivor.url.removeprefix("http://")], prometheus_port
+    )
+    viewer = ServerProcess(
+        ["--no-delay", "--stream-prometheus-url", f"http://127.0.0.1:{prometheus_port}", "--stream-min-interval", "1"]
+    ).start()
+    stream = viewer.url.replace("http://", "ws://") + "/metrics/stream"
+
+    def traffic(url: str, streams: int) -> subprocess.Popen:
+        command = [sys.executable, "-m", "fakeai.traffic", "--url", url, "--model", A, "--requests", str(streams)]
+        command += ["--concurrency", str(streams), "--max-tokens", "600"]
+        return subprocess.Popen(command, stdout=subprocess.DEVNULL)
+
+    def until(condition, timeout: float, what: str) -> float:
+        deadline = time.monotonic() + timeout
+        while True:
+            value = asyncio.run(active_requests(stream))
+            if condition(value):
+                return value
+            assert time.monotonic() < deadline, f"{what}: the stream still says {value}"
+            time.sleep(0.5)
+
+    loads = [traffic(dying.url, 30), traffic(survivor.url, 5)]
+    back = None
+    try:
+        until(lambda v: v >= 35, 60, "35 requests running across the fleet")
+        os.kill(dying.pid, signal.SIGKILL)
+        dying.stop()
+        own = httpx.get(survivor.url + "/metrics").text
+        assert "fakeai_requests_running" in own
+        until(lambda v: v == 5, 15, "only the survivor's 5 running requests")
+        back = ServerProcess([*slow, "--port", str(port)]).start()  # the replica comes back, on its address
+        time.sleep(3)  # a few scrapes of it
+        assert until(lambda v: v == 5, 15, "the survivor's 5, the new replica holding none") == 5
+    finally:
+        for load in loads:
+            load.kill()
+            load.wait()
+        for server in (back, viewer, survivor, dying):
+            if server is not None:
+                server.stop()
+        prometheus.terminate()
+        prometheus.wait(timeout=20)
