@@ -27,8 +27,24 @@ class ChatRenderer(Renderer):
         return {"index": index, "message": message, "logprobs": None, "finish_reason": choice.finish_reason}
 
     def chunk_choice(self, delta: TokenDelta, first: bool) -> dict[str, Any]:
-        message = {"role": "assistant", "content": delta.text} if first else {"content": delta.text}
-        return {"index": delta.choice, "delta": message, "logprobs": None, "finish_reason": delta.finish_reason}
+        return {
+            "index": delta.choice,
+            "delta": {"content": delta.text},
+            "logprobs": None,
+            "finish_reason": delta.finish_reason,
+        }
+
+    def opening_chunk(self, choice: int, usage: dict[str, Any] | None, with_usage: bool) -> dict[str, Any]:
+        """vLLM's first chunk of a choice: the role, with empty content, before any token
+        (``chat_completion_stream_generator`` in vllm/entrypoints/openai/chat_completion/serving.py @
+        5e918640; it sends it with the first output, so it arrives with the first token)."""
+        opening = {
+            "index": choice,
+            "delta": {"role": "assistant", "content": ""},
+            "logprobs": None,
+            "finish_reason": None,
+        }
+        return self.envelope(self.chunk_object, [opening], usage, with_usage=with_usage)
 
 
 async def create_chat_completion(request: Request) -> Response:

@@ -54,22 +54,32 @@ class Renderer:
         self.created = int(time.time())
         self.model = model
 
-    def envelope(self, obj: str, choices: list[dict[str, Any]], usage: dict[str, Any] | None) -> dict[str, Any]:
-        return {
+    def envelope(
+        self, obj: str, choices: list[dict[str, Any]], usage: dict[str, Any] | None, *, with_usage: bool = True
+    ) -> dict[str, Any]:
+        """A response or chunk. A chunk carries ``usage`` only when the client asked for usage
+        (``stream_options``), as OpenAI documents it: null on every chunk but the last."""
+        body = {
             "id": self.id,
             "object": obj,
             "created": self.created,
             "model": self.model,
             "system_fingerprint": "fakeai",
             "choices": choices,
-            "usage": usage,
         }
+        if with_usage:
+            body["usage"] = usage
+        return body
 
     def full(self, seq: Sequence, usage: dict[str, Any]) -> dict[str, Any]:
         return self.envelope(self.full_object, [self.full_choice(i, c) for i, c in enumerate(seq.choices)], usage)
 
-    def chunk(self, delta: TokenDelta, first: bool, usage: dict[str, Any] | None) -> dict[str, Any]:
-        return self.envelope(self.chunk_object, [self.chunk_choice(delta, first)], usage)
+    def chunk(self, delta: TokenDelta, first: bool, usage: dict[str, Any] | None, with_usage: bool) -> dict[str, Any]:
+        return self.envelope(self.chunk_object, [self.chunk_choice(delta, first)], usage, with_usage=with_usage)
+
+    def opening_chunk(self, choice: int, usage: dict[str, Any] | None, with_usage: bool) -> dict[str, Any] | None:
+        """A chunk sent before a choice's first content chunk, if the API sends one."""
+        return None
 
     def usage_chunk(self, usage: dict[str, Any]) -> dict[str, Any]:
         return self.envelope(self.chunk_object, [], usage)
@@ -189,11 +199,15 @@ class _EventStream:
         try:
             while (deltas := await seq.updates.get()) is not None:
                 for delta in deltas:
-                    sent += delta.tokens
                     first = delta.choice not in started
-                    started.add(delta.choice)
+                    if first:
+                        started.add(delta.choice)
+                        so_far = usage(seq.prompt_len, sent, seq.cached_tokens) if self.continuous_usage else None
+                        if (opening := renderer.opening_chunk(delta.choice, so_far, self.include_usage)) is not None:
+                            yield sse(opening)
+                    sent += delta.tokens
                     so_far = usage(seq.prompt_len, sent, seq.cached_tokens) if self.continuous_usage else None
-                    yield sse(renderer.chunk(delta, first, so_far))
+                    yield sse(renderer.chunk(delta, first, so_far, self.include_usage))
             if self._client_gone:
                 return  # nobody to tell: the outcome stays "cancelled"
             if seq.cancelled:  # the engine stopped under it: the server is shutting down

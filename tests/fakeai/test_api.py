@@ -74,12 +74,16 @@ async def test_streaming_chat_chunks_usage_and_done(app_client):
         response = await client.post("/v1/chat/completions", json=body)
     assert response.headers["content-type"].startswith("text/event-stream")
     events = sse_events(response.text)
-    tokens = [e for e in events if e["choices"]]
-    assert len(tokens) == 5
-    assert tokens[0]["choices"][0]["delta"]["role"] == "assistant"
+    # vLLM's sequence: a role-only chunk, one chunk a token, then the usage chunk with no choices; with
+    # include_usage every chunk but the last says "usage": null, as OpenAI documents it.
+    opening, *tokens, last = events
+    assert opening["choices"] == [{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
+                                   "finish_reason": None}]  # fmt: skip
+    assert len(tokens) == 5 and all(t["choices"][0]["delta"].keys() == {"content"} for t in tokens)
     assert tokens[-1]["choices"][0]["finish_reason"] == "length"
     assert all(e["object"] == "chat.completion.chunk" for e in events)
-    assert events[-1]["choices"] == [] and events[-1]["usage"]["completion_tokens"] == 5
+    assert all(e["usage"] is None for e in (opening, *tokens))
+    assert last["choices"] == [] and last["usage"]["completion_tokens"] == 5
     assert registry.get_sample_value("fakeai_streams_total", {**EM, "outcome": "completed"}) == 1
     assert registry.get_sample_value("fakeai_active_streams", EM) == 0
 
@@ -96,7 +100,7 @@ async def test_continuous_usage_stats_counts_every_chunk(app_client):
         }
         response = await client.post("/v1/chat/completions", json=body)
     counts = [e["usage"]["completion_tokens"] for e in sse_events(response.text) if e["choices"]]
-    assert counts == [1, 2, 3, 4]
+    assert counts == [0, 1, 2, 3, 4]  # the role-only chunk first, with the prompt and no completion yet
 
 
 async def test_completions_both_modes_and_echo(app_client):
@@ -425,3 +429,25 @@ async def test_http_sizes_are_the_content_lengths_of_each_request_and_response(a
     # A stream has no Content-Length: it counts 0, as the instrumentator counts it.
     assert registry.get_sample_value("http_response_size_bytes_sum", handler) == len(plain.content)
     assert registry.get_sample_value("http_response_size_bytes_count", handler) == 2
+
+
+async def test_streams_carry_usage_only_when_asked_and_each_choice_opens_with_its_role(app_client):
+    async with app_client(no_delay=True) as (client, _):
+        body = {"model": MODEL, "messages": CHAT, "max_tokens": 3, "ignore_eos": True, "stream": True, "n": 2}
+        chat = sse_events((await client.post("/v1/chat/completions", json=body)).text)
+        prompt = {"model": MODEL, "prompt": "hi", "max_tokens": 3, "ignore_eos": True, "stream": True}
+        completion = sse_events((await client.post("/v1/completions", json=prompt)).text)
+    assert all("usage" not in e for e in chat + completion)  # no stream_options: no usage key at all
+    openings = [e["choices"][0] for e in chat if "role" in e["choices"][0]["delta"]]
+    assert [o["index"] for o in openings] == [0, 1]  # one role-only chunk per choice, before its tokens
+
+    def position(choice: int, role: bool) -> int:
+        """Where a choice's role-only chunk (or its first token) is."""
+        return next(
+            i
+            for i, e in enumerate(chat)
+            if e["choices"][0]["index"] == choice and role == ("role" in e["choices"][0]["delta"])
+        )
+
+    assert all(position(choice, True) < position(choice, False) for choice in (0, 1))
+    assert len(completion) == 3 and all(e["choices"][0]["text"] for e in completion)  # no opening chunk
