@@ -43,7 +43,7 @@ from fakeai.errors import ErrorKind, OpenAIError, error_body
 from fakeai.hot_path import HotPath
 from fakeai.http_metrics import HttpMetricsMiddleware
 from fakeai.openapi import add_to_schema
-from fakeai.routes import admin, chat, completions, embeddings, lora, misc, models, sleep
+from fakeai.routes import admin, chat, completions, dev, embeddings, lora, misc, models, sleep
 from fakeai.routes import llamacpp as llamacpp_routes
 from fakeai.routes import sglang as sglang_routes
 from fakeai.routes import tgi as tgi_routes
@@ -277,8 +277,10 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
     hot_routes = [chat.ROUTE, completions.ROUTE, embeddings.ROUTE]
     app.router.routes[:0] = hot_routes  # for /docs and a wrong method's 405; POSTs take the hot path
     app.hot_path = partial(HotPath, endpoints={r.path: r.endpoint for r in hot_routes}, metrics=metrics)
-    for module in (models, misc):
-        app.router.routes.extend(module.router.routes)  # no per-router wrapper on the hot path
+    for router in (models.router, misc.router, dev.cache_router):
+        app.router.routes.extend(router.routes)  # no per-router wrapper on the hot path
+    if settings.profile_dir:
+        app.router.routes.extend(dev.profile_router.routes)
     if settings.enable_sleep_mode:
         app.router.routes.extend(sleep.router.routes)
     if settings.admin_token:

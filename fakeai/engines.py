@@ -5,6 +5,7 @@ The engine package takes plain values; only this module reads ``Settings``.
 
 import asyncio
 import random
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,6 +15,7 @@ from fakeai.engine.faults import FaultInjector
 from fakeai.engine.latency import LatencyModel
 from fakeai.engine.lora import Adapter
 from fakeai.engine.prefix_cache import PrefixCache
+from fakeai.engine.profiler import StepTrace, write_trace
 from fakeai.engine.residency import BlockResidency
 from fakeai.engine.scheduler import ModelEngine
 from fakeai.engine.speculative import Speculation
@@ -108,6 +110,13 @@ class Engines:
         self.model_metrics = [metrics.model(model, index) for model in settings.models for index in metrics.engines]
         self.loading = False
         """Still "loading the model" (``--startup-seconds``): nothing is served yet."""
+        self.trace = StepTrace()
+        """The engine steps between /start_profile and /stop_profile (``--profile-dir``)."""
+        for engine in self.all():
+            engine.trace = self.trace
+        self.profile_dir = Path(settings.profile_dir) if settings.profile_dir else None
+        self.traces: list[Path] = []
+        """The trace files this process wrote."""
 
     def resolve(self, model: str) -> tuple[str, str | None] | None:
         """(base model, adapter) a request's ``model`` names; None when it names neither."""
@@ -177,5 +186,14 @@ class Engines:
             self.load_adapter(change["name"], change["path"])
         elif op == "unload_lora":
             self.unload_adapter(change["name"])
+        elif op == "reset_prefix_cache":
+            for engine in engines:
+                engine.cache.reset()
+        elif op == "start_profile":
+            self.trace.start()
+        elif op == "stop_profile":
+            events = self.trace.stop()
+            if self.profile_dir is not None:
+                self.traces.append(await asyncio.to_thread(write_trace, self.profile_dir, events))
         else:
             raise ValueError(f"unknown runtime change {op!r}")

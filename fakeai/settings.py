@@ -76,6 +76,9 @@ class Settings:
     server can play a mixed fleet."""
     legacy_vllm_metrics: bool = False
     """An alias of the vllm@0.10 pin for every model that speaks plain ``vllm`` (the flag came first)."""
+    profile_dir: str | None = None
+    """Where ``/stop_profile`` writes the engine-step trace (vLLM's profiler directory); no profile
+    endpoints without it, as vLLM has none without a profiler."""
     show_hidden_metrics_for_version: str | None = None
     """vLLM's escape hatch: a pinned release also shows the names it hides when this is its previous minor."""
     custom_histogram_buckets: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
@@ -489,6 +492,12 @@ OPTIONS: tuple[Option, ...] = (
         "alias of the vllm@0.10 pin: also expose the vLLM names later releases retired (gpu_cache_usage_perc, ...)",
         _bool,
         "switch",
+    ),
+    Option(
+        "profile_dir",
+        "serve POST /start_profile and /stop_profile, which write the engine steps between them here as a "
+        "Chrome trace (a file per process)",
+        metavar="DIR",
     ),
     Option(
         "show_hidden_metrics_for_version",

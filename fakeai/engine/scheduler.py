@@ -17,6 +17,7 @@ from fakeai.engine.latency import LatencyModel
 from fakeai.engine.lora import Residency
 from fakeai.engine.mm_cache import MultiModalCache
 from fakeai.engine.prefix_cache import PrefixCache
+from fakeai.engine.profiler import StepTrace
 from fakeai.engine.sequence import GenerationRequest, Sequence, State
 from fakeai.engine.speculative import Speculation
 from fakeai.engine.tokens import Writer, tokenize
@@ -92,6 +93,10 @@ class ModelEngine:
         self._decode_steps = 0
         self._decoded_tokens = 0
         self._decode_log_time = time.monotonic()
+        self.trace: StepTrace | None = None
+        """The process's step trace (``/start_profile``), shared by its engines."""
+        self._step_started = 0.0
+        self._step_preemptions = 0
         """Tokens one step may process (vLLM v1's chunked prefill): decodes first, prefill chunks after."""
         self._chunks: dict[Sequence, int] = {}  # this step's prefill chunk of each sequence given one
         self.waiting: deque[Sequence] = deque()
@@ -247,6 +252,12 @@ class ModelEngine:
         for size, count in step_sizes.items():
             self.metrics.steps(size, count)
             self.metrics.batch_call("decode", 0.0, 0.0, 0, count)
+        if self.trace is not None and self.trace.recording:  # the same steps, all at this instant
+            steps = [(prefill, first if step_sizes else 0)]
+            steps += [(0, size) for size, count in step_sizes.items() for _ in range(count)]
+            for prefill_tokens, decode_tokens in steps:
+                trace = {"batch": 1, "prefill_tokens": prefill_tokens, "decode_tokens": decode_tokens}
+                self.trace.step(self.model, self.index, start=now, end=now, **trace)
         seq.failed = seq.should_fail_now() and seq.unfinished > 0
         seq.state = State.FINISHED
         seq.done.set_result(None)
@@ -268,8 +279,10 @@ class ModelEngine:
                 await self._awake.wait()  # asleep: nothing is scheduled or stepped until wake_up
             try:
                 timed = self.metrics.batch_calls  # TGI's per-call timings, only when a model speaks tgi
+                tracing = self.trace is not None and self.trace.recording
                 before = len(self.running)
-                started = time.monotonic() if timed else 0.0
+                started = time.monotonic() if timed or tracing else 0.0
+                self._step_started, self._step_preemptions = started, 0
                 prefill_tokens = self._schedule()
                 admitted = max(0, len(self.running) - before)  # nothing is admitted in a step that preempts
                 delay = self.latency.step_time(len(self.running), prefill_tokens, self._lora_loads)
@@ -417,6 +430,7 @@ class ModelEngine:
         if preempted:
             seq.preemptions += 1
             self.metrics.preemption()
+            self._step_preemptions += 1
         if self.priority:
             self._enqueue(seq)
         else:
@@ -501,6 +515,17 @@ class ModelEngine:
         if speculation is not None:
             self.metrics.speculative_step(*speculation.since(before))
         self.metrics.steps(emitted + prefill_tokens, 1, batch)
+        if self.trace is not None and self.trace.recording:
+            self.trace.step(
+                self.model,
+                self.index,
+                start=self._step_started or now,  # tracing began within this step: from its end
+                end=time.monotonic(),
+                batch=batch,
+                prefill_tokens=prefill_tokens,
+                decode_tokens=emitted,
+                preemptions=self._step_preemptions,
+            )
         if emitted:
             self._decode_steps += 1
             self._decoded_tokens += emitted

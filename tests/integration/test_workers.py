@@ -127,3 +127,18 @@ def test_sleep_and_wake_reach_every_worker_whichever_takes_the_call(tmp_path):
         body = {"model": MODEL, "max_tokens": 2, "messages": [{"role": "user", "content": "after"}]}
         assert {client.post("/v1/chat/completions", json=body).status_code for _ in range(10)} == {200}
     assert not (folder / "control").exists()  # the journal does not outlive the server
+
+
+def test_every_worker_writes_its_own_profile_trace(tmp_path):
+    traces = tmp_path / "traces"
+    with ServerProcess(["--no-delay", "--workers", "2", "--profile-dir", str(traces)]) as server:
+        before = scrape(server.url).value("vllm:iteration_tokens_total_count")
+        assert httpx.post(server.url + "/start_profile").status_code == 200
+        asyncio.run(send(server.url, 60))
+        assert httpx.post(server.url + "/stop_profile").status_code == 200
+        after = scrape(server.url).value("vllm:iteration_tokens_total_count")
+    files = sorted(traces.glob("*.pt.trace.json"))
+    assert len(files) == 2  # one per worker, whichever took the call
+    steps = [e for f in files for e in json.loads(f.read_text())["traceEvents"] if e["ph"] == "X"]
+    assert len(steps) == after - before > 0
+    assert len({e["pid"] for e in steps}) == 2
