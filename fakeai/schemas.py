@@ -158,3 +158,37 @@ class EmbeddingRequest(ModelRequest):
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = Field(None, ge=1, le=8192)
     user: str | None = None
+
+
+class ResponseContentPart(_Body):
+    """A part of a Responses API input message; only text parts count as prompt text."""
+
+    type: Literal["input_text", "output_text", "input_image", "input_file", "input_audio", "refusal"]
+    text: str | None = None
+
+
+class ResponseInputMessage(_Body):
+    type: Literal["message"] = "message"
+    role: Literal["user", "assistant", "system", "developer"]
+    content: str | list[ResponseContentPart]
+
+    def text(self) -> str:
+        if isinstance(self.content, str):
+            return self.content
+        return "".join(part.text or "" for part in self.content if part.type in ("input_text", "output_text"))
+
+
+class ResponsesRequest(GenerationParams):
+    """OpenAI's ``POST /v1/responses``: ``input`` (text, or messages), ``instructions`` (a system message
+    before them), ``max_output_tokens``. One answer (no ``n``); streamed as the Responses events."""
+
+    input: str | Annotated[list[ResponseInputMessage], Field(min_length=1)]
+    instructions: str | None = None
+    max_output_tokens: int | None = Field(None, ge=1)
+
+    def messages(self) -> list[tuple[str, str]]:
+        """(role, text) of the conversation the model answers, ``instructions`` first."""
+        framed = [("system", self.instructions)] if self.instructions else []
+        if isinstance(self.input, str):
+            return [*framed, ("user", self.input)]
+        return [*framed, *((m.role, m.text()) for m in self.input)]

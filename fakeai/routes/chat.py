@@ -34,7 +34,7 @@ class ChatRenderer(Renderer):
             "finish_reason": delta.finish_reason,
         }
 
-    def opening_chunk(self, choice: int, usage: dict[str, Any] | None, with_usage: bool) -> dict[str, Any]:
+    def opening_chunks(self, choice: int, usage: dict[str, Any] | None, with_usage: bool) -> list[dict[str, Any]]:
         """vLLM's first chunk of a choice: the role, with empty content, before any token
         (``chat_completion_stream_generator`` in vllm/entrypoints/openai/chat_completion/serving.py @
         5e918640; it sends it with the first output, so it arrives with the first token)."""
@@ -44,7 +44,7 @@ class ChatRenderer(Renderer):
             "logprobs": None,
             "finish_reason": None,
         }
-        return self.envelope(self.chunk_object, [opening], usage, with_usage=with_usage)
+        return [self.envelope(self.chunk_object, [opening], usage, with_usage=with_usage)]
 
 
 async def create_chat_completion(request: Request) -> Response:

@@ -77,12 +77,30 @@ class Renderer:
     def chunk(self, delta: TokenDelta, first: bool, usage: dict[str, Any] | None, with_usage: bool) -> dict[str, Any]:
         return self.envelope(self.chunk_object, [self.chunk_choice(delta, first)], usage, with_usage=with_usage)
 
-    def opening_chunk(self, choice: int, usage: dict[str, Any] | None, with_usage: bool) -> dict[str, Any] | None:
-        """A chunk sent before a choice's first content chunk, if the API sends one."""
-        return None
+    def opening_chunks(self, choice: int, usage: dict[str, Any] | None, with_usage: bool) -> list[dict[str, Any]]:
+        """What is sent before a choice's first content chunk, if the API sends anything."""
+        return []
 
     def usage_chunk(self, usage: dict[str, Any]) -> dict[str, Any]:
         return self.envelope(self.chunk_object, [], usage)
+
+    def first_frames(self) -> list[bytes]:
+        """Frames sent before the engine's first token (none for chat and text completions)."""
+        return []
+
+    def frame(self, payload: dict[str, Any]) -> bytes:
+        return sse(payload)
+
+    def last_frames(self, seq: Sequence, usage: dict[str, Any], include_usage: bool) -> list[dict[str, Any]]:
+        """What ends a completed stream: the usage chunk, when asked for (``[DONE]`` follows)."""
+        return [self.usage_chunk(usage)] if include_usage else []
+
+    def error_frame(self, body: dict[str, Any], usage: dict[str, Any]) -> dict[str, Any]:
+        """A failure after the stream began: OpenAI's error object as an event (``usage``: so far)."""
+        return body
+
+    done = b"data: [DONE]\n\n"
+    """The stream's last frame."""
 
     def full_choice(self, index: int, choice: Choice) -> dict[str, Any]:
         raise NotImplementedError
@@ -197,35 +215,40 @@ class _EventStream:
         started: set[int] = set()
         sent = 0
         try:
+            for frame in renderer.first_frames():
+                yield frame
             while (deltas := await seq.updates.get()) is not None:
                 for delta in deltas:
                     first = delta.choice not in started
                     if first:
                         started.add(delta.choice)
                         so_far = usage(seq.prompt_len, sent, seq.cached_tokens) if self.continuous_usage else None
-                        if (opening := renderer.opening_chunk(delta.choice, so_far, self.include_usage)) is not None:
-                            yield sse(opening)
+                        for opening in renderer.opening_chunks(delta.choice, so_far, self.include_usage):
+                            yield renderer.frame(opening)
                     sent += delta.tokens
                     so_far = usage(seq.prompt_len, sent, seq.cached_tokens) if self.continuous_usage else None
-                    yield sse(renderer.chunk(delta, first, so_far, self.include_usage))
+                    yield renderer.frame(renderer.chunk(delta, first, so_far, self.include_usage))
             if self._client_gone:
                 return  # nobody to tell: the outcome stays "cancelled"
             if seq.cancelled:  # the engine stopped under it: the server is shutting down
                 kind = ErrorKind.OVERLOADED
                 self.outcome = Outcome(200, FinishedReason.ABORT, kind, StreamOutcome.FAILED)
-                yield sse(error_body(kind, SHUTDOWN_MESSAGE))
+                so_far = usage(seq.prompt_len, sent, seq.cached_tokens)
+                yield renderer.frame(renderer.error_frame(error_body(kind, SHUTDOWN_MESSAGE), so_far))
             elif seq.failed:
                 kind = FAULT_ERRORS[FaultKind.ABORT]
                 self.outcome = Outcome(200, FinishedReason.ERROR, kind, StreamOutcome.FAILED)
-                yield sse(error_body(kind, abort_message(seq)))
+                so_far = usage(seq.prompt_len, sent, seq.cached_tokens)
+                yield renderer.frame(renderer.error_frame(error_body(kind, abort_message(seq)), so_far))
             else:
                 self.outcome = Outcome(200, finished_reason(seq), stream=StreamOutcome.COMPLETED)
-                if self.include_usage:
-                    last = renderer.usage_chunk(usage(seq.prompt_len, sent, seq.cached_tokens))
-                    if self.request_metrics:
-                        last["metrics"] = per_request_metrics(seq)
-                    yield sse(last)
-            yield b"data: [DONE]\n\n"
+                last = renderer.last_frames(seq, usage(seq.prompt_len, sent, seq.cached_tokens), self.include_usage)
+                if last and self.request_metrics:
+                    last[-1]["metrics"] = per_request_metrics(seq)
+                for payload in last:
+                    yield renderer.frame(payload)
+            if renderer.done:
+                yield renderer.done
         finally:
             self.close()
 

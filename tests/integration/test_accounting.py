@@ -1,4 +1,5 @@
-"""300+ concurrent requests of every kind: every counter equals what the clients observed, exactly."""
+"""300+ concurrent requests of every kind (chat, text and Responses API, streamed or not): every counter equals
+what the clients observed, exactly."""
 
 import asyncio
 import time
@@ -41,6 +42,12 @@ async def non_streaming(client: openai.AsyncOpenAI, i: int, chat_model: str = FA
         if i % 2:
             prompt = SHARED + f"request {i} " * (i % 7 + 1)
             r = await client.completions.create(model=FAST, prompt=prompt, max_tokens=12)
+        elif i % 4 == 2:  # OpenAI's Responses API
+            content = SHARED + f"request {i} " * (i % 5 + 1)
+            response = await client.responses.create(model=chat_model, input=content, max_output_tokens=12)
+            reason = "length" if response.status == "incomplete" else "stop"
+            u = response.usage
+            return Seen(200, reason, u.input_tokens, u.output_tokens, u.input_tokens_details.cached_tokens)
         else:
             content = SHARED + f"request {i} " * (i % 5 + 1)
             r = await client.chat.completions.create(
@@ -54,7 +61,28 @@ async def non_streaming(client: openai.AsyncOpenAI, i: int, chat_model: str = FA
     return Seen(200, reason, r.usage.prompt_tokens, r.usage.completion_tokens, cached(r.usage))
 
 
+async def streaming_response(client: openai.AsyncOpenAI, i: int) -> Seen:
+    """A streamed Responses API request; a failure after its start ends with ``response.failed``, which
+    carries the usage so far."""
+    try:
+        stream = await client.responses.create(
+            model=FAST, input=SHARED + f"stream {i}", max_output_tokens=15 + i % 10, stream=True
+        )
+    except openai.APIStatusError as exc:
+        return Seen(exc.status_code, "error")
+    async for event in stream:
+        if event.type in ("response.completed", "response.failed"):
+            final = event.response
+    u = final.usage
+    seen = Seen(200, "error", u.input_tokens, u.output_tokens, u.input_tokens_details.cached_tokens)
+    if final.status != "failed":
+        seen.reason = "length" if final.status == "incomplete" else "stop"
+    return seen
+
+
 async def streaming(client: openai.AsyncOpenAI, i: int) -> Seen:
+    if i % 9 == 6:
+        return await streaming_response(client, i)
     reasons: list[str | None] = []
     usage = None
     try:
@@ -178,6 +206,8 @@ def test_counters_equal_client_observations(start_server, features):
     assert reasons["error"] >= 20 and reasons["abort"] >= 20
 
     assert m.value("fakeai_requests_total") == N_REQUESTS
+    responses = sum(1 for i in range(N_REQUESTS) if (i % 9 < 4 and i % 4 == 2) or i % 9 == 6)
+    assert m.value("fakeai_requests_total", endpoint="/v1/responses") == responses > 50
     for status, count in statuses.items():
         assert m.value("fakeai_responses_total", status=status) == count, status
     assert m.value("fakeai_responses_total") == N_REQUESTS

@@ -51,6 +51,20 @@ def exercise(base_url: str) -> None:
     floats = client.embeddings.create(model=MODEL, input="a", dimensions=8, encoding_format="float")
     assert len(floats.data[0].embedding) == 8
 
+    # OpenAI's Responses API, in both modes.
+    response = client.responses.create(model=MODEL, input="Hello!", instructions="Be brief.", max_output_tokens=16)
+    assert response.output_text and response.usage.output_tokens <= 16
+    assert response.usage.input_tokens > 0 and response.usage.input_tokens_details.cached_tokens >= 0
+    deltas, completed = [], None
+    for event in client.responses.create(model=MODEL, input=[{"role": "user", "content": "Hi"}], stream=True,
+                                         max_output_tokens=6):  # fmt: skip
+        if event.type == "response.output_text.delta":
+            deltas.append(event.delta)
+        elif event.type == "response.completed":
+            completed = event.response
+    assert completed is not None and completed.output_text == "".join(deltas)
+    assert completed.usage.output_tokens == len(deltas)
+
     with pytest.raises(openai.NotFoundError):
         client.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "x"}])
     with pytest.raises(openai.BadRequestError) as bad:
