@@ -220,14 +220,17 @@ class _EventStream:
             while (deltas := await seq.updates.get()) is not None:
                 for delta in deltas:
                     first = delta.choice not in started
+                    opening = b""
                     if first:
                         started.add(delta.choice)
                         so_far = usage(seq.prompt_len, sent, seq.cached_tokens) if self.continuous_usage else None
-                        for opening in renderer.opening_chunks(delta.choice, so_far, self.include_usage):
-                            yield renderer.frame(opening)
+                        # Sent with the first token, in the same write: they arrive together either way.
+                        opening = b"".join(
+                            map(renderer.frame, renderer.opening_chunks(delta.choice, so_far, self.include_usage))
+                        )
                     sent += delta.tokens
                     so_far = usage(seq.prompt_len, sent, seq.cached_tokens) if self.continuous_usage else None
-                    yield renderer.frame(renderer.chunk(delta, first, so_far, self.include_usage))
+                    yield opening + renderer.frame(renderer.chunk(delta, first, so_far, self.include_usage))
             if self._client_gone:
                 return  # nobody to tell: the outcome stays "cancelled"
             if seq.cancelled:  # the engine stopped under it: the server is shutting down
