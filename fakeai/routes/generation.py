@@ -1,7 +1,8 @@
 """Generation endpoints' shared half: OpenAI response shapes, JSON answers and server-sent events.
 
 The request's life (admission, faults, the one record) is in ``fakeai.routes.lifecycle``; this module
-turns a finished or running ``Sequence`` into what chat and text completions answer.
+turns a finished or running ``Sequence`` into what an endpoint answers, through its ``Renderer`` (chat and
+text completions, and the Responses API, whose stream has its own events).
 """
 
 import asyncio
