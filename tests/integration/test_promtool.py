@@ -40,6 +40,13 @@ def check(text: str) -> subprocess.CompletedProcess:
     return subprocess.run([promtool(), "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
 
 
+def lint_findings(text: str) -> set[str]:
+    """promtool's lint lines on ``text``, which must parse: exit 3 is findings only, 1 a parse error."""
+    result = check(text)
+    assert result.returncode in (0, 3), result.stderr
+    return {line for line in (result.stdout + result.stderr).splitlines() if line.strip()}
+
+
 def test_native_and_http_families_pass_promtool(start_server):
     server = start_server("--no-delay", "--no-vllm-metrics")
     text = metrics_after_traffic(server.url)
@@ -51,9 +58,7 @@ def test_native_and_http_families_pass_promtool(start_server):
 def test_default_response_parses_and_only_vllms_own_names_are_linted(start_server):
     server = start_server("--no-delay")
     text = metrics_after_traffic(server.url)
-    result = check(text)
-    findings = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
-    assert result.returncode in (0, 3), result.stderr  # 3: lint findings only; 1 would be a parse error
+    findings = lint_findings(text)
     assert findings, "expected promtool's known findings on vLLM's names"
     unexpected = [line for line in findings if not VLLM_BY_DESIGN.match(line)]
     assert unexpected == []
@@ -67,9 +72,7 @@ def test_sglang_dialect_parses_and_only_its_colon_is_linted(start_server):
     server = start_server("--no-delay", "--metrics-dialect", "sglang")
     text = metrics_after_traffic(server.url)
     assert "sglang:time_to_first_token_seconds_bucket" in text and "vllm:" not in text
-    result = check(text)
-    findings = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
-    assert result.returncode in (0, 3), result.stderr
+    findings = lint_findings(text)
     assert findings and all(re.match(r"^sglang:\S+ metric names should not contain ':'$", f) for f in findings)
 
 
@@ -97,9 +100,7 @@ def test_llamacpp_dialect_parses_and_is_linted_as_llama_server_is(start_server):
     server = start_server("--no-delay", "--models", MODEL, "--metrics-dialect", "llamacpp")
     text = metrics_after_traffic(server.url)
     assert "# TYPE llamacpp:n_tokens_max counter\nllamacpp:n_tokens_max " in text
-    result = check(text)
-    assert result.returncode in (0, 3), result.stderr
-    findings = {line for line in (result.stdout + result.stderr).splitlines() if line.strip()}
+    findings = lint_findings(text)
     bare = {"llamacpp:n_tokens_max", "llamacpp:n_busy_slots_per_decode"}
     expected_suffix = {f'{name} counter metrics should have "_total" suffix' for name in bare}
     colons = {f for f in findings if re.match(r"^llamacpp:\S+ metric names should not contain ':'$", f)}
@@ -112,9 +113,7 @@ def test_tgi_dialect_parses_and_is_linted_as_tgi_is(start_server):
     server = start_server("--no-delay", "--models", MODEL, "--metrics-dialect", "tgi")
     text = metrics_after_traffic(server.url)
     assert "# TYPE tgi_request_count counter\ntgi_request_count " in text
-    result = check(text)
-    assert result.returncode in (0, 3), result.stderr
-    findings = {line for line in (result.stdout + result.stderr).splitlines() if line.strip()}
+    findings = lint_findings(text)
     counters = set(re.findall(r"^# TYPE (tgi_\w+) counter$", text, flags=re.M))
     undescribed = set(re.findall(r"^# HELP (tgi_\w+) $", text, flags=re.M))
     expected = {f'{name} counter metrics should have "_total" suffix' for name in counters}
