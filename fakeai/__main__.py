@@ -23,7 +23,7 @@ from fakeai.scenario import load as load_scenario
 from fakeai.scenario_runner import check as check_scenario
 from fakeai.settings import Settings, add_arguments, settings_from
 from fakeai.supervisor import Supervisor
-from fakeai.tools import load, verify, watch
+from fakeai.tools import load, tokenizer, verify, watch
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -44,6 +44,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     watch.add_arguments(
         commands.add_parser("watch", help="live terminal view of /metrics/stream", description=watch.__doc__)
+    )
+    tokenizer.add_arguments(
+        commands.add_parser(
+            "tokenizer",
+            help="write fakeai's tokenizer as a Hugging Face tokenizer folder",
+            description=tokenizer.__doc__,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
     )
     scenario = commands.add_parser("scenario", help="scenario files: verify one against Prometheus")
     scenario_commands = scenario.add_subparsers(dest="scenario_command", required=True)
@@ -135,6 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return watch.main(args)
     if args.command == "scenario":
         return verify.main(args)
+    if args.command == "tokenizer":
+        return tokenizer.run(args)
     try:
         settings = settings_from(args)
     except ValueError as exc:

@@ -43,7 +43,7 @@ from fakeai.errors import ErrorKind, OpenAIError, error_body
 from fakeai.hot_path import HotPath
 from fakeai.http_metrics import HttpMetricsMiddleware
 from fakeai.openapi import add_to_schema
-from fakeai.routes import admin, chat, completions, dev, embeddings, lora, misc, models, responses, sleep
+from fakeai.routes import admin, chat, completions, dev, embeddings, lora, misc, models, responses, sleep, tokenize
 from fakeai.routes import llamacpp as llamacpp_routes
 from fakeai.routes import sglang as sglang_routes
 from fakeai.routes import tgi as tgi_routes
@@ -277,7 +277,7 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
     hot_routes = [chat.ROUTE, completions.ROUTE, embeddings.ROUTE, responses.ROUTE]
     app.router.routes[:0] = hot_routes  # for /docs and a wrong method's 405; POSTs take the hot path
     app.hot_path = partial(HotPath, endpoints={r.path: r.endpoint for r in hot_routes}, metrics=metrics)
-    for router in (models.router, misc.router, dev.cache_router):
+    for router in (models.router, misc.router, dev.cache_router, tokenize.router):
         app.router.routes.extend(router.routes)  # no per-router wrapper on the hot path
     if settings.profile_dir:
         app.router.routes.extend(dev.profile_router.routes)

@@ -192,3 +192,23 @@ class ResponsesRequest(GenerationParams):
         if isinstance(self.input, str):
             return [*framed, ("user", self.input)]
         return [*framed, *((m.role, m.text()) for m in self.input)]
+
+
+class TokenizeRequest(_Body):
+    """vLLM's ``POST /tokenize``: ``TokenizeCompletionRequest`` (``prompt``) or ``TokenizeChatRequest``
+    (``messages``), as vllm/entrypoints/serve/tokenize/protocol.py @030ea52e declares them. fakeai's
+    tokenizer adds no BOS, so ``add_special_tokens`` changes nothing."""
+
+    model: str | None = None
+    prompt: str | None = None
+    messages: Annotated[list[ChatMessage], Field(min_length=1)] | None = None
+    add_special_tokens: bool | None = None
+    add_generation_prompt: bool = True
+    return_token_strs: bool | None = False
+
+
+class DetokenizeRequest(_Body):
+    """vLLM's ``POST /detokenize`` (same file): token ids back to text."""
+
+    model: str | None = None
+    tokens: list[Annotated[int, Field(ge=0, le=2**63 - 1)]]

@@ -62,13 +62,13 @@ def choose(weights: Mapping[K, float], rng: random.Random) -> K:
 
 
 def prompt_text(tokens: int, index: int, shared: bool) -> str:
-    """Exactly ``tokens`` tokens under fakeai's counting rule (``fakeai.engine.tokens``): four-letter words
-    and groups of at most three digits are one token each. A shared prompt opens with the same half for
+    """Exactly ``tokens`` tokens under fakeai's counting rule (``fakeai.engine.tokens``): three-letter
+    lowercase words and groups of at most three digits are one token each. A shared prompt opens with the same half for
     every request (prefix-cache hits); then the request's number, so no two prompts are the same."""
-    head = ["ctxt"] * (tokens // 2) if shared else []
+    head = ["ctx"] * (tokens // 2) if shared else []
     digits = str(index)
     number = [digits[max(i - 3, 0) : i] for i in range(len(digits), 0, -3)][::-1]
-    words = [*head, *number, *["word"] * tokens][:tokens]
+    words = [*head, *number, *["say"] * tokens][:tokens]
     return " ".join(words)
 
 

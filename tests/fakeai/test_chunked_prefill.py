@@ -8,7 +8,7 @@ from fakeai.settings import Settings
 
 MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 VLLM = {"model_name": MODEL, "engine": "0"}
-LONG = " word" * 6000  # one token each: 6,000 prompt tokens, plus the chat template's
+LONG = " wor" * 6000  # one token each: 6,000 prompt tokens, plus the chat template's
 
 
 def test_the_budget_must_hold_the_running_batch():

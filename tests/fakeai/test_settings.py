@@ -151,7 +151,7 @@ async def test_per_model_profile_applies_to_that_model_only(app_client):
 
 
 async def test_block_size_and_num_blocks_reach_the_cache(app_client):
-    long_prompt = [{"role": "user", "content": "word " * 300}]
+    long_prompt = [{"role": "user", "content": "wor " * 300}]
     async with app_client(no_delay=True, block_size=32, num_blocks=77) as (client, registry):
         for _ in range(2):
             response = await client.post(

@@ -8,6 +8,7 @@ import random
 import pytest
 
 from fakeai.engine.speculative import Speculation, check_acceptance_rates, check_speculative_config
+from fakeai.engine.tokens import count_tokens
 from fakeai.settings import Settings
 
 MODEL = "meta-llama/Llama-3.1-8B-Instruct"
@@ -92,4 +93,4 @@ async def test_a_stream_carries_each_steps_tokens_in_one_chunk(app_client):
     assert len(content) < 20  # 1 + about 2.7 tokens per decode step, one chunk per step
     # The running usage counts tokens, not chunks.
     assert [c["usage"]["completion_tokens"] for c in content][-1] == 32
-    assert len("".join(c["choices"][0]["text"] for c in content).split()) == 32
+    assert count_tokens("".join(c["choices"][0]["text"] for c in content)) == 32

@@ -4,18 +4,17 @@ from fakeai.engine.prefix_cache import PrefixCache, block_hashes
 from fakeai.engine.tokens import VOCABULARY, chat_prompt_tokens, count_tokens, first_stop, tokenize
 
 
-def test_tokenizer_is_deterministic_and_about_four_characters_a_token():
+def test_tokenizer_is_deterministic_and_about_three_characters_a_token():
     text = "The quick brown fox jumps over the lazy dog, 12345 times!"
     assert tokenize(text) == tokenize(text)
     assert count_tokens(text) == len(tokenize(text))
-    assert len(text) / 6 < count_tokens(text) < len(text) / 2
+    assert len(text) / 4 < count_tokens(text) < len(text) / 2
+    assert tokenize(text)[:4] == ["The", " qui", "ck", " bro"]
 
 
 def test_tokenizer_loses_no_character():
-    from fakeai.engine.tokens import _PIECE
-
-    for text in ["a  b\n\tc", "über-naïve_x 9999", "   ", "🙂 ok"]:
-        assert "".join(_PIECE.findall(text)) == text
+    for text in ["a  b\n\tc", "über-naïve_x 9999", "   ", "🙂 ok", "<|user|>x<|end|><|"]:
+        assert "".join(str(piece) for piece in tokenize(text)) == text
 
 
 def test_every_output_token_reads_back_as_one_token():
@@ -26,6 +25,9 @@ def test_chat_framing_adds_three_tokens_per_message_plus_reply_primer():
     messages = [("system", "be brief"), ("user", "hello")]
     assert len(chat_prompt_tokens(messages)) == sum(count_tokens(t) + 2 for _, t in messages) + 1
     assert chat_prompt_tokens([("user", "hi")]) != chat_prompt_tokens([("system", "hi")])
+    # A marker written in a message is one token, as a tokenizer's special tokens are found in any text.
+    assert chat_prompt_tokens([("user", "<|end|>")]) == ["<|user|>", "<|end|>", "<|end|>", "<|assistant|>"]
+    assert chat_prompt_tokens([("function", "x")], generation_prompt=False) == ["<|other|>", "x", "<|end|>"]
 
 
 def test_first_stop_finds_the_earliest():

@@ -88,7 +88,7 @@ def test_requests_follow_the_mixes_and_lengths():
     for path, body in requests:
         prompt = body["messages"][0]["content"] if path == "/v1/chat/completions" else body["prompt"]
         assert 10 <= count_tokens(prompt) <= 20 and body["ignore_eos"] is True
-    shared = sum(body.get("prompt", "").startswith("ctxt ctxt ctxt ctxt ctxt") for _, body in requests)
+    shared = sum(body.get("prompt", "").startswith("ctx ctx ctx ctx ctx") for _, body in requests)
     assert abs(shared / paths["/v1/completions"] - 0.5) < 0.06
     # Without models, every request asks for the server's first model.
     plain = Traffic.model_validate({"rate": 1})

@@ -68,7 +68,7 @@ def test_a_running_stream_slows_while_a_long_prompt_is_chunked(start_server):
     assert started.wait(30)
     long = httpx.post(
         server.url + "/v1/completions",
-        json={"model": MODEL, "prompt": " word" * 6000, "max_tokens": 1},
+        json={"model": MODEL, "prompt": " wor" * 6000, "max_tokens": 1},
         timeout=60,
     )
     reader.join(60)
