@@ -11,14 +11,18 @@ from fakeai.app import create_app
 from fakeai.settings import PROFILE_FIELDS, Settings
 
 INTEGRATION = "integration"
+CLIENTS = "clients"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Everything under tests/integration starts real processes (servers, promtool, Prometheus,
-    Chromium): the fast lane, ``-m "not integration"``, leaves it out."""
+    Chromium), and so does everything under tests/clients (benchmark clients in their own virtual
+    environments): the fast lane, ``-m "not integration"``, leaves both out."""
     for item in items:
-        if INTEGRATION in item.path.parts:
+        if INTEGRATION in item.path.parts or CLIENTS in item.path.parts:
             item.add_marker(pytest.mark.integration)
+        if CLIENTS in item.path.parts:
+            item.add_marker(pytest.mark.clients)
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,13 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tokenizer_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped tokenizer, written by the command users run."""
+    folder = tmp_path_factory.mktemp("tokenizer")
+    subprocess.run([sys.executable, "-m", "fakeai", "tokenizer", str(folder)], check=True, timeout=120)
+    return folder
