@@ -23,7 +23,7 @@ from fakeai.scenario import load as load_scenario
 from fakeai.scenario_runner import check as check_scenario
 from fakeai.settings import Settings, add_arguments, settings_from
 from fakeai.supervisor import Supervisor
-from fakeai.tools import load, tokenizer, verify, watch
+from fakeai.tools import check_dashboards, load, tokenizer, verify, watch
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,6 +50,14 @@ def _parser() -> argparse.ArgumentParser:
             "tokenizer",
             help="write fakeai's tokenizer as a Hugging Face tokenizer folder",
             description=tokenizer.__doc__,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+    )
+    check_dashboards.add_arguments(
+        commands.add_parser(
+            "check-dashboards",
+            help="which panels of your dashboards and which of your rules have data against fakeai",
+            description=check_dashboards.__doc__,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
     )
@@ -143,6 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return watch.main(args)
     if args.command == "scenario":
         return verify.main(args)
+    if args.command == "check-dashboards":
+        return check_dashboards.main(args)
     if args.command == "tokenizer":
         return tokenizer.run(args)
     try:

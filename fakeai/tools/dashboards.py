@@ -21,6 +21,7 @@ query). ``Report`` keeps every resolved query and its outcome, so a failure name
 import json
 import re
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
@@ -140,8 +141,11 @@ class Prometheus:
 
     def _get(self, path: str, params: Mapping[str, Any] | Sequence[tuple[str, Any]]) -> Any:
         query = urllib.parse.urlencode(params)
-        with urllib.request.urlopen(f"{self.url}{path}?{query}", timeout=self.timeout) as response:
-            body = json.loads(response.read())
+        try:
+            with urllib.request.urlopen(f"{self.url}{path}?{query}", timeout=self.timeout) as response:
+                body = json.loads(response.read())
+        except urllib.error.HTTPError as exc:  # a bad query is a 400 whose body says what is wrong
+            body = json.loads(exc.read() or b"{}")
         if body.get("status") != "success":
             raise RuntimeError(body.get("error", "query failed"))
         return body["data"]
@@ -211,17 +215,17 @@ class TimeRange:
         return max(self.interval + self.scrape_interval, 4 * self.scrape_interval)
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
     return f"{int(seconds * 1000)}ms" if seconds < 1 or seconds != int(seconds) else f"{int(seconds)}s"
 
 
 def interpolate(expr: str, variables: Sequence[Variable], values: Mapping[str, Sequence[str]], span: TimeRange) -> str:
     """``expr`` with every variable replaced as Grafana's Prometheus data source does."""
     builtins = {
-        "__rate_interval": _duration(span.rate_interval),
-        "__interval": _duration(span.interval),
+        "__rate_interval": duration(span.rate_interval),
+        "__interval": duration(span.interval),
         "__interval_ms": str(int(span.interval * 1000)),
-        "__range": _duration(span.seconds),
+        "__range": duration(span.seconds),
         "__range_s": str(int(span.seconds)),
         "__range_ms": str(int(span.seconds * 1000)),
     }

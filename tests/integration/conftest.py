@@ -1,15 +1,10 @@
-import contextlib
 import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Callable, Iterator
 
-import httpx
 import pytest
-import yaml
 
 from fakeai.testing import ServerProcess
+from fakeai.tools.prometheus_process import PrometheusProcess
 
 
 @pytest.fixture
@@ -33,7 +28,7 @@ def run_prometheus(tmp_path) -> Iterator[Callable[..., str]]:
     returns its URL. Every instance started is stopped at teardown, by its process id."""
     if shutil.which("prometheus") is None:
         pytest.fail("prometheus not found: install Debian's 'prometheus' package (.ci/run does)")
-    processes: list[subprocess.Popen[bytes]] = []
+    started: list[PrometheusProcess] = []
 
     def start(
         target: str | list[str],
@@ -44,44 +39,11 @@ def run_prometheus(tmp_path) -> Iterator[Callable[..., str]]:
     ) -> str:
         """``labels``: target labels, as Kubernetes service discovery would attach (namespace, pod)."""
         targets = [target] if isinstance(target, str) else target
-        static: dict[str, object] = {"targets": [t.removeprefix("http://") for t in targets]}
-        if labels:
-            static["labels"] = labels
-        folder = tmp_path / f"prometheus-{len(processes)}"
-        folder.mkdir()
-        config = {
-            "global": {"scrape_interval": f"{scrape_interval:g}s", "evaluation_interval": f"{scrape_interval:g}s"},
-            "scrape_configs": [{"job_name": job, "static_configs": [static]}],
-        }
-        (folder / "prometheus.yml").write_text(yaml.safe_dump(config))
-        port = free_port()
-        process = subprocess.Popen(
-            [
-                "prometheus",
-                f"--config.file={folder / 'prometheus.yml'}",
-                f"--storage.tsdb.path={folder / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        processes.append(process)
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(url + "/-/ready", timeout=2).status_code == 200:
-                    return url
-            time.sleep(0.2)
-        raise RuntimeError("prometheus did not become ready")
+        folder = tmp_path / f"prometheus-{len(started)}"
+        process = PrometheusProcess(targets, scrape_interval=scrape_interval, job=job, labels=labels, folder=folder)
+        started.append(process)
+        return process.start().url
 
     yield start
-    for process in processes:
-        process.terminate()
-        process.wait(timeout=20)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    for process in started:
+        process.stop()

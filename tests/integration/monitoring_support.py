@@ -2,7 +2,6 @@
 
 import contextlib
 import json
-import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,7 +15,6 @@ DASHBOARDS = sorted((REPO / "grafana" / "dashboards").glob("*.json"))
 DATASOURCE_UID = yaml.safe_load((REPO / "grafana/provisioning/datasources/prometheus.yml").read_text())["datasources"][
     0
 ]["uid"]
-RATE_INTERVAL = "20s"  # what Grafana makes of $__rate_interval with a 5 s scrape interval: 4 x 5 s
 
 
 def dashboard(path: Path) -> dict[str, Any]:
@@ -38,12 +36,6 @@ def phase_annotation(board: dict[str, Any]) -> dict[str, Any]:
 
 def variables(board: dict[str, Any]) -> list[dict[str, Any]]:
     return board["templating"]["list"]
-
-
-def resolve(expr: str, values: dict[str, str]) -> str:
-    """A panel expression as Grafana sends it: variables set to real values, $__rate_interval expanded."""
-    expr = expr.replace("$__rate_interval", RATE_INTERVAL)
-    return re.sub(r"\$(\w+)", lambda m: values[m.group(1)], expr)
 
 
 @contextlib.contextmanager

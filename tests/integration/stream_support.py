@@ -2,7 +2,6 @@
 
 import asyncio
 import json
-import socket
 import time
 from typing import Any
 
@@ -32,9 +31,3 @@ async def connect(base_url: str, **kwargs: Any) -> Any:
     first = json.loads(await ws.recv())
     assert first["type"] == "historical_data"
     return ws
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

@@ -23,7 +23,8 @@ import httpx
 import pytest
 import yaml
 from monitoring_support import DASHBOARDS, REPO, dashboard, phase_annotation
-from stream_support import free_port
+
+from fakeai.tools.prometheus_process import free_port
 
 TOKEN = "alert-test-token"
 

@@ -3,9 +3,9 @@
 import socket
 
 import httpx
-from stream_support import free_port
 
 from fakeai.testing import ServerProcess
+from fakeai.tools.prometheus_process import free_port
 
 
 def test_port_host_and_debug_log_level_take_effect():

@@ -16,9 +16,10 @@ import pytest
 import websockets
 import yaml
 from monitoring_support import REPO
-from stream_support import free_port, next_of, subscribe
+from stream_support import next_of, subscribe
 
 from fakeai.testing import ServerProcess
+from fakeai.tools.prometheus_process import free_port
 
 A, B = "model-a", "model-b"
 WINDOW = 20

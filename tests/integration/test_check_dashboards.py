@@ -1,0 +1,46 @@
+"""``python -m fakeai check-dashboards`` as a user runs it: on the project's own dashboards and rule files every
+target and rule has data; a dashboard with a misspelled metric is named, with that metric, and fails the run."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from fakeai.tools.rule_check import load_rules
+
+REPO = Path(__file__).resolve().parents[2]
+DASHBOARDS = sorted((REPO / "grafana" / "dashboards").glob("*.json"))
+RULES = sorted((REPO / "prometheus" / "rules").glob("*.yml"))
+WRONG = "vllm:num_requests_runing"
+
+
+def test_check_dashboards_finds_every_target_with_data_and_names_a_wrong_metric(tmp_path):
+    broken = json.loads((REPO / "grafana" / "dashboards" / "vllm-compatible.json").read_text())
+    broken["title"] = "broken copy"
+    text = json.dumps(broken).replace("vllm:num_requests_running", WRONG)
+    assert WRONG in text
+    (tmp_path / "broken.json").write_text(text)
+    command = [sys.executable, "-m", "fakeai", "check-dashboards", *map(str, DASHBOARDS), str(tmp_path / "broken.json")]
+    command += ["--rules", *map(str, RULES), "--duration", "20"]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO)
+    print(run.stdout)
+    assert run.returncode == 1, run.stderr
+    assert "traffic " in run.stderr and " scrapes" in run.stderr  # progress while the traffic runs
+    for path in DASHBOARDS:
+        targets = sum(len(p.get("targets", [])) for p in _panels(json.loads(path.read_text())))
+        assert f"{path}" in run.stdout and f": {targets}/{targets} targets with data" in run.stdout
+    wrong = [line for line in run.stdout.splitlines() if WRONG in line]
+    assert wrong and all(" empty " in line for line in wrong), wrong
+    assert "broken copy): " in run.stdout and f"{len(wrong)} without data" in run.stdout.splitlines()[-1]
+    for path in RULES:
+        rules = load_rules(path)
+        assert f"{path}: {len(rules)}/{len(rules)} rules with data for every selector" in run.stdout
+        assert all(f"{rule.name} ({rule.kind})" in run.stdout for rule in rules)
+
+
+def _panels(board: dict) -> list[dict]:
+    found = []
+    for panel in board.get("panels", []):
+        found.append(panel)
+        found += panel.get("panels", [])
+    return found
