@@ -2,7 +2,7 @@
 ``fakeai.testing.plugin``."""
 
 from bridge.reader import HistogramValue, MetricsSnapshot, scrape
+from fakeai.server_process import ServerProcess
 from fakeai.testing.metrics import Delta, Metrics
-from fakeai.testing.process import ServerProcess
 
 __all__ = ["Delta", "HistogramValue", "Metrics", "MetricsSnapshot", "ServerProcess", "scrape"]

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from fakeai.server_process import ServerProcess
 from fakeai.testing.metrics import Metrics
-from fakeai.testing.process import ServerProcess
 
 
 def pytest_configure(config: pytest.Config) -> None:

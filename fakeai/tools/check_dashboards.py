@@ -27,8 +27,8 @@ import orjson
 
 from bridge.reader import scrape
 from fakeai.engine.profiles import DEFAULT_MODELS
+from fakeai.server_process import ServerProcess
 from fakeai.settings import METRICS_DIALECTS, ONE_MODEL_DIALECTS, VLLM_PIN
-from fakeai.testing.process import ServerProcess
 from fakeai.tools.dashboards import Dashboard, Outcome, Prometheus, Report, TimeRange, evaluate
 from fakeai.tools.prometheus_process import PrometheusNotFound, PrometheusProcess
 from fakeai.tools.promql import metric_names
