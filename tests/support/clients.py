@@ -1,7 +1,8 @@
-"""Published benchmark clients, each in a virtual environment of its own that the lane creates once and
-reuses: outside the checkout (``FAKEAI_CLIENT_VENVS``, default ``~/.cache/fakeai/clients``), named by
-the client, its pinned requirements and this Python, so a second run on the same machine installs nothing
-and a change of pins makes a new one."""
+"""The client lane's shared parts: the server the clients measure, and the published benchmark clients,
+each in a virtual environment of its own that the lane creates once and reuses, outside the checkout
+(``FAKEAI_CLIENT_VENVS``, default ``~/.cache/fakeai/clients``), named by the client, its pinned
+requirements and this Python: a second run on the same machine installs nothing, and a change of pins
+makes a new one."""
 
 import hashlib
 import os
@@ -12,6 +13,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+
+MODEL = "m"
+# TTFT = 110 ms of API overhead + at most two 10 ms engine steps: well inside the server's (0.1, 0.15]
+# bucket, with room on both sides for a client's own milliseconds on a busy machine.
+SERVER_FLAGS = ("--models", MODEL, "--overhead-ms", "110", "--itl-ms", "10", "--itl-jitter", "0")
+SERVER_FLAGS += ("--prefill-ms-per-token", "0")
 
 VENVS = Path(os.environ.get("FAKEAI_CLIENT_VENVS", Path.home() / ".cache" / "fakeai" / "clients"))
 READY = "fakeai-ready"  # written last: a folder without it is an install that did not finish
