@@ -262,13 +262,24 @@ def main(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.s
     except (OSError, ValueError) as exc:
         print(f"fakeai check-dashboards: error: {type(exc).__name__}: {exc}", file=err)
         return 2
-    failures = 0
+    failures = empty = 0
     for path, report in checked.dashboards:
         print_dashboard(path, report, checked.exposed, out)
         failures += len(target_failures(report, args.allow_empty))
+        empty += len(report.without_data)
     for rule_report in checked.rules:
         print_rules(rule_report, out)
         failures += len(rule_failures(rule_report, args.allow_empty))
-    verdict = "every target and rule has data" if not failures else f"{failures} without data"
+        empty += sum(not o.has_data for o in rule_report.outcomes)
+    if failures:
+        verdict = f"{failures} without data" + (
+            f" ({empty - failures} more excused by --allow-empty)" if empty > failures else ""
+        )
+    else:
+        verdict = (
+            f"every target and rule has data but {empty} excused by --allow-empty"
+            if empty
+            else "every target and rule has data"
+        )
     print(f"\n{verdict}", file=out)
     return 1 if failures else 0

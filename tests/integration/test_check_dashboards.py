@@ -44,3 +44,26 @@ def _panels(board: dict) -> list[dict]:
         found.append(panel)
         found += panel.get("panels", [])
     return found
+
+
+def test_check_dashboards_uses_a_running_server_and_prometheus_and_allow_empty_excuses(
+    start_server, run_prometheus, tmp_path
+):
+    server = start_server("--itl-ms", "5", "--overhead-ms", "1")
+    prometheus = run_prometheus(server.url, scrape_interval=1)
+    board = {
+        "title": "mine",
+        "panels": [
+            {"title": "Running", "targets": [{"refId": "A", "expr": "sum(vllm:num_requests_running)"}]},
+            {"title": "Typo", "targets": [{"refId": "A", "expr": f"sum(rate({WRONG}[1m]))"}]},
+        ],
+    }
+    (tmp_path / "mine.json").write_text(json.dumps(board))
+    command = [sys.executable, "-m", "fakeai", "check-dashboards", str(tmp_path / "mine.json"), "--url", server.url]
+    command += ["--prometheus-url", prometheus, "--scrape-interval", "1", "--duration", "8", "--allow-empty", "^Typo$"]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    print(run.stdout)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "started" not in run.stderr  # neither a server nor a Prometheus of its own
+    assert "mine): 1/2 targets with data" in run.stdout and WRONG in run.stdout
+    assert run.stdout.splitlines()[-1] == "every target and rule has data but 1 excused by --allow-empty"
