@@ -1,4 +1,4 @@
-"""One streaming chat request, timed as the bytes arrive; the SSE parsing happens after the clock reads."""
+"""One chat request, timed as the bytes arrive; the SSE or JSON parsing happens after the clock reads."""
 
 import time
 from dataclasses import dataclass, field
@@ -13,8 +13,12 @@ class Timing:
     """What a client measured of one request. Times in seconds from just before the request was sent."""
 
     status: int = 0
+    """The HTTP status; 500 for a stream cut by an error event after its 200 (what a client sees)."""
+    stream: bool = True
     started: float = 0.0
     """When the request was sent, in seconds from the start of its run (``run`` fills it in)."""
+    lag: float = 0.0
+    """Open loop: how late the request was sent against its scheduled time (``run`` fills it in)."""
     ttft: float | None = None
     """Arrival of the first content token."""
     itl: list[float] = field(default_factory=list)
@@ -44,6 +48,8 @@ def timing_of(status: int, start: float, arrivals: list[tuple[float, bytes]]) ->
     timing = Timing(status=status, e2e=(arrivals[-1][0] if arrivals else time.monotonic()) - start)
     last: float | None = None
     for stamp, event in _events(arrivals):
+        if "error" in event:  # the server cut the stream after its 200
+            timing.status = 500
         if event.get("usage"):
             timing.prompt_tokens = event["usage"]["prompt_tokens"]
             timing.completion_tokens = event["usage"]["completion_tokens"]
@@ -57,34 +63,70 @@ def timing_of(status: int, start: float, arrivals: list[tuple[float, bytes]]) ->
     return timing
 
 
-async def stream_chat(
-    client: httpx.AsyncClient, model: str, prompt: str, max_tokens: int, image: str | None = None
-) -> Timing:
-    """POST a streaming chat completion on ``client`` (a keep-alive pool) and time it; with ``image`` (a
-    URL), the prompt shows that image too."""
+def chat_body(
+    model: str, prompt: str, max_tokens: int, stream: bool = True, image: str | None = None, every_chunk: bool = False
+) -> bytes:
+    """A chat completion request; with ``image`` (a URL), the prompt shows that image too. With
+    ``every_chunk``, a stream asks for the usage on every chunk (vLLM's ``continuous_usage_stats``), so one
+    that an error cuts still tells how many tokens it was billed."""
     content: str | list[dict[str, Any]] = prompt
     if image is not None:
         content = [{"type": "text", "text": prompt}, {"type": "image_url", "image_url": {"url": image}}]
-    body = orjson.dumps(
-        {
-            "model": model,
-            "messages": [{"role": "user", "content": content}],
-            "max_tokens": max_tokens,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        }
-    )
+    messages = [{"role": "user", "content": content}]
+    body: dict[str, Any] = {"model": model, "messages": messages, "max_tokens": max_tokens}
+    if stream:
+        options = {"include_usage": True} | ({"continuous_usage_stats": True} if every_chunk else {})
+        body |= {"stream": True, "stream_options": options}
+    return orjson.dumps(body)
+
+
+_SENT = frozenset(("http11.send_request_body.complete", "http2.send_request_body.complete"))
+
+
+async def send_chat(client: httpx.AsyncClient, body: bytes, stream: bool = True) -> Timing:
+    """POST a chat completion on ``client`` (a keep-alive pool) and time it: a stream's token arrivals, or
+    a whole answer's arrival, from the moment the request's last byte was written to the socket.
+
+    Not from the call: with many streams in one process, taking a pooled connection and writing the
+    request waits for the client's own event loop (3 ms at the median, 10 ms at p90, for 16 streams on
+    the 2-core machine), which is the client's cost, not the server's latency. httpcore's ``trace``
+    extension says when the body has been sent."""
     arrivals: list[tuple[float, bytes]] = []
     start = time.monotonic()
+    sent: list[float] = []
+
+    async def trace(event: str, info: dict[str, Any]) -> None:
+        if event in _SENT:
+            sent.append(time.monotonic())
+
     try:
         async with client.stream(
-            "POST", "/v1/chat/completions", content=body, headers={"content-type": "application/json"}
+            "POST",
+            "/v1/chat/completions",
+            content=body,
+            headers={"content-type": "application/json"},
+            extensions={"trace": trace},
         ) as response:
             async for chunk in response.aiter_raw():
                 arrivals.append((time.monotonic(), chunk))
             status = response.status_code
     except httpx.HTTPError as exc:
-        return Timing(error=type(exc).__name__, e2e=time.monotonic() - start)
-    if status != 200:
-        return Timing(status=status, e2e=time.monotonic() - start)
-    return timing_of(status, start, arrivals)
+        return Timing(stream=stream, error=type(exc).__name__, e2e=time.monotonic() - start)
+    start = sent[0] if sent else start
+    if stream and status == 200:
+        return timing_of(status, start, arrivals)
+    timing = Timing(status=status, stream=stream, e2e=(arrivals[-1][0] if arrivals else time.monotonic()) - start)
+    try:  # a whole answer, or an error's envelope (vLLM puts the usage so far in some of them)
+        usage = orjson.loads(b"".join(chunk for _, chunk in arrivals)).get("usage") or {}
+    except (orjson.JSONDecodeError, AttributeError):
+        usage = {}
+    timing.prompt_tokens = usage.get("prompt_tokens", 0)
+    timing.completion_tokens = usage.get("completion_tokens", 0)
+    return timing
+
+
+async def stream_chat(
+    client: httpx.AsyncClient, model: str, prompt: str, max_tokens: int, image: str | None = None
+) -> Timing:
+    """POST a streaming chat completion on ``client`` and time it."""
+    return await send_chat(client, chat_body(model, prompt, max_tokens, True, image))

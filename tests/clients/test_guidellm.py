@@ -6,10 +6,10 @@ import json
 import subprocess
 
 import numpy as np
-from support.buckets import bucket_of, within
 from support.clients import MODEL, client_venv
 
 from fakeai.testing import Metrics
+from fakeai.tools.compare import agrees, bucket_of
 
 # GuideLLM asks for torch unpinned, which from PyPI is a CUDA build of several GB; the CPU build of torch
 # 2.13.0 that this machine keeps on disk satisfies it (pip takes that file).
@@ -54,4 +54,4 @@ def test_guidellm_counts_what_the_server_counts(tokenizer_folder, server, tmp_pa
     assert server_ttft.count == REQUESTS
     for q in (0.5, 0.9):
         bucket = bucket_of(server_ttft, q)
-        assert within(float(np.quantile(client_ttft, q)), bucket), (q, np.quantile(client_ttft, q), bucket)
+        assert agrees(float(np.quantile(client_ttft, q)), bucket), (q, np.quantile(client_ttft, q), bucket)

@@ -8,9 +8,9 @@ import threading
 
 import httpx
 import numpy as np
-from support.buckets import bucket_of, within
 
 from bridge.reader import scrape
+from fakeai.tools.compare import agrees, bucket_of
 
 MODEL = "m"
 TTFT = "fakeai_time_to_first_token_seconds"
@@ -53,4 +53,4 @@ def test_client_ttft_agrees_with_the_server_while_a_scraper_runs(start_server):
     assert len(client) == 200 == server_ttft.count and scraper.scrapes >= 3
     for q in (0.5, 0.9):
         bucket = bucket_of(server_ttft, q)
-        assert within(float(np.quantile(client, q)), bucket), (q, np.quantile(client, q), bucket)
+        assert agrees(float(np.quantile(client, q)), bucket), (q, np.quantile(client, q), bucket)

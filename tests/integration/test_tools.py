@@ -1,17 +1,17 @@
 """``fakeai load`` and ``fakeai watch`` against a live server."""
 
+import json
 import re
 import subprocess
 import sys
 import threading
 import time
 from argparse import Namespace
-from bisect import bisect_left
 
 import httpx
+import pytest
 from rich.console import Console
 
-from exporter.buckets import TTFT
 from fakeai.testing import scrape
 from fakeai.tools import watch
 
@@ -57,19 +57,25 @@ def test_load_prints_exactly_what_the_server_counted(start_server):
     assert completion == delta("fakeai_completion_tokens_total", model=MODEL)
 
 
-def test_compare_shows_client_and_server_ttft_in_the_same_bucket(start_server):
-    # A fixed profile: TTFT = 330 ms of overhead + one 20 ms step, no jitter: inside (0.3, 0.4].
-    server = start_server("--overhead-ms", "330", "--itl-ms", "20", "--itl-jitter", "0", "--prefill-ms-per-token", "0")
-    out = run_load(
-        server.url, "--requests", "24", "--concurrency", "8", "--stream-ratio", "1", "--compare", "--max-tokens", "4"
+def load_json(url: str, *extra: str) -> tuple[int, dict]:
+    result = subprocess.run(
+        [sys.executable, "-m", "fakeai", "load", "--url", url, "--model", MODEL, "--json", *extra],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
-    rows = {}
-    for line in out.splitlines():
-        if match := re.search(r"(ttft|itl|e2e) (client|server)\D+([\d.]+)\D+([\d.]+)\D+([\d.]+)", line):
-            rows[(match.group(1), match.group(2))] = [float(v) for v in match.groups()[2:]]
-    client_p50, server_p50 = rows[("ttft", "client")][0] / 1000, rows[("ttft", "server")][0] / 1000
-    assert abs(bisect_left(TTFT, client_p50) - bisect_left(TTFT, server_p50)) <= 1, (client_p50, server_p50)
-    assert 0.3 < client_p50 < 0.45
+    return result.returncode, json.loads(result.stdout)
+
+
+def test_check_finds_client_and_server_agree_at_concurrency_16(start_server):
+    # The default latency profile, 16 streams: every p50 and p90 (TTFT, ITL, end to end) in the server's bucket.
+    server = start_server()
+    code, report = load_json(server.url, "--requests", "300", "--concurrency", "16", "--stream-ratio", "1", "--check")
+    assert code == 0, report["disagreements"]
+    assert report["client"] == "raw" and report["client_cpu_ms_per_request"] > 0
+    checked = [row for row in report["quantiles"] if row["quantile"] in (0.5, 0.9)]
+    assert len(checked) == 6 and all(row["agrees"] for row in checked), checked
+    assert all(count["agrees"] for count in report["counts"]) and report["statuses"] == {"200": 300}
 
 
 def test_watch_renders_live_updates_with_real_figures(start_server):
@@ -101,7 +107,8 @@ def test_watch_renders_live_updates_with_real_figures(start_server):
     assert totals and max(totals) > 0
 
 
-def test_load_exits_non_zero_when_requests_fail_unexpectedly():
+@pytest.mark.parametrize(("client", "failure"), [("raw", "ConnectError"), ("sdk", "APIConnectionError")])
+def test_load_exits_non_zero_when_requests_fail_unexpectedly(client, failure):
     import socket
 
     with socket.socket() as s:  # a port nothing listens on
@@ -119,10 +126,12 @@ def test_load_exits_non_zero_when_requests_fail_unexpectedly():
             "5",
             "--timeout",
             "5",
+            "--client",
+            client,
         ],
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert result.returncode == 1
-    assert "5 requests failed unexpectedly (APIConnectionError)" in result.stdout
+    assert f"5 requests failed unexpectedly ({failure})" in result.stdout
