@@ -12,9 +12,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import httpx
-
 from fakeai.traffic.client import Timing, chat_body, send_chat
+from fakeai.traffic.wire import Pool
 
 LATE = 0.01
 """An open-loop request sent more than this many seconds after its scheduled time was sent late."""
@@ -86,14 +85,13 @@ async def run(plan: Plan, on_done: Callable[[Timing], None] | None = None) -> Re
     # Open loop: nothing may hold a request back from its scheduled start, neither a slot nor the pool.
     open_loop = plan.rps > 0
     mine = range(plan.offset, plan.requests, plan.stride)
-    limits = httpx.Limits(max_connections=None if open_loop else plan.concurrency, max_keepalive_connections=64)
     timings: list[Timing] = []
     late = 0
     rng = random.Random(plan.seed * 1_000_003 + plan.offset)  # each process its own draws, repeatable
     cpu = time.process_time()
-    headers = {"authorization": f"Bearer {plan.api_key}"} if plan.api_key else None
-    timeout = httpx.Timeout(plan.timeout)
-    async with httpx.AsyncClient(base_url=plan.url, limits=limits, timeout=timeout, headers=headers) as client:
+    headers = [(b"authorization", f"Bearer {plan.api_key}".encode())] if plan.api_key else []
+    pool = Pool(plan.url, headers)
+    try:
         gate = asyncio.Semaphore(len(mine) if open_loop else plan.concurrency)
         start = time.monotonic()
         if plan.start_at is not None:  # the shared schedule's origin, on this process's monotonic clock
@@ -107,7 +105,7 @@ async def run(plan: Plan, on_done: Callable[[Timing], None] | None = None) -> Re
                 image = f"https://images.invalid/{i % plan.image_pool}.png" if plan.image_pool else None
                 prompt = prompt_of(plan, i, rng)
                 body = chat_body(plan.model, prompt, plan.max_tokens, stream, image, plan.usage_every_chunk)
-                timing = await send_chat(client, body, stream)
+                timing = await send_chat(pool, body, stream, plan.timeout)
                 timing.started = sent - start
                 timing.lag = max(sent - due, 0.0) if open_loop else 0.0
                 timings.append(timing)
@@ -131,4 +129,6 @@ async def run(plan: Plan, on_done: Callable[[Timing], None] | None = None) -> Re
             tasks.append(asyncio.ensure_future(one(i, due)))
             await asyncio.sleep(0)
         await asyncio.gather(*tasks)
+    finally:
+        pool.close()
     return Report(timings, time.monotonic() - start, late, time.process_time() - cpu)

@@ -107,7 +107,7 @@ def test_watch_renders_live_updates_with_real_figures(start_server):
     assert totals and max(totals) > 0
 
 
-@pytest.mark.parametrize(("client", "failure"), [("raw", "ConnectError"), ("sdk", "APIConnectionError")])
+@pytest.mark.parametrize(("client", "failure"), [("raw", "ConnectionRefusedError"), ("sdk", "APIConnectionError")])
 def test_load_exits_non_zero_when_requests_fail_unexpectedly(client, failure):
     import socket
 

@@ -1,0 +1,111 @@
+"""The measuring client's HTTP/1.1 connection, against a hand-written server in the test's own event loop:
+bytes stamped as they arrive, keep-alive reuse, chunked and sized bodies, and a cut connection."""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from fakeai.traffic.client import send_chat, timing_of
+from fakeai.traffic.wire import Pool
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+async def read_request(reader: asyncio.StreamReader) -> bytes:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
+    )
+    return await reader.readexactly(length)
+
+
+def sse(event: bytes) -> bytes:
+    data = b"data: " + event + b"\n\n"
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+class Server:
+    """``async with Server(handler) as server:`` then ``server.url``; ``server.connections`` counts accepts."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler, self.connections, self.url = handler, 0, ""
+        self._server: asyncio.Server | None = None
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        await self.handler(reader, writer)
+
+    async def __aenter__(self) -> "Server":
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+
+async def streaming(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Two streamed answers on one connection: two tokens 50 ms apart, then the usage."""
+    for _ in range(2):
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+        writer.write(sse(b'{"choices": [{"delta": {"role": "assistant", "content": "a"}}]}'))
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.write(sse(b'{"choices": [{"delta": {"content": " b"}}]}'))
+        writer.write(sse(b'{"choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 2}}'))
+        writer.write(sse(b"[DONE]") + b"0\r\n\r\n")
+        await writer.drain()
+    writer.close()
+
+
+async def test_a_stream_is_stamped_as_it_arrives_and_the_connection_is_reused():
+    async with Server(streaming) as server:
+        pool = Pool(server.url)
+        for _ in range(2):
+            timing = await send_chat(pool, b"{}", stream=True)
+            assert (timing.status, timing.prompt_tokens, timing.completion_tokens) == (200, 7, 2)
+            assert timing.ttft is not None and timing.ttft < 0.04
+            assert len(timing.itl) == 1 and 0.04 < timing.itl[0] < 0.2  # the second token, 50 ms later
+        pool.close()
+    assert server.connections == 1
+
+
+async def test_a_sized_answer_and_an_error_status_carry_their_usage():
+    async def sized(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        body = b'{"error": {"message": "busy"}, "usage": {"prompt_tokens": 5, "completion_tokens": 0}}'
+        writer.write(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
+        await writer.drain()
+        writer.close()
+
+    async with Server(sized) as server:
+        timing = await send_chat(Pool(server.url), b"{}", stream=False)
+    assert (timing.status, timing.prompt_tokens, timing.error) == (503, 5, None)
+
+
+async def test_a_connection_cut_mid_answer_is_a_transport_error_not_a_status():
+    async def cut(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n" + sse(b'{"choices": []}'))
+        await writer.drain()
+        writer.close()
+
+    async with Server(cut) as server:
+        timing = await send_chat(Pool(server.url), b"{}", stream=True)
+    assert timing.error is not None and timing.status == 0
+
+
+def test_an_error_event_after_the_200_is_a_failure_to_the_client():
+    token = b'data: {"choices": [{"delta": {"content": "a"}}]}\n\n'
+    error = b'data: {"error": {"message": "engine died"}}\n\n'
+    timing = timing_of(200, 0.0, [(0.01, token), (0.02, error)])
+    assert timing.status == 500 and timing.ttft == pytest.approx(0.01)
+
+
+async def test_a_url_the_client_cannot_speak_to_is_refused():
+    with pytest.raises(ValueError, match="http://"):
+        Pool("https://example.invalid")
