@@ -25,6 +25,17 @@ from fakeai.settings import Settings, add_arguments, settings_from
 from fakeai.supervisor import Supervisor
 from fakeai.tools import check_dashboards, load, tokenizer, verify, watch
 
+# The commands beside ``server`` and ``scenario``: each module has ``add_arguments(parser)`` and ``main(args)``.
+TOOLS: dict[str, tuple[Any, str]] = {
+    "load": (load, "drive a server and set what the client saw against the server's metrics"),
+    "watch": (watch, "live terminal view of /metrics/stream"),
+    "tokenizer": (tokenizer, "write fakeai's tokenizer as a Hugging Face tokenizer folder"),
+    "check-dashboards": (
+        check_dashboards,
+        "which panels of your dashboards and which of your rules have data against fakeai",
+    ),
+}
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fakeai", description="A fake OpenAI-compatible LLM server.")
@@ -37,30 +48,12 @@ def _parser() -> argparse.ArgumentParser:
         "twin shown in brackets; a flag wins over its variable, which wins over the default.",
     )
     add_arguments(server)
-    load.add_arguments(
-        commands.add_parser(
-            "load", help="drive a server with the openai SDK and report latencies", description=load.__doc__
+    for name, (module, summary) in TOOLS.items():
+        module.add_arguments(
+            commands.add_parser(
+                name, help=summary, description=module.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+            )
         )
-    )
-    watch.add_arguments(
-        commands.add_parser("watch", help="live terminal view of /metrics/stream", description=watch.__doc__)
-    )
-    tokenizer.add_arguments(
-        commands.add_parser(
-            "tokenizer",
-            help="write fakeai's tokenizer as a Hugging Face tokenizer folder",
-            description=tokenizer.__doc__,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-    )
-    check_dashboards.add_arguments(
-        commands.add_parser(
-            "check-dashboards",
-            help="which panels of your dashboards and which of your rules have data against fakeai",
-            description=check_dashboards.__doc__,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-    )
     scenario = commands.add_parser("scenario", help="scenario files: verify one against Prometheus")
     scenario_commands = scenario.add_subparsers(dest="scenario_command", required=True)
     verify.add_arguments(
@@ -145,16 +138,11 @@ def metric_files(folder: str | None) -> Iterator[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.command == "load":
-        return load.main(args)
-    if args.command == "watch":
-        return watch.main(args)
+    if args.command in TOOLS:
+        code: int = TOOLS[args.command][0].main(args)
+        return code
     if args.command == "scenario":
         return verify.main(args)
-    if args.command == "check-dashboards":
-        return check_dashboards.main(args)
-    if args.command == "tokenizer":
-        return tokenizer.run(args)
     try:
         settings = settings_from(args)
     except ValueError as exc:
