@@ -142,11 +142,12 @@ def print_dashboard(path: str, report: Report, exposed: set[str], out: TextIO) -
 
 def print_rules(report: RuleReport, out: TextIO) -> None:
     print(f"\n{report.summary()}", file=out)
-    rows = [("rule", "selectors with data", "expression now", "selectors without data")]
+    rows = [("rule", "expression", "selectors with data", "expression now", "selectors without data")]
     for o in report.outcomes:
         have = f"{len(o.selectors) - len(o.missing)}/{len(o.selectors)}"
         now = o.error or f"{o.series} series"
-        rows.append((f"{o.rule.name} ({o.rule.kind})", have, _clip(now, 60), _clip(", ".join(o.missing), 100)))
+        rule = f"{o.rule.name} ({o.rule.kind})"
+        rows.append((rule, _clip(o.rule.expr, 60), have, _clip(now, 60), _clip(", ".join(o.missing), 100)))
     _table(rows, out)
 
 

@@ -36,6 +36,7 @@ def test_check_dashboards_finds_every_target_with_data_and_names_a_wrong_metric(
         rules = load_rules(path)
         assert f"{path}: {len(rules)}/{len(rules)} rules with data for every selector" in run.stdout
         assert all(f"{rule.name} ({rule.kind})" in run.stdout for rule in rules)
+        assert all(" ".join(rule.expr.split())[:40] in run.stdout for rule in rules)  # each rule's expression
 
 
 def _panels(board: dict) -> list[dict]:
