@@ -175,7 +175,7 @@ def progress(url: str, prometheus: Prometheus, seconds: float, done: threading.E
         print(line, file=out, flush=True)
 
 
-def run(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> Checked:
+def run(args: argparse.Namespace, err: TextIO = sys.stderr) -> Checked:
     dashboards = [(str(path), Dashboard.load(path)) for path in args.files]
     # A bad rule file stops the run before anything starts. Recording rules' names are known metrics.
     recorded = {rule.name for path in args.rules for rule in load_rules(path) if rule.kind == "record"}
@@ -256,7 +256,7 @@ def main(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.s
         print("fakeai check-dashboards: error: give dashboard files, --rules files, or both", file=err)
         return 2
     try:
-        checked = run(args, out, err)
+        checked = run(args, err)
     except (RuleFileError, PrometheusNotFound) as exc:
         print(f"fakeai check-dashboards: error: {exc}", file=err)
         return 2

@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import multiprocessing
 import os
+import queue
 import random
 import sys
 import time
@@ -73,7 +74,7 @@ def drive_raw(plans: list[Plan], total: int | None, console: Console, quiet: boo
         while len(reports) < len(workers):
             try:
                 reports.append(results.get(timeout=0.2))
-            except Exception:  # queue.Empty: nothing yet
+            except queue.Empty:
                 if not any(worker.is_alive() for worker in workers) and results.empty():
                     raise RuntimeError("a load worker process died without its report") from None
             progress.update(task, completed=done.value)
@@ -159,7 +160,7 @@ async def sdk_request(client: openai.AsyncOpenAI, model: str, stream: bool, prom
 
 
 async def drive_sdk(args: argparse.Namespace, console: Console, quiet: bool) -> dict[str, Any]:
-    plan = plans(argparse.Namespace(**{**vars(args), "processes": 1}))[0]
+    plan = Plan(args.url, args.model, args.requests, prompt_reuse=args.prompt_reuse)  # its prompts, as the raw client's
     rng = random.Random(args.seed)
     client = openai.AsyncOpenAI(
         base_url=args.url.rstrip("/") + "/v1", api_key=args.api_key or "fakeai", max_retries=0, timeout=args.timeout
