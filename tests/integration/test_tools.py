@@ -30,12 +30,12 @@ def run_load(url: str, *extra: str) -> str:
     return result.stdout
 
 
-def test_load_prints_exactly_what_the_server_counted(start_server):
+@pytest.mark.parametrize("client", ["raw", "sdk"])
+def test_load_prints_exactly_what_the_server_counted(start_server, client):
     server = start_server("--itl-ms", "2", "--overhead-ms", "1", "--error-rate", "0.05", "--max-num-seqs", "8")
     before = scrape(server.url)
-    out = run_load(
-        server.url, "--requests", "200", "--concurrency", "16", "--stream-ratio", "0.5", "--max-tokens", "12"
-    )
+    load = ("--requests", "200", "--concurrency", "16", "--stream-ratio", "0.5", "--max-tokens", "12")
+    out = run_load(server.url, *load, "--client", client)
     after = scrape(server.url)
     requests = int(re.search(r"requests (\d+)", out).group(1))
     statuses = dict(re.findall(r"(\d{3}): (\d+)", out.split("responses by status", 1)[1].split("\n")[0]))
