@@ -355,22 +355,52 @@ def _quantiles(text: str) -> list[float]:
     return values
 
 
+def _at_least(low: float, kind: type[int] | type[float] = int) -> Any:
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low:g}, got {text}")
+        return value
+
+    return parse
+
+
+def _share(text: str) -> float:
+    value = float(_at_least(0.0, float)(text))
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"a share is at most 1, got {text}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", default="http://127.0.0.1:8000", help="the server (default: %(default)s)")
     parser.add_argument(
         "--model", default="meta-llama/Llama-3.1-8B-Instruct", help="the model to ask (default: %(default)s)"
     )
-    parser.add_argument("--concurrency", type=int, default=8, help="requests in flight, closed loop (default: 8)")
-    parser.add_argument("--rps", type=float, default=0.0, help="open-loop arrivals per second (0: closed loop)")
-    parser.add_argument("--requests", type=int, default=0, help="how many requests (default: 100 without --duration)")
-    parser.add_argument("--duration", type=float, default=0.0, help="seconds to send for, instead of --requests")
-    parser.add_argument("--stream-ratio", type=float, default=0.5, help="share of streamed requests (default: 0.5)")
     parser.add_argument(
-        "--prompt-reuse", type=float, default=0.5, help="share of prompts opening with a shared prefix (default: 0.5)"
+        "--concurrency", type=_at_least(1), default=8, help="requests in flight, closed loop (default: 8)"
     )
-    parser.add_argument("--max-tokens", type=int, default=32, help="max_tokens of every request (default: 32)")
+    parser.add_argument(
+        "--rps", type=_at_least(0.0, float), default=0.0, help="open-loop arrivals per second (0: closed loop)"
+    )
+    parser.add_argument(
+        "--requests", type=_at_least(0), default=0, help="how many requests (default: 100 without --duration)"
+    )
+    parser.add_argument(
+        "--duration", type=_at_least(0.0, float), default=0.0, help="seconds to send for, instead of --requests"
+    )
+    parser.add_argument("--stream-ratio", type=_share, default=0.5, help="share of streamed requests (default: 0.5)")
+    parser.add_argument(
+        "--prompt-reuse", type=_share, default=0.5, help="share of prompts opening with a shared prefix (default: 0.5)"
+    )
+    parser.add_argument("--max-tokens", type=_at_least(1), default=32, help="max_tokens of every request (default: 32)")
     parser.add_argument("--api-key", default="", help="sent as a bearer token when given")
-    parser.add_argument("--timeout", type=float, default=120.0, help="seconds a request may take (default: 120)")
+    parser.add_argument(
+        "--timeout", type=_at_least(0.001, float), default=120.0, help="seconds a request may take (default: 120)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of streams and prompts (default: 0)")
     parser.add_argument(
         "--client",
@@ -380,7 +410,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--processes",
-        type=int,
+        type=_at_least(1),
         default=default_processes(),
         help="worker processes of the raw client (default: half the cores, %(default)s here)",
     )
