@@ -13,6 +13,7 @@ settings come back and the server is up.
 import asyncio
 import contextlib
 import logging
+import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -23,6 +24,7 @@ from fakeai.errors import OpenAIError
 from fakeai.runtime_config import changed_settings
 from fakeai.scenario import Phase, Scenario, ScenarioError
 from fakeai.settings import Settings
+from fakeai.traffic import API_KEY_ENV
 
 log = logging.getLogger("fakeai.scenario")
 
@@ -123,7 +125,9 @@ class ScenarioRunner:
             "--traffic", phase.traffic.model_dump_json(by_alias=True),
             "--label", f"scenario {scenario.name}, phase {phase.name}",
         ]  # fmt: skip
-        self._loads.append(await asyncio.create_subprocess_exec(*command, stdin=asyncio.subprocess.DEVNULL))
+        # The server's own first key, when it asks for one: its load is one of its clients.
+        env = {**os.environ, API_KEY_ENV: self.startup.api_keys[0]} if self.startup.api_keys else None
+        self._loads.append(await asyncio.create_subprocess_exec(*command, stdin=asyncio.subprocess.DEVNULL, env=env))
 
     async def _run(self, scenario: Scenario, loop: bool, began: asyncio.Event) -> None:
         try:

@@ -11,6 +11,7 @@ exits 1 when a target or a rule has no data, unless --allow-empty matches it, an
 
 import argparse
 import contextlib
+import os
 import re
 import shlex
 import subprocess
@@ -33,6 +34,7 @@ from fakeai.tools.dashboards import Dashboard, Outcome, Prometheus, Report, Time
 from fakeai.tools.prometheus_process import PrometheusNotFound, PrometheusProcess
 from fakeai.tools.promql import metric_names
 from fakeai.tools.rule_check import RuleFileError, RuleOutcome, RuleReport, check_rules, load_rules
+from fakeai.traffic import API_KEY_ENV
 
 # What the server fakeai starts turns on, so that every family has data: speculative decoding, two
 # data-parallel engines, a LoRA adapter, KV-cache residency and MFU metrics, sleep mode (one sleep and
@@ -61,20 +63,26 @@ def traffic_mix(models: Sequence[str], rate: float) -> dict[str, Any]:
     }
 
 
-def served_models(url: str) -> list[str]:
+def served_models(url: str, api_key: str | None) -> list[str]:
     """The models (and adapters) a server lists at /v1/models."""
-    answer = httpx.get(url + "/v1/models", timeout=30)
+    headers = {"authorization": f"Bearer {api_key}"} if api_key else None
+    answer = httpx.get(url + "/v1/models", timeout=30, headers=headers)
+    if answer.status_code == 401:
+        raise ValueError(f"{url}/v1/models answered 401: the server asks for an API key (--api-key)")
     answer.raise_for_status()
     return [card["id"] for card in answer.json()["data"]]
 
 
 @contextlib.contextmanager
-def traffic(url: str, models: Sequence[str], seconds: float, rate: float) -> Iterator[subprocess.Popen[bytes]]:
+def traffic(
+    url: str, models: Sequence[str], seconds: float, rate: float, api_key: str | None
+) -> Iterator[subprocess.Popen[bytes]]:
     """The traffic mix from a process of its own (``fakeai.traffic.phase_load``), stopped when the block ends."""
     mix = orjson.dumps(traffic_mix(models, rate)).decode()
     command = [sys.executable, "-m", "fakeai.traffic.phase_load", "--url", url, "--model", models[0]]
     command += ["--duration", f"{seconds:g}", "--traffic", mix, "--label", "check-dashboards traffic"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {**os.environ, API_KEY_ENV: api_key} if api_key else None
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
         yield process
     finally:
@@ -198,7 +206,7 @@ def run(args: argparse.Namespace, err: TextIO = sys.stderr) -> Checked:
         if args.url is None and not args.scenario:
             helpers.append(threading.Thread(target=sleep_and_wake, args=(url, args.duration / 2, 2.0, done)))
         if not args.scenario:
-            stack.enter_context(traffic(url, served_models(url), args.duration, args.rate))
+            stack.enter_context(traffic(url, served_models(url, args.api_key), args.duration, args.rate, args.api_key))
         for helper in helpers:
             helper.start()
         try:
@@ -236,6 +244,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--prometheus-url", help="use this Prometheus (it must scrape the server) instead of starting one"
     )
     parser.add_argument(
+        "--api-key", help="the bearer token the traffic sends, for a server that asks for one (--api-keys)"
+    )
+    parser.add_argument(
         "--scrape-interval", type=float, default=15.0, help="that Prometheus's scrape interval, s (default: 15)"
     )
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of traffic before checking (default: 30)")
@@ -260,7 +271,7 @@ def main(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.s
     except (RuleFileError, PrometheusNotFound) as exc:
         print(f"fakeai check-dashboards: error: {exc}", file=err)
         return 2
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, httpx.HTTPError) as exc:
         print(f"fakeai check-dashboards: error: {type(exc).__name__}: {exc}", file=err)
         return 2
     failures = empty = 0

@@ -11,6 +11,7 @@ finish, then one line on stderr says what was sent and how it was answered.
 
 import argparse
 import asyncio
+import os
 import random
 import sys
 from collections import Counter
@@ -19,6 +20,7 @@ from collections.abc import Sequence
 import httpx
 
 from fakeai.scenario import MAX_CONCURRENCY, Ramp, Traffic
+from fakeai.traffic import API_KEY_ENV
 from fakeai.traffic.arrivals import arrival_times, request
 
 MAX_IN_FLIGHT = MAX_CONCURRENCY
@@ -52,7 +54,11 @@ async def drive(
         in_flight.discard(task)
         slots.release()
 
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=REQUEST_TIMEOUT, transport=transport) as client:
+    key = os.environ.get(API_KEY_ENV)
+    headers = {"authorization": f"Bearer {key}"} if key else None
+    async with httpx.AsyncClient(
+        base_url=url, limits=limits, timeout=REQUEST_TIMEOUT, transport=transport, headers=headers
+    ) as client:
         began = loop.time()
         arrivals = arrival_times(start, end, duration, traffic.arrivals, rng)
         for index, at in enumerate(arrivals):

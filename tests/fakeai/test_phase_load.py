@@ -8,6 +8,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from fakeai.app import create_app
 from fakeai.scenario import Traffic
 from fakeai.settings import Settings
+from fakeai.traffic import API_KEY_ENV
 from fakeai.traffic.phase_load import drive
 
 MODEL = "meta-llama/Llama-3.1-8B-Instruct"
@@ -57,3 +58,14 @@ async def test_max_concurrency_bounds_the_requests_in_flight_and_stops_at_the_ph
     # 100 ms each in 1 s answer at most 33; the other arrivals are counted as unsent, none lost.
     assert 3 <= counts["200"] <= 36 and counts["200"] + counts["unsent"] == 100, counts
     assert set(counts) == {"200", "unsent"}
+
+
+async def test_the_load_sends_the_key_its_environment_gives(monkeypatch):
+    settings = Settings(models=[MODEL], api_keys=("sesame",), no_delay=True)
+    app = create_app(settings, CollectorRegistry())
+    load = Traffic.model_validate({"rate": 50, "arrivals": "even", "output_tokens": 2})
+    transport = httpx.ASGITransport(app=app)
+    async with app.router.lifespan_context(app):
+        assert await drive("http://fakeai.test", load, 0.2, MODEL, transport=transport) == {"401": 10}
+        monkeypatch.setenv(API_KEY_ENV, "sesame")  # as the scenario runner and check-dashboards set it
+        assert await drive("http://fakeai.test", load, 0.2, MODEL, transport=transport) == {"200": 10}

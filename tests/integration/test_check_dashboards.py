@@ -47,21 +47,23 @@ def _panels(board: dict) -> list[dict]:
     return found
 
 
-def test_check_dashboards_uses_a_running_server_and_prometheus_and_allow_empty_excuses(
+def test_check_dashboards_uses_a_running_server_with_its_key_and_allow_empty_excuses(
     start_server, run_prometheus, tmp_path
 ):
-    server = start_server("--itl-ms", "5", "--overhead-ms", "1")
+    server = start_server("--itl-ms", "5", "--overhead-ms", "1", "--api-keys", "sesame")
     prometheus = run_prometheus(server.url, scrape_interval=1)
+    generated = "sum(increase(vllm:generation_tokens_total[1m])) > 0"  # data only once answers went out
     board = {
         "title": "mine",
         "panels": [
-            {"title": "Running", "targets": [{"refId": "A", "expr": "sum(vllm:num_requests_running)"}]},
+            {"title": "Tokens", "targets": [{"refId": "A", "expr": generated}]},
             {"title": "Typo", "targets": [{"refId": "A", "expr": f"sum(rate({WRONG}[1m]))"}]},
         ],
     }
     (tmp_path / "mine.json").write_text(json.dumps(board))
     command = [sys.executable, "-m", "fakeai", "check-dashboards", str(tmp_path / "mine.json"), "--url", server.url]
     command += ["--prometheus-url", prometheus, "--scrape-interval", "1", "--duration", "8", "--allow-empty", "^Typo$"]
+    command += ["--api-key", "sesame"]  # the server asks for one: without it the traffic would be 401s
     run = subprocess.run(command, capture_output=True, text=True, timeout=120)
     print(run.stdout)
     assert run.returncode == 0, run.stdout + run.stderr
