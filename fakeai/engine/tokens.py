@@ -39,10 +39,11 @@ Token = str | int
 """A piece of prompt text, or a token id given by the client."""
 
 
-def tokenize(text: str) -> list[Token]:
+def tokenize(text: str) -> list[str]:
+    """The pieces of ``text``, in order: their concatenation is the text."""
     if "<|" not in text:  # no marker can be in it: the common case skips the split
         return _PIECE.findall(text)
-    tokens: list[Token] = []
+    tokens: list[str] = []
     for index, part in enumerate(_SPECIAL.split(text)):
         if index % 2:  # the split's odd parts are the markers it found
             tokens.append(part)
@@ -59,10 +60,10 @@ def role_marker(role: str) -> str:
     return _ROLE_MARKER.get(role, OTHER_ROLE_MARKER)
 
 
-def chat_prompt_tokens(messages: Iterable[tuple[str, str]], generation_prompt: bool = True) -> list[Token]:
+def chat_prompt_tokens(messages: Iterable[tuple[str, str]], generation_prompt: bool = True) -> list[str]:
     """Tokens of a rendered chat: ``(role, text)`` pairs framed as a chat template would (the shipped
     tokenizer's ``chat_template`` renders the same tokens), then the marker that primes the reply."""
-    ids: list[Token] = []
+    ids: list[str] = []
     for role, text in messages:
         ids.append(role_marker(role))
         ids.extend(tokenize(text))

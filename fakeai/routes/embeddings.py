@@ -29,7 +29,7 @@ def embed(tokens: Sequence[Token], dimensions: int) -> np.ndarray:
     return vector / np.linalg.norm(vector)
 
 
-def _inputs(raw: str | list[str] | list[int] | list[list[int]]) -> list[list[Token]]:
+def _inputs(raw: str | list[str] | list[int] | list[list[int]]) -> list[Sequence[Token]]:
     if isinstance(raw, str):
         return [tokenize(raw)]
     if all(isinstance(item, int) for item in raw):

@@ -9,6 +9,7 @@ import asyncio
 import random
 import time
 from collections.abc import AsyncGenerator
+from collections.abc import Sequence as Seq
 from typing import Any, TypeVar
 
 from starlette.requests import Request
@@ -271,7 +272,7 @@ async def respond(
     accepted: Accepted[GenerationBody],
     *,
     endpoint: str,
-    prompt: list[Token],
+    prompt: Seq[Token],
     max_tokens: int | None,
     renderer: Renderer,
     multimodal: tuple[bytes, ...] = (),

@@ -35,13 +35,12 @@ async def tokenize_endpoint(request: Request) -> JSONResponse:
         pieces = tokenize(body.prompt)
     else:
         raise missing_parameter("prompt")
-    texts = [piece for piece in pieces if isinstance(piece, str)]  # tokenize yields text pieces only
     return JSONResponse(
         {
-            "count": len(texts),
+            "count": len(pieces),
             "max_model_len": context(request).settings.max_model_len,
-            "tokens": [vocabulary.token_id(piece) for piece in texts],
-            "token_strs": texts if body.return_token_strs else None,
+            "tokens": [vocabulary.token_id(piece) for piece in pieces],
+            "token_strs": pieces if body.return_token_strs else None,
         }
     )
 

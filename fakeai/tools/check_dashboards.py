@@ -74,9 +74,7 @@ def served_models(url: str, api_key: str | None) -> list[str]:
 
 
 @contextlib.contextmanager
-def traffic(
-    url: str, models: Sequence[str], seconds: float, rate: float, api_key: str | None
-) -> Iterator[subprocess.Popen[bytes]]:
+def traffic(url: str, models: Sequence[str], seconds: float, rate: float, api_key: str | None) -> Iterator[None]:
     """The traffic mix from a process of its own (``fakeai.traffic.phase_load``), stopped when the block ends."""
     mix = orjson.dumps(traffic_mix(models, rate)).decode()
     command = [sys.executable, "-m", "fakeai.traffic.phase_load", "--url", url, "--model", models[0]]
@@ -84,7 +82,7 @@ def traffic(
     env = {**os.environ, API_KEY_ENV: api_key} if api_key else None
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
-        yield process
+        yield
     finally:
         if process.poll() is None:
             process.terminate()

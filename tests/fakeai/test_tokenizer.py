@@ -30,7 +30,7 @@ def shipped(folder: Path) -> Tokenizer:
 
 
 def ids(text: str) -> list[int]:
-    return [vocabulary.token_id(piece) for piece in tokenize(text) if isinstance(piece, str)]
+    return [vocabulary.token_id(piece) for piece in tokenize(text)]
 
 
 # Each string: text of any Unicode category, then a chat marker or something that looks like one, then text
@@ -94,5 +94,5 @@ def test_the_chat_template_renders_the_tokens_the_server_counts(folder: Path, sh
     pairs = [("system", "Be brief."), ("user", "Hi there"), ("function", "42"), ("assistant", "<|user|> is a marker")]
     for generation_prompt in (True, False):
         rendered = template.render(messages=messages, add_generation_prompt=generation_prompt)
-        expected = [vocabulary.token_id(p) for p in chat_prompt_tokens(pairs, generation_prompt) if isinstance(p, str)]
+        expected = [vocabulary.token_id(p) for p in chat_prompt_tokens(pairs, generation_prompt)]
         assert shipped.encode(rendered).ids == expected
