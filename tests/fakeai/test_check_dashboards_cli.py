@@ -6,6 +6,8 @@ import re
 import pytest
 
 from fakeai.__main__ import _parser
+from fakeai.engine.profiles import DEFAULT_MODELS
+from fakeai.settings import METRICS_DIALECTS, ONE_MODEL_DIALECTS, settings_from
 from fakeai.tools import check_dashboards
 from fakeai.tools.dashboards import Outcome, Report, Target
 from fakeai.tools.rule_check import Rule, RuleOutcome, RuleReport
@@ -42,3 +44,11 @@ def test_allow_empty_excuses_what_it_matches_and_nothing_else():
     assert len(check_dashboards.rule_failures(rules, None)) == 1
     assert check_dashboards.rule_failures(rules, re.compile("Quiet")) == []
     assert check_dashboards.missing_metrics("rate(a_total[1m]) / b", {"a_total"}) == ["b"]
+
+
+@pytest.mark.parametrize("dialect", [*METRICS_DIALECTS, "vllm@0.10"])
+def test_the_server_it_starts_takes_its_flags_in_every_dialect(dialect):
+    args = _parser().parse_args(["check-dashboards", "x.json", "--dialect", dialect, "--server-args", "--seed 3"])
+    settings = settings_from(_parser().parse_args(["server", *check_dashboards.server_flags(args)]))
+    assert settings.seed == 3 and settings.data_parallel_size == 2 and settings.enable_sleep_mode
+    assert len(settings.models) == (1 if dialect in ONE_MODEL_DIALECTS else len(DEFAULT_MODELS))
