@@ -2,11 +2,12 @@
 
 import asyncio
 import json
+import math
 import re
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol, cast, runtime_checkable
 
 import numpy as np
@@ -79,11 +80,25 @@ class ChildrenSource:
 
     TYPES = ("counter", "gauge", "histogram")
 
-    def __init__(self, metrics: Iterable[MetricWrapperBase], *, slice_seconds: float = 0.001) -> None:
+    def __init__(
+        self,
+        metrics: Iterable[MetricWrapperBase],
+        *,
+        exposed_bounds: Mapping[str, Sequence[float]] | None = None,
+        slice_seconds: float = 0.001,
+    ) -> None:
+        """``exposed_bounds``: for a histogram that records at more bounds than it exposes, the bounds it
+        exposes (the rest left out, as its exposition leaves them out; +Inf always kept)."""
         self.metrics = list(metrics)
+        self._shown: dict[str, tuple[tuple[float, ...], np.ndarray]] = {}
         for metric in self.metrics:
             if metric._type not in self.TYPES:
                 raise TypeError(f"{metric._name}: ChildrenSource reads {', '.join(self.TYPES)}, not {metric._type}")
+            if exposed_bounds and metric._name in exposed_bounds:
+                recorded = list(cast(prometheus_client.Histogram, metric)._upper_bounds)
+                shown = [*(float(b) for b in exposed_bounds[metric._name]), math.inf]
+                positions = np.array([recorded.index(b) for b in shown])
+                self._shown[metric._name] = (tuple(shown), positions)
         self.slice_seconds = slice_seconds
         self._keys: dict[tuple[str, Sequence[str]], LabelKey] = {}
 
@@ -116,10 +131,13 @@ class ChildrenSource:
             if name in snapshot.histograms:
                 histograms = snapshot.histograms[name]
                 # One bucket layout per family.
-                bounds = interner.bounds(tuple(cast(prometheus_client.Histogram, metric)._upper_bounds))
+                shown, positions = self._shown.get(name, (None, None))
+                bounds = interner.bounds(shown or tuple(cast(prometheus_client.Histogram, metric)._upper_bounds))
                 has_sum = bounds[0] >= 0  # as collect(): no _sum when a bucket lies below zero
                 for values, child in self._children(metric):
                     cumulative = np.cumsum([bucket.get() for bucket in child._buckets], dtype=float)
+                    if positions is not None:
+                        cumulative = cumulative[positions]  # cumulative counts are exact at any subset
                     total = child._sum.get() if has_sum else 0.0
                     histograms[self._key(metric, values, interner)] = Histogram(
                         bounds, cumulative, total, float(cumulative[-1])

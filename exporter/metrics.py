@@ -17,6 +17,7 @@ from exporter import buckets
 from exporter.buckets import merged
 from exporter.bulk import inc, observe, observe_many, observe_summary
 from exporter.facts import FinishedReason, RequestRecord, StreamOutcome
+from exporter.kept_bounds import HiddenBounds, hidden_labels
 
 EM = ("endpoint", "model")
 MAX_LORA_SERIES = 64
@@ -63,6 +64,10 @@ class NativeFamilies:
         em, m = (*EM, *engine, *(("priority",) if priority_label else ())), ("model", *engine)
         self.engine_label = engine_label
         self.priority_label = priority_label
+        self.hidden_bounds: dict[str, frozenset[str]] = {}
+        """The ``le`` values each native histogram records for dialect views but does not expose."""
+        self.exposed_bounds: dict[str, tuple[float, ...]] = {}
+        """The bounds those histograms expose (their own, without the +Inf bucket)."""
         tokens = families.native("request_tokens")
         phase = families.native("request_latency", buckets.FINER_REQUEST_PHASE)
         itl = families.native("inter_token_latency", buckets.FINER_ITL)
@@ -80,8 +85,16 @@ class NativeFamilies:
             return Gauge(name, doc, tuple(labels), registry=registry, multiprocess_mode=mode)
 
         def histogram(name: str, doc: str, bounds: tuple[float, ...], labels: Iterable[str] = em) -> Histogram:
-            bounds = buckets.merged(bounds, families.kept.get(name, ()))
-            return Histogram(name, doc, tuple(labels), registry=registry, buckets=bounds)
+            recorded = buckets.merged(bounds, families.kept.get(name, ()))
+            hidden = hidden_labels(recorded, bounds)
+            if not hidden:
+                return Histogram(name, doc, tuple(labels), registry=registry, buckets=recorded)
+            # Bounds kept for a dialect's view only: recorded, never exposed (exporter.kept_bounds).
+            family = Histogram(name, doc, tuple(labels), registry=None, buckets=recorded)
+            registry.register(HiddenBounds(family, {name: hidden}))
+            self.hidden_bounds[name] = hidden
+            self.exposed_bounds[name] = tuple(float(b) for b in bounds)
+            return family
 
         self.requests = counter("fakeai_requests", "Requests accepted for a served model, counted on arrival.")
         self.responses = counter(

@@ -24,6 +24,7 @@ from bridge.hub import Hub, StreamSettings
 from bridge.server import stream_endpoint
 from bridge.sources import ChildrenSource, PrometheusSource, RegistrySource, Source
 from exporter.exposition import metrics_endpoint
+from exporter.kept_bounds import HiddenBounds
 from exporter.metrics import ServerMetrics
 from exporter.stream import STREAM_MAPPING
 from exporter.views import (
@@ -180,19 +181,25 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
     native: FamilySource = metrics.families.collect
     # The stream reads the families' children directly in one process (a tenth of a collect()).
     wanted = STREAM_MAPPING.wanted()
-    stream_source: Source = ChildrenSource(metrics.families.named(wanted.counters | wanted.gauges | wanted.histograms))
+    hidden = metrics.families.hidden_bounds  # what the native families record for dialect views only
+    stream_source: Source = ChildrenSource(
+        metrics.families.named(wanted.counters | wanted.gauges | wanted.histograms),
+        exposed_bounds=metrics.families.exposed_bounds,
+    )
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # The collector has no names to register under; /metrics?name[]= needs it kept all the same.
         exposed = CollectorRegistry(support_collectors_without_names=True)
+        exposed.register(HiddenBounds(MultiProcessCollector(None), hidden))  # type: ignore[no-untyped-call]
         aggregated = CollectorRegistry()
-        MultiProcessCollector(exposed)  # type: ignore[no-untyped-call]
         MultiProcessCollector(aggregated)  # type: ignore[no-untyped-call]
 
         def read_aggregated(names: Collection[str]) -> Iterator[Metric]:
             return (family for family in aggregated.collect() if family.name in names)
 
         native = read_aggregated
-        stream_source = RegistrySource(aggregated, restrict=False)
+        streamed = CollectorRegistry(support_collectors_without_names=True)
+        streamed.register(HiddenBounds(MultiProcessCollector(None), hidden))  # type: ignore[no-untyped-call]
+        stream_source = RegistrySource(streamed, restrict=False)
     else:
         # What vLLM's API server exposes from prometheus-client's default registry: process_*, python_gc_*
         # and python_info. In multiprocess mode vLLM (and prometheus-client) drop them, and so do we: a

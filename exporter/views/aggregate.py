@@ -9,6 +9,8 @@ from typing import TypeVar
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
+from exporter.kept_bounds import whole
+
 FamilySource = Callable[[Collection[str]], Iterable[Metric]]
 """Native families by name: a view asks only for the families it reads."""
 GroupKey = tuple[str, ...]
@@ -25,7 +27,8 @@ def reusing_scrape(source: FamilySource) -> FamilySource:
     def read(names: Collection[str]) -> Iterable[Metric]:
         seen = SCRAPED.get()
         if seen is not None:
-            found = [metric for metric in seen if metric.name in names]
+            # As collected for the view, with the bounds kept for it that the exposition hides.
+            found = [whole(metric) for metric in seen if metric.name in names]
             if len({metric.name for metric in found}) == len(set(names)):
                 return found
         return source(names)

@@ -77,3 +77,22 @@ def test_label_keys_and_bounds_are_shared_between_snapshots():
 def test_refuses_types_it_cannot_read():
     with pytest.raises(TypeError, match=r"s_seconds.*summary"):
         ChildrenSource([Summary("s_seconds", "a summary", registry=CollectorRegistry())])
+
+
+def test_a_histogram_read_at_its_exposed_bounds_is_the_histogram_of_those_bounds():
+    # A native histogram records at more bounds than it exposes (exporter.kept_bounds): the stream reads it
+    # as if it had recorded at the exposed ones alone.
+    own, recorded = (0.01, 0.1, 1.0, 10.0), (0.005, 0.01, 0.05, 0.1, 0.3, 1.0, 2.5, 10.0)
+    plain = Histogram("h_seconds", "doc", ("model",), buckets=own, registry=None)
+    keeping = Histogram("h_seconds", "doc", ("model",), buckets=recorded, registry=None)
+    rng = random.Random(7)
+    for _ in range(1_000):
+        model, seconds = rng.choice(("a", "b")), rng.expovariate(1.0)
+        plain.labels(model).observe(seconds)
+        keeping.labels(model).observe(seconds)
+    wanted = Wanted(histograms=frozenset({"h_seconds"}))
+    expected = asyncio.run(ChildrenSource([plain]).snapshot(wanted, 1.0, Interner()))
+    got = asyncio.run(ChildrenSource([keeping], exposed_bounds={"h_seconds": own}).snapshot(wanted, 1.0, Interner()))
+    assert_same(got, expected)
+    unfolded = asyncio.run(ChildrenSource([keeping]).snapshot(wanted, 1.0, Interner()))
+    assert len(next(iter(unfolded.histograms["h_seconds"].values())).bounds) == len(recorded) + 1

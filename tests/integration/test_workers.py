@@ -72,6 +72,23 @@ def test_two_workers_answer_for_the_whole_server():
     assert not Path(folder).exists()  # the temporary metric folder is removed at exit
 
 
+def test_workers_expose_the_native_bounds_and_views_select_theirs_exactly():
+    # SGLang's bounds (0.6 s among them) are recorded in the workers' files for its view, never exposed
+    # under the fakeai_* names (exporter.kept_bounds), whichever worker answers.
+    with ServerProcess(["--no-delay", "--workers", "2", "--metrics-dialect", "vllm,sglang"]) as server:
+        asyncio.run(send(server.url, 200))
+        snapshot = scrape(server.url)
+    native = {
+        dict(labels)["le"] for name, labels in snapshot.samples if name == "fakeai_time_to_first_token_seconds_bucket"
+    }
+    sglang = {
+        dict(labels)["le"] for name, labels in snapshot.samples if name == "sglang:time_to_first_token_seconds_bucket"
+    }
+    assert "0.6" in sglang and "0.6" not in native
+    assert snapshot.value("sglang:time_to_first_token_seconds_count", model_name=MODEL) == 200
+    assert snapshot.value("fakeai_time_to_first_token_seconds_count", model=MODEL) == 200
+
+
 def test_restart_with_the_same_folder_starts_from_zero(tmp_path):
     import shutil
 
