@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from prometheus_client.metrics_core import Metric
 from prometheus_client.utils import floatToGoString
 
+from exporter.views.aggregate import GroupedHistogram, GroupKey, series_labels
+
 # generate_latest's munging from OpenMetrics types into the text format's.
 _TYPE_SUFFIX = {"counter": ("_total", "counter"), "info": ("_info", "gauge"), "stateset": ("", "gauge")}
 _TYPE_RENAME = {"gaugehistogram": "histogram", "unknown": "untyped"}
@@ -20,6 +22,7 @@ _TYPE_RENAME = {"gaugehistogram": "histogram", "unknown": "untyped"}
 _OM_SUFFIXES = ("_created", "_gsum", "_gcount")
 _MAX_CACHED_VALUES = 4096
 _MAX_CACHED_PREFIXES = 200_000
+_MAX_CACHED_SERIES = 20_000
 
 
 def _escape_label_value(value: str) -> str:
@@ -41,6 +44,7 @@ class TextWriter:
         self._prefixes: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
         self._headers: dict[tuple[str, str, str], str] = {}
         self._values: dict[float, str] = {}
+        self._grouped: dict[tuple[str, tuple[str, ...], GroupKey, tuple[float, ...]], list[str]] = {}
 
     def _prefix(self, name: str, labels: dict[str, str]) -> str:
         key = (name, tuple(labels.items()))
@@ -74,8 +78,39 @@ class TextWriter:
             self._values[value] = text
         return text
 
+    def _series_prefixes(
+        self, name: str, labelnames: tuple[str, ...], key: GroupKey, bounds: tuple[float, ...]
+    ) -> list[str]:
+        """A grouped histogram series' line prefixes: each bucket's, then ``_count``'s and ``_sum``'s."""
+        cache_key = (name, labelnames, key, bounds)
+        prefixes = self._grouped.get(cache_key)
+        if prefixes is None:
+            by_bucket, series = series_labels(labelnames, key, bounds)
+            prefixes = [self._prefix(name + "_bucket", labels) for labels in by_bucket]
+            prefixes += [self._prefix(name + "_count", series), self._prefix(name + "_sum", series)]
+            if len(self._grouped) >= _MAX_CACHED_SERIES:
+                self._grouped.clear()
+            self._grouped[cache_key] = prefixes
+        return prefixes
+
+    def _grouped_histogram(self, metric: GroupedHistogram) -> str:
+        """The same lines as from its samples, written from its groups: no sample or label dict made."""
+        output = [self._header(metric.name, "histogram", metric.documentation)]
+        value_of = self._values.get
+        for key, group in metric.groups:
+            bounds = tuple(group.bounds)
+            prefixes = self._series_prefixes(metric.name, metric.labelnames, key, bounds)
+            values = [*group.cumulative, group.count]
+            if not bounds or bounds[0] >= 0:  # as add_metric: no count and sum below a negative bound
+                values += [group.count, group.total]
+            for prefix, value in zip(prefixes, values, strict=False):
+                output.append(f"{prefix}{value_of(value) or self._value(value)}\n")
+        return "".join(output)
+
     def family(self, metric: Metric) -> str:
         """One family's lines, as ``generate_latest`` writes them."""
+        if isinstance(metric, GroupedHistogram) and metric._samples is None:
+            return self._grouped_histogram(metric)
         output: list[str] = []
         append = output.append
         prefix_of, value_of = self._prefixes.get, self._values.get

@@ -1,5 +1,6 @@
 """Pure aggregation of collected native samples, grouped by a chosen set of labels."""
 
+import functools
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
@@ -7,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
 from exporter.kept_bounds import whole
@@ -105,6 +107,12 @@ class HistogramGroup:
         self.cumulative = [0.0] * len(self.bounds)
 
 
+@functools.lru_cache(maxsize=256)
+def _le_positions(bounds: tuple[float, ...]) -> dict[str, int]:
+    """Each bound's index by its ``le`` label, as prometheus-client writes every bound (``floatToGoString``)."""
+    return {floatToGoString(float(b)): i for i, b in enumerate(bounds)}  # type: ignore[no-untyped-call]
+
+
 def histogram_by(
     family: Metric | None,
     bounds: Sequence[float],
@@ -118,18 +126,22 @@ def histogram_by(
     groups: dict[GroupKey, HistogramGroup] = {}
     if family is None:
         return groups
-    position = {float(b): i for i, b in enumerate(bounds)}
+    position = _le_positions(tuple(bounds))
     bucket, total, count = family.name + "_bucket", family.name + "_sum", family.name + "_count"
+    one_group = not by and rename is None  # one group of every series: no key to read from each sample
     for sample in family.samples:
         index = None
         if sample.name == bucket:
-            index = position.get(float(sample.labels["le"]))
+            index = position.get(sample.labels["le"])
             if index is None:
                 continue  # a bound this view does not expose: not worth grouping
         elif sample.name != total and sample.name != count:
             continue
-        labels = rename(sample.labels) if rename else sample.labels
-        key = tuple(labels[k] for k in by)
+        if one_group:
+            key: GroupKey = ()
+        else:
+            labels = rename(sample.labels) if rename else sample.labels
+            key = tuple(labels[k] for k in by)
         group = groups.get(key)
         if group is None:
             group = groups[key] = HistogramGroup(bounds)
@@ -142,15 +154,57 @@ def histogram_by(
     return groups
 
 
+@functools.lru_cache(maxsize=4096)
+def series_labels(
+    labels: tuple[str, ...], key: GroupKey, bounds: tuple[float, ...]
+) -> tuple[list[dict[str, str]], dict[str, str]]:
+    """One series' label dicts, each bucket's (``le`` last, +Inf included) and the series' own: made once
+    for every later scrape (``HistogramMetricFamily.add_metric`` makes and formats them per scrape)."""
+    series = dict(zip(labels, key, strict=True))
+    by_bound = [{**series, "le": floatToGoString(b)} for b in bounds]  # type: ignore[no-untyped-call]
+    return [*by_bound, {**series, "le": "+Inf"}], series
+
+
+class GroupedHistogram(HistogramMetricFamily):
+    """A derived histogram family kept as its groups. ``exporter.textformat`` writes its lines straight
+    from them; its samples, exactly those ``HistogramMetricFamily.add_metric`` would make of each group
+    (``tests/exporter/test_aggregate.py`` holds it to that), are made only when something reads them."""
+
+    def __init__(
+        self, name: str, documentation: str, labels: Sequence[str], groups: Mapping[GroupKey, HistogramGroup]
+    ) -> None:
+        super().__init__(name, documentation, labels=list(labels))
+        self.labelnames = tuple(labels)
+        self.groups = sorted(groups.items())
+        self._samples: list[Sample] | None = None
+
+    @property
+    def samples(self) -> list[Sample]:
+        if self._samples is None:
+            self._samples = list(self._made())
+        return self._samples
+
+    @samples.setter
+    def samples(self, value: list[Sample]) -> None:
+        self._samples = value  # Metric.__init__ sets an empty list, then __init__ sets None: made when read
+
+    def _made(self) -> Iterator[Sample]:
+        bucket, count, total = self.name + "_bucket", self.name + "_count", self.name + "_sum"
+        for key, group in self.groups:
+            bounds = tuple(group.bounds)
+            by_bucket, series = series_labels(self.labelnames, key, bounds)
+            for bucket_labels, value in zip(by_bucket, [*group.cumulative, group.count], strict=True):
+                yield Sample(bucket, bucket_labels, value, None, None)
+            if not bounds or bounds[0] >= 0:  # as add_metric: no count and sum below a negative bound
+                yield Sample(count, series, group.count, None)
+                yield Sample(total, series, group.total, None)
+
+
 def histogram_family(
     name: str, documentation: str, labels: Sequence[str], groups: Mapping[GroupKey, HistogramGroup]
-) -> HistogramMetricFamily:
-    family = HistogramMetricFamily(name, documentation, labels=list(labels))
-    for key, group in sorted(groups.items()):
-        cumulative = [(floatToGoString(b), c) for b, c in zip(group.bounds, group.cumulative, strict=True)]  # type: ignore[no-untyped-call]
-        cumulative.append(("+Inf", group.count))
-        family.add_metric(list(key), cumulative, group.total)
-    return family
+) -> GroupedHistogram:
+    """Each group a series; readers copy a sample's labels before changing them (the dicts are shared)."""
+    return GroupedHistogram(name, documentation, labels, groups)
 
 
 _Labelled = TypeVar("_Labelled", GaugeMetricFamily, CounterMetricFamily)
