@@ -10,12 +10,13 @@
    scraper adds.
 
     python benchmarks/scrape.py [--rounds 3] [--requests 400] [--server-tree DIR] [--profile FILE]
-        [--metrics-dialect vllm,sglang] [--models N]
+        [--metrics-dialect vllm,sglang] [--models N] [--each-dialect]
 
 ``--server-tree`` runs the server from another checkout (for a before/after); ``--profile`` writes a
 cProfile of the in-process renders. ``--models N`` renders a server of the first N default models; a
 dialect that speaks for one model only (``trtllm``, ``llamacpp``) is given to the first, and the others keep
-the rest of the dialects named (``vllm`` if none).
+the rest of the dialects named (``vllm`` if none). ``--each-dialect`` renders each dialect alone on a
+one-model server and ``vllm`` alone, in turn in one process, and prints each one's ratio to ``vllm``'s.
 """
 
 import argparse
@@ -35,10 +36,10 @@ from common import free_port, pinned, wait_port
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.exposition import scrape
+from exporter.exposition import collect_once, scrape
 from exporter.textformat import TextWriter
-from fakeai.app import create_app
-from fakeai.settings import ONE_MODEL_DIALECTS, Settings
+from fakeai.app import create_app, settle_heap
+from fakeai.settings import METRICS_DIALECTS, ONE_MODEL_DIALECTS, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "meta-llama/Llama-3.1-8B-Instruct"
@@ -116,6 +117,35 @@ def render_rounds(rounds: int, profile: str | None, dialects: tuple[str, ...] = 
     if profile:
         cProfile.runctx("for _ in range(20): render()", globals(), locals(), profile)
         print(f"  profile of 20 renders written to {profile}")
+
+
+def dialect_rounds(rounds: int) -> None:
+    """Each dialect alone on a one-model server against ``vllm`` alone, all in this process and rendered
+    in turn round by round (the order rotating), so machine noise hits them alike: per dialect the median
+    render and its ratio to ``vllm``'s in the same round."""
+    servers = {d: asyncio.run(busy_registry(render_settings((d,), 1))) for d in METRICS_DIALECTS}
+    settle_heap()  # as the server does once started: the start-up heap out of the collector's sight
+    loop = asyncio.new_event_loop()
+    renders = {}
+    for dialect, registry in servers.items():
+        writer = TextWriter()
+        renders[dialect] = lambda registry=registry, writer=writer: loop.run_until_complete(
+            scrape(registry, "", "", [], writer)
+        )
+    sizes = {d: sum(len(f.samples) for f in collect_once(r)) for d, r in servers.items()}
+    times: dict[str, list[float]] = {d: [] for d in servers}
+    order = list(servers)
+    for round_index in range(rounds):
+        turn = order[round_index % len(order) :] + order[: round_index % len(order)]
+        for dialect in turn:
+            times[dialect].append(timed(renders[dialect]))
+    print(f"one dialect on a one-model server, {rounds} rounds of 20 renders each, in turn:")
+    for dialect in order:
+        ratios = [t / v for t, v in zip(times[dialect], times["vllm"], strict=True)]
+        print(
+            f"  {dialect:9} {sizes[dialect]:5} samples  {statistics.median(times[dialect]):5.1f} ms  "
+            f"/ vllm {statistics.median(ratios):.2f} (range {min(ratios):.2f}-{max(ratios):.2f})"
+        )
 
 
 class Scraper:
@@ -215,8 +245,13 @@ def main() -> None:
         "--metrics-dialect", default="vllm", help="the render server's dialects, comma-separated (e.g. vllm,sglang)"
     )
     parser.add_argument("--models", type=int, default=3, help="serve the first N default models (1-3)")
+    parser.add_argument(
+        "--each-dialect", action="store_true", help="each dialect alone against vllm alone (one model), in turn"
+    )
     args = parser.parse_args()
-    if not args.skip_render:
+    if args.each_dialect:
+        dialect_rounds(args.rounds)
+    elif not args.skip_render:
         render_rounds(args.rounds, args.profile, tuple(args.metrics_dialect.split(",")), args.models)
     if not args.skip_stall:
         stall_rounds(args.rounds, args.requests, args.server_tree.resolve())

@@ -13,7 +13,9 @@ It reads prometheus-client internals (``_metrics``, ``_buckets``, ``_sum``, ``_c
 ``Histogram.collect()`` for the same observations, so an upgrade that changes them fails CI.
 """
 
-from collections.abc import Iterable
+import itertools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 from prometheus_client import Histogram
@@ -35,35 +37,94 @@ def _exemplar(value: Any) -> Any:
     return value._exemplar if value.__class__ is MutexValue else value.get_exemplar()
 
 
+@dataclass(slots=True)
+class Series:
+    """One labelled child as read at one instant: the cumulative count at each bound, +Inf last."""
+
+    values: tuple[str, ...]
+    cumulative: list[float]
+    total: float
+    created: float
+    exemplars: list[Any]
+
+
 class LabelCachingHistogram(Histogram):
-    def collect(self) -> Iterable[Metric]:
-        if not self._is_parent():  # type: ignore[no-untyped-call]
-            return super().collect()
+    def read(self) -> list[Series]:
+        """Every labelled child's counts, read once."""
+        with self._lock:
+            children = cast(list[tuple[tuple[str, ...], Histogram]], list(self._metrics.items()))
+        read = []
+        for values, child in children:
+            buckets = child._buckets
+            cumulative = list(itertools.accumulate(_read(bucket) for bucket in buckets))
+            exemplars = [_exemplar(bucket) for bucket in buckets]
+            read.append(Series(values, cumulative, _read(child._sum), child._created, exemplars))
+        return read
+
+    def samples_of(self, series: list[Series], positions: Sequence[int] | None = None) -> list[Sample]:
+        """The family's samples, as ``Histogram.collect()`` gives them; with ``positions``, only the
+        buckets at those indices of the bounds (+Inf is the last index)."""
         cache: dict[tuple[str, ...], _SeriesLabels] | None = self.__dict__.get("_series_labels")
         if cache is None:
             cache = self.__dict__["_series_labels"] = {}
-        metric: Metric = self._get_metric()  # type: ignore[no-untyped-call]
-        add = metric.samples.append
+        samples: list[Sample] = []
+        add = samples.append
         name = self._name
         bucket_name, count_name, sum_name, created_name = (name + s for s in ("_bucket", "_count", "_sum", "_created"))
         has_sum = self._upper_bounds[0] >= 0
         with_created = client_metrics._use_created
-        with self._lock:
-            children = cast(list[tuple[tuple[str, ...], Histogram]], list(self._metrics.items()))
-        for values, child in children:
-            labels = cache.get(values)
+        for one in series:
+            labels = cache.get(one.values)
             if labels is None:
-                series = dict(zip(self._labelnames, values, strict=True))
-                bounds = [{**series, "le": floatToGoString(b)} for b in self._upper_bounds]  # type: ignore[no-untyped-call]
-                labels = cache[values] = (bounds, series)
-            bucket_labels, series_labels = labels
-            total = 0.0
-            for bucket, bucket_label in zip(child._buckets, bucket_labels, strict=True):
-                total += _read(bucket)
-                add(Sample(bucket_name, bucket_label, total, None, _exemplar(bucket)))
-            add(Sample(count_name, series_labels, total, None, None))
+                series_labels = dict(zip(self._labelnames, one.values, strict=True))
+                by_bound = [{**series_labels, "le": floatToGoString(b)} for b in self._upper_bounds]  # type: ignore[no-untyped-call]
+                labels = cache[one.values] = (by_bound, series_labels)
+            by_bound, series_labels = labels
+            if positions is None:
+                for bucket_labels, count, exemplar in zip(by_bound, one.cumulative, one.exemplars, strict=True):
+                    add(Sample(bucket_name, bucket_labels, count, None, exemplar))
+            else:
+                for index in positions:
+                    add(Sample(bucket_name, by_bound[index], one.cumulative[index], None, one.exemplars[index]))
+            add(Sample(count_name, series_labels, one.cumulative[-1], None, None))
             if has_sum:
-                add(Sample(sum_name, series_labels, _read(child._sum), None, None))
+                add(Sample(sum_name, series_labels, one.total, None, None))
             if with_created:
-                add(Sample(created_name, series_labels, child._created, None, None))
+                add(Sample(created_name, series_labels, one.created, None, None))
+        return samples
+
+    def collect(self) -> Iterable[Metric]:
+        if not self._is_parent():  # type: ignore[no-untyped-call]
+            return super().collect()
+        metric: Metric = self._get_metric()  # type: ignore[no-untyped-call]
+        metric.samples = self.samples_of(self.read())
         return [metric]
+
+
+class Reading(Metric):
+    """A ``LabelCachingHistogram`` family as read at one instant, kept as its series: its samples are made
+    only when something reads them, and ``exporter.views.aggregate.histogram_by`` sums its series at a
+    view's bounds without them."""
+
+    def __init__(self, histogram: LabelCachingHistogram, series: list[Series]) -> None:
+        super().__init__(histogram._name, histogram._documentation, "histogram", histogram._unit)
+        self.histogram = histogram
+        self.series = series
+        self.labelnames: tuple[str, ...] = tuple(histogram._labelnames)
+        self.bounds: tuple[float, ...] = tuple(histogram._upper_bounds)
+        self._samples: list[Sample] | None = None
+
+    @property
+    def made(self) -> bool:
+        """Whether its samples were made (then they, possibly extended, are the family)."""
+        return self._samples is not None
+
+    @property
+    def samples(self) -> list[Sample]:
+        if self._samples is None:
+            self._samples = self.histogram.samples_of(self.series)
+        return self._samples
+
+    @samples.setter
+    def samples(self, value: list[Sample]) -> None:
+        self._samples = value  # Metric.__init__ sets an empty list, then __init__ sets None: made when read

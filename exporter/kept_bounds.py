@@ -16,6 +16,8 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
+from exporter.histogram import LabelCachingHistogram, Reading
+
 
 class Shown(Metric):
     """A family as it is exposed, and the whole family it was cut from (what dialect views read)."""
@@ -44,12 +46,16 @@ class HiddenBounds(Collector):
     def __init__(self, collector: Collector, hidden: Mapping[str, frozenset[str]]) -> None:
         self._collector = collector
         self._hidden = dict(hidden)
+        self._positions: dict[str, list[int]] = {}
 
     def describe(self) -> Iterable[Metric]:
         describe = getattr(self._collector, "describe", None)
         return describe() if describe is not None else []
 
     def collect(self) -> Iterator[Metric]:
+        if isinstance(self._collector, LabelCachingHistogram):
+            yield self._read(self._collector)
+            return
         for metric in self._collector.collect():
             hidden = self._hidden.get(metric.name)
             if hidden is None:
@@ -58,3 +64,13 @@ class HiddenBounds(Collector):
             bucket = metric.name + "_bucket"
             shown = [s for s in metric.samples if s.name != bucket or s.labels["le"] not in hidden]
             yield Shown(metric, shown)
+
+    def _read(self, histogram: LabelCachingHistogram) -> Shown:
+        """One reading of the histogram: the exposed samples made from it, the views' family kept as it."""
+        positions = self._positions.get(histogram._name)
+        if positions is None:
+            hidden = self._hidden.get(histogram._name, frozenset())
+            labels = [floatToGoString(b) for b in histogram._upper_bounds]  # type: ignore[no-untyped-call]
+            positions = self._positions[histogram._name] = [i for i, le in enumerate(labels) if le not in hidden]
+        series = histogram.read()
+        return Shown(Reading(histogram, series), histogram.samples_of(series, positions))

@@ -11,6 +11,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
+from exporter.histogram import Reading
 from exporter.kept_bounds import whole
 
 FamilySource = Callable[[Collection[str]], Iterable[Metric]]
@@ -113,6 +114,40 @@ def _le_positions(bounds: tuple[float, ...]) -> dict[str, int]:
     return {floatToGoString(float(b)): i for i, b in enumerate(bounds)}  # type: ignore[no-untyped-call]
 
 
+@functools.lru_cache(maxsize=256)
+def _indices(recorded: tuple[float, ...], selected: tuple[float, ...]) -> list[int]:
+    where = {float(b): i for i, b in enumerate(recorded)}
+    return [where[float(b)] for b in selected]
+
+
+def _regroup_series(
+    reading: Reading,
+    bounds: Sequence[float],
+    by: Sequence[str],
+    rename: Callable[[Mapping[str, str]], Mapping[str, str]] | None,
+) -> dict[GroupKey, HistogramGroup]:
+    """``histogram_by`` from a reading's series rather than its samples: the same groups."""
+    groups: dict[GroupKey, HistogramGroup] = {}
+    indices = _indices(reading.bounds, tuple(bounds))
+    has_sum = reading.bounds[0] >= 0  # as its samples: no _sum below a negative bound
+    for series in reading.series:
+        key: GroupKey = ()
+        if by or rename is not None:
+            labels: Mapping[str, str] = dict(zip(reading.labelnames, series.values, strict=True))
+            labels = rename(labels) if rename else labels
+            key = tuple(labels[k] for k in by)
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = HistogramGroup(bounds)
+        cumulative = series.cumulative
+        for at, index in enumerate(indices):
+            group.cumulative[at] += cumulative[index]
+        if has_sum:
+            group.total += series.total
+        group.count += cumulative[-1]
+    return groups
+
+
 def histogram_by(
     family: Metric | None,
     bounds: Sequence[float],
@@ -126,6 +161,8 @@ def histogram_by(
     groups: dict[GroupKey, HistogramGroup] = {}
     if family is None:
         return groups
+    if isinstance(family, Reading) and not family.made:
+        return _regroup_series(family, bounds, by, rename)
     position = _le_positions(tuple(bounds))
     bucket, total, count = family.name + "_bucket", family.name + "_sum", family.name + "_count"
     one_group = not by and rename is None  # one group of every series: no key to read from each sample
