@@ -14,7 +14,7 @@ It reads prometheus-client internals (``_metrics``, ``_buckets``, ``_sum``, ``_c
 """
 
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -45,7 +45,9 @@ class Series:
     cumulative: list[float]
     total: float
     created: float
-    exemplars: list[Any]
+    child: Histogram
+    """Its exemplars are read from it if its samples are made (fakeai records none; the format fakeai
+    writes, text 0.0.4, has none)."""
 
 
 class LabelCachingHistogram(Histogram):
@@ -55,64 +57,78 @@ class LabelCachingHistogram(Histogram):
             children = cast(list[tuple[tuple[str, ...], Histogram]], list(self._metrics.items()))
         read = []
         for values, child in children:
-            buckets = child._buckets
-            cumulative = list(itertools.accumulate(_read(bucket) for bucket in buckets))
-            exemplars = [_exemplar(bucket) for bucket in buckets]
-            read.append(Series(values, cumulative, _read(child._sum), child._created, exemplars))
+            if child._sum.__class__ is MutexValue:  # see _read: one attribute per bucket, no call
+                counts = [bucket._value for bucket in child._buckets]
+            else:
+                counts = [bucket.get() for bucket in child._buckets]
+            read.append(Series(values, list(itertools.accumulate(counts)), _read(child._sum), child._created, child))
         return read
+
+    def series_labels(self, values: tuple[str, ...]) -> _SeriesLabels:
+        """A series' label dicts, each bucket's (``le`` last) and its own, made once for every scrape."""
+        cache: dict[tuple[str, ...], _SeriesLabels] | None = self.__dict__.get("_series_labels")
+        if cache is None:
+            cache = self.__dict__["_series_labels"] = {}
+        labels = cache.get(values)
+        if labels is None:
+            own = dict(zip(self._labelnames, values, strict=True))
+            by_bound = [{**own, "le": floatToGoString(b)} for b in self._upper_bounds]  # type: ignore[no-untyped-call]
+            labels = cache[values] = (by_bound, own)
+        return labels
 
     def samples_of(self, series: list[Series], positions: Sequence[int] | None = None) -> list[Sample]:
         """The family's samples, as ``Histogram.collect()`` gives them; with ``positions``, only the
         buckets at those indices of the bounds (+Inf is the last index)."""
-        cache: dict[tuple[str, ...], _SeriesLabels] | None = self.__dict__.get("_series_labels")
-        if cache is None:
-            cache = self.__dict__["_series_labels"] = {}
         samples: list[Sample] = []
         add = samples.append
         name = self._name
         bucket_name, count_name, sum_name, created_name = (name + s for s in ("_bucket", "_count", "_sum", "_created"))
         has_sum = self._upper_bounds[0] >= 0
         with_created = client_metrics._use_created
+        every = range(len(self._upper_bounds))
         for one in series:
-            labels = cache.get(one.values)
-            if labels is None:
-                series_labels = dict(zip(self._labelnames, one.values, strict=True))
-                by_bound = [{**series_labels, "le": floatToGoString(b)} for b in self._upper_bounds]  # type: ignore[no-untyped-call]
-                labels = cache[one.values] = (by_bound, series_labels)
-            by_bound, series_labels = labels
-            if positions is None:
-                for bucket_labels, count, exemplar in zip(by_bound, one.cumulative, one.exemplars, strict=True):
-                    add(Sample(bucket_name, bucket_labels, count, None, exemplar))
-            else:
-                for index in positions:
-                    add(Sample(bucket_name, by_bound[index], one.cumulative[index], None, one.exemplars[index]))
-            add(Sample(count_name, series_labels, one.cumulative[-1], None, None))
+            by_bound, own = self.series_labels(one.values)
+            buckets = one.child._buckets
+            for index in every if positions is None else positions:
+                add(Sample(bucket_name, by_bound[index], one.cumulative[index], None, _exemplar(buckets[index])))
+            add(Sample(count_name, own, one.cumulative[-1], None, None))
             if has_sum:
-                add(Sample(sum_name, series_labels, one.total, None, None))
+                add(Sample(sum_name, own, one.total, None, None))
             if with_created:
-                add(Sample(created_name, series_labels, one.created, None, None))
+                add(Sample(created_name, own, one.created, None, None))
         return samples
 
     def collect(self) -> Iterable[Metric]:
         if not self._is_parent():  # type: ignore[no-untyped-call]
             return super().collect()
-        metric: Metric = self._get_metric()  # type: ignore[no-untyped-call]
-        metric.samples = self.samples_of(self.read())
-        return [metric]
+        return [Reading(self, self.read())]
 
 
 class Reading(Metric):
     """A ``LabelCachingHistogram`` family as read at one instant, kept as its series: its samples are made
-    only when something reads them, and ``exporter.views.aggregate.histogram_by`` sums its series at a
-    view's bounds without them."""
+    only when something reads them. ``exporter.textformat`` writes it from its series, and
+    ``exporter.views.aggregate`` regroups them, neither making a sample. With ``positions``, the family
+    as exposed: only the buckets at those indices of the bounds (``exporter.kept_bounds``)."""
 
-    def __init__(self, histogram: LabelCachingHistogram, series: list[Series]) -> None:
+    def __init__(
+        self, histogram: LabelCachingHistogram, series: list[Series], positions: Sequence[int] | None = None
+    ) -> None:
         super().__init__(histogram._name, histogram._documentation, "histogram", histogram._unit)
         self.histogram = histogram
         self.series = series
+        self.positions = positions
         self.labelnames: tuple[str, ...] = tuple(histogram._labelnames)
         self.bounds: tuple[float, ...] = tuple(histogram._upper_bounds)
         self._samples: list[Sample] | None = None
+
+    def only(self, keep: Callable[[Mapping[str, str]], bool]) -> "Reading":
+        """The same reading with only the series whose labels ``keep`` accepts."""
+        series = [one for one in self.series if keep(self.histogram.series_labels(one.values)[1])]
+        return Reading(self.histogram, series, self.positions)
+
+    def entire(self) -> "Reading":
+        """The same reading with every bound it records."""
+        return self if self.positions is None else Reading(self.histogram, self.series)
 
     @property
     def made(self) -> bool:
@@ -122,7 +138,7 @@ class Reading(Metric):
     @property
     def samples(self) -> list[Sample]:
         if self._samples is None:
-            self._samples = self.histogram.samples_of(self.series)
+            self._samples = self.histogram.samples_of(self.series, self.positions)
         return self._samples
 
     @samples.setter

@@ -9,7 +9,7 @@ read (``Shown.whole``) keep them. A cumulative bucket count is exact whichever b
 the exposed buckets are those of a histogram recorded at its own bounds alone.
 """
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
@@ -30,6 +30,8 @@ class Shown(Metric):
 
 def whole(metric: Metric) -> Metric:
     """The family with every bound it keeps."""
+    if isinstance(metric, Reading):
+        return metric.entire()
     return metric.whole if isinstance(metric, Shown) else metric
 
 
@@ -41,11 +43,15 @@ def hidden_labels(bounds: Sequence[float], exposed: Sequence[float]) -> frozense
 
 class HiddenBounds(Collector):
     """``collector``'s families, less the bucket samples at the hidden bounds of each family named in
-    ``hidden`` (family name -> ``le`` values); other families pass through unchanged."""
+    ``hidden`` (family name -> ``le`` values) and less the ``families`` recorded for dialect views alone
+    (``NativeFamilies.hidden_families``); other families pass through unchanged."""
 
-    def __init__(self, collector: Collector, hidden: Mapping[str, frozenset[str]]) -> None:
+    def __init__(
+        self, collector: Collector, hidden: Mapping[str, frozenset[str]], families: Collection[str] = ()
+    ) -> None:
         self._collector = collector
         self._hidden = dict(hidden)
+        self._families = frozenset(families)
         self._positions: dict[str, list[int]] = {}
 
     def describe(self) -> Iterable[Metric]:
@@ -57,6 +63,8 @@ class HiddenBounds(Collector):
             yield self._read(self._collector)
             return
         for metric in self._collector.collect():
+            if metric.name in self._families:
+                continue
             hidden = self._hidden.get(metric.name)
             if hidden is None:
                 yield metric
@@ -65,12 +73,11 @@ class HiddenBounds(Collector):
             shown = [s for s in metric.samples if s.name != bucket or s.labels["le"] not in hidden]
             yield Shown(metric, shown)
 
-    def _read(self, histogram: LabelCachingHistogram) -> Shown:
-        """One reading of the histogram: the exposed samples made from it, the views' family kept as it."""
+    def _read(self, histogram: LabelCachingHistogram) -> Reading:
+        """One reading of the histogram, exposed at its own bounds (``whole``: at every bound)."""
         positions = self._positions.get(histogram._name)
         if positions is None:
             hidden = self._hidden.get(histogram._name, frozenset())
             labels = [floatToGoString(b) for b in histogram._upper_bounds]  # type: ignore[no-untyped-call]
             positions = self._positions[histogram._name] = [i for i, le in enumerate(labels) if le not in hidden]
-        series = histogram.read()
-        return Shown(Reading(histogram, series), histogram.samples_of(series, positions))
+        return Reading(histogram, histogram.read(), positions)

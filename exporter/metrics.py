@@ -73,23 +73,36 @@ class NativeFamilies:
         phase = families.native("request_latency", buckets.FINER_REQUEST_PHASE)
         itl = families.native("inter_token_latency", buckets.FINER_ITL)
 
-        def counter(name: str, doc: str, labels: Iterable[str] = em) -> Counter:
-            return Counter(name, doc, tuple(labels), registry=registry)
+        self.hidden_families: set[str] = set()
+        """Families recorded for a dialect's view alone (``exposed=False``): read by the view, registered
+        nowhere, so the ``fakeai_*`` families are the same whatever the dialects served."""
+
+        def target(name: str, exposed: bool) -> CollectorRegistry | None:
+            if not exposed:
+                self.hidden_families.add(name)
+            return registry if exposed else None
+
+        def counter(name: str, doc: str, labels: Iterable[str] = em, *, exposed: bool = True) -> Counter:
+            return Counter(name, doc, tuple(labels), registry=target(name, exposed))
 
         def gauge(
             name: str,
             doc: str,
             labels: Iterable[str] = em,
             mode: Literal["livesum", "livemax", "livemin", "sum", "max"] = "livesum",
+            *,
+            exposed: bool = True,
         ) -> Gauge:
             # How multiprocess mode (--workers) combines the workers' values; ignored in one process.
-            return Gauge(name, doc, tuple(labels), registry=registry, multiprocess_mode=mode)
+            return Gauge(name, doc, tuple(labels), registry=target(name, exposed), multiprocess_mode=mode)
 
-        def histogram(name: str, doc: str, bounds: tuple[float, ...], labels: Iterable[str] = em) -> Histogram:
+        def histogram(
+            name: str, doc: str, bounds: tuple[float, ...], labels: Iterable[str] = em, *, exposed: bool = True
+        ) -> Histogram:
             recorded = buckets.merged(bounds, families.kept.get(name, ()))
             hidden = hidden_labels(recorded, bounds)
-            if not hidden:
-                return LabelCachingHistogram(name, doc, tuple(labels), registry=registry, buckets=recorded)
+            if not hidden or not exposed:
+                return LabelCachingHistogram(name, doc, tuple(labels), registry=target(name, exposed), buckets=recorded)
             # Bounds kept for a dialect's view only: recorded, never exposed (exporter.kept_bounds).
             family = LabelCachingHistogram(name, doc, tuple(labels), registry=None, buckets=recorded)
             registry.register(HiddenBounds(family, {name: hidden}))
@@ -167,28 +180,40 @@ class NativeFamilies:
         )
         self.sequence_tokens_seen: dict[tuple[str, ...], int] = {}
         """The longest sequence per (model[, engine]) so far, kept here so a request reads no gauge."""
-        # What TGI's router times that no other engine does, at TGI's bounds: registered only when a model
-        # speaks the tgi dialect (``batch_calls``), so no other server pays for them.
+        # What TGI's router times that no other engine does, at TGI's bounds: recorded only when a model
+        # speaks the tgi dialect (``batch_calls``), so no other server pays for them, and read by its view only.
         self.batch_calls = batch_calls
         if batch_calls:
             durations = buckets.tgi_durations()
             self.validation_time = histogram(
-                "fakeai_request_validation_time_seconds", "Arrival to the engine's queue (parse, tokenize).", durations
+                "fakeai_request_validation_time_seconds",
+                "Arrival to the engine's queue (parse, tokenize).",
+                durations,
+                exposed=False,
             )
             self.mean_time_per_token = histogram(
                 "fakeai_request_mean_time_per_token_seconds",
                 "Scheduled to last token, over the completion tokens.",
                 durations,
+                exposed=False,
             )
             step = (*m, "phase")
             self.step_time = histogram(
-                "fakeai_step_seconds", "Engine step, schedule to tokens sent, by phase.", durations, step
+                "fakeai_step_seconds", "Engine step, schedule to tokens sent, by phase.", durations, step, exposed=False
             )
             self.step_forward_time = histogram(
-                "fakeai_step_forward_seconds", "Engine step's simulated forward pass, by phase.", durations, step
+                "fakeai_step_forward_seconds",
+                "Engine step's simulated forward pass, by phase.",
+                durations,
+                step,
+                exposed=False,
             )
             self.step_send_time = histogram(
-                "fakeai_step_send_seconds", "Engine step's token hand-over to the requests, by phase.", durations, step
+                "fakeai_step_send_seconds",
+                "Engine step's token hand-over to the requests, by phase.",
+                durations,
+                step,
+                exposed=False,
             )
             # Steps by the number of requests they admitted, rather than a histogram at TGI's 1,024 bounds:
             # exact at every bound, and one series per count that happened (at most --max-num-seqs of them).
@@ -196,28 +221,34 @@ class NativeFamilies:
                 "fakeai_step_admissions",
                 "Engine steps that admitted requests from the queue, by how many.",
                 (*m, "admitted"),
+                exposed=False,
             )
-        # What Dynamo's frontend counts that no other engine does: registered only when a model speaks the
-        # dynamo dialect (``frontend_requests``).
+        # What Dynamo's frontend counts that no other engine does: recorded only when a model speaks the
+        # dynamo dialect (``frontend_requests``), and read by its view only.
         self.frontend_requests = frontend_requests
         if frontend_requests:
             self.requests_by_kind = counter(
                 "fakeai_requests_by_kind",
                 "Requests accepted, by whether they asked to stream.",
                 (*em, "stream"),
+                exposed=False,
             )
             self.responses_by_kind = counter(
                 "fakeai_responses_by_kind",
                 "Requests ended, by whether they asked to stream and the status their client finally got.",
                 (*em, "stream", "status"),
+                exposed=False,
             )
             self.before_first_token = gauge(
-                "fakeai_requests_before_first_token", "Accepted requests whose first token has not come yet."
+                "fakeai_requests_before_first_token",
+                "Accepted requests whose first token has not come yet.",
+                exposed=False,
             )
             self.request_cached_tokens = histogram(
                 "fakeai_request_cached_tokens",
                 "Prompt tokens found in the prefix cache, per prefilled request.",
                 buckets.DYNAMO_INPUT_SEQUENCE,
+                exposed=False,
             )
         self.finished = counter("fakeai_finished_requests", "Finished requests by reason.", (*em, "finished_reason"))
         self.cache_queries = counter("fakeai_prefix_cache_queries", "Prompt tokens looked up in the prefix cache.")

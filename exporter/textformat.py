@@ -8,11 +8,14 @@ prefix of every series it has written, so a scrape formats values and little els
 ``tests/exporter/test_textformat.py`` holds it to ``generate_latest``'s output.
 """
 
+import operator
 from collections.abc import Iterable
 
+from prometheus_client import metrics as client_metrics
 from prometheus_client.metrics_core import Metric
 from prometheus_client.utils import floatToGoString
 
+from exporter.histogram import Reading
 from exporter.views.aggregate import GroupedHistogram, GroupKey, series_labels
 
 # generate_latest's munging from OpenMetrics types into the text format's.
@@ -45,6 +48,8 @@ class TextWriter:
         self._headers: dict[tuple[str, str, str], str] = {}
         self._values: dict[float, str] = {}
         self._grouped: dict[tuple[str, tuple[str, ...], GroupKey, tuple[float, ...]], list[str]] = {}
+        self._read_series: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+        self._line_values: dict[float, str] = {}
 
     def _prefix(self, name: str, labels: dict[str, str]) -> str:
         key = (name, tuple(labels.items()))
@@ -78,6 +83,19 @@ class TextWriter:
             self._values[value] = text
         return text
 
+    def _lines(self, prefixes: Iterable[str], values: Iterable[float]) -> str:
+        """``prefix value`` lines, one for each pair."""
+        text_of = self._line_values.get
+        texts = [text_of(value) or self._line_value(value) for value in values]
+        return "".join(map(str.__add__, prefixes, texts))
+
+    def _line_value(self, value: float) -> str:
+        text = self._value(value) + "\n"
+        if len(self._line_values) >= _MAX_CACHED_VALUES:
+            self._line_values.clear()
+        self._line_values[value] = text
+        return text
+
     def _series_prefixes(
         self, name: str, labelnames: tuple[str, ...], key: GroupKey, bounds: tuple[float, ...]
     ) -> list[str]:
@@ -96,21 +114,59 @@ class TextWriter:
     def _grouped_histogram(self, metric: GroupedHistogram) -> str:
         """The same lines as from its samples, written from its groups: no sample or label dict made."""
         output = [self._header(metric.name, "histogram", metric.documentation)]
-        value_of = self._values.get
         for key, group in metric.groups:
             bounds = tuple(group.bounds)
-            prefixes = self._series_prefixes(metric.name, metric.labelnames, key, bounds)
             values = [*group.cumulative, group.count]
             if not bounds or bounds[0] >= 0:  # as add_metric: no count and sum below a negative bound
                 values += [group.count, group.total]
-            for prefix, value in zip(prefixes, values, strict=False):
-                output.append(f"{prefix}{value_of(value) or self._value(value)}\n")
+            output.append(self._lines(self._series_prefixes(metric.name, metric.labelnames, key, bounds), values))
+        return "".join(output)
+
+    def _reading_prefixes(self, reading: Reading, values: tuple[str, ...]) -> list[str]:
+        """A native histogram series' line prefixes: each exposed bucket's, then ``_count``'s and ``_sum``'s,
+        and last ``_created``'s (a family's exposed buckets are the same at every scrape)."""
+        cache_key = (reading.name, values)
+        prefixes = self._read_series.get(cache_key)
+        if prefixes is None:
+            by_bound, own = reading.histogram.series_labels(values)
+            if reading.positions is not None:
+                by_bound = [by_bound[index] for index in reading.positions]
+            prefixes = [self._prefix(reading.name + "_bucket", labels) for labels in by_bound]
+            prefixes += [self._prefix(reading.name + suffix, own) for suffix in ("_count", "_sum", "_created")]
+            if len(self._read_series) >= _MAX_CACHED_SERIES:
+                self._read_series.clear()
+            self._read_series[cache_key] = prefixes
+        return prefixes
+
+    def _reading(self, reading: Reading) -> str:
+        """The same lines as from its samples, written from its series: no sample made."""
+        output = [self._header(reading.name, "histogram", reading.documentation)]
+        created: list[str] = []
+        positions = reading.positions
+        # itemgetter of several indices gives a tuple; of one, the item itself
+        exposed = None if positions is None else operator.itemgetter(*positions, *positions[:1])
+        has_sum = reading.bounds[0] >= 0
+        with_created = client_metrics._use_created
+        for series in reading.series:
+            prefixes = self._reading_prefixes(reading, series.values)
+            cumulative = series.cumulative
+            values = [*(cumulative if exposed is None else exposed(cumulative)[: len(prefixes) - 3]), cumulative[-1]]
+            if has_sum:
+                values.append(series.total)
+            output.append(self._lines(prefixes, values))
+            if with_created:
+                created.append(f"{prefixes[-1]}{self._value(series.created)}\n")
+        if created:  # as generate_latest: the creation times as a gauge family of their own, after
+            output.append(self._header(reading.name + "_created", "gauge", reading.documentation))
+            output.extend(created)
         return "".join(output)
 
     def family(self, metric: Metric) -> str:
         """One family's lines, as ``generate_latest`` writes them."""
         if isinstance(metric, GroupedHistogram) and metric._samples is None:
             return self._grouped_histogram(metric)
+        if isinstance(metric, Reading) and not metric.made:
+            return self._reading(metric)
         output: list[str] = []
         append = output.append
         prefix_of, value_of = self._prefixes.get, self._values.get

@@ -181,7 +181,8 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
     native: FamilySource = metrics.families.collect
     # The stream reads the families' children directly in one process (a tenth of a collect()).
     wanted = STREAM_MAPPING.wanted()
-    hidden = metrics.families.hidden_bounds  # what the native families record for dialect views only
+    # What the native families record for dialect views alone: bounds, and whole families.
+    hidden, hidden_families = metrics.families.hidden_bounds, metrics.families.hidden_families
     stream_source: Source = ChildrenSource(
         metrics.families.named(wanted.counters | wanted.gauges | wanted.histograms),
         exposed_bounds=metrics.families.exposed_bounds,
@@ -189,7 +190,7 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # The collector has no names to register under; /metrics?name[]= needs it kept all the same.
         exposed = CollectorRegistry(support_collectors_without_names=True)
-        exposed.register(HiddenBounds(MultiProcessCollector(None), hidden))  # type: ignore[no-untyped-call]
+        exposed.register(HiddenBounds(MultiProcessCollector(None), hidden, hidden_families))  # type: ignore[no-untyped-call]
         aggregated = CollectorRegistry()
         MultiProcessCollector(aggregated)  # type: ignore[no-untyped-call]
 
@@ -198,7 +199,7 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
 
         native = read_aggregated
         streamed = CollectorRegistry(support_collectors_without_names=True)
-        streamed.register(HiddenBounds(MultiProcessCollector(None), hidden))  # type: ignore[no-untyped-call]
+        streamed.register(HiddenBounds(MultiProcessCollector(None), hidden, hidden_families))  # type: ignore[no-untyped-call]
         stream_source = RegistrySource(streamed, restrict=False)
     else:
         # What vLLM's API server exposes from prometheus-client's default registry: process_*, python_gc_*

@@ -23,18 +23,19 @@ SCRAPED: ContextVar[list[Metric] | None] = ContextVar("fakeai_scraped_families",
 
 
 def reusing_scrape(source: FamilySource) -> FamilySource:
-    """``source``, except within a scrape that has already collected every family asked for: then
-    those very families. The native families are registered before the views, so a full scrape reads
+    """``source``, except within a scrape: then the families the scrape has already collected, and from
+    ``source`` only the rest. The native families are registered before the views, so a full scrape reads
     them once, and every view of that scrape derives from the same values the scrape exposes."""
 
     def read(names: Collection[str]) -> Iterable[Metric]:
         seen = SCRAPED.get()
-        if seen is not None:
-            # As collected for the view, with the bounds kept for it that the exposition hides.
-            found = [whole(metric) for metric in seen if metric.name in names]
-            if len({metric.name for metric in found}) == len(set(names)):
-                return found
-        return source(names)
+        if seen is None:
+            return source(names)
+        # As collected for the view, with the bounds kept for it that the exposition hides; the families
+        # recorded for views alone (never exposed, so never in the scrape) are read now.
+        found = [whole(metric) for metric in seen if metric.name in names]
+        missing = set(names) - {metric.name for metric in found}
+        return [*found, *source(missing)] if missing else found
 
     return read
 
@@ -47,15 +48,23 @@ def only_models(source: FamilySource, models: Collection[str] | None) -> FamilyS
         return source
     allowed = frozenset(models)
 
+    def served(labels: Mapping[str, str]) -> bool:
+        return "model" not in labels or labels["model"] in allowed
+
     def read(names: Collection[str]) -> Iterable[Metric]:
-        kept = []
-        for metric in source(names):
-            copy = Metric(metric.name, metric.documentation, metric.type, metric.unit)
-            copy.samples = [s for s in metric.samples if "model" not in s.labels or s.labels["model"] in allowed]
-            kept.append(copy)
-        return kept
+        return [only_series(metric, served) for metric in source(names)]
 
     return read
+
+
+def only_series(family: Metric, keep: Callable[[Mapping[str, str]], bool]) -> Metric:
+    """A copy of ``family`` with only the series whose labels ``keep`` accepts (a histogram read as its
+    series stays one, its samples unmade)."""
+    if isinstance(family, Reading) and not family.made:
+        return family.only(keep)
+    copy = Metric(family.name, family.documentation, family.type, family.unit)
+    copy.samples = [s for s in family.samples if keep(s.labels)]
+    return copy
 
 
 def index_families(metrics: Iterable[Metric]) -> dict[str, Metric]:
@@ -86,6 +95,17 @@ def sum_by(
     """Sum the values of samples named ``sample_name`` grouped by the ``by`` labels."""
     totals: dict[GroupKey, float] = defaultdict(float)
     if family is None:
+        return totals
+    if (
+        isinstance(family, Reading)
+        and not family.made
+        and sample_name in (family.name + "_count", family.name + "_sum")
+    ):
+        count = sample_name.endswith("_count")
+        for series in family.series:
+            labels: Mapping[str, str] = dict(zip(family.labelnames, series.values, strict=True))
+            labels = rename(labels) if rename else labels
+            totals[tuple(labels[k] for k in by)] += series.cumulative[-1] if count else series.total
         return totals
     for sample in family.samples:
         if sample.name != sample_name:

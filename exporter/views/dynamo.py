@@ -36,11 +36,13 @@ from exporter import buckets
 from exporter.views.aggregate import (
     DerivedView,
     FamilySource,
+    GroupedHistogram,
     GroupKey,
     bare_counter_family,
     gauge_family,
     histogram_by,
     histogram_family,
+    only_series,
     sum_by,
 )
 
@@ -292,16 +294,15 @@ class DynamoView(DerivedView):
 
 
 def _samples(family: Metric | None, *, embeddings: bool) -> Metric | None:
-    """A copy of ``family`` with only the samples of /v1/embeddings, or only those of the other routes."""
+    """A copy of ``family`` with only the series of /v1/embeddings, or only those of the other routes."""
     if family is None:
         return None
-    copy = Metric(family.name, family.documentation, family.type)
-    copy.samples = [s for s in family.samples if (s.labels.get("endpoint") == EMBEDDINGS) == embeddings]
-    return copy
+    return only_series(family, lambda labels: (labels.get("endpoint") == EMBEDDINGS) == embeddings)
 
 
 def _created(family: Metric, native: Mapping[str, Metric]) -> Iterator[Metric]:
     """``family`` once it has a series: the prometheus crate leaves a vector without children out of its
-    exposition. (Without native families this is ``describe``, which needs every name.)"""
-    if family.samples or not native:
+    exposition. (Without native families this is ``describe``, which needs every name.) A grouped
+    histogram is asked its groups: its samples, made, would be written the slow way."""
+    if (family.groups if isinstance(family, GroupedHistogram) else family.samples) or not native:
         yield family
