@@ -1,6 +1,7 @@
 """Pure aggregation of collected native samples, grouped by a chosen set of labels."""
 
 import functools
+import operator
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
@@ -149,6 +150,7 @@ def _regroup_series(
     """``histogram_by`` from a reading's series rather than its samples: the same groups."""
     groups: dict[GroupKey, HistogramGroup] = {}
     indices = _indices(reading.bounds, tuple(bounds))
+    pick = operator.itemgetter(*indices) if indices else None  # of several indices a tuple; of one, the item
     has_sum = reading.bounds[0] >= 0  # as its samples: no _sum below a negative bound
     for series in reading.series:
         key: GroupKey = ()
@@ -159,12 +161,12 @@ def _regroup_series(
         group = groups.get(key)
         if group is None:
             group = groups[key] = HistogramGroup(bounds)
-        cumulative = series.cumulative
-        for at, index in enumerate(indices):
-            group.cumulative[at] += cumulative[index]
+        if pick is not None:
+            picked = pick(series.cumulative)
+            group.cumulative = list(map(operator.add, group.cumulative, picked if len(indices) > 1 else (picked,)))
         if has_sum:
             group.total += series.total
-        group.count += cumulative[-1]
+        group.count += series.cumulative[-1]
     return groups
 
 
