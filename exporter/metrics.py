@@ -393,9 +393,17 @@ class NativeFamilies:
 
     def collect(self, names: Collection[str] | None = None) -> Iterator[Metric]:
         """The native families (those in ``names``, when given), as a derived view reads them."""
-        for family in self.all():
-            if names is None or family._name in names:
+        if names is None:
+            for family in self.all():
                 yield from family.collect()
+            return
+        by_name: dict[str, Counter | Gauge | Histogram | Summary] | None = self.__dict__.get("_by_name")
+        if by_name is None:  # every family exists once __init__ is done: look them up by name from then on
+            by_name = self.__dict__["_by_name"] = {family._name: family for family in self.all()}
+        for name in names:
+            named = by_name.get(name)
+            if named is not None:
+                yield from named.collect()
 
 
 class RequestMetrics:
