@@ -97,6 +97,7 @@ class Engines:
                     max_loras=settings.max_loras if settings.enable_lora else None,
                     cpu_loras=settings.cpu_loras,
                     priority=settings.scheduling_policy == "priority",
+                    slots=model in settings.dialect_models("llamacpp"),
                 )
                 engines.append(engine)
             self.by_model[model] = DataParallelGroup(engines)

@@ -19,6 +19,7 @@ from fakeai.engine.mm_cache import MultiModalCache
 from fakeai.engine.prefix_cache import PrefixCache
 from fakeai.engine.profiler import StepTrace
 from fakeai.engine.sequence import GenerationRequest, Sequence, State
+from fakeai.engine.slots import Slots
 from fakeai.engine.speculative import Speculation
 from fakeai.engine.tokens import Writer, tokenize
 
@@ -63,6 +64,7 @@ class ModelEngine:
         max_loras: int | None = None,
         cpu_loras: int = 1,
         priority: bool = False,
+        slots: bool = False,
     ) -> None:
         self.model = model
         self.index = index
@@ -112,6 +114,8 @@ class ModelEngine:
         self._asleep: set[str] = set()  # what is still to be woken (tags)
         self._awake = asyncio.Event()
         self._awake.set()
+        self.slots: Slots | None = Slots(max_num_seqs) if slots else None
+        """llama-server's slots (``GET /slots``), kept only when the model speaks llama.cpp."""
 
     # -- lifecycle -------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -192,6 +196,8 @@ class ModelEngine:
         self.max_waiting = max_waiting
         self.max_num_batched_tokens = max_num_batched_tokens
         self.cache.resize(num_blocks)
+        if self.slots is not None:
+            self.slots.resize(max_num_seqs)
         self._wake.set()
 
     def _requeue(self, seq: Sequence) -> None:
@@ -260,6 +266,9 @@ class ModelEngine:
                 self.trace.step(self.model, self.index, start=now, end=now, **trace)
         seq.failed = seq.should_fail_now() and seq.unfinished > 0
         seq.state = State.FINISHED
+        if self.slots is not None:  # it ran in a slot, for no time: the slot shows it as its last task
+            self.slots.take(seq)
+            self.slots.release(seq)
         seq.done.set_result(None)
 
     def cancel(self, seq: Sequence) -> None:
@@ -364,6 +373,8 @@ class ModelEngine:
                 seq.cached_tokens = cached
                 seq.recorder.prefix_lookup(seq.prompt_len, cached)
             seq.prefill_left = len(tokens) - cached
+            if self.slots is not None:
+                self.slots.take(seq)
             computed += seq.prefill_left
             hit += cached
             chunks[seq] = chunk = min(seq.prefill_left, budget)
@@ -538,6 +549,8 @@ class ModelEngine:
         self.used_blocks -= seq.blocks_held
         self._running_choices -= seq.unfinished
         seq.blocks_held = 0
+        if self.slots is not None:
+            self.slots.release(seq)
 
     def _finish(self, seq: Sequence) -> None:
         was_running = seq.state is State.RUNNING

@@ -1,7 +1,10 @@
-"""llama-server's ``GET /props``, served when a model speaks the ``llamacpp`` dialect: what its web UI,
-llama-swap and benchmark clients read to learn the slots and the context size. Keys from
-``get_res_props`` in tools/server/server-context.cpp (ggml-org/llama.cpp, commit
-001d906a6d86e2490e394361e7cc6f478b100088; excerpt in tests/data/llamacpp/)."""
+"""llama-server's ``GET /props`` and ``GET /slots``, served when a model speaks the ``llamacpp`` dialect: what
+its web UI, llama-swap, monitors and benchmark clients read to learn the slots, what each is doing, and the
+context size. Keys from ``get_res_props``, ``server_slot::to_json`` and the ``get_slots`` handler in
+tools/server/server-context.cpp (ggml-org/llama.cpp, commit 001d906a6d86e2490e394361e7cc6f478b100088;
+excerpts in tests/data/llamacpp/)."""
+
+from typing import Any
 
 from fastapi import APIRouter
 from starlette.requests import Request
@@ -30,7 +33,7 @@ async def props(request: Request) -> JSONResponse:
             "model_path": model,
             "modalities": {"vision": False, "video": False, "audio": False},
             "media_marker": "",
-            "endpoint_slots": False,
+            "endpoint_slots": True,
             "endpoint_props": False,
             "endpoint_metrics": True,
             "ui": False,
@@ -44,3 +47,25 @@ async def props(request: Request) -> JSONResponse:
             "cors_proxy_enabled": False,
         }
     )
+
+
+@router.get("/slots", tags=["llama.cpp"], summary="llama-server's slots")
+async def slots(request: Request, fail_on_no_slot: str = "") -> JSONResponse:
+    """Every slot of the model's engine (of each engine, numbered on, with --data-parallel-size): whether
+    it is processing, and its current or last task. With ``fail_on_no_slot`` (any value), a 503 when no
+    slot is idle, as llama-server answers it."""
+    ctx = context(request)
+    settings = ctx.settings
+    (model,) = settings.dialect_models("llamacpp")
+    group = ctx.engines.by_model[model]
+    answer: list[dict[str, Any]] = []
+    idle = 0
+    for engine in group.engines:
+        assert engine.slots is not None  # kept by every engine of a model that speaks llama.cpp
+        idle += engine.slots.idle
+        answer += engine.slots.to_json(settings.max_model_len, engine.speculation is not None, len(answer))
+    if fail_on_no_slot and not idle:
+        # format_error_response(..., ERROR_TYPE_UNAVAILABLE), wrapped as res->error does
+        error = {"code": 503, "message": "no slot available", "type": "unavailable_error"}
+        return JSONResponse({"error": error}, status_code=503)
+    return JSONResponse(answer)
