@@ -25,7 +25,8 @@ from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 from prometheus_client.values import MutexValue
 
-_SeriesLabels = tuple[list[dict[str, str]], dict[str, str]]
+SeriesLabels = tuple[list[dict[str, str]], dict[str, str]]
+"""A histogram series' label dicts: each bucket's (``le`` last), then the series' own."""
 
 
 def _read(value: Any) -> float:
@@ -64,9 +65,9 @@ class LabelCachingHistogram(Histogram):
             read.append(Series(values, list(itertools.accumulate(counts)), _read(child._sum), child._created, child))
         return read
 
-    def series_labels(self, values: tuple[str, ...]) -> _SeriesLabels:
+    def series_labels(self, values: tuple[str, ...]) -> SeriesLabels:
         """A series' label dicts, each bucket's (``le`` last) and its own, made once for every scrape."""
-        cache: dict[tuple[str, ...], _SeriesLabels] | None = self.__dict__.get("_series_labels")
+        cache: dict[tuple[str, ...], SeriesLabels] | None = self.__dict__.get("_series_labels")
         if cache is None:
             cache = self.__dict__["_series_labels"] = {}
         labels = cache.get(values)

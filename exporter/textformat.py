@@ -9,15 +9,16 @@ prefix of every series it has written, so a scrape formats values and little els
 """
 
 import operator
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from typing import cast
 
 from prometheus_client import metrics as client_metrics
 from prometheus_client.metrics_core import Metric
 from prometheus_client.utils import floatToGoString
 
-from exporter.histogram import Reading
-from exporter.views.aggregate import GroupedHistogram, GroupKey, series_labels
+from exporter.histogram import Reading, SeriesLabels
+from exporter.views.aggregate import GroupedHistogram, series_labels
 
 # generate_latest's munging from OpenMetrics types into the text format's.
 _TYPE_SUFFIX = {"counter": ("_total", "counter"), "info": ("_info", "gauge"), "stateset": ("", "gauge")}
@@ -48,8 +49,7 @@ class TextWriter:
         self._prefixes: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
         self._headers: dict[tuple[str, str, str], str] = {}
         self._values: dict[float, str] = {}
-        self._grouped: dict[tuple[str, tuple[str, ...], GroupKey, tuple[float, ...]], list[str]] = {}
-        self._read_series: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+        self._series: dict[tuple[object, ...], list[str]] = {}
         self._line_values: dict[float, str] = {}
 
     def _prefix(self, name: str, labels: dict[str, str]) -> str:
@@ -103,46 +103,44 @@ class TextWriter:
         return text
 
     def _series_prefixes(
-        self, name: str, labelnames: tuple[str, ...], key: GroupKey, bounds: tuple[float, ...]
+        self, cache_key: tuple[object, ...], name: str, labels: Callable[[], SeriesLabels], suffixes: tuple[str, ...]
     ) -> list[str]:
-        """A grouped histogram series' line prefixes: each bucket's, then ``_count``'s and ``_sum``'s."""
-        cache_key = (name, labelnames, key, bounds)
-        prefixes = self._grouped.get(cache_key)
+        """A histogram series' line prefixes: each bucket's, then each of ``suffixes``'s (``_count``, ...),
+        made from ``labels`` (its buckets' label dicts and its own) the first time the series is written."""
+        prefixes = self._series.get(cache_key)
         if prefixes is None:
-            by_bucket, series = series_labels(labelnames, key, bounds)
-            prefixes = [self._prefix(name + "_bucket", labels) for labels in by_bucket]
-            prefixes += [self._prefix(name + "_count", series), self._prefix(name + "_sum", series)]
-            if len(self._grouped) >= _MAX_CACHED_SERIES:
-                self._grouped.clear()
-            self._grouped[cache_key] = prefixes
+            by_bucket, own = labels()
+            prefixes = [self._prefix(name + "_bucket", bucket) for bucket in by_bucket]
+            prefixes += [self._prefix(name + suffix, own) for suffix in suffixes]
+            if len(self._series) >= _MAX_CACHED_SERIES:
+                self._series.clear()
+            self._series[cache_key] = prefixes
         return prefixes
 
     def _grouped_histogram(self, metric: GroupedHistogram) -> str:
         """The same lines as from its samples, written from its groups: no sample or label dict made."""
         output = [self._header(metric.name, "histogram", metric.documentation)]
+        name, labelnames = metric.name, metric.labelnames
         for key, group in metric.groups:
             bounds = tuple(group.bounds)
             values = [*group.cumulative, group.count]
             if not bounds or bounds[0] >= 0:  # as add_metric: no count and sum below a negative bound
                 values += [group.count, group.total]
-            output.append(self._lines(self._series_prefixes(metric.name, metric.labelnames, key, bounds), values))
+            prefixes = self._series_prefixes(
+                (name, labelnames, key, bounds),
+                name,
+                partial(series_labels, labelnames, key, bounds),
+                ("_count", "_sum"),
+            )
+            output.append(self._lines(prefixes, values))
         return "".join(output)
 
-    def _reading_prefixes(self, reading: Reading, values: tuple[str, ...]) -> list[str]:
-        """A native histogram series' line prefixes: each exposed bucket's, then ``_count``'s and ``_sum``'s,
-        and last ``_created``'s (a family's exposed buckets are the same at every scrape)."""
-        cache_key = (reading.name, values)
-        prefixes = self._read_series.get(cache_key)
-        if prefixes is None:
-            by_bound, own = reading.histogram.series_labels(values)
-            if reading.positions is not None:
-                by_bound = [by_bound[index] for index in reading.positions]
-            prefixes = [self._prefix(reading.name + "_bucket", labels) for labels in by_bound]
-            prefixes += [self._prefix(reading.name + suffix, own) for suffix in ("_count", "_sum", "_created")]
-            if len(self._read_series) >= _MAX_CACHED_SERIES:
-                self._read_series.clear()
-            self._read_series[cache_key] = prefixes
-        return prefixes
+    def _reading_labels(self, reading: Reading, values: tuple[str, ...]) -> SeriesLabels:
+        """A native series' label dicts, its exposed buckets' only (they are the same at every scrape)."""
+        by_bound, own = reading.histogram.series_labels(values)
+        if reading.positions is not None:
+            by_bound = [by_bound[index] for index in reading.positions]
+        return by_bound, own
 
     def _reading(self, reading: Reading) -> str:
         """The same lines as from its samples, written from its series: no sample made."""
@@ -154,7 +152,12 @@ class TextWriter:
         has_sum = reading.bounds[0] >= 0
         with_created = client_metrics._use_created
         for series in reading.series:
-            prefixes = self._reading_prefixes(reading, series.values)
+            prefixes = self._series_prefixes(
+                (reading.name, series.values),
+                reading.name,
+                partial(self._reading_labels, reading, series.values),
+                ("_count", "_sum", "_created"),
+            )
             cumulative = series.cumulative
             values = [*(cumulative if exposed is None else exposed(cumulative)[: len(prefixes) - 3]), cumulative[-1]]
             if has_sum:

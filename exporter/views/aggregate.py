@@ -12,7 +12,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
-from exporter.histogram import Reading
+from exporter.histogram import Reading, SeriesLabels
 from exporter.kept_bounds import whole
 
 FamilySource = Callable[[Collection[str]], Iterable[Metric]]
@@ -214,9 +214,7 @@ def histogram_by(
 
 
 @functools.lru_cache(maxsize=4096)
-def series_labels(
-    labels: tuple[str, ...], key: GroupKey, bounds: tuple[float, ...]
-) -> tuple[list[dict[str, str]], dict[str, str]]:
+def series_labels(labels: tuple[str, ...], key: GroupKey, bounds: tuple[float, ...]) -> SeriesLabels:
     """One series' label dicts, each bucket's (``le`` last, +Inf included) and the series' own: made once
     for every later scrape (``HistogramMetricFamily.add_metric`` makes and formats them per scrape)."""
     series = dict(zip(labels, key, strict=True))
