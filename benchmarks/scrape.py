@@ -121,8 +121,8 @@ def render_rounds(rounds: int, profile: str | None, dialects: tuple[str, ...] = 
 
 def dialect_rounds(rounds: int) -> None:
     """Each dialect alone on a one-model server against ``vllm`` alone, all in this process and rendered
-    in turn round by round (the order rotating), so machine noise hits them alike: per dialect the median
-    render and its ratio to ``vllm``'s in the same round."""
+    in turn, render by render (the order rotating each round), so machine noise hits them alike: per
+    dialect the median render and its ratio to ``vllm``'s in the same round."""
     servers = {d: asyncio.run(busy_registry(render_settings((d,), 1))) for d in METRICS_DIALECTS}
     settle_heap()  # as the server does once started: the start-up heap out of the collector's sight
     loop = asyncio.new_event_loop()
@@ -137,9 +137,15 @@ def dialect_rounds(rounds: int) -> None:
     order = list(servers)
     for round_index in range(rounds):
         turn = order[round_index % len(order) :] + order[: round_index % len(order)]
+        # Render by render in turn, not 50 of one then 50 of the next: a slow second of the machine
+        # then hits every dialect of the round alike.
+        rendered: dict[str, list[float]] = {d: [] for d in turn}
+        for _ in range(50):
+            for dialect in turn:
+                rendered[dialect].append(timed(renders[dialect], repeat=1))
         for dialect in turn:
-            times[dialect].append(timed(renders[dialect]))
-    print(f"one dialect on a one-model server, {rounds} rounds of 20 renders each, in turn:")
+            times[dialect].append(statistics.median(rendered[dialect]))
+    print(f"one dialect on a one-model server, {rounds} rounds of 50 renders each, taken in turn:")
     for dialect in order:
         ratios = [t / v for t, v in zip(times[dialect], times["vllm"], strict=True)]
         print(
