@@ -1,12 +1,15 @@
-"""A prometheus-client ``Histogram`` whose ``collect()`` builds each bucket sample once, not three times.
+"""A prometheus-client ``Histogram`` collected as its series, with no sample made unless asked for.
 
 prometheus-client's ``collect()`` of a labelled histogram builds a ``Sample`` per bucket in the child,
 again in the parent (merging the series labels into a new dict), and a third time in ``Metric.add_sample``,
 formatting every bound with ``floatToGoString`` on the way: most of a default server's scrape, whose
-native histograms hold some 3,000 bucket samples. ``LabelCachingHistogram`` yields the very same family
-(names, labels in the same order, values, ``_created``) from one ``Sample`` per bucket, with each series'
-label dicts made once and reused by every later scrape. The dicts are shared between scrapes: readers
-copy a sample's labels before changing them (as every reader here does).
+native histograms hold some 3,000 bucket samples. ``SeriesHistogram.collect()`` reads each child's
+buckets once into a ``Reading``: ``exporter.textformat`` writes the text format from its series, and
+``exporter.views.aggregate`` regroups them, neither making a sample. Any other reader of ``samples``
+(another exposition format, a test) gets exactly what ``Histogram.collect()`` gives (names, labels in the
+same order, values, exemplars, ``_created``), made then, with each series' label dicts made once and
+reused by every later scrape. The dicts are shared between scrapes: readers copy a sample's labels before
+changing them (as every reader here does).
 
 It reads prometheus-client internals (``_metrics``, ``_buckets``, ``_sum``, ``_created``,
 ``_upper_bounds``, the module's ``_use_created``); ``tests/exporter/test_histogram.py`` holds it to
@@ -51,7 +54,7 @@ class Series:
     writes, text 0.0.4, has none)."""
 
 
-class LabelCachingHistogram(Histogram):
+class SeriesHistogram(Histogram):
     def read(self) -> list[Series]:
         """Every labelled child's counts, read once."""
         with self._lock:
@@ -106,13 +109,13 @@ class LabelCachingHistogram(Histogram):
 
 
 class Reading(Metric):
-    """A ``LabelCachingHistogram`` family as read at one instant, kept as its series: its samples are made
+    """A ``SeriesHistogram`` family as read at one instant, kept as its series: its samples are made
     only when something reads them. ``exporter.textformat`` writes it from its series, and
     ``exporter.views.aggregate`` regroups them, neither making a sample. With ``positions``, the family
     as exposed: only the buckets at those indices of the bounds (``exporter.kept_bounds``)."""
 
     def __init__(
-        self, histogram: LabelCachingHistogram, series: list[Series], positions: Sequence[int] | None = None
+        self, histogram: SeriesHistogram, series: list[Series], positions: Sequence[int] | None = None
     ) -> None:
         super().__init__(histogram._name, histogram._documentation, "histogram", histogram._unit)
         self.histogram = histogram

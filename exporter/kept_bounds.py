@@ -5,7 +5,7 @@ histogram, exactly, only if the native histogram records at those bounds too: so
 them (``BucketFamilies.kept``). Exposed, they would make the ``fakeai_*`` families change with the
 dialects served (TGI alone adds some 1,700 bucket lines to a one-model server). ``HiddenBounds`` wraps a
 collector and drops the bucket samples at the kept bounds from what it yields; the families the views
-read (``Shown.whole``) keep them. A cumulative bucket count is exact whichever bounds lie below it, so
+read (``whole``) keep them. A cumulative bucket count is exact whichever bounds lie below it, so
 the exposed buckets are those of a histogram recorded at its own bounds alone.
 """
 
@@ -16,7 +16,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
-from exporter.histogram import LabelCachingHistogram, Reading
+from exporter.histogram import Reading, SeriesHistogram
 
 
 class Shown(Metric):
@@ -59,7 +59,7 @@ class HiddenBounds(Collector):
         return describe() if describe is not None else []
 
     def collect(self) -> Iterator[Metric]:
-        if isinstance(self._collector, LabelCachingHistogram):
+        if isinstance(self._collector, SeriesHistogram):
             yield self._read(self._collector)
             return
         for metric in self._collector.collect():
@@ -73,7 +73,7 @@ class HiddenBounds(Collector):
             shown = [s for s in metric.samples if s.name != bucket or s.labels["le"] not in hidden]
             yield Shown(metric, shown)
 
-    def _read(self, histogram: LabelCachingHistogram) -> Reading:
+    def _read(self, histogram: SeriesHistogram) -> Reading:
         """One reading of the histogram, exposed at its own bounds (``whole``: at every bound)."""
         positions = self._positions.get(histogram._name)
         if positions is None:

@@ -17,7 +17,7 @@ from exporter import buckets
 from exporter.buckets import merged
 from exporter.bulk import inc, observe, observe_many, observe_summary
 from exporter.facts import FinishedReason, RequestRecord, StreamOutcome
-from exporter.histogram import LabelCachingHistogram
+from exporter.histogram import SeriesHistogram
 from exporter.kept_bounds import HiddenBounds, hidden_labels
 
 EM = ("endpoint", "model")
@@ -102,9 +102,9 @@ class NativeFamilies:
             recorded = buckets.merged(bounds, families.kept.get(name, ()))
             hidden = hidden_labels(recorded, bounds)
             if not hidden or not exposed:
-                return LabelCachingHistogram(name, doc, tuple(labels), registry=target(name, exposed), buckets=recorded)
+                return SeriesHistogram(name, doc, tuple(labels), registry=target(name, exposed), buckets=recorded)
             # Bounds kept for a dialect's view only: recorded, never exposed (exporter.kept_bounds).
-            family = LabelCachingHistogram(name, doc, tuple(labels), registry=None, buckets=recorded)
+            family = SeriesHistogram(name, doc, tuple(labels), registry=None, buckets=recorded)
             registry.register(HiddenBounds(family, {name: hidden}))
             self.hidden_bounds[name] = hidden
             self.exposed_bounds[name] = tuple(float(b) for b in bounds)

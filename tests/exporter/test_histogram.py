@@ -1,4 +1,4 @@
-"""``LabelCachingHistogram`` reads prometheus-client internals: it must collect what ``Histogram`` does."""
+"""``SeriesHistogram`` reads prometheus-client internals: it must collect what ``Histogram`` does."""
 
 import random
 
@@ -8,7 +8,7 @@ from prometheus_client import metrics as client_metrics
 from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
 
 from exporter.bulk import observe
-from exporter.histogram import LabelCachingHistogram
+from exporter.histogram import SeriesHistogram
 
 BOUNDS = (0.01, 0.1, 1.0, 10.0)
 
@@ -16,7 +16,7 @@ BOUNDS = (0.01, 0.1, 1.0, 10.0)
 def pair(labelnames: tuple[str, ...], bounds=BOUNDS) -> tuple[Histogram, Histogram]:
     return (
         Histogram("h_seconds", "doc", labelnames, buckets=bounds, registry=None),
-        LabelCachingHistogram("h_seconds", "doc", labelnames, buckets=bounds, registry=None),
+        SeriesHistogram("h_seconds", "doc", labelnames, buckets=bounds, registry=None),
     )
 
 
@@ -65,7 +65,7 @@ def test_negative_bounds_have_no_sum_and_unlabelled_ones_collect_as_the_parent(m
 def test_expositions_are_byte_for_byte_the_same(monkeypatch):
     monkeypatch.setattr(client_metrics, "_use_created", False)
     registries = CollectorRegistry(), CollectorRegistry()
-    for registry, kind in zip(registries, (Histogram, LabelCachingHistogram), strict=True):
+    for registry, kind in zip(registries, (Histogram, SeriesHistogram), strict=True):
         histogram = kind("h_seconds", "doc", ("model",), buckets=BOUNDS, registry=registry)
         for value in (0.005, 0.05, 0.5, 5.0, 50.0):
             histogram.labels("m").observe(value)

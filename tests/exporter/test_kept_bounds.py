@@ -4,9 +4,13 @@ import random
 
 import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client import metrics as client_metrics
 from prometheus_client.parser import text_string_to_metric_families
 
+from exporter.exposition import collect_once
+from exporter.histogram import Reading, SeriesHistogram
 from exporter.kept_bounds import HiddenBounds, Shown, hidden_labels, whole
+from exporter.textformat import TextWriter
 from fakeai.settings import METRICS_DIALECTS
 
 OWN = (0.01, 0.1, 1.0, 10.0)
@@ -25,17 +29,21 @@ def exposition(registry: CollectorRegistry) -> list[str]:
     return [line for line in generate_latest(registry).decode().splitlines() if "_created" not in line]
 
 
+@pytest.mark.parametrize("kind", [Histogram, SeriesHistogram])
 @pytest.mark.parametrize("seed", range(3))
-def test_exposes_exactly_what_a_histogram_of_its_own_bounds_exposes(seed):
+def test_exposes_exactly_what_a_histogram_of_its_own_bounds_exposes(seed, kind, monkeypatch):
     plain, wrapped = CollectorRegistry(), CollectorRegistry()
     observed(Histogram("h_seconds", "doc", ("model",), buckets=OWN, registry=plain), seed)
-    recording = Histogram("h_seconds", "doc", ("model",), buckets=sorted(OWN + KEPT), registry=None)
+    recording = kind("h_seconds", "doc", ("model",), buckets=sorted(OWN + KEPT), registry=None)
     wrapped.register(HiddenBounds(recording, {"h_seconds": hidden_labels(sorted(OWN + KEPT), OWN)}))
     observed(recording, seed)
-    # Same observations, byte for byte the same exposition (cumulative counts are exact at any subset).
+    # Same observations, byte for byte the same exposition (cumulative counts are exact at any subset),
+    # through prometheus-client's writer and through ours (which writes a reading from its series).
     assert exposition(wrapped) == exposition(plain)
+    monkeypatch.setattr(client_metrics, "_use_created", False)
+    assert TextWriter().write(collect_once(wrapped)) == generate_latest(plain)
     (shown,) = [metric for metric in wrapped.collect() if metric.name == "h_seconds"]
-    assert isinstance(shown, Shown)
+    assert isinstance(shown, Shown if kind is Histogram else Reading)
     bounds = {s.labels["le"] for s in whole(shown).samples if s.name == "h_seconds_bucket"}
     assert {"0.005", "0.05", "0.3", "2.5"} <= bounds  # what the views read keeps them
 

@@ -6,7 +6,7 @@ from prometheus_client.core import GaugeHistogramMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from exporter.exposition import collect_once
-from exporter.histogram import LabelCachingHistogram
+from exporter.histogram import SeriesHistogram
 from exporter.metrics import ServerMetrics
 from exporter.textformat import TextWriter
 from exporter.views import CacheConfig, HttpView, VllmView
@@ -67,16 +67,14 @@ def test_a_scrape_reads_the_native_families_once(monkeypatch):
     registry = busy_registry()
     calls = []
     real = {client_metrics.MetricWrapperBase: client_metrics.MetricWrapperBase.collect}
-    real[LabelCachingHistogram] = LabelCachingHistogram.collect
+    real[SeriesHistogram] = SeriesHistogram.collect
 
     def counted(self):
         calls.append(self._name)
-        return real[
-            LabelCachingHistogram if isinstance(self, LabelCachingHistogram) else client_metrics.MetricWrapperBase
-        ](self)
+        return real[SeriesHistogram if isinstance(self, SeriesHistogram) else client_metrics.MetricWrapperBase](self)
 
     monkeypatch.setattr(client_metrics.MetricWrapperBase, "collect", counted)
-    monkeypatch.setattr(LabelCachingHistogram, "collect", counted)
+    monkeypatch.setattr(SeriesHistogram, "collect", counted)
     collect_once(registry)
     assert calls.count("fakeai_requests") == 1 and calls.count("fakeai_time_to_first_token_seconds") == 1
     calls.clear()
