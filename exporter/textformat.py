@@ -8,7 +8,6 @@ prefix of every series it has written, so a scrape formats values and little els
 ``tests/exporter/test_textformat.py`` holds it to ``generate_latest``'s output.
 """
 
-import operator
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from typing import cast
@@ -147,8 +146,6 @@ class TextWriter:
         output = [self._header(reading.name, "histogram", reading.documentation)]
         created: list[str] = []
         positions = reading.positions
-        # itemgetter of several indices gives a tuple; of one, the item itself
-        exposed = None if positions is None else operator.itemgetter(*positions, *positions[:1])
         has_sum = reading.bounds[0] >= 0
         with_created = client_metrics._use_created
         for series in reading.series:
@@ -159,7 +156,8 @@ class TextWriter:
                 ("_count", "_sum", "_created"),
             )
             cumulative = series.cumulative
-            values = [*(cumulative if exposed is None else exposed(cumulative)[: len(prefixes) - 3]), cumulative[-1]]
+            values = cumulative if positions is None else [cumulative[index] for index in positions]
+            values = [*values, cumulative[-1]]  # then _count
             if has_sum:
                 values.append(series.total)
             output.append(self._lines(prefixes, values))
