@@ -98,9 +98,24 @@ def test_the_server_refuses_to_start_on_a_bad_scenario_with_exit_code_2(tmp_path
     assert "cannot read" in capsys.readouterr().err
 
 
+async def scenario_phase(client) -> str | None:
+    state = (await client.get("/admin/scenario", headers=TOKEN)).json()
+    return state["phase"] if state["running"] else None
+
+
+async def until_phase(client, phase: str | None, deadline: float = 10.0) -> None:
+    """Polls the scenario until it is in ``phase`` (None: ended): no sleep that a slow machine outruns."""
+    waited = 0.0
+    while await scenario_phase(client) != phase:
+        assert waited < deadline, f"the scenario never reached {phase!r}"
+        await asyncio.sleep(0.02)
+        waited += 0.02
+
+
 async def test_a_scenario_changes_settings_takes_the_server_down_and_restores_it(app_client):
     settings = {"itl_ms": 5.0, "itl_jitter": 0.0, "overhead_ms": 0.0, "admin_token": "s3cret"}
-    scenario = GOOD + "  - name: outage\n    duration: 500ms\n    down: true\n"
+    # The outage lasts 1 s: the checks made in it need a small part of that, even on a busy machine.
+    scenario = GOOD + "  - name: outage\n    duration: 1s\n    down: true\n"
     body = {"model": MODEL, "prompt": "Tell me", "max_tokens": 2}
     async with app_client(**settings) as (client, _):
         started = await client.post("/admin/scenario", content=scenario, headers=TOKEN)
@@ -109,12 +124,12 @@ async def test_a_scenario_changes_settings_takes_the_server_down_and_restores_it
         config = (await client.get("/admin/config", headers=TOKEN)).json()
         assert config["models"][MODEL]["itl_ms"] == 100.0
         assert 'fakeai_scenario_phase_info{phase="slow",scenario="outage"} 1.0' in (await client.get("/metrics")).text
-        await asyncio.sleep(0.75)  # half-way through the outage (it runs from 0.5 s to 1 s)
-        assert (await client.get("/admin/scenario", headers=TOKEN)).json()["phase"] == "outage"
+        await until_phase(client, "outage")
         assert (await client.get("/health")).status_code == 503
         assert (await client.post("/v1/completions", json=body)).status_code == 503
         assert (await client.get("/metrics")).status_code == 503
-        await asyncio.sleep(0.6)  # the scenario has ended: up again, start-up settings back
+        assert await scenario_phase(client) == "outage"  # all three were answered within the outage
+        await until_phase(client, None)  # the scenario has ended: up again, start-up settings back
         assert (await client.get("/admin/scenario", headers=TOKEN)).json() == {"running": False}
         assert (await client.get("/health")).status_code == 200
         assert (await client.post("/v1/completions", json=body)).status_code == 200
