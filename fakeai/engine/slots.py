@@ -14,6 +14,7 @@ rather than invented; a request with ``n`` choices holds one slot (llama-server 
 
 import heapq
 import itertools
+import weakref
 from typing import Any
 
 from fakeai.engine.sequence import Sequence, State
@@ -28,7 +29,9 @@ class Slots:
         self._held: dict[Sequence, int] = {}
         self._shown: dict[int, tuple[int, Sequence]] = {}
         """Each slot's current or last task: its id and its sequence (one per slot at most: bounded)."""
-        self._task_ids: dict[Sequence, int] = {}
+        # Weakly held: a request preempted (out of its slot) and then cancelled while waiting never comes
+        # back to release its id.
+        self._task_ids: weakref.WeakKeyDictionary[Sequence, int] = weakref.WeakKeyDictionary()
         self._next_task = itertools.count()
 
     @property

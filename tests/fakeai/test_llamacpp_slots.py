@@ -2,6 +2,7 @@
 ``server_slot::to_json`` and of the ``get_slots`` handler kept in tests/data/llamacpp/ (see SOURCES.md)."""
 
 import asyncio
+import gc
 import re
 from pathlib import Path
 from types import SimpleNamespace
@@ -111,3 +112,15 @@ def test_slots_go_lowest_first_keep_a_preempted_task_and_follow_a_new_limit():
     slots.release(second)
     assert [s["id"] for s in slots.to_json(n_ctx=128, speculative=False)] == [0]
     assert slots.idle == 0  # slot 0 still runs the third
+
+
+def test_a_request_preempted_and_cancelled_while_waiting_leaves_nothing_behind():
+    slots = Slots(1)
+    seq = StandIn(State.RUNNING)
+    slots.take(cast(Sequence, seq))
+    seq.state = State.WAITING  # preempted: out of its slot, keeping its task id for its return
+    slots.release(cast(Sequence, seq))
+    slots.take(cast(Sequence, StandIn(State.RUNNING)))  # another takes the slot; the first is then cancelled
+    del seq
+    gc.collect()
+    assert len(slots._task_ids) == 1  # only the one running
