@@ -61,6 +61,11 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.1)
 
 
+def held(snapshot: MetricsSnapshot, engine: str) -> float:
+    """Requests running or waiting on one worker's engine."""
+    return sum(snapshot.value(f"vllm:num_requests_{s}", engine=engine) for s in ("running", "waiting"))
+
+
 def settled(url: str) -> bool:
     m = scrape(url)
     answered = m.value("fakeai_responses_total") + m.value("fakeai_lost_requests_total")
@@ -74,6 +79,9 @@ async def stream_error_category(url: str) -> dict:
 
 def test_a_killed_worker_leaves_no_phantom_load_and_its_requests_are_counted_lost():
     with ServerProcess(["--workers", "2", "--itl-ms", "20", "--models", MODEL]) as server:
+        # Both workers answer before the traffic starts: a worker still importing when the 120 connections
+        # arrive would leave them all to the other, and the one killed might have held nothing.
+        victim = min(worker_pids(server.url))
         traffic = subprocess.Popen(
             [sys.executable, "-m", "fakeai.traffic", "--url", server.url, "--model", MODEL,
              "--requests", str(STREAMS), "--concurrency", str(STREAMS), "--max-tokens", "250"],
@@ -82,7 +90,10 @@ def test_a_killed_worker_leaves_no_phantom_load_and_its_requests_are_counted_los
         try:
             wait_for(lambda: scrape(server.url).value("fakeai_active_streams") >= 100, 60, "100 streams in flight")
             before = scrape(server.url)
-            victim = min(worker_pids(server.url))
+            engines = {dict(labels)["engine"] for name, labels in before.series("vllm:num_requests_running")}
+            assert len(engines) == 2
+            # Each worker (each engine, a series of its own) holds requests, whichever is killed.
+            assert all(held(before, e) > 0 for e in engines)
             os.kill(victim, signal.SIGKILL)
             wait_for(lambda: scrape(server.url).value("fakeai_worker_restarts_total") == 1, 15, "the restart")
             # The dead worker's share is gone at once, while the survivor's streams still run.
@@ -92,14 +103,7 @@ def test_a_killed_worker_leaves_no_phantom_load_and_its_requests_are_counted_los
             in_flight = ("fakeai_requests_running", "fakeai_requests_waiting")
             assert sum(after.value(g) for g in in_flight) <= sum(before.value(g) for g in in_flight) - lost
             assert after.value("fakeai_active_streams") <= before.value("fakeai_active_streams") - lost
-            # Per engine (each worker's is a series of its own): the dead worker's engine, now its
-            # replacement's, holds nothing, though it held requests before the kill.
-            engines = {dict(labels)["engine"] for name, labels in before.series("vllm:num_requests_running")}
-            assert len(engines) == 2
-
-            def held(snapshot, engine: str) -> float:
-                return sum(snapshot.value(f"vllm:num_requests_{s}", engine=engine) for s in ("running", "waiting"))
-
+            # Per engine: the dead worker's engine, now its replacement's, holds nothing.
             assert any(held(after, e) == 0 < held(before, e) for e in engines)
             report = json.loads(traffic.communicate(timeout=120)[0])
         finally:
