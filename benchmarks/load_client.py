@@ -37,7 +37,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[16, 64])
     parser.add_argument("--requests", type=int, default=600, help="requests per run")
-    parser.add_argument("--cost-rounds", type=int, default=3, help="raw/sdk pairs for the cost comparison")
+    parser.add_argument("--cost-rounds", type=int, default=3, help="raw/sdk pairs for the cost comparison (0: none)")
     args = parser.parse_args()
     with ServerProcess(["--models", MODEL]) as server:
         load(server.url, 8, 50, "raw")  # warm up
@@ -60,6 +60,8 @@ def main() -> None:
                 "  runs in the server's bucket: "
                 + ", ".join(f"{measure} p{q * 100:g} {n}/{args.runs}" for (measure, q), n in agreed.items())
             )
+        if args.cost_rounds < 1:
+            return
         print(f"\nclient CPU per request, 64 streams, {args.requests} requests, {args.cost_rounds} rounds alternating")
         cost: dict[str, list[float]] = defaultdict(list)
         for _ in range(args.cost_rounds):
