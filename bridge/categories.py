@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from bridge.math import bucket_increase, histogram_min, histogram_quantiles, increase, mean
+from bridge.math import bucket_increase, histogram_summary, increase, mean
 from bridge.snapshot import LabelKey, Snapshot, Wanted
 
 
@@ -294,7 +294,7 @@ def _difference(after: float, before: float) -> float:
 
 
 def _round(value: float) -> float:
-    return 0.0 if math.isnan(value) or math.isinf(value) else round(value, 4)
+    return round(value, 4) if math.isfinite(value) else 0.0
 
 
 @dataclass(frozen=True)
@@ -340,10 +340,10 @@ class Percent:
 
 
 def _summary(bounds: np.ndarray, counts: np.ndarray, total: float, count: float, scale: float) -> dict[str, float]:
-    maximum, p50, p90, p99 = histogram_quantiles((1.0, 0.5, 0.9, 0.99), bounds, counts)
+    minimum, (maximum, p50, p90, p99) = histogram_summary((1.0, 0.5, 0.9, 0.99), bounds, counts)
     return {
         "avg": _round(mean(total, count) * scale),
-        "min": _round(histogram_min(bounds, counts) * scale),
+        "min": _round(minimum * scale),
         "max": _round(maximum * scale),
         "p50": _round(p50 * scale),
         "p90": _round(p90 * scale),
@@ -394,10 +394,9 @@ class InverseQuantiles:
         def inverse(seconds: float) -> float:
             return 1.0 / seconds if seconds > 0 else 0.0
 
-        fastest = histogram_min(bounds, counts)
+        fastest, (slowest, p50, p90, p99) = histogram_summary((1.0, 0.5, 0.1, 0.01), bounds, counts)
         if fastest <= 0:
             fastest = float(bounds[0])
-        slowest, p50, p90, p99 = histogram_quantiles((1.0, 0.5, 0.1, 0.01), bounds, counts)
         return {
             "avg": _round(inverse(mean(total, count))),
             "min": _round(inverse(slowest)),

@@ -256,7 +256,7 @@ class Hub:
             data = self.data(filters)
             head = (
                 f'{{"type":"metrics_update","timestamp":{now!r},"window":{filters.window!r},'
-                f'"data":{protocol.dumps(data)},"deltas":'
+                f'"data":{protocol.dumps_figures(data)},"deltas":'
             )
             figures = {name: data[cat][field] for name, cat, field in DELTA_FIELDS if cat in data}
             # Clients that got the same last update (the same figures object) get the same text.
@@ -267,7 +267,7 @@ class Hub:
                 previous = client.previous
                 text = texts.get(id(previous))
                 if text is None:
-                    text = texts[id(previous)] = head + protocol.dumps(_deltas(figures, previous)) + "}"
+                    text = texts[id(previous)] = head + protocol.dumps_figures(_deltas(figures, previous)) + "}"
                 client.previous = figures
                 client.post_update(text)
                 # On schedule: keep the client's own grid, quantized to ticks; late (first update, a new

@@ -5,6 +5,7 @@ figure on the stream agrees with the same query in Grafana.
 """
 
 import math
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 
 import numpy as np
@@ -40,23 +41,28 @@ def histogram_quantile(q: float, bounds: np.ndarray, cumulative: np.ndarray) -> 
 
 def histogram_quantiles(qs: Sequence[float], bounds: np.ndarray, cumulative: np.ndarray) -> list[float]:
     """``histogram_quantile`` for several ``qs`` of one series, with one pass of array work for all."""
-    n = len(bounds)
-    if n < 2 or not math.isinf(bounds[-1]):
-        return [_out_of_range(q, math.nan) for q in qs]
-    counts = np.maximum.accumulate(cumulative)  # PromQL forces monotonic counts
-    observations = float(counts[-1])
-    if observations == 0:
-        return [_out_of_range(q, math.nan) for q in qs]
-    ranks = [q * observations for q in qs]
-    # First bucket, +Inf excluded, whose cumulative count reaches each rank (NaN ranks are answered below).
-    found = np.searchsorted(counts[:-1], [0.0 if math.isnan(r) else r for r in ranks], side="left").tolist()
-    at: list[float] = counts.tolist()
+    return histogram_summary(qs, bounds, cumulative)[1]
+
+
+def histogram_summary(qs: Sequence[float], bounds: np.ndarray, cumulative: np.ndarray) -> tuple[float, list[float]]:
+    """``histogram_min`` and ``histogram_quantiles(qs, ...)`` of one series, from one monotonic pass.
+
+    Buckets are a few dozen: past the one array pass, bisecting Python lists costs less than numpy's
+    per-call dispatch (this runs for every histogram of every filter set of every stream tick)."""
+    at: list[float] = np.maximum.accumulate(cumulative).tolist()  # PromQL forces monotonic counts
     upper: list[float] = bounds.tolist()
+    n = len(upper)
+    observations = at[-1] if at else 0.0
+    if n < 2 or not math.isinf(upper[-1]) or observations == 0:
+        return _minimum(upper, at), [_out_of_range(q, math.nan) for q in qs]
     results = []
-    for q, rank, b in zip(qs, ranks, found, strict=True):
+    for q in qs:
         if math.isnan(q) or q < 0 or q > 1:
             results.append(_out_of_range(q, math.nan))
-        elif b == n - 1:
+            continue
+        rank = q * observations
+        b = bisect_left(at, rank, 0, n - 1)  # the first bucket, +Inf excluded, whose count reaches the rank
+        if b == n - 1:
             results.append(upper[-2])
         elif b == 0 and upper[0] <= 0:
             results.append(upper[0])
@@ -65,7 +71,7 @@ def histogram_quantiles(qs: Sequence[float], bounds: np.ndarray, cumulative: np.
             below = at[b - 1] if b > 0 else 0.0
             count = at[b] - below
             results.append(math.nan if count == 0 else start + (upper[b] - start) * ((rank - below) / count))
-    return results
+    return _minimum(upper, at), results
 
 
 def _out_of_range(q: float, otherwise: float) -> float:
@@ -82,13 +88,17 @@ def _out_of_range(q: float, otherwise: float) -> float:
 def histogram_min(bounds: np.ndarray, cumulative: np.ndarray) -> float:
     """Lower edge of the lowest non-empty bucket: PromQL's ``histogram_quantile(0, ...)`` where that
     is defined (PromQL gives NaN when the first bucket is empty, which a JSON number cannot carry)."""
-    counts = np.maximum.accumulate(cumulative)
-    if len(counts) == 0 or counts[-1] == 0:
+    return _minimum(bounds.tolist(), np.maximum.accumulate(cumulative).tolist())
+
+
+def _minimum(upper: list[float], at: list[float]) -> float:
+    """``histogram_min`` of monotonic counts ``at`` at bounds ``upper``."""
+    if not at or at[-1] <= 0:
         return math.nan
-    b = int(np.argmax(counts > 0))
-    if b == len(bounds) - 1:
-        return float(bounds[-2]) if len(bounds) > 1 else math.nan
-    return 0.0 if b == 0 else float(bounds[b - 1])
+    b = bisect_right(at, 0.0)  # the first bucket holding an observation
+    if b == len(upper) - 1:
+        return upper[-2] if len(upper) > 1 else math.nan
+    return 0.0 if b == 0 else upper[b - 1]
 
 
 def mean(total: float, count: float) -> float:

@@ -1,5 +1,6 @@
 """The bridge's math against known vectors and, property-based, against a brute-force PromQL."""
 
+import itertools
 import math
 
 import numpy as np
@@ -8,7 +9,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 from support.promql import promql_reference
 
-from bridge.math import bucket_increase, histogram_min, histogram_quantile, histogram_quantiles, increase, mean, rate
+from bridge.math import (
+    bucket_increase,
+    histogram_min,
+    histogram_quantile,
+    histogram_quantiles,
+    histogram_summary,
+    increase,
+    mean,
+    rate,
+)
 
 INF = math.inf
 
@@ -90,5 +100,24 @@ def test_several_quantiles_at_once_match_brute_force_promql(histogram, noise, qs
     qs = [*qs, 0.5, 0.99, 1.0]
     got = histogram_quantiles(qs, np.array(bounds), np.array(noisy, dtype=float))
     for q, value in zip(qs, got, strict=True):
+        expected = promql_reference(q, bounds, noisy)
+        assert (math.isnan(expected) and math.isnan(value)) or value == pytest.approx(expected), q
+
+
+@given(histograms(), st.lists(st.integers(-3, 3), min_size=13, max_size=13))
+def test_the_summary_is_the_minimum_and_the_quantiles_each_on_its_own(histogram, noise):
+    bounds, cumulative = histogram
+    noisy = [max(c + d, 0) for c, d in zip(cumulative, noise, strict=False)]
+    minimum, quantiles = histogram_summary((1.0, 0.5, 0.9), np.array(bounds), np.array(noisy, dtype=float))
+    # Brute force: the lower edge of the first bucket whose (forced monotonic) count is above zero.
+    monotonic = list(itertools.accumulate(noisy, max))
+    first = next((i for i, count in enumerate(monotonic) if count > 0), None)
+    if first is None or (first == len(bounds) - 1 and len(bounds) == 1):
+        assert math.isnan(minimum)
+    elif first == len(bounds) - 1:
+        assert minimum == bounds[-2]
+    else:
+        assert minimum == (0.0 if first == 0 else bounds[first - 1])
+    for q, value in zip((1.0, 0.5, 0.9), quantiles, strict=True):
         expected = promql_reference(q, bounds, noisy)
         assert (math.isnan(expected) and math.isnan(value)) or value == pytest.approx(expected), q
