@@ -200,6 +200,9 @@ class Hub:
         if end is None:
             return {}
         start, end = self.sampler.window(filters.window, end)
+        return self._compute(start, end, filters)
+
+    def _compute(self, start: Snapshot, end: Snapshot, filters: protocol.Filters) -> dict[str, Any]:
         window = Window(start, end, self.mapping, Selection(filters.endpoints, filters.models), self.folds)
         return compute(window, filters.metric_types)
 
@@ -251,12 +254,24 @@ class Hub:
             if client.next_due <= now + slack:
                 groups.setdefault(client.filters.group_key, []).append(client)
         due_yield = time.perf_counter() + self.slice_seconds
+        latest = self.sampler.ring.latest
+        # Filter sets whose windows begin at the same snapshot (long windows share the ring's coarse
+        # snapshots, ten seconds apart) and select the same series have the same figures: computed once.
+        computed: dict[tuple[Any, ...], tuple[dict[str, Any], str]] = {}
         for key, clients in groups.items():
             filters = clients[0].filters
-            data = self.data(filters)
+            if latest is None:
+                data, data_text = {}, "{}"
+            else:
+                start, end = self.sampler.window(filters.window, latest)
+                same = (id(start), id(end), filters.endpoints, filters.models, filters.metric_types)
+                if same not in computed:
+                    data = self._compute(start, end, filters)
+                    computed[same] = (data, protocol.dumps_figures(data))
+                data, data_text = computed[same]
             head = (
                 f'{{"type":"metrics_update","timestamp":{now!r},"window":{filters.window!r},'
-                f'"data":{protocol.dumps_figures(data)},"deltas":'
+                f'"data":{data_text},"deltas":'
             )
             figures = {name: data[cat][field] for name, cat, field in DELTA_FIELDS if cat in data}
             # Clients that got the same last update (the same figures object) get the same text.

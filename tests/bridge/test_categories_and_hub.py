@@ -1,6 +1,7 @@
 """The bridge on a registry that is not fakeai's: any families can be streamed through a Mapping."""
 
 import asyncio
+import json
 
 import numpy as np
 import pytest
@@ -182,8 +183,8 @@ async def test_hub_computes_once_per_filter_set_and_keeps_per_client_deltas():
     for client in [*shared, alone]:
         hub.register(client)
     calls = []
-    original = hub.data
-    hub.data = lambda filters, end=None: calls.append(filters) or original(filters, end)
+    original = hub._compute
+    hub._compute = lambda start, end, filters: calls.append(filters) or original(start, end, filters)
     clock.now += 0.5
     s.traffic("/a", "m1", 10, 0.05)
     await hub.sample()
@@ -196,6 +197,29 @@ async def test_hub_computes_once_per_filter_set_and_keeps_per_client_deltas():
     await hub.sample()
     await hub.deliver(clock.now)
     assert '"total_requests_per_sec":' in shared[0].update.split('"deltas":')[1]
+
+
+async def test_sets_whose_windows_begin_at_one_snapshot_share_one_computation_and_keep_their_window():
+    s = Service()
+    clock = FakeClock()
+    hub = Hub(RegistrySource(s.registry), MAPPING, StreamSettings(min_interval=0.5), clock=clock)
+    await hub.sample()
+    # Two seconds of history: windows of 30 and 40 s both begin at the oldest snapshot; 1 s does not.
+    clients = [Client(Filters(interval=0.5, window=w)) for w in (30.0, 40.0, 1.0)]
+    for client in clients:
+        hub.register(client)
+    calls = []
+    original = hub._compute
+    hub._compute = lambda start, end, filters: calls.append(filters.window) or original(start, end, filters)
+    for _ in range(4):
+        clock.now += 0.5
+        s.traffic("/a", "m1", 10, 0.05)
+        await hub.sample()
+    assert await hub.deliver(clock.now) == 3 and sorted(calls) == [1.0, 30.0]
+    long, longer, short = (json.loads(c.update) for c in clients)
+    assert (long["window"], longer["window"], short["window"]) == (30.0, 40.0, 1.0)
+    assert long["data"] == longer["data"] != short["data"]
+    assert long["data"]["throughput"]["total_requests_per_sec"] == pytest.approx(40 / 2.0)
 
 
 async def test_a_client_that_resubscribes_while_other_sets_are_computed_gets_nothing_stale():
