@@ -255,8 +255,9 @@ class Hub:
                 groups.setdefault(client.filters.group_key, []).append(client)
         due_yield = time.perf_counter() + self.slice_seconds
         latest = self.sampler.ring.latest
-        # Filter sets whose windows begin at the same snapshot (long windows share the ring's coarse
-        # snapshots, ten seconds apart) and select the same series have the same figures: computed once.
+        # Filter sets whose windows begin at the same snapshot and select the same series have the same
+        # figures: computed once. Long windows meet on the ring's coarse snapshots (ten seconds apart),
+        # and windows longer than the server's life all begin at its oldest snapshot.
         computed: dict[tuple[Any, ...], tuple[dict[str, Any], str]] = {}
         for key, clients in groups.items():
             filters = clients[0].filters
