@@ -5,15 +5,16 @@ families; the ``CATEGORIES`` table says which measure of which role fills each f
 """
 
 import functools
+import itertools
 import math
 from collections import OrderedDict, defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from bridge.math import bucket_increase, histogram_summary, increase, mean
+from bridge.math import bucket_increase, histogram_summaries, histogram_summary, increase, mean
 from bridge.snapshot import LabelKey, Snapshot, Wanted
 
 
@@ -290,11 +291,105 @@ def _difference(after: float, before: float) -> float:
     return 0.0 if abs(difference) <= 1e-9 * max(1.0, abs(after)) else difference
 
 
+class PerWindow(Exception):
+    """A ``WindowSet`` cannot compute its windows together (a group's series have several bucket
+    layouts, so each window picks its own): compute them one by one."""
+
+
+@dataclass
+class _Increases:
+    """A group's histogram increase over each window of a ``WindowSet``: a row of counts per window."""
+
+    bounds: np.ndarray
+    counts: np.ndarray
+    totals: np.ndarray
+    observations: np.ndarray
+
+
+class WindowSet:
+    """Windows that end at one snapshot, over one selection, each within one epoch: what a hundred
+    filter sets with different windows ask for on one tick. Every measure is computed for all of them
+    at once (an array with one value per window) from the folds the ``FoldCache`` keeps anyway: a
+    window's increase is the fold at the shared end minus the fold at its start, so the per-window work
+    is one lookup per role and the figures' rounding, not a pass over the series.
+
+    ``compute_many`` gives, window by window, exactly what ``compute`` gives for each ``Window``
+    (``tests/bridge/test_window_set.py``)."""
+
+    def __init__(
+        self, starts: Sequence[Snapshot], end: Snapshot, mapping: Mapping, selection: Selection, cache: FoldCache
+    ) -> None:
+        self.windows = [Window(start, end, mapping, selection, cache) for start in starts]
+        if not all(window.folded for window in self.windows):
+            raise ValueError("every window of a WindowSet lies within one epoch")
+        self.end = end
+        self.seconds = np.array([window.seconds for window in self.windows])
+        self._memo: dict[tuple[str, str, str | None], Any] = {}
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def current(self, role: str, by: str | None = None) -> dict[str, float]:
+        """As ``Window.current``: the end's, the same for every window."""
+        return self.windows[0].current(role, by)
+
+    def increase(self, role: str, by: str | None = None) -> dict[str, np.ndarray]:
+        """``Window.increase`` of every window: each group's increases, one per window."""
+        memo_key = ("increase", role, by)
+        found: dict[str, np.ndarray] | None = self._memo.get(memo_key)
+        if found is not None:
+            return found
+        first = self.windows[0]
+        name, label = getattr(first.mapping, role), first._group(by)
+        after = first._fold_values(self.end, name, label)
+        fold_key = ("values", name, label)
+        # Most starts were folded on earlier ticks (they ended windows then): read from the cache.
+        befores = [
+            folded
+            if (folded := window._start_folds.get(fold_key)) is not None
+            else window._fold_values(window.start, name, label)
+            for window in self.windows
+        ]
+        found = {}
+        for group, value in after.items():
+            difference = value - np.array([before.get(group, 0.0) for before in befores])
+            # ``_difference``: float noise below 1e-9 relative is no increase.
+            difference[np.abs(difference) <= 1e-9 * max(1.0, abs(value))] = 0.0
+            found[group] = difference
+        self._memo[memo_key] = found
+        return found
+
+    def histogram_increase(self, role: str, by: str | None = None) -> dict[str, _Increases]:
+        """``Window.histogram_increase`` of every window; raises ``PerWindow`` when a group's series
+        have several bucket layouts."""
+        first = self.windows[0]
+        name, label = getattr(first.mapping, role), first._group(by)
+        after = first._fold_histograms(self.end, name, label)
+        befores = [window._fold_histograms(window.start, name, label) for window in self.windows]
+        groups: dict[str, _Increases] = {}
+        for (group, layout), total in after.items():
+            if group in groups:
+                raise PerWindow(f"{name}: several bucket layouts in group {group!r}")
+            zero = np.zeros_like(total.counts)
+            earlier = [before.get((group, layout)) for before in befores]
+            counts = total.counts - np.array([zero if e is None else e.counts for e in earlier])
+            totals = total.total - np.array([0.0 if e is None else e.total for e in earlier])
+            observations = total.count - np.array([0.0 if e is None else e.count for e in earlier])
+            groups[group] = _Increases(total.bounds, counts, totals, observations)
+        return groups
+
+
 # -- measures -------------------------------------------------------------------------------------------
 
 
 def _round(value: float) -> float:
     return round(value, 4) if math.isfinite(value) else 0.0
+
+
+def _rounded(values: np.ndarray) -> list[float]:
+    """``_round`` of every value: Python's own ``round`` (correctly rounded, which ``np.round`` is not),
+    mapped over the array's floats without a call of ours per value."""
+    return list(map(round, np.where(np.isfinite(values), values, 0.0).tolist(), itertools.repeat(4)))
 
 
 @dataclass(frozen=True)
@@ -310,6 +405,23 @@ class Rate:
             return _round(grouped.get("", 0.0) / w.seconds) if w.seconds else 0.0
         return {k: _round(v / w.seconds) for k, v in sorted(grouped.items()) if v > 0 and w.seconds}
 
+    def compute_many(self, ws: WindowSet) -> list[Any]:
+        grouped = ws.increase(self.role, self.by)
+        timed = ws.seconds > 0
+
+        def per_second(increases: np.ndarray) -> list[float]:
+            return _rounded(np.divide(increases, ws.seconds, out=np.zeros(len(ws)), where=timed))
+
+        if self.by is None:
+            found = grouped.get("")
+            return [0.0] * len(ws) if found is None else per_second(found)
+        rows: list[dict[str, float]] = [{} for _ in range(len(ws))]
+        for group, increases in sorted(grouped.items()):
+            rates = per_second(increases)
+            for index in np.flatnonzero((increases > 0) & timed).tolist():
+                rows[index][group] = rates[index]
+        return rows
+
 
 @dataclass(frozen=True)
 class Total:
@@ -323,6 +435,9 @@ class Total:
             return _round(sum(w.current(self.role).values()))
         by, wanted = self.where
         return _round(w.current(self.role, by).get(wanted, 0.0))
+
+    def compute_many(self, ws: WindowSet) -> list[float]:
+        return [self.compute(ws.windows[0])] * len(ws)  # the end's: the same for every window
 
 
 @dataclass(frozen=True)
@@ -338,9 +453,45 @@ class Percent:
         num = sum(w.increase(self.numerator).values())
         return _round(self.scale * num / den) if den > 0 else 0.0
 
+    def compute_many(self, ws: WindowSet) -> list[float]:
+        shape = (len(ws),)
+        # ``sum`` over the groups' arrays: the same additions, in the same order, as ``compute``'s.
+        den = np.broadcast_to(sum(ws.increase(self.denominator).values()), shape).astype(float)
+        num = np.broadcast_to(sum(ws.increase(self.numerator).values()), shape).astype(float)
+        return _rounded(np.divide(self.scale * num, den, out=np.zeros(shape), where=den > 0))
+
+
+SUMMARY_QUANTILES = (1.0, 0.5, 0.9, 0.99)
+
 
 def _summary(bounds: np.ndarray, counts: np.ndarray, total: float, count: float, scale: float) -> dict[str, float]:
-    minimum, (maximum, p50, p90, p99) = histogram_summary((1.0, 0.5, 0.9, 0.99), bounds, counts)
+    minimum, quantiles = histogram_summary(SUMMARY_QUANTILES, bounds, counts)
+    return _summary_figures(minimum, quantiles, total, count, scale)
+
+
+SUMMARY_KEYS = ("avg", "min", "max", "p50", "p90", "p99")
+
+
+def _summaries(found: _Increases, scale: float) -> list[dict[str, float] | None]:
+    """``_summary`` of each window's increase; None for a window without observations."""
+    observed = found.observations > 0
+    if not observed.any():
+        return [None] * len(observed)
+    minimums, quantiles = histogram_summaries(SUMMARY_QUANTILES, found.bounds, found.counts)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        means = found.totals / found.observations  # ``mean``, where there are observations
+    figures = _rounded(np.column_stack((means, minimums, quantiles)).ravel() * scale)
+    width = len(SUMMARY_KEYS)
+    return [
+        dict(zip(SUMMARY_KEYS, figures[index * width : (index + 1) * width], strict=True)) if seen else None
+        for index, seen in enumerate(observed.tolist())
+    ]
+
+
+def _summary_figures(
+    minimum: float, quantiles: Sequence[float], total: float, count: float, scale: float
+) -> dict[str, float]:
+    maximum, p50, p90, p99 = quantiles  # the order of SUMMARY_KEYS
     return {
         "avg": _round(mean(total, count) * scale),
         "min": _round(minimum * scale),
@@ -373,6 +524,24 @@ class Quantiles:
                 result[endpoint] = {k: summary[k] for k in self.keys} | {"count": _round(count)}
         return result
 
+    def compute_many(self, ws: WindowSet) -> list[Any]:
+        groups = ws.histogram_increase(self.role, "endpoint_label" if self.by_endpoint else None)
+        if not self.by_endpoint:
+            found = groups.get("")
+            if found is None:
+                return [dict.fromkeys(self.keys, 0.0) | {"count": 0.0} for _ in range(len(ws))]
+            return [
+                {k: (summary or {}).get(k, 0.0) for k in self.keys} | {"count": _round(count)}
+                for summary, count in zip(_summaries(found, self.scale), found.observations.tolist(), strict=True)
+            ]
+        rows: list[dict[str, Any]] = [{} for _ in range(len(ws))]
+        for endpoint, found in sorted(groups.items()):
+            summaries = _summaries(found, self.scale)
+            for row, summary, count in zip(rows, summaries, found.observations.tolist(), strict=True):
+                if summary is not None:
+                    row[endpoint] = {k: summary[k] for k in self.keys} | {"count": _round(count)}
+        return rows
+
 
 @dataclass(frozen=True)
 class InverseQuantiles:
@@ -385,18 +554,39 @@ class InverseQuantiles:
     """
 
     role: str
+    QUANTILES = (1.0, 0.5, 0.1, 0.01)  # the slowest stream, then the median, p90 and p99 rates' mirrors
+    KEYS = ("avg", "min", "max", "p50", "p90", "p99")
 
     def compute(self, w: Window) -> dict[str, float]:
         bounds, counts, total, count = w.histogram_increase(self.role).get("", _EMPTY)
         if count <= 0:
-            return {k: 0.0 for k in ("avg", "min", "max", "p50", "p90", "p99")}
+            return dict.fromkeys(self.KEYS, 0.0)
+        fastest, quantiles = histogram_summary(self.QUANTILES, bounds, counts)
+        return self._figures(fastest, quantiles, total, count, float(bounds[0]))
 
+    def compute_many(self, ws: WindowSet) -> list[dict[str, float]]:
+        found = ws.histogram_increase(self.role).get("")
+        if found is None:
+            return [dict.fromkeys(self.KEYS, 0.0) for _ in range(len(ws))]
+        fastest, quantiles = histogram_summaries(self.QUANTILES, found.bounds, found.counts)
+        first_bound = float(found.bounds[0])
+        return [
+            self._figures(low, row, total, count, first_bound) if count > 0 else dict.fromkeys(self.KEYS, 0.0)
+            for low, row, total, count in zip(
+                fastest.tolist(), quantiles.tolist(), found.totals.tolist(), found.observations.tolist(), strict=True
+            )
+        ]
+
+    @staticmethod
+    def _figures(
+        fastest: float, quantiles: Sequence[float], total: float, count: float, first_bound: float
+    ) -> dict[str, float]:
         def inverse(seconds: float) -> float:
             return 1.0 / seconds if seconds > 0 else 0.0
 
-        fastest, (slowest, p50, p90, p99) = histogram_summary((1.0, 0.5, 0.1, 0.01), bounds, counts)
+        slowest, p50, p90, p99 = quantiles
         if fastest <= 0:
-            fastest = float(bounds[0])
+            fastest = first_bound
         return {
             "avg": _round(inverse(mean(total, count))),
             "min": _round(inverse(slowest)),
@@ -409,23 +599,42 @@ class InverseQuantiles:
 
 @dataclass(frozen=True)
 class CacheByEndpoint:
+    ROLES = ("cache_lookups", "cache_lookup_hits", "cache_queries", "cache_hits")
+
     def compute(self, w: Window) -> dict[str, dict[str, float]]:
         sums: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-        for role in ("cache_lookups", "cache_lookup_hits", "cache_queries", "cache_hits"):
+        for role in self.ROLES:
             for endpoint, value in w.increase(role, "endpoint_label").items():
                 sums[endpoint][role] += value
         result = {}
         for endpoint, s in sorted(sums.items()):
             if s["cache_lookups"] > 0:
-                result[endpoint] = {
-                    "hit_rate": _round(100 * s["cache_lookup_hits"] / s["cache_lookups"]),
-                    "token_reuse_rate": _round(100 * s["cache_hits"] / s["cache_queries"])
-                    if s["cache_queries"]
-                    else 0.0,
-                    "lookups": _round(s["cache_lookups"]),
-                    "hits": _round(s["cache_lookup_hits"]),
-                }
+                result[endpoint] = _cache_figures(*(s[role] for role in self.ROLES))
         return result
+
+    def compute_many(self, ws: WindowSet) -> list[dict[str, dict[str, float]]]:
+        sums: dict[str, dict[str, np.ndarray]] = {}
+        for role in self.ROLES:
+            for endpoint, values in ws.increase(role, "endpoint_label").items():
+                by_role = sums.setdefault(endpoint, {})
+                by_role[role] = by_role.get(role, 0.0) + values  # 0.0 + first, as compute's defaultdict
+        rows: list[dict[str, dict[str, float]]] = [{} for _ in range(len(ws))]
+        none = np.zeros(len(ws))
+        for endpoint, by_role in sorted(sums.items()):
+            columns = [by_role.get(role, none).tolist() for role in self.ROLES]
+            for row, figures in zip(rows, zip(*columns, strict=True), strict=True):
+                if figures[0] > 0:
+                    row[endpoint] = _cache_figures(*figures)
+        return rows
+
+
+def _cache_figures(lookups: float, lookup_hits: float, queries: float, hits: float) -> dict[str, float]:
+    return {
+        "hit_rate": _round(100 * lookup_hits / lookups),
+        "token_reuse_rate": _round(100 * hits / queries) if queries else 0.0,
+        "lookups": _round(lookups),
+        "hits": _round(lookup_hits),
+    }
 
 
 # -- the table ------------------------------------------------------------------------------------------
@@ -493,3 +702,25 @@ def compute(window: Window, metric_types: frozenset[str]) -> dict[str, Any]:
                 values[name] = result
         data[category] = values
     return data
+
+
+def compute_many(windows: WindowSet, metric_types: frozenset[str]) -> list[dict[str, Any]]:
+    """``compute`` of each window of the set, in order, the measures computed for all at once."""
+    try:
+        rows: list[dict[str, Any]] = [{} for _ in range(len(windows))]
+        for category, fields in CATEGORIES.items():
+            if category not in metric_types:
+                continue
+            values: list[Any] = [{} for _ in rows]
+            for name, measure in fields:
+                results = measure.compute_many(windows)
+                if name is None:
+                    values = results
+                else:
+                    for value, result in zip(values, results, strict=True):
+                        value[name] = result
+            for row, value in zip(rows, values, strict=True):
+                row[category] = value
+        return rows
+    except PerWindow:
+        return [compute(window, metric_types) for window in windows.windows]

@@ -16,12 +16,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bridge import protocol
-from bridge.categories import FoldCache, Mapping, Selection, Window, compute
+from bridge.categories import FoldCache, Mapping, Selection, Window, WindowSet, compute, compute_many
 from bridge.sampler import Sampler, SourceUnavailable
 from bridge.snapshot import Snapshot
 from bridge.sources import Source
 
 log = logging.getLogger("bridge")
+
+
+SET_CHUNK = 25
+"""The most windows computed together in one go: the event loop gets a turn between two such chunks."""
 
 
 def _whole_seconds(seconds: float) -> bool:
@@ -206,6 +210,13 @@ class Hub:
         window = Window(start, end, self.mapping, Selection(filters.endpoints, filters.models), self.folds)
         return compute(window, filters.metric_types)
 
+    def _compute_together(
+        self, starts: list[Snapshot], end: Snapshot, filters: protocol.Filters
+    ) -> list[dict[str, Any]]:
+        """The figures of windows from each of ``starts`` to ``end`` (all within one epoch), in order."""
+        selection = Selection(filters.endpoints, filters.models)
+        return compute_many(WindowSet(starts, end, self.mapping, selection, self.folds), filters.metric_types)
+
     async def history(self, filters: protocol.Filters) -> list[dict[str, Any]]:
         """The last ``history_seconds`` at 1 s spacing, oldest first; shared by clients with equal filters.
 
@@ -257,18 +268,34 @@ class Hub:
         latest = self.sampler.ring.latest
         # Filter sets whose windows begin at the same snapshot and select the same series have the same
         # figures: computed once. Long windows meet on the ring's coarse snapshots (ten seconds apart),
-        # and windows longer than the server's life all begin at its oldest snapshot.
+        # and windows longer than the server's life all begin at its oldest snapshot. Sets that select the
+        # same series but begin at different snapshots (windows of 10 s, 30 s, 60 s...) end at the same one:
+        # their figures are computed together (``WindowSet``), a chunk of windows at a time.
+        windows = {key: self.sampler.window(c[0].filters.window, latest) for key, c in groups.items()} if latest else {}
+        together: dict[tuple[Any, ...], dict[int, Snapshot]] = {}  # starts not computed yet, by what they share
+        for key, (start, end) in windows.items():
+            if start.epoch == end.epoch:
+                together.setdefault(self._shared(groups[key][0].filters, end), {})[id(start)] = start
         computed: dict[tuple[Any, ...], tuple[dict[str, Any], str]] = {}
         for key, clients in groups.items():
             filters = clients[0].filters
             if latest is None:
                 data, data_text = {}, "{}"
             else:
-                start, end = self.sampler.window(filters.window, latest)
-                same = (id(start), id(end), filters.endpoints, filters.models, filters.metric_types)
+                start, end = windows[key]
+                shared = self._shared(filters, end)
+                same = (id(start), *shared)
                 if same not in computed:
-                    data = self._compute(start, end, filters)
-                    computed[same] = (data, protocol.dumps_figures(data))
+                    pending = together.get(shared, {})
+                    if id(start) in pending and len(pending) > 1:
+                        chunk = [pending.pop(id(start))]
+                        chunk += [pending.pop(other) for other in list(pending)[: SET_CHUNK - 1]]
+                        for one, figures in zip(chunk, self._compute_together(chunk, end, filters), strict=True):
+                            computed[(id(one), *shared)] = (figures, protocol.dumps_figures(figures))
+                    else:
+                        pending.pop(id(start), None)
+                        data = self._compute(start, end, filters)
+                        computed[same] = (data, protocol.dumps_figures(data))
                 data, data_text = computed[same]
             head = (
                 f'{{"type":"metrics_update","timestamp":{now!r},"window":{filters.window!r},'
@@ -294,6 +321,11 @@ class Hub:
                 await asyncio.sleep(0)
                 due_yield = time.perf_counter() + self.slice_seconds
         return len(groups)
+
+    @staticmethod
+    def _shared(filters: protocol.Filters, end: Snapshot) -> tuple[Any, ...]:
+        """What windows must share to be computed together: their end and what they select."""
+        return (id(end), filters.endpoints, filters.models, filters.metric_types)
 
 
 def _deltas(figures: dict[str, float], previous: dict[str, float] | None) -> dict[str, float]:

@@ -74,6 +74,60 @@ def histogram_summary(qs: Sequence[float], bounds: np.ndarray, cumulative: np.nd
     return _minimum(upper, at), results
 
 
+def histogram_summaries(
+    qs: Sequence[float], bounds: np.ndarray, cumulative: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``histogram_summary`` of many series with the same ``bounds`` at once: ``cumulative`` holds one
+    series a row; returns the minimums (one per row) and the quantiles (a row per series, a column per
+    q). Every figure is the one ``histogram_summary`` gives for that row, bit for bit: the same float
+    operations in the same order, done by numpy across the rows.
+
+    This is what lets a hundred filter sets whose windows share an end be computed together (see
+    ``bridge.categories.WindowSet``)."""
+    at = np.maximum.accumulate(np.asarray(cumulative, dtype=float), axis=1)
+    rows, n = at.shape
+    quantiles = np.full((rows, len(qs)), math.nan)
+    minimums = _minimums(bounds, at)
+    if rows == 0 or n < 2 or not math.isinf(bounds[-1]):
+        quantiles[:] = [_out_of_range(q, math.nan) for q in qs]
+        return minimums, quantiles
+    observations = at[:, -1]
+    valid = [column for column, q in enumerate(qs) if not (math.isnan(q) or q < 0 or q > 1)]
+    for column, q in enumerate(qs):
+        if column not in valid:
+            quantiles[:, column] = _out_of_range(q, math.nan)
+    if not valid:
+        return minimums, quantiles
+    # A row per series, a column per valid q: every step below is one array operation for all of them.
+    rank = observations[:, None] * np.array([qs[column] for column in valid])[None, :]
+    reached = at[:, None, : n - 1] >= rank[:, :, None]
+    # bisect_left over the buckets but +Inf: the first that reaches the rank, else the +Inf bucket.
+    b = np.where(reached.any(axis=2), reached.argmax(axis=2), n - 1)
+    previous = np.maximum(b - 1, 0)
+    start = np.where(b == 0, 0.0, bounds[previous])
+    below = np.where(b > 0, np.take_along_axis(at, previous, axis=1), 0.0)
+    count = np.take_along_axis(at, b, axis=1) - below
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inside = start + (bounds[b] - start) * ((rank - below) / count)
+    value = np.where(count == 0, math.nan, inside)
+    value = np.where((b == 0) & (bounds[0] <= 0), bounds[0], value)
+    value = np.where(b == n - 1, bounds[-2], value)
+    quantiles[:, valid] = np.where((observations != 0)[:, None], value, math.nan)
+    return minimums, quantiles
+
+
+def _minimums(bounds: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """``_minimum`` of each row of monotonic counts ``at``."""
+    rows, n = at.shape
+    if rows == 0 or n == 0:
+        return np.full(rows, math.nan)
+    b = (at > 0).argmax(axis=1)  # bisect_right(at, 0.0): the first bucket holding an observation
+    lower = np.where(b == 0, 0.0, bounds[np.maximum(b - 1, 0)])
+    last = bounds[-2] if n > 1 else math.nan
+    value = np.where(b == n - 1, last, lower)
+    return np.where(at[:, -1] > 0, value, math.nan)
+
+
 def _out_of_range(q: float, otherwise: float) -> float:
     """PromQL's answers for a quantile outside [0, 1] (and NaN), whatever the buckets hold."""
     if math.isnan(q):

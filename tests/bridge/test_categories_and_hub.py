@@ -8,7 +8,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from bridge.categories import METRIC_TYPES, FoldCache, Mapping, Selection, Window, compute
-from bridge.hub import Client, Hub, StreamSettings
+from bridge.hub import SET_CHUNK, Client, Hub, StreamSettings
 from bridge.math import histogram_quantile
 from bridge.protocol import Filters
 from bridge.server import handle
@@ -208,15 +208,17 @@ async def test_sets_whose_windows_begin_at_one_snapshot_share_one_computation_an
     clients = [Client(Filters(interval=0.5, window=w)) for w in (30.0, 40.0, 1.0)]
     for client in clients:
         hub.register(client)
-    calls = []
-    original = hub._compute
-    hub._compute = lambda start, end, filters: calls.append(filters.window) or original(start, end, filters)
+    starts = []  # the start of every window computed, alone or with others
+    alone, together = hub._compute, hub._compute_together
+    hub._compute = lambda start, end, filters: starts.append(start) or alone(start, end, filters)
+    hub._compute_together = lambda many, end, filters: starts.extend(many) or together(many, end, filters)
     for _ in range(4):
         clock.now += 0.5
         s.traffic("/a", "m1", 10, 0.05)
         await hub.sample()
-    # Three sets, two computations: the 1 s window, and one of 30 or 40 s (whichever set comes first).
-    assert await hub.deliver(clock.now) == 3 and len(calls) == 2 and 1.0 in calls
+    # Three sets, two windows computed: the 1 s window, and one from the oldest snapshot for 30 and 40 s.
+    assert await hub.deliver(clock.now) == 3 and len(starts) == 2
+    assert sorted(clock.now - start.timestamp for start in starts) == [1.0, 2.0]
     long, longer, short = (json.loads(c.update) for c in clients)
     assert (long["window"], longer["window"], short["window"]) == (30.0, 40.0, 1.0)
     assert long["data"] == longer["data"] != short["data"]
@@ -345,3 +347,26 @@ def test_a_group_whose_series_have_two_bucket_layouts_is_the_layout_with_more_ob
     for w in (Window(before, after, MAPPING, Selection()), per_series(Window(before, after, MAPPING, Selection()))):
         latency = compute(w, frozenset({"latency"}))["latency"]["/a"]
         assert latency["count"] == 3 and latency["max"] == 5000.0
+
+
+async def test_sets_with_different_windows_are_computed_together_in_chunks_each_with_its_own_figures():
+    s = Service()
+    clock = FakeClock()
+    hub = Hub(RegistrySource(s.registry), MAPPING, StreamSettings(min_interval=0.5), clock=clock)
+    for second in range(40):
+        clock.now += 1.0
+        s.traffic("/a" if second % 3 else "/b", "m1" if second % 2 else "m2", second % 7, 0.005 * (second % 5))
+        await hub.sample()
+    clients = [Client(Filters(interval=1.0, window=float(w))) for w in range(1, 31)]
+    clients.append(Client(Filters(interval=1.0, window=5.0, models=frozenset({"m2"}))))
+    for client in clients:
+        hub.register(client)
+    chunks: list[int] = []
+    together = hub._compute_together
+    hub._compute_together = lambda starts, end, filters: chunks.append(len(starts)) or together(starts, end, filters)
+    assert await hub.deliver(clock.now) == 31
+    # Thirty windows of one selection, at most SET_CHUNK at a time; the one set of another selection alone.
+    assert sorted(chunks) == [30 - SET_CHUNK, SET_CHUNK]
+    for client in clients:
+        # What the set would get computed on its own (``Hub.data`` computes one window).
+        assert json.loads(client.update)["data"] == json.loads(json.dumps(hub.data(client.filters)))

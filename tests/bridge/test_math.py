@@ -14,6 +14,7 @@ from bridge.math import (
     histogram_min,
     histogram_quantile,
     histogram_quantiles,
+    histogram_summaries,
     histogram_summary,
     increase,
     mean,
@@ -121,3 +122,41 @@ def test_the_summary_is_the_minimum_and_the_quantiles_each_on_its_own(histogram,
     for q, value in zip((1.0, 0.5, 0.9), quantiles, strict=True):
         expected = promql_reference(q, bounds, noisy)
         assert (math.isnan(expected) and math.isnan(value)) or value == pytest.approx(expected), q
+
+
+@given(
+    st.integers(min_value=1, max_value=12).flatmap(
+        lambda n: st.tuples(
+            st.lists(st.floats(-5, 100, allow_nan=False), min_size=n, max_size=n, unique=True).map(sorted),
+            st.lists(
+                st.lists(st.integers(-3, 50), min_size=n + 1, max_size=n + 1).map(
+                    lambda steps: list(itertools.accumulate(steps))  # some rows not monotonic
+                ),
+                min_size=1,
+                max_size=6,
+            ),
+        )
+    ),
+    st.lists(st.floats(-0.5, 1.5), max_size=4),
+)
+def test_summaries_of_many_rows_are_each_rows_summary_bit_for_bit(histogram, qs):
+    finite, rows = histogram
+    qs = [*qs, 1.0, 0.5, 0.9, 0.99, 0.0, math.nan]
+    bounds = np.array([*finite, INF])
+    matrix = np.array([[max(c, 0) for c in row] for row in rows], dtype=float)
+    minimums, quantiles = histogram_summaries(qs, bounds, matrix)
+    assert minimums.shape == (len(rows),) and quantiles.shape == (len(rows), len(qs))
+    for index, row in enumerate(matrix):
+        minimum, expected = histogram_summary(qs, bounds, row)
+        # Equal as stored (NaN equal to NaN): the stream's figures must not depend on how they were computed.
+        assert np.array_equal([minimums[index]], [minimum], equal_nan=True)
+        assert np.array_equal(quantiles[index], expected, equal_nan=True), (row, qs)
+
+
+def test_summaries_without_an_inf_bucket_or_rows():
+    bounds = np.array([0.1, 0.5])
+    minimums, quantiles = histogram_summaries((0.5, 2.0), bounds, np.array([[1.0, 3.0]]))
+    assert np.isnan(quantiles[0, 0]) and quantiles[0, 1] == INF
+    assert minimums[0] == histogram_summary((0.5,), bounds, np.array([1.0, 3.0]))[0]
+    empty_minimums, empty_quantiles = histogram_summaries((0.5,), np.array([1.0, INF]), np.zeros((0, 2)))
+    assert empty_minimums.shape == (0,) and empty_quantiles.shape == (0, 1)

@@ -1,0 +1,153 @@
+"""Windows that share an end, computed together, give each window's own figures, byte for byte."""
+
+import math
+
+import numpy as np
+import pytest
+
+from bridge.categories import METRIC_TYPES, FoldCache, Mapping, Selection, Window, WindowSet, compute, compute_many
+from bridge.protocol import dumps_figures
+from bridge.snapshot import Histogram, Snapshot
+
+MAPPING = Mapping(
+    requests="req",
+    responses="resp",
+    completion_tokens="out",
+    prompt_tokens="in",
+    errors="err",
+    request_latency="latency",
+    queue_time="queue",
+    ttft="ttft",
+    itl="itl",
+    time_per_output_token="tpot",
+    cache_lookups="lookups",
+    cache_lookup_hits="lookup_hits",
+    cache_queries="queries",
+    cache_hits="hits",
+    waiting="waiting",
+    running="running",
+    active_streams="open",
+    streams="streams",
+    lost_requests="lost",
+)
+COUNTERS = [name for role in Mapping.COUNTERS if (name := getattr(MAPPING, role)) is not None]
+GAUGES = [getattr(MAPPING, role) for role in Mapping.GAUGES]
+HISTOGRAMS = [getattr(MAPPING, role) for role in Mapping.HISTOGRAMS]
+BOUNDS = np.array([0.0, 0.005, 0.05, 0.5, 5.0, math.inf])
+ENDPOINTS, MODELS = ("/a", "/b", "/c"), ("m1", "m2")
+EVERYTHING = frozenset(METRIC_TYPES)
+
+
+def key(endpoint: str, model: str, **extra: str) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted({"endpoint": endpoint, "model": model, **extra}.items()))
+
+
+def history(seed: int, length: int = 24) -> list[Snapshot]:
+    """Snapshots a second apart of one epoch: counters and histograms only grow, by whole and by
+    fractional steps (float noise), and series appear along the way (new groups in later windows)."""
+    rng = np.random.default_rng(seed)
+    values: dict[str, dict] = {name: {} for name in COUNTERS + GAUGES}
+    histograms: dict[str, dict] = {name: {} for name in HISTOGRAMS}
+    snapshots = []
+    for t in range(length):
+        for endpoint in ENDPOINTS:
+            for model in MODELS:
+                if rng.random() < 0.25:
+                    continue  # this series is quiet this second (or not born yet)
+                series = key(endpoint, model)
+                for name in COUNTERS:
+                    labelled = series
+                    if name == "err":
+                        labelled = key(endpoint, model, status=str(rng.choice(["429", "500", "503"])))
+                    elif name == "streams":
+                        labelled = key(endpoint, model, outcome=str(rng.choice(["completed", "failed", "cancelled"])))
+                    step = float(rng.integers(0, 40)) if rng.random() < 0.7 else float(rng.integers(0, 5)) * 0.1
+                    values[name][labelled] = values[name].get(labelled, 0.0) + step
+                for name in GAUGES:
+                    values[name][series] = float(rng.integers(0, 9))
+                for name in HISTOGRAMS:
+                    before = histograms[name].get(series)
+                    added = np.cumsum(rng.integers(0, 6, size=len(BOUNDS))).astype(float)
+                    spent = float(rng.random() * added[-1])
+                    if before is None:
+                        histograms[name][series] = Histogram(BOUNDS, added, spent, float(added[-1]))
+                    else:
+                        histograms[name][series] = Histogram(
+                            BOUNDS, before.cumulative + added, before.total + spent, before.count + float(added[-1])
+                        )
+        snapshots.append(
+            Snapshot(
+                float(t),
+                {name: dict(series) for name, series in values.items()},
+                {name: dict(series) for name, series in histograms.items()},
+            )
+        )
+    return snapshots
+
+
+SELECTIONS = (
+    Selection(),
+    Selection(models=frozenset({"m1"})),
+    Selection(endpoints=frozenset({"/a", "/c"}), models=frozenset({"m2"})),
+    Selection(endpoints=frozenset({"/nowhere"})),
+)
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("selection", SELECTIONS)
+def test_each_window_of_a_set_has_exactly_its_own_figures(seed, selection):
+    snapshots = history(seed)
+    end = snapshots[-1]
+    # The oldest start, the end itself (an empty window), and everything between, in no order.
+    starts = [snapshots[i] for i in np.random.default_rng(seed).permutation(len(snapshots))[:12]]
+    starts += [snapshots[0], end]
+    types = EVERYTHING if seed % 3 else frozenset({"latency", "cache", "error"})
+    together = compute_many(WindowSet(starts, end, MAPPING, selection, FoldCache()), types)
+    alone = [compute(Window(start, end, MAPPING, selection, FoldCache()), types) for start in starts]
+    assert together == alone
+    # What clients receive: the same text, keys in the same order.
+    assert [dumps_figures(data) for data in together] == [dumps_figures(data) for data in alone]
+    assert any(data["error"]["total_errors_per_sec"] > 0 for data in together) or selection.endpoints == {"/nowhere"}
+
+
+def test_a_set_shares_the_fold_cache_with_windows_computed_alone():
+    snapshots = history(7)
+    cache = FoldCache()
+    end = snapshots[-1]
+    alone = compute(Window(snapshots[3], end, MAPPING, Selection(), cache), EVERYTHING)
+    folds = len(cache)
+    together = compute_many(WindowSet(snapshots[3:6], end, MAPPING, Selection(), cache), EVERYTHING)
+    assert together[0] == alone
+    assert len(cache) == folds + 2  # two more starts folded; the end's and the first start's reused
+
+
+def test_a_group_with_two_bucket_layouts_is_computed_window_by_window():
+    snapshots = history(3, length=6)
+    end = snapshots[-1]
+    wide = np.array([0.1, 1.0, math.inf])
+    # A second series in the same group ("/a", any model) with another layout and more observations.
+    end.histograms["latency"][key("/a", "m3")] = Histogram(wide, np.array([1.0, 500.0, 900.0]), 400.0, 900.0)
+    starts = snapshots[:4]
+    together = compute_many(WindowSet(starts, end, MAPPING, Selection(), FoldCache()), EVERYTHING)
+    alone = [compute(Window(start, end, MAPPING, Selection(), FoldCache()), EVERYTHING) for start in starts]
+    assert together == alone
+    assert together[0]["latency"]["/a"]["max"] == 1000.0  # the wide layout's, in every window
+
+
+def test_windows_across_a_restart_are_not_a_set():
+    snapshots = history(5, length=4)
+    snapshots[-1].epoch = 1
+    with pytest.raises(ValueError, match="one epoch"):
+        WindowSet(snapshots[:2], snapshots[-1], MAPPING, Selection(), FoldCache())
+
+
+def test_float_noise_between_two_sums_of_the_same_values_is_no_increase():
+    # The same three series, read in another order at the end: (0.3 + 0.2) + 0.1 < (0.1 + 0.2) + 0.3.
+    series = [(key("/a", f"m{i}"), value) for i, value in enumerate((0.1, 0.2, 0.3))]
+    start = Snapshot(0.0, {"req": dict(reversed(series))})
+    middle = Snapshot(5.0, {"req": dict(reversed(series))})
+    end = Snapshot(10.0, {"req": dict(series)})
+    assert sum(end.values["req"].values()) > sum(start.values["req"].values())
+    together = compute_many(WindowSet([start, middle], end, MAPPING, Selection(), FoldCache()), EVERYTHING)
+    assert [data["throughput"]["total_requests_per_sec"] for data in together] == [0.0, 0.0]
+    assert [data["throughput"]["requests_per_sec"] for data in together] == [{}, {}]
