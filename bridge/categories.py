@@ -5,12 +5,11 @@ families; the ``CATEGORIES`` table says which measure of which role fills each f
 """
 
 import functools
-import itertools
 import math
 from collections import OrderedDict, defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -383,13 +382,22 @@ class WindowSet:
 
 
 def _round(value: float) -> float:
-    return round(value, 4) if math.isfinite(value) else 0.0
+    """To four decimals, half to even on ``value * 10**4`` (so numpy can do it alike: ``_rounded``);
+    0.0 for what JSON cannot carry."""
+    if not math.isfinite(value):
+        return 0.0
+    scaled = value * 10000.0
+    return round(scaled) / 10000.0 if math.isfinite(scaled) else value
 
 
 def _rounded(values: np.ndarray) -> list[float]:
-    """``_round`` of every value: Python's own ``round`` (correctly rounded, which ``np.round`` is not),
-    mapped over the array's floats without a call of ours per value."""
-    return list(map(round, np.where(np.isfinite(values), values, 0.0).tolist(), itertools.repeat(4)))
+    """``_round`` of every value, by array operations: ``np.rint`` is ``round`` (half to even), and
+    ``+ 0.0`` turns the -0.0 of a small negative into the 0.0 that ``round`` gives."""
+    finite = np.isfinite(values)
+    scaled = np.where(finite, values, 0.0) * 10000.0
+    with np.errstate(invalid="ignore"):
+        rounded = np.where(np.isfinite(scaled), np.rint(scaled) / 10000.0 + 0.0, values)
+    return cast(list[float], rounded.tolist())
 
 
 @dataclass(frozen=True)
@@ -472,19 +480,22 @@ def _summary(bounds: np.ndarray, counts: np.ndarray, total: float, count: float,
 SUMMARY_KEYS = ("avg", "min", "max", "p50", "p90", "p99")
 
 
-def _summaries(found: _Increases, scale: float) -> list[dict[str, float] | None]:
-    """``_summary`` of each window's increase; None for a window without observations."""
+def _summary_rows(found: _Increases, scale: float, keys: tuple[str, ...]) -> list[dict[str, float] | None]:
+    """``{k: _summary(...)[k] for k in keys} | {"count": ...}`` of each window's increase, or None for
+    a window without observations: each figure computed for all windows at once, a column at a time."""
     observed = found.observations > 0
     if not observed.any():
         return [None] * len(observed)
     minimums, quantiles = histogram_summaries(SUMMARY_QUANTILES, found.bounds, found.counts)
     with np.errstate(divide="ignore", invalid="ignore"):
         means = found.totals / found.observations  # ``mean``, where there are observations
-    figures = _rounded(np.column_stack((means, minimums, quantiles)).ravel() * scale)
-    width = len(SUMMARY_KEYS)
+    columns = dict(zip(SUMMARY_KEYS, (means, minimums, *quantiles.T), strict=True))
+    figures = [_rounded(columns[key] * scale) for key in keys]
+    figures.append(_rounded(found.observations))
+    names = (*keys, "count")
     return [
-        dict(zip(SUMMARY_KEYS, figures[index * width : (index + 1) * width], strict=True)) if seen else None
-        for index, seen in enumerate(observed.tolist())
+        dict(zip(names, row, strict=True)) if seen else None
+        for row, seen in zip(zip(*figures, strict=True), observed.tolist(), strict=True)
     ]
 
 
@@ -530,16 +541,17 @@ class Quantiles:
             found = groups.get("")
             if found is None:
                 return [dict.fromkeys(self.keys, 0.0) | {"count": 0.0} for _ in range(len(ws))]
+            summaries = _summary_rows(found, self.scale, self.keys)
+            counts = _rounded(found.observations)
             return [
-                {k: (summary or {}).get(k, 0.0) for k in self.keys} | {"count": _round(count)}
-                for summary, count in zip(_summaries(found, self.scale), found.observations.tolist(), strict=True)
+                dict.fromkeys(self.keys, 0.0) | {"count": count} if summary is None else summary
+                for summary, count in zip(summaries, counts, strict=True)
             ]
         rows: list[dict[str, Any]] = [{} for _ in range(len(ws))]
         for endpoint, found in sorted(groups.items()):
-            summaries = _summaries(found, self.scale)
-            for row, summary, count in zip(rows, summaries, found.observations.tolist(), strict=True):
+            for row, summary in zip(rows, _summary_rows(found, self.scale, self.keys), strict=True):
                 if summary is not None:
-                    row[endpoint] = {k: summary[k] for k in self.keys} | {"count": _round(count)}
+                    row[endpoint] = summary
         return rows
 
 
@@ -566,15 +578,21 @@ class InverseQuantiles:
 
     def compute_many(self, ws: WindowSet) -> list[dict[str, float]]:
         found = ws.histogram_increase(self.role).get("")
-        if found is None:
+        if found is None or not (observed := found.observations > 0).any():
             return [dict.fromkeys(self.KEYS, 0.0) for _ in range(len(ws))]
         fastest, quantiles = histogram_summaries(self.QUANTILES, found.bounds, found.counts)
-        first_bound = float(found.bounds[0])
+        fastest = np.where(fastest <= 0, found.bounds[0], fastest)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            seconds = (found.totals / found.observations, *quantiles.T[:1], fastest, *quantiles.T[1:])
+
+        def inverse(values: np.ndarray) -> list[float]:
+            return _rounded(np.divide(1.0, values, out=np.zeros(len(values)), where=values > 0))
+
+        # avg, min (the slowest), max (the fastest), p50, p90, p99: the order of KEYS.
+        columns = [inverse(values) for values in seconds]
         return [
-            self._figures(low, row, total, count, first_bound) if count > 0 else dict.fromkeys(self.KEYS, 0.0)
-            for low, row, total, count in zip(
-                fastest.tolist(), quantiles.tolist(), found.totals.tolist(), found.observations.tolist(), strict=True
-            )
+            dict(zip(self.KEYS, row, strict=True)) if seen else dict.fromkeys(self.KEYS, 0.0)
+            for row, seen in zip(zip(*columns, strict=True), observed.tolist(), strict=True)
         ]
 
     @staticmethod
@@ -621,11 +639,23 @@ class CacheByEndpoint:
         rows: list[dict[str, dict[str, float]]] = [{} for _ in range(len(ws))]
         none = np.zeros(len(ws))
         for endpoint, by_role in sorted(sums.items()):
-            columns = [by_role.get(role, none).tolist() for role in self.ROLES]
-            for row, figures in zip(rows, zip(*columns, strict=True), strict=True):
-                if figures[0] > 0:
-                    row[endpoint] = _cache_figures(*figures)
+            lookups, lookup_hits, queries, hits = (by_role.get(role, none) for role in self.ROLES)
+            looked = lookups > 0
+            if not looked.any():
+                continue
+            with np.errstate(divide="ignore", invalid="ignore"):
+                columns = (
+                    _rounded(100 * lookup_hits / lookups),
+                    _rounded(np.divide(100 * hits, queries, out=np.zeros(len(ws)), where=queries != 0)),
+                    _rounded(lookups),
+                    _rounded(lookup_hits),
+                )
+            for index in np.flatnonzero(looked).tolist():
+                rows[index][endpoint] = dict(zip(_CACHE_KEYS, (column[index] for column in columns), strict=True))
         return rows
+
+
+_CACHE_KEYS = ("hit_rate", "token_reuse_rate", "lookups", "hits")
 
 
 def _cache_figures(lookups: float, lookup_hits: float, queries: float, hits: float) -> dict[str, float]:
@@ -706,21 +736,38 @@ def compute(window: Window, metric_types: frozenset[str]) -> dict[str, Any]:
 
 def compute_many(windows: WindowSet, metric_types: frozenset[str]) -> list[dict[str, Any]]:
     """``compute`` of each window of the set, in order, the measures computed for all at once."""
+    steps = compute_in_steps(windows, metric_types)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return cast(list[dict[str, Any]], done.value)
+
+
+def compute_in_steps(windows: WindowSet, metric_types: frozenset[str]) -> Generator[None, None, list[dict[str, Any]]]:
+    """``compute_many``, pausing after each measure (a fraction of a millisecond for a hundred windows):
+    the hub gives the event loop a turn between steps. Returns the rows."""
     try:
         rows: list[dict[str, Any]] = [{} for _ in range(len(windows))]
         for category, fields in CATEGORIES.items():
             if category not in metric_types:
                 continue
-            values: list[Any] = [{} for _ in rows]
-            for name, measure in fields:
-                results = measure.compute_many(windows)
-                if name is None:
-                    values = results
-                else:
-                    for value, result in zip(values, results, strict=True):
-                        value[name] = result
+            if fields[0][0] is None:  # the measure's map is the category itself
+                values = fields[0][1].compute_many(windows)
+                yield
+            else:
+                columns = []
+                for _, measure in fields:
+                    columns.append(measure.compute_many(windows))
+                    yield
+                names = [name for name, _ in fields]
+                values = [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
             for row, value in zip(rows, values, strict=True):
                 row[category] = value
         return rows
     except PerWindow:
-        return [compute(window, metric_types) for window in windows.windows]
+        alone = []
+        for window in windows.windows:
+            alone.append(compute(window, metric_types))
+            yield
+        return alone

@@ -13,19 +13,15 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from bridge import protocol
-from bridge.categories import FoldCache, Mapping, Selection, Window, WindowSet, compute, compute_many
+from bridge.categories import FoldCache, Mapping, Selection, Window, WindowSet, compute, compute_in_steps
 from bridge.sampler import Sampler, SourceUnavailable
 from bridge.snapshot import Snapshot
 from bridge.sources import Source
 
 log = logging.getLogger("bridge")
-
-
-SET_CHUNK = 25
-"""The most windows computed together in one go: the event loop gets a turn between two such chunks."""
 
 
 def _whole_seconds(seconds: float) -> bool:
@@ -210,12 +206,22 @@ class Hub:
         window = Window(start, end, self.mapping, Selection(filters.endpoints, filters.models), self.folds)
         return compute(window, filters.metric_types)
 
-    def _compute_together(
+    async def _compute_together(
         self, starts: list[Snapshot], end: Snapshot, filters: protocol.Filters
     ) -> list[dict[str, Any]]:
-        """The figures of windows from each of ``starts`` to ``end`` (all within one epoch), in order."""
+        """The figures of windows from each of ``starts`` to ``end`` (all within one epoch), in order,
+        measure by measure, the event loop given a turn whenever ``slice_seconds`` have passed."""
         selection = Selection(filters.endpoints, filters.models)
-        return compute_many(WindowSet(starts, end, self.mapping, selection, self.folds), filters.metric_types)
+        steps = compute_in_steps(WindowSet(starts, end, self.mapping, selection, self.folds), filters.metric_types)
+        due = time.perf_counter() + self.slice_seconds
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                return cast(list[dict[str, Any]], done.value)
+            if time.perf_counter() >= due:
+                await asyncio.sleep(0)
+                due = time.perf_counter() + self.slice_seconds
 
     async def history(self, filters: protocol.Filters) -> list[dict[str, Any]]:
         """The last ``history_seconds`` at 1 s spacing, oldest first; shared by clients with equal filters.
@@ -270,7 +276,7 @@ class Hub:
         # figures: computed once. Long windows meet on the ring's coarse snapshots (ten seconds apart),
         # and windows longer than the server's life all begin at its oldest snapshot. Sets that select the
         # same series but begin at different snapshots (windows of 10 s, 30 s, 60 s...) end at the same one:
-        # their figures are computed together (``WindowSet``), a chunk of windows at a time.
+        # their figures are computed together (``WindowSet``), measure by measure.
         windows = {key: self.sampler.window(c[0].filters.window, latest) for key, c in groups.items()} if latest else {}
         together: dict[tuple[Any, ...], dict[int, Snapshot]] = {}  # starts not computed yet, by what they share
         for key, (start, end) in windows.items():
@@ -288,10 +294,13 @@ class Hub:
                 if same not in computed:
                     pending = together.get(shared, {})
                     if id(start) in pending and len(pending) > 1:
-                        chunk = [pending.pop(id(start))]
-                        chunk += [pending.pop(other) for other in list(pending)[: SET_CHUNK - 1]]
-                        for one, figures in zip(chunk, self._compute_together(chunk, end, filters), strict=True):
+                        starts = list(pending.values())
+                        pending.clear()
+                        for one, figures in zip(
+                            starts, await self._compute_together(starts, end, filters), strict=True
+                        ):
                             computed[(id(one), *shared)] = (figures, protocol.dumps_figures(figures))
+                        due_yield = time.perf_counter() + self.slice_seconds
                     else:
                         pending.pop(id(start), None)
                         data = self._compute(start, end, filters)

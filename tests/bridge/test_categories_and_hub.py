@@ -8,7 +8,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from bridge.categories import METRIC_TYPES, FoldCache, Mapping, Selection, Window, compute
-from bridge.hub import SET_CHUNK, Client, Hub, StreamSettings
+from bridge.hub import Client, Hub, StreamSettings
 from bridge.math import histogram_quantile
 from bridge.protocol import Filters
 from bridge.server import handle
@@ -349,7 +349,7 @@ def test_a_group_whose_series_have_two_bucket_layouts_is_the_layout_with_more_ob
         assert latency["count"] == 3 and latency["max"] == 5000.0
 
 
-async def test_sets_with_different_windows_are_computed_together_in_chunks_each_with_its_own_figures():
+async def test_sets_with_different_windows_are_computed_together_each_with_its_own_figures():
     s = Service()
     clock = FakeClock()
     hub = Hub(RegistrySource(s.registry), MAPPING, StreamSettings(min_interval=0.5), clock=clock)
@@ -365,8 +365,8 @@ async def test_sets_with_different_windows_are_computed_together_in_chunks_each_
     together = hub._compute_together
     hub._compute_together = lambda starts, end, filters: chunks.append(len(starts)) or together(starts, end, filters)
     assert await hub.deliver(clock.now) == 31
-    # Thirty windows of one selection, at most SET_CHUNK at a time; the one set of another selection alone.
-    assert sorted(chunks) == [30 - SET_CHUNK, SET_CHUNK]
+    # Thirty windows of one selection computed together; the one set of another selection alone.
+    assert chunks == [30]
     for client in clients:
         # What the set would get computed on its own (``Hub.data`` computes one window).
         assert json.loads(client.update)["data"] == json.loads(json.dumps(hub.data(client.filters)))
