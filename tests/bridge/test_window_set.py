@@ -93,7 +93,7 @@ SELECTIONS = (
 )
 
 
-@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize("selection", SELECTIONS)
 def test_each_window_of_a_set_has_exactly_its_own_figures(seed, selection):
     snapshots = history(seed)
