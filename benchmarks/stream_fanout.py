@@ -1,10 +1,16 @@
 """Server CPU and delivery lag of /metrics/stream for 1, 100 and 1,000 subscribers sharing one filter
-set, and for 100 distinct filter sets, next to a bare Starlette fan-out of the same payload, in one run.
+set, and for 10 and 100 distinct filter sets, next to a bare Starlette fan-out of the same payload, in
+one run.
 
-    python benchmarks/stream_fanout.py [--duration 20] [--rounds 3] [--scenarios 1 100 1000 100-sets]
+    python benchmarks/stream_fanout.py [--duration 20] [--rounds 3] [--traffic-rps 10]
+        [--scenarios 1 100 1000 10-sets 100-sets]
 
-The distinct sets' windows are 10 s to 109 s, and the server first runs long enough (about two minutes
-a round) to hold a snapshot at each window's start: a hundred distinct computations a tick.
+The distinct sets' windows are 10 s, 11 s, 12 s..., and the server first runs long enough (about two
+minutes a round for 100 sets) to hold a snapshot at each window's start: a hundred distinct windows a
+tick. While it does, and while the distinct sets are measured, a client in its own process streams
+``--traffic-rps`` chat requests a second to it, so every window holds requests, tokens, latencies and
+cache lookups to compute (on an idle server every quantile is empty, and cheap). Lag of N distinct sets
+next to the lag of N subscribers of one set is what "flat in the number of sets" compares.
 
 The server is pinned to CPU 0 and the subscribers (their own process) to CPU 1. Lag is the time from
 the message's timestamp (taken by the server when it built the update) to its arrival. Each round runs
@@ -14,57 +20,69 @@ CPU, runs shorter than 20 s are mostly rounding).
 """
 
 import argparse
+import contextlib
 import json
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 from common import background, cpu_seconds, fakeai_command, free_port, pinned, wait_port
 
 HERE = Path(__file__).resolve().parent
-SCENARIOS = (("1", "shared", 1), ("100", "shared", 100), ("1000", "shared", 1000), ("100-sets", "distinct", 100))
+SCENARIOS = (
+    ("1", "shared", 1),
+    ("100", "shared", 100),
+    ("1000", "shared", 1000),
+    ("10-sets", "distinct", 10),
+    ("100-sets", "distinct", 100),
+)
+MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 
 
-def measure(server: list[str], port: int, mode: str, count: int, duration: float) -> dict:
+@contextlib.contextmanager
+def traffic(port: int, rps: float, seconds: float) -> Iterator[None]:
+    """``rps`` streamed chat requests a second for about ``seconds``, from the lean client (CPU 1)."""
+    if rps <= 0:
+        yield
+        return
+    command = [sys.executable, "-m", "fakeai.traffic", "--url", f"http://127.0.0.1:{port}", "--model", MODEL]
+    command += ["--requests", str(int(rps * seconds)), "--rps", str(rps), "--max-tokens", "16"]
+    with background(command, cpu=1):
+        yield
+
+
+def measure(server: list[str], port: int, mode: str, count: int, duration: float, rps: float = 0.0) -> dict:
+    # Distinct sets ask for windows of 10 to 10 + count - 1 s: the server keeps a snapshot a second from
+    # its start, so it runs that long first, or the longer windows would all begin at its oldest
+    # snapshot and share one computation (the hub computes equal (start, end, selection) once) instead
+    # of measuring ``count`` distinct ones.
+    warm_up = 1.5 if mode == "shared" else 10.0 + count + 2.0
     with background(server, cpu=0) as process:
         wait_port(port)
-        # Distinct sets ask for windows of 10 to 10 + count - 1 s: the server keeps a snapshot a second
-        # from its start, so it runs that long first, or the longer windows would all begin at its
-        # oldest snapshot and share one computation (the hub computes equal (start, end, selection)
-        # once) instead of measuring ``count`` distinct ones.
-        time.sleep(1.5 if mode == "shared" else 10.0 + count + 2.0)
-        clients = subprocess.Popen(
-            pinned(
-                1,
-                [
-                    sys.executable,
-                    str(HERE / "fanout_clients.py"),
-                    f"ws://127.0.0.1:{port}/metrics/stream",
-                    str(count),
-                    mode,
-                    str(duration),
-                ],
-            ),
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        ready = json.loads(clients.stdout.readline())
-        assert ready["event"] == "ready"
-        cpu_start, wall_start = cpu_seconds(process.pid), time.time()
-        done = json.loads(clients.stdout.readline())
-        clients.wait(timeout=60)
-        cpu = cpu_seconds(process.pid) - cpu_start
-        wall = time.time() - wall_start
-        return {
-            "cpu_percent": 100 * cpu / wall,
-            "p50_ms": 1000 * (done["p50"] or float("nan")),
-            "p99_ms": 1000 * (done["p99"] or float("nan")),
-            "updates": done["updates"],
-        }
+        with traffic(port, rps, warm_up + duration + 10.0):
+            time.sleep(warm_up)
+            command = [sys.executable, str(HERE / "fanout_clients.py"), f"ws://127.0.0.1:{port}/metrics/stream"]
+            clients = subprocess.Popen(
+                pinned(1, [*command, str(count), mode, str(duration)]), stdout=subprocess.PIPE, text=True
+            )
+            ready = json.loads(clients.stdout.readline())
+            assert ready["event"] == "ready"
+            cpu_start, wall_start = cpu_seconds(process.pid), time.time()
+            done = json.loads(clients.stdout.readline())
+            clients.wait(timeout=60)
+            cpu = cpu_seconds(process.pid) - cpu_start
+            wall = time.time() - wall_start
+    return {
+        "cpu_percent": 100 * cpu / wall,
+        "p50_ms": 1000 * (done["p50"] or float("nan")),
+        "p99_ms": 1000 * (done["p99"] or float("nan")),
+        "updates": done["updates"],
+    }
 
 
 def spread(values: list[float], digits: int = 1) -> str:
@@ -81,6 +99,9 @@ def main() -> None:
         choices=[label for label, _, _ in SCENARIOS],
         default=[label for label, _, _ in SCENARIOS],
         help="the scenarios to run (default: all); '100-sets' is the 100 distinct filter sets",
+    )
+    parser.add_argument(
+        "--traffic-rps", type=float, default=10.0, help="chat requests a second while distinct sets run (0: none)"
     )
     args = parser.parse_args()
     scenarios = [(mode, count) for label, mode, count in SCENARIOS if label in args.scenarios]
@@ -121,7 +142,8 @@ def main() -> None:
                 ):
                     if name == "bare" and mode == "distinct":
                         continue  # the bare app has no filters: its 100-subscriber row is the baseline
-                    r = measure(command, port, mode, count, args.duration)
+                    rps = args.traffic_rps if mode == "distinct" else 0.0
+                    r = measure(command, port, mode, count, args.duration, rps)
                     results.setdefault((label, name), []).append(r)
                     print(
                         f"{label:<34}{name:>8}{r['cpu_percent']:>9.2f}{r['p50_ms']:>12.1f}{r['p99_ms']:>12.1f}"
