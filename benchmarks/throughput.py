@@ -1,11 +1,14 @@
 """Chat requests/s of fakeai (--no-delay) against a bare FastAPI app, in one run.
 
     python benchmarks/throughput.py [--duration 10] [--connections 32] [--rounds 3] [--stream]
-        [--baseline-tree DIR]
+        [--baseline-tree DIR] [--without-metrics]
 
 With ``--baseline-tree DIR`` the baseline is fakeai itself run from another checkout (``git worktree add
 DIR <commit>``) instead of bare FastAPI: a before/after of a change, the two servers taking turns and
 swapping order every round. Both are run from their checkouts, never from an installed copy.
+
+With ``--without-metrics`` fakeai runs with its per-request metric recording made no-ops
+(``metrics_off_server.py``): recording's share of the CPU per request, sockets and uvicorn included.
 
 With ``--stream`` the requests stream (``max_tokens`` 16, usage included) and the bare app streams the
 very events fakeai sent, one chunk each: the figures are then SSE chunks per second.
@@ -91,6 +94,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--stream", action="store_true", help="streaming requests; report SSE chunks/s")
     parser.add_argument("--baseline-tree", type=Path, help="compare against fakeai run from this checkout")
+    parser.add_argument("--without-metrics", action="store_true", help="fakeai's metric recording made no-ops")
     args = parser.parse_args()
     require_wrk()
     if args.baseline_tree is not None:
@@ -116,6 +120,9 @@ def main() -> None:
             chunks = 1
         bare_port = free_port()
         bare = [sys.executable, str(HERE / "bare_app.py"), str(bare_port), str(body_path)]
+        if args.without_metrics:  # the same server with its recording made no-ops
+            fakeai = [sys.executable, str(HERE / "metrics_off_server.py"), *fakeai[3:]]
+            print("fakeai runs with its metric recording made no-ops (--without-metrics)\n", flush=True)
 
         results: dict[str, list[Run]] = {BARE: [], FAKE: []}
         for round_index in range(args.rounds):
