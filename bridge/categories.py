@@ -542,6 +542,9 @@ class Quantiles:
             if found is None:
                 return [dict.fromkeys(self.keys, 0.0) | {"count": 0.0} for _ in range(len(ws))]
             summaries = _summary_rows(found, self.scale, self.keys)
+            if None not in summaries:
+                return cast(list[Any], summaries)
+            # Windows without observations: zeros, and their count as ``compute`` rounds it.
             counts = _rounded(found.observations)
             return [
                 dict.fromkeys(self.keys, 0.0) | {"count": count} if summary is None else summary

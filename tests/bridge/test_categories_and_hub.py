@@ -361,12 +361,12 @@ async def test_sets_with_different_windows_are_computed_together_each_with_its_o
     clients.append(Client(Filters(interval=1.0, window=5.0, models=frozenset({"m2"}))))
     for client in clients:
         hub.register(client)
-    chunks: list[int] = []
+    sizes: list[int] = []  # windows in each set computed together
     together = hub._compute_together
-    hub._compute_together = lambda starts, end, filters: chunks.append(len(starts)) or together(starts, end, filters)
+    hub._compute_together = lambda starts, end, filters: sizes.append(len(starts)) or together(starts, end, filters)
     assert await hub.deliver(clock.now) == 31
     # Thirty windows of one selection computed together; the one set of another selection alone.
-    assert chunks == [30]
+    assert sizes == [30]
     for client in clients:
         # What the set would get computed on its own (``Hub.data`` computes one window).
         assert json.loads(client.update)["data"] == json.loads(json.dumps(hub.data(client.filters)))
