@@ -2,8 +2,10 @@
 bytes stamped as they arrive, keep-alive reuse, chunked and sized bodies, and a cut connection."""
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 
+import h11
 import pytest
 
 from fakeai.traffic.client import send_chat, timing_of
@@ -72,6 +74,43 @@ async def test_a_stream_is_stamped_as_it_arrives_and_the_connection_is_reused():
             assert len(timing.itl) == 1 and 0.04 < timing.itl[0] < 0.2  # the second token, 50 ms later
         pool.close()
     assert server.connections == 1
+
+
+async def test_reads_that_arrive_together_are_stamped_together_however_long_the_first_is_parsed(monkeypatch):
+    # One server step answers two streams at once; the client then spends 100 ms on the first answer's
+    # bytes. The second stream's bytes arrived before that work: their stamp must not include it.
+    writers: list[asyncio.StreamWriter] = []
+    both_answered = asyncio.Event()
+
+    async def together(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writers.append(writer)
+        if len(writers) == 2:  # both requests are in: answer both in one go, as one engine step would
+            for each in writers:
+                each.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n" + sse(b'{"choices": []}'))
+            both_answered.set()
+        await both_answered.wait()
+        await asyncio.sleep(0.2)
+        writer.write(sse(b"[DONE]") + b"0\r\n\r\n")
+        await writer.drain()
+
+    receive_data = h11.Connection.receive_data
+    slow: list[bool] = []
+
+    def slow_first_parse(self: h11.Connection, data: bytes) -> None:
+        if b"HTTP/1.1 200" in data and not slow:
+            slow.append(True)
+            time.sleep(0.1)  # the client's own work on the first answer, holding its event loop
+        receive_data(self, data)
+
+    monkeypatch.setattr(h11.Connection, "receive_data", slow_first_parse)
+    async with Server(together) as server:
+        pool = Pool(server.url)
+        answers = await asyncio.gather(pool.post("/", b"{}"), pool.post("/", b"{}"))
+        pool.close()
+    first_stamps = [arrivals[0][0] for _, _, arrivals in answers]
+    assert slow and all(status == 200 for status, _, _ in answers)
+    assert abs(first_stamps[0] - first_stamps[1]) < 0.05
 
 
 async def test_a_sized_answer_and_an_error_status_carry_their_usage():
