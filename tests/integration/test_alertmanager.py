@@ -79,6 +79,12 @@ class Stack:
     prometheus: str
     alertmanager: str
     webhook: Webhook
+    processes: list[subprocess.Popen[bytes]]
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.terminate()
+            process.wait(timeout=20)
 
 
 @pytest.fixture
@@ -88,14 +94,14 @@ def monitoring(tmp_path: Path) -> Iterator[Callable[[str], Stack]]:
     for binary in ("prometheus", "prometheus-alertmanager"):
         if shutil.which(binary) is None:
             pytest.fail(f"{binary} not found: install Debian's package of that name (.ci/run does)")
-    processes: list[subprocess.Popen[bytes]] = []
-    webhooks: list[Webhook] = []
+    stacks: list[Stack] = []
 
     def run(target: str) -> Stack:
-        folder = tmp_path / f"stack-{len(webhooks)}"
+        folder = tmp_path / f"stack-{len(stacks)}"
         folder.mkdir()
+        processes: list[subprocess.Popen[bytes]] = []
         webhook = Webhook()
-        webhooks.append(webhook)
+        stacks.append(Stack("", "", webhook, processes))
         alertmanager_config = yaml.safe_load((REPO / "alertmanager/alertmanager.yml").read_text())
         alertmanager_config["route"].update(group_wait="1s", group_interval="1s")
         alertmanager_config["receivers"][0]["webhook_configs"][0]["url"] = webhook.url
@@ -132,17 +138,22 @@ def monitoring(tmp_path: Path) -> Iterator[Callable[[str], Stack]]:
             prometheus + "/-/ready",
             processes,
         )
-        return Stack(prometheus, alertmanager, webhook)
+        stacks[-1].prometheus, stacks[-1].alertmanager = prometheus, alertmanager
+        return stacks[-1]
 
     yield run
-    for process in processes:
-        process.terminate()
-        process.wait(timeout=20)
-    for webhook in webhooks:
-        webhook.server.shutdown()
+    for stack in stacks:
+        stack.stop()
+        stack.webhook.server.shutdown()
 
 
 SCENARIOS = sorted((REPO / "scenarios").glob("*.yaml"))
+WAVES = 3
+"""The scenarios run in three waves of two. All six at once (a server, a Prometheus, an Alertmanager and a
+traffic process each) took 2.4 cores of CPU for 90 s, more than the 2-core CI machine has: the busiest
+server's event loop fell behind, Prometheus's 1 s scrapes of it timed out, and alerts no scenario names
+fired (CI saw it; `python -m pytest tests/integration/test_alertmanager.py` reproduced it). Two at a time
+take under one core."""
 
 
 def compressed_scenario(text: str) -> str:
@@ -160,7 +171,7 @@ def verify_command(path: Path, url: str, stack: Stack) -> list[str]:
 
 
 def test_every_shipped_scenario_passes_verify_and_delivers_its_alerts(start_server, monitoring, tmp_path):
-    """All shipped scenarios at once (separate servers, Prometheus and Alertmanager instances), each through
+    """All shipped scenarios, in ``WAVES`` waves (separate servers, Prometheus and Alertmanager instances), each through
     ``python -m fakeai scenario verify``: every expectation met, no unnamed alert, and the webhook got each
     named alert firing and then resolved."""
     assert {path.stem for path in SCENARIOS} >= {
@@ -171,32 +182,36 @@ def test_every_shipped_scenario_passes_verify_and_delivers_its_alerts(start_serv
         "kv-pressure",
         "diurnal",
     }
-    runs = []
     began = time.time()
-    for path in SCENARIOS:
-        server = start_server("--admin-token", TOKEN)
-        stack = monitoring(server.url.removeprefix("http://"))
-        copy = tmp_path / path.name
-        copy.write_text(compressed_scenario(path.read_text()))
-        command = verify_command(copy, server.url, stack)
-        runs.append((path, stack, subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)))
-    for path, stack, process in runs:
-        output = process.communicate(timeout=600)[0].decode()
-        print(output)
-        assert process.returncode == 0, output
-        named = {e["alert"] for e in yaml.safe_load(path.read_text())["expect"] if "alert" in e}
-        assert {name for _, name in stack.webhook.seen()} == named, (path.name, stack.webhook.seen())
-        for name in named:
-            events = [status for status, alert in stack.webhook.seen() if alert == name]
-            assert events[0] == "firing" and "resolved" in events, (path.name, name, events)
-        # Every dashboard's phase annotation finds each phase of the run in Prometheus, but a down one: its
-        # /metrics refuses, so Prometheus sees a gap (and up == 0) instead.
-        shown = {p["name"] for p in yaml.safe_load(path.read_text())["phases"] if not p.get("down")}
-        for board in DASHBOARDS:
-            query = phase_annotation(dashboard(board))["expr"]
-            params = {"query": query, "start": began, "end": time.time(), "step": 1}
-            result = httpx.get(stack.prometheus + "/api/v1/query_range", params=params, timeout=30).json()["data"]
-            assert {series["metric"]["phase"] for series in result["result"]} == shown, (path.name, result)
+    for wave in range(WAVES):
+        runs = []
+        for path in SCENARIOS[wave::WAVES]:
+            server = start_server("--admin-token", TOKEN)
+            stack = monitoring(server.url.removeprefix("http://"))
+            copy = tmp_path / path.name
+            copy.write_text(compressed_scenario(path.read_text()))
+            command = verify_command(copy, server.url, stack)
+            process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            runs.append((path, server, stack, process))
+        for path, server, stack, process in runs:
+            output = process.communicate(timeout=600)[0].decode()
+            print(output)
+            assert process.returncode == 0, output
+            named = {e["alert"] for e in yaml.safe_load(path.read_text())["expect"] if "alert" in e}
+            assert {name for _, name in stack.webhook.seen()} == named, (path.name, stack.webhook.seen())
+            for name in named:
+                events = [status for status, alert in stack.webhook.seen() if alert == name]
+                assert events[0] == "firing" and "resolved" in events, (path.name, name, events)
+            # Every dashboard's phase annotation finds each phase of the run in Prometheus, but a down one:
+            # its /metrics refuses, so Prometheus sees a gap (and up == 0) instead.
+            shown = {p["name"] for p in yaml.safe_load(path.read_text())["phases"] if not p.get("down")}
+            for board in DASHBOARDS:
+                query = phase_annotation(dashboard(board))["expr"]
+                params = {"query": query, "start": began, "end": time.time(), "step": 1}
+                answer = httpx.get(stack.prometheus + "/api/v1/query_range", params=params, timeout=30).json()
+                assert {series["metric"]["phase"] for series in answer["data"]["result"]} == shown, (path, answer)
+            stack.stop()  # an idle stack's scrapes and rule evaluations would still take the next wave's CPU
+            server.stop()
 
 
 def test_verify_fails_on_a_wrong_expectation_and_refuses_a_bad_expression(start_server, monitoring, tmp_path):

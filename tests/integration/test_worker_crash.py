@@ -35,15 +35,17 @@ LIVE_GAUGES = (
 )
 
 
-def worker_pids(url: str) -> set[int]:
-    """Both workers' process ids, asked on new connections until both have answered."""
+def worker_pids(url: str, timeout: float = 60) -> set[int]:
+    """Both workers' process ids, asked on new connections until both have answered. A deadline, not a
+    number of tries: on a slow machine one worker can still be importing after hundreds of answers from
+    the other (CI once saw 300 in a row from one)."""
     pids: set[int] = set()
+    deadline = time.monotonic() + timeout
     with httpx.Client(base_url=url, limits=httpx.Limits(max_keepalive_connections=0), timeout=10) as client:
-        for _ in range(300):
+        while len(pids) < 2:
+            assert time.monotonic() < deadline, f"only {pids} answered in {timeout} s"
             pids.add(client.get("/health").json()["pid"])
-            if len(pids) == 2:
-                break
-    assert len(pids) == 2
+            time.sleep(0.01)
     return pids
 
 
