@@ -1,15 +1,21 @@
-"""HTTP/1.1 over an asyncio protocol, with the least work between a read and its timestamp.
+"""HTTP/1.1 over a non-blocking socket, each read stamped with the time the kernel received its bytes.
 
 A measuring client must stamp bytes when they arrive, and with many streams in one process every
 microsecond spent per read delays the stamps of the reads queued behind it: a server step that answers
-64 streams at once makes 64 sockets readable together. httpx spends about 0.1 ms of CPU per read (httpcore
-and anyio between the socket and the caller). Here each read is stamped in the protocol callback that
-receives it, which the event loop runs for every readable socket before it resumes any task; the tasks
-then let h11 (the HTTP/1.1 state machine httpcore itself uses) tell where each response ends, and the SSE
-is parsed after the response is complete.
+64 streams at once makes 64 sockets readable together, and on a shared 2-core machine the client's own
+process may not even be running when they become readable. On Linux each socket asks the kernel for its
+receive timestamps (``SO_TIMESTAMPNS``, socket(7)): every read carries the time its bytes reached the
+socket, so neither the event loop's other work nor the scheduler's delays in waking this process show in
+what it measures. Elsewhere, or if the kernel gives no stamp, a read is stamped in the reader callback,
+which the event loop runs for every readable socket before it resumes any task. The tasks then let h11
+(the HTTP/1.1 state machine httpcore itself uses) tell where each response ends, and the SSE is parsed
+after the response is complete.
 """
 
 import asyncio
+import socket
+import struct
+import sys
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -17,42 +23,93 @@ from urllib.parse import urlsplit
 
 import h11
 
+# Linux's receive timestamp option and its control message, from include/uapi/asm-generic/socket.h
+# (``SO_TIMESTAMPNS_OLD 35``; ``SCM_TIMESTAMPNS`` is the same number): a ``struct timespec`` of two longs on
+# 64-bit Linux, in CLOCK_REALTIME. Python's socket module does not name them.
+SO_TIMESTAMPNS = 35
+_TIMESPEC = struct.Struct("@ll")
+_ANCILLARY_SIZE = socket.CMSG_SPACE(_TIMESPEC.size)
+_READ_SIZE = 256 * 1024
 
-class _Reads(asyncio.Protocol):
-    """A connection's reads, each stamped in the callback that delivers it.
 
-    The event loop runs the read callbacks of every socket that became readable together before any task
-    they wake, so a stamp taken here waits for the other sockets' reads only, not for the parsing the
-    tasks behind them do (with ``StreamReader.read`` and the stamp in the task, the last of 16 streams
+def kernel_stamp(ancillary: list[tuple[int, int, bytes]], realtime_now: float, monotonic_now: float) -> float:
+    """The read's arrival on the ``time.monotonic`` clock: the kernel's receive timestamp (CLOCK_REALTIME)
+    moved by how far that clock lies from the monotonic one now; ``monotonic_now`` if the kernel gave
+    none. Taking the offset at each read keeps a step of the wall clock from moving more than one stamp."""
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= _TIMESPEC.size:
+            seconds, nanoseconds = _TIMESPEC.unpack_from(data)
+            received: float = seconds + nanoseconds * 1e-9
+            return min(monotonic_now, monotonic_now - (realtime_now - received))
+    return monotonic_now
+
+
+class _Reads:
+    """A connection's socket and its reads, each stamped with the kernel's receive time.
+
+    The reader callback runs for every socket that became readable together before any task they wake;
+    without kernel stamps a stamp taken there waits for the other sockets' reads only, not for the parsing
+    the tasks behind them do (with ``StreamReader.read`` and the stamp in the task, the last of 16 streams
     answered by one server step was stamped 1 ms late at the median and 4 ms at p90)."""
 
-    def __init__(self) -> None:
+    def __init__(self, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:
+        self.sock, self.loop = sock, loop
         self.reads: deque[tuple[float, bytes]] = deque()
-        self.transport: asyncio.Transport | None = None
         self.closed = False
-        self.error: Exception | None = None
+        self.error: OSError | None = None
         self._waiter: asyncio.Future[None] | None = None
+        loop.add_reader(sock.fileno(), self._readable)
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+    @classmethod
+    async def open(cls, host: str, port: int) -> "_Reads":
+        loop = asyncio.get_running_loop()
+        error: OSError | None = None
+        for family, kind, protocol, _, address in await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM):
+            sock = socket.socket(family, kind, protocol)
+            try:
+                sock.setblocking(False)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if sys.platform == "linux":
+                    sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+                await loop.sock_connect(sock, address)
+            except OSError as failure:
+                sock.close()
+                error = failure
+                continue
+            return cls(sock, loop)
+        raise error or OSError(f"no address for {host}:{port}")
 
-    def data_received(self, data: bytes) -> None:
-        self.reads.append((time.monotonic(), data))
+    def _readable(self) -> None:
+        try:
+            data, ancillary, _, _ = self.sock.recvmsg(_READ_SIZE, _ANCILLARY_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as failure:
+            self._finish(failure)
+            return
+        if not data:
+            self._finish(None)
+            return
+        self.reads.append((kernel_stamp(ancillary, time.time(), time.monotonic()), data))
         self._wake()
 
-    def eof_received(self) -> bool:
-        self.closed = True
-        self._wake()
-        return False  # close our side too
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed, self.error = True, exc
+    def _finish(self, error: OSError | None) -> None:
+        self.closed, self.error = True, error
+        self.loop.remove_reader(self.sock.fileno())
         self._wake()
 
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
+
+    async def write(self, data: bytes) -> None:
+        await self.loop.sock_sendall(self.sock, data)
+
+    def close(self) -> None:
+        if self.sock.fileno() >= 0:
+            self.loop.remove_reader(self.sock.fileno())
+            self.sock.close()
+        self.closed = True
 
     async def next_read(self) -> tuple[float, bytes]:
         """The oldest read not taken yet; ``b""`` once the peer has closed and every read is taken."""
@@ -61,7 +118,7 @@ class _Reads(asyncio.Protocol):
                 raise self.error
             if self.closed:
                 return time.monotonic(), b""
-            self._waiter = asyncio.get_running_loop().create_future()
+            self._waiter = self.loop.create_future()
             await self._waiter
         return self.reads.popleft()
 
@@ -76,12 +133,12 @@ class Connection:
         self._state: h11.Connection | None = None
 
     async def _open(self) -> None:
-        _, self._reads = await asyncio.get_running_loop().create_connection(_Reads, self.host, self.port)
+        self._reads = await _Reads.open(self.host, self.port)
         self._state = h11.Connection(h11.CLIENT)
 
     def close(self) -> None:
-        if self._reads is not None and self._reads.transport is not None:
-            self._reads.transport.close()
+        if self._reads is not None:
+            self._reads.close()
         self._reads = self._state = None
 
     async def post(self, path: str, body: bytes) -> tuple[int, float, list[tuple[float, bytes]]]:
@@ -91,12 +148,10 @@ class Connection:
             self.close()  # a server's keep-alive timeout may have closed an idle connection
             await self._open()
         state, reads = self._state, self._reads
-        assert state is not None and reads is not None and reads.transport is not None
+        assert state is not None and reads is not None
         headers = [*self.headers, (b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
         request = state.send(h11.Request(method="POST", target=path, headers=headers)) or b""
-        reads.transport.write(
-            request + (state.send(h11.Data(data=body)) or b"") + (state.send(h11.EndOfMessage()) or b"")
-        )
+        await reads.write(request + (state.send(h11.Data(data=body)) or b"") + (state.send(h11.EndOfMessage()) or b""))
         sent = time.monotonic()
         status, stamp = 0, sent
         arrivals: list[tuple[float, bytes]] = []

@@ -2,6 +2,9 @@
 bytes stamped as they arrive, keep-alive reuse, chunked and sized bodies, and a cut connection."""
 
 import asyncio
+import socket
+import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable
 
@@ -111,6 +114,40 @@ async def test_reads_that_arrive_together_are_stamped_together_however_long_the_
     first_stamps = [arrivals[0][0] for _, _, arrivals in answers]
     assert slow and all(status == 200 for status, _, _ in answers)
     assert abs(first_stamps[0] - first_stamps[1]) < 0.05
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="kernel receive timestamps (SO_TIMESTAMPNS) are Linux's")
+async def test_a_read_is_stamped_when_the_kernel_received_it_not_when_the_client_got_round_to_it():
+    # A server in a thread of its own answers at once; the client's event loop is busy for 200 ms while
+    # the answer arrives, as a client process waits when the scheduler runs something else. The stamp is
+    # the kernel's: within 100 ms of the write, not after the 200 ms.
+    listener = socket.create_server(("127.0.0.1", 0))
+    received, held = threading.Event(), threading.Event()
+    write_times: list[float] = []
+
+    def answer() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(65536)
+            received.set()
+            held.wait(timeout=10)  # until the client's loop is busy
+            write_times.append(time.monotonic())
+            connection.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
+
+    thread = threading.Thread(target=answer)
+    thread.start()
+    pool = Pool(f"http://127.0.0.1:{listener.getsockname()[1]}")
+    request = asyncio.create_task(pool.post("/", b"{}"))
+    while not received.is_set():
+        await asyncio.sleep(0.001)
+    held.set()
+    time.sleep(0.2)  # the client's loop is held while the answer arrives and sits in the socket
+    status, _, arrivals = await request
+    pool.close()
+    thread.join(timeout=10)
+    listener.close()
+    assert status == 200
+    assert arrivals[0][0] - write_times[0] < 0.1
 
 
 async def test_a_sized_answer_and_an_error_status_carry_their_usage():
