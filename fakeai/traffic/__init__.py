@@ -1,7 +1,7 @@
 """The traffic module: drive a server and measure what a client sees, with a client lean enough that
 its own cost does not show in what it measures.
 
-``wire`` speaks HTTP/1.1 over asyncio streams, stamping bytes as they arrive; ``client`` times one chat
+``wire`` speaks HTTP/1.1 over sockets, stamping bytes when the kernel received them; ``client`` times one chat
 request with it and parses the answer after; ``run`` keeps a number of such requests in flight (closed
 loop) or starts them on a schedule (open loop, ``rps``); ``python -m fakeai.traffic`` runs it in a process
 of its own and prints one JSON report, so a test or benchmark measures from outside the process that
