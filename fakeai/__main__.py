@@ -80,6 +80,14 @@ def banner(settings: Settings, host: str, port: int) -> str:
     )
 
 
+def server_registry() -> CollectorRegistry:
+    """The one-process server's registry. ``auto_describe``: prometheus-client's process, platform and GC
+    collectors describe no names, and a restricted registry (``/metrics?name[]=process_cpu_seconds_total``)
+    collects only collectors that described the name; prometheus-client's default registry, which vLLM
+    exposes, describes them by collecting them once at registration, as this does."""
+    return CollectorRegistry(auto_describe=True)
+
+
 def listening_socket(settings: Settings) -> socket.socket:
     """The server's bound, listening socket, handed to uvicorn (and by it to every worker)."""
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
@@ -110,7 +118,7 @@ def serve(settings: Settings) -> None:
         "timeout_graceful_shutdown": 5,
     }
     if settings.workers == 1:
-        config = uvicorn.Config(create_app(settings, CollectorRegistry()), **options)
+        config = uvicorn.Config(create_app(settings, server_registry()), **options)
         settle_heap()
         print(banner(settings, host, port), flush=True)
         uvicorn.Server(config).run(sockets=[sock])

@@ -494,8 +494,11 @@ class VllmView:
         self._cache_config = cache_config
 
     def describe(self) -> Iterator[Metric]:
-        """Names only, so registration can detect clashes without reading the native families."""
+        """Names only, so registration can detect clashes without reading the native families, and so
+        ``/metrics?name[]=`` (a restricted registry collects only collectors that described the name) finds
+        every family, the cache config too, which ``_families`` yields only once an engine has loaded."""
         yield from self._families({})
+        yield self._cache_config_family([])
 
     def collect(self) -> Iterator[Metric]:
         yield from self._families(_loaded_only(index_families(self._source(self._native))))
@@ -569,6 +572,9 @@ class VllmView:
             yield histogram_family(name, doc, labels, groups)
         if not engines:
             return  # every engine is still loading: a starting vLLM has logged no cache config yet
+        yield self._cache_config_family(engines)
+
+    def _cache_config_family(self, engines: list[tuple[str, ...]]) -> GaugeMetricFamily:
         info = GaugeMetricFamily(
             "vllm:cache_config_info",
             "Information of the LLMEngine CacheConfig",
@@ -577,7 +583,7 @@ class VllmView:
         # One per engine, as vLLM's log_metrics_info sets it for every engine index it serves.
         for engine in sorted({key[1] for key in engines}, key=int):
             info.add_metric(list(self._cache_config.labels(engine).values()), 1.0)
-        yield info
+        return info
 
     def _prompt_token_families(self, native: Mapping[str, Metric], engines: list[tuple[str, ...]]) -> Iterator[Metric]:
         """Prompt tokens by source, as vLLM's newest ``PromptTokenStats`` (prefill stats): computed =
