@@ -11,7 +11,7 @@ STEADY = {"itl_ms": 2.0, "itl_jitter": 0.0, "overhead_ms": 0.0}
 
 
 def samples(registry, name: str) -> list:
-    text = generate_latest(registry).decode()
+    text = generate_latest(registry.restricted_registry([name])).decode()  # one family, not all of them
     return [s for f in text_string_to_metric_families(text) for s in f.samples if s.name == name]
 
 
