@@ -13,6 +13,7 @@ after the response is complete.
 """
 
 import asyncio
+import contextlib
 import socket
 import struct
 import sys
@@ -70,7 +71,8 @@ class _Reads:
                 sock.setblocking(False)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 if sys.platform == "linux":
-                    sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+                    with contextlib.suppress(OSError):  # a kernel without it: reads stamped in the callback
+                        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
                 await loop.sock_connect(sock, address)
             except OSError as failure:
                 sock.close()

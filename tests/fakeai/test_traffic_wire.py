@@ -3,6 +3,7 @@ bytes stamped as they arrive, keep-alive reuse, chunked and sized bodies, and a 
 
 import asyncio
 import socket
+import struct
 import sys
 import threading
 import time
@@ -12,7 +13,7 @@ import h11
 import pytest
 
 from fakeai.traffic.client import send_chat, timing_of
-from fakeai.traffic.wire import Pool
+from fakeai.traffic.wire import SO_TIMESTAMPNS, Pool, kernel_stamp
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -148,6 +149,15 @@ async def test_a_read_is_stamped_when_the_kernel_received_it_not_when_the_client
     listener.close()
     assert status == 200
     assert arrivals[0][0] - write_times[0] < 0.1
+
+
+def test_a_kernel_stamp_is_moved_onto_the_monotonic_clock_and_its_absence_is_the_callbacks_time():
+    # Received 0.25 s before a read at realtime 1000.0, monotonic 50.0: at monotonic 49.75.
+    timespec = struct.pack("@ll", 999, 750_000_000)
+    assert kernel_stamp([(socket.SOL_SOCKET, SO_TIMESTAMPNS, timespec)], 1000.0, 50.0) == pytest.approx(49.75)
+    assert kernel_stamp([], 1000.0, 50.0) == 50.0
+    # A wall clock stepped backwards since the bytes arrived cannot put a stamp after the read itself.
+    assert kernel_stamp([(socket.SOL_SOCKET, SO_TIMESTAMPNS, timespec)], 999.0, 50.0) == 50.0
 
 
 async def test_a_sized_answer_and_an_error_status_carry_their_usage():
