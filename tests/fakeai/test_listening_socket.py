@@ -2,7 +2,6 @@
 algorithm, as uvloop's do, so an SSE frame never waits for the client's delayed ACK."""
 
 import asyncio
-import dataclasses
 import socket
 
 from fakeai.__main__ import listening_socket
@@ -27,8 +26,7 @@ async def nodelay_of_an_accepted_connection(sock: socket.socket) -> int:
 
 
 def test_connections_accepted_by_asyncios_own_loop_have_nagle_off():
-    settings = dataclasses.replace(Settings(), host="127.0.0.1", port=0)
-    sock = listening_socket(settings)
+    sock = listening_socket(Settings(host="127.0.0.1", port=0))
     assert sock.proto == socket.IPPROTO_TCP
     with asyncio.Runner(loop_factory=asyncio.SelectorEventLoop) as runner:
         assert runner.run(nodelay_of_an_accepted_connection(sock)) != 0

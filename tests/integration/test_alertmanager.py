@@ -101,6 +101,7 @@ def monitoring(tmp_path: Path) -> Iterator[Callable[[str], Stack]]:
         folder.mkdir()
         processes: list[subprocess.Popen[bytes]] = []
         webhook = Webhook()
+        # Kept before its processes start (their URLs filled in below), so teardown stops a half-started one.
         stacks.append(Stack("", "", webhook, processes))
         alertmanager_config = yaml.safe_load((REPO / "alertmanager/alertmanager.yml").read_text())
         alertmanager_config["route"].update(group_wait="1s", group_interval="1s")
@@ -149,11 +150,11 @@ def monitoring(tmp_path: Path) -> Iterator[Callable[[str], Stack]]:
 
 SCENARIOS = sorted((REPO / "scenarios").glob("*.yaml"))
 WAVES = 3
-"""The scenarios run in three waves of two. All six at once (a server, a Prometheus, an Alertmanager and a
-traffic process each) took 2.4 cores of CPU for 90 s, more than the 2-core CI machine has: the busiest
+"""The scenarios run in three waves of two. All six at once (a server, a Prometheus, an Alertmanager and
+traffic processes each) took 207 s of CPU in about 90 s, more than the 2-core CI machine has: the busiest
 server's event loop fell behind, Prometheus's 1 s scrapes of it timed out, and alerts no scenario names
-fired (CI saw it; `python -m pytest tests/integration/test_alertmanager.py` reproduced it). Two at a time
-take under one core."""
+fired (CI saw it; `python -m pytest tests/integration/test_alertmanager.py` reproduced it). The heaviest
+wave of two takes about one core."""
 
 
 def compressed_scenario(text: str) -> str:
