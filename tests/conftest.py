@@ -46,11 +46,14 @@ def registry() -> CollectorRegistry:
 
 @pytest.fixture
 def app_client() -> AppFactory:
-    """In-process app with its lifespan running, its own registry, and an httpx client bound to it."""
+    """In-process app with its lifespan running, its own registry (or the one given), and an httpx client
+    bound to it."""
 
     @contextlib.asynccontextmanager
-    async def factory(**settings: Any) -> AsyncIterator[tuple[httpx.AsyncClient, CollectorRegistry]]:
-        registry = CollectorRegistry()
+    async def factory(
+        registry: CollectorRegistry | None = None, **settings: Any
+    ) -> AsyncIterator[tuple[httpx.AsyncClient, CollectorRegistry]]:
+        registry = CollectorRegistry() if registry is None else registry
         profile = {name: settings.pop(name) for name in PROFILE_FIELDS if name in settings}
         app = create_app(Settings(**settings, profile_overrides=profile), registry)
         async with app.router.lifespan_context(app):

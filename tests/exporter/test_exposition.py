@@ -1,12 +1,9 @@
 import gzip
 
-import httpx
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families
 
 from fakeai.__main__ import server_registry
-from fakeai.app import create_app
-from fakeai.settings import Settings
 
 MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 
@@ -49,24 +46,16 @@ async def test_name_filter_restricts_families(app_client):
     assert names == {"fakeai_requests"}
 
 
-async def test_name_filter_finds_the_process_families_and_the_cache_config_of_the_served_registry():
+async def test_name_filter_finds_the_process_families_and_the_cache_config_of_the_served_registry(app_client):
     # vLLM serves prometheus-client's default registry, where ?name[]= finds process_* and python_info;
     # our view's cache config appears only once an engine has loaded, and must be found then too.
-    app = create_app(Settings(no_delay=True), server_registry())
     wanted = ("process_cpu_seconds_total", "python_info", "vllm:cache_config_info", "vllm:num_requests_running")
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://fakeai.test") as client:
-            # One name a request: a collector asked for by another name would bring the family along.
-            found = {
-                name: {
-                    f.name
-                    for f in text_string_to_metric_families(
-                        (await client.get("/metrics", params={"name[]": name})).text
-                    )
-                }
-                for name in wanted
-            }
+    async with app_client(registry=server_registry(), no_delay=True) as (client, _):
+        # One name a request: a collector asked for by another name would bring the family along.
+        found = {}
+        for name in wanted:
+            text = (await client.get("/metrics", params={"name[]": name})).text
+            found[name] = {f.name for f in text_string_to_metric_families(text)}
     assert found == {
         "process_cpu_seconds_total": {"process_cpu_seconds"},
         "python_info": {"python_info"},
