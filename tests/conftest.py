@@ -1,4 +1,5 @@
 import contextlib
+import gc
 import subprocess
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -23,6 +24,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
         if CLIENTS in item.path.parts:
             item.add_marker(pytest.mark.clients)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The suite builds about two hundred servers, each tens of thousands of objects that die in cycles.
+
+    With the interpreter's defaults, the collector ran 8,800 times over the whole heap of imports and
+    servers: 10-13 s of the fast lane's 60. Freezing what collection imported (as ``fakeai.app.settle_heap``
+    does for a server) and collecting the young generation ten times less often halves that, measured
+    with ``-m "not integration"`` (user CPU 58-64 s before, 44-55 s after)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
 
 
 @pytest.fixture(autouse=True)
