@@ -120,7 +120,13 @@ def decode(tokens: list[int]) -> str | int:
 
 def entries() -> Iterator[tuple[str, int]]:
     """Every ``(piece, id)`` of the vocabulary, in id order: what the shipped tokenizer lists."""
-    for token in range(VOCABULARY_SIZE):
+    for token in range(NON_ASCII_BASE):
         text = piece(token)
         if text is not None:
             yield text, token
+    # A million code points: the test of ``piece`` for each, without walking its ranges every time.
+    category = unicodedata.category
+    for code in range(0x80, 0x110000):
+        character = chr(code)
+        if category(character) not in _UNASSIGNED:
+            yield character, NON_ASCII_BASE + code - 0x80
