@@ -91,7 +91,7 @@ class Writer:
     A slice at a random offset costs one random draw however long the answer is, where drawing each
     token would cost one per token on the hot path; the stream is long enough that answers overlap
     rarely, and the same seed gives the same answers. The stream is drawn by numpy from a seed taken
-    from ``rng``: ``rng.choices`` drew it one token at a time, 25 ms per engine at every start (most of
+    from ``rng``: ``rng.choices`` drew it one token at a time, 6 ms an engine at every start (about half of
     what creating a three-model server cost).
     """
 
