@@ -6,14 +6,15 @@ families; the ``CATEGORIES`` table says which measure of which role fills each f
 
 import functools
 import math
-from collections import OrderedDict, defaultdict
-from collections.abc import Generator, Iterator, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 import numpy as np
 
-from bridge.math import bucket_increase, histogram_summaries, histogram_summary, increase, mean
+from bridge.folds import Fold, FoldCache, FoldPlan, HistogramSum, Read, add_histogram, group_of, labels
+from bridge.math import bucket_increase, histogram_summaries_of_layouts, histogram_summary, increase, mean
 from bridge.snapshot import LabelKey, Snapshot, Wanted
 
 
@@ -81,91 +82,55 @@ class Selection:
 
 
 @functools.lru_cache(maxsize=65536)
-def _labels(key: LabelKey) -> dict[str, str]:
-    """A series key as a dict, made once per series (keys are bounded by the source's cardinality).
-    Callers only read it."""
-    return dict(key)
-
-
-@functools.lru_cache(maxsize=65536)
 def _selected(key: LabelKey, selection: Selection, endpoint_label: str, model_label: str) -> bool:
-    labels = _labels(key)
-    return (not selection.endpoints or labels.get(endpoint_label) in selection.endpoints) and (
-        not selection.models or labels.get(model_label) in selection.models
+    found = labels(key)
+    return (not selection.endpoints or found.get(endpoint_label) in selection.endpoints) and (
+        not selection.models or found.get(model_label) in selection.models
     )
 
 
-@dataclass
-class _Increase:
-    """Cumulative bucket counts at ``bounds`` with their sum and count: a histogram's increase over a
-    window, or the sum of a group's histograms at one snapshot (a fold)."""
-
-    bounds: np.ndarray
-    counts: np.ndarray
-    total: float
-    count: float
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter((self.bounds, self.counts, self.total, self.count))
-
-    def minus(self, earlier: "_Increase") -> "_Increase":
-        counts = self.counts - earlier.counts
-        return _Increase(self.bounds, counts, self.total - earlier.total, self.count - earlier.count)
+_EMPTY = HistogramSum(np.array([math.inf]), np.zeros(1), 0.0, 0.0)
 
 
-_EMPTY = _Increase(np.array([math.inf]), np.zeros(1), 0.0, 0.0)
+def _keep_all(key: LabelKey) -> bool:
+    return True
 
 
-def _add(
-    into: dict[tuple[str, bytes], _Increase],
-    key: tuple[str, bytes],
-    bounds: np.ndarray,
-    counts: np.ndarray,
-    total: float,
-    count: float,
-) -> None:
-    found = into.get(key)
-    if found is None:
-        into[key] = _Increase(bounds, counts.astype(float), total, count)  # a copy: never the snapshot's array
-    else:
-        found.counts = found.counts + counts
-        found.total += total
-        found.count += count
+@functools.lru_cache(maxsize=1024)
+def fold_plan(mapping: Mapping, selection: Selection) -> FoldPlan:
+    """What the table's measures read (``READS``), by the mapping's names, over the selected series."""
+
+    def reads(kind: str) -> tuple[Read, ...]:
+        found = {
+            (name, getattr(mapping, by) if by else None)
+            for read_kind, role, by in READS
+            if read_kind == kind and (name := getattr(mapping, role)) is not None
+        }
+        return tuple(sorted(found, key=lambda read: (read[0], read[1] or "")))
+
+    def keep(key: LabelKey) -> bool:
+        return _selected(key, selection, mapping.endpoint_label, mapping.model_label)
+
+    selects = selection.endpoints or selection.models
+    return FoldPlan(reads("values"), reads("histograms"), keep if selects else _keep_all)
 
 
-class FoldCache:
-    """The per-group sums ("folds") of recently used (snapshot, selection) pairs, least recently used
-    dropped first: a fold is about 14 KiB on a default server, so ``limit`` bounds their memory whatever
-    the number of filter sets and the length of their windows."""
-
-    def __init__(self, limit: int = 512) -> None:
-        self.limit = limit
-        self._entries: OrderedDict[tuple[int, Selection], tuple[Snapshot, dict[Any, Any]]] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def folds(self, snapshot: Snapshot, selection: Selection) -> dict[Any, Any]:
-        key = (id(snapshot), selection)
-        entry = self._entries.get(key)
-        if entry is not None and entry[0] is snapshot:  # the snapshot itself is held: its id is not reused
-            self._entries.move_to_end(key)
-            return entry[1]
-        folds: dict[Any, Any] = {}
-        self._entries[key] = (snapshot, folds)
-        if len(self._entries) > self.limit:
-            self._entries.popitem(last=False)
-        return folds
+def _current(end: Fold, name: str | None, label: str | None) -> dict[str, float]:
+    """Each group's sum at the fold's snapshot."""
+    if name is None:  # a role the mapping leaves out: nothing to read
+        return {}
+    return {group: end.numbers[position] for group, position in end.groups[(name, label)].items()}
 
 
 class Window:
     """What the measures read: the selected series of one role, summed per group, over a window.
 
     Most windows lie within one epoch (no counter went back between their snapshots): then a group's
-    increase is its sum at the end minus its sum at the start, and those sums ("folds") are kept in a
-    ``FoldCache``. A window shares its end with every other window of the tick and its start with the
-    windows of earlier ticks, so a hundred filter sets fold a couple of snapshots a tick, not a
-    hundred. A window across a restart takes each series' own increase, as PromQL's ``increase`` does.
+    increase is its sum at the end minus its sum at the start, and those sums ("folds",
+    ``bridge.folds``) are kept in a ``FoldCache``. A window shares its end with every other window of
+    the tick and its start with the windows of earlier ticks, so a hundred filter sets fold a couple of
+    snapshots a tick, not a hundred. A window across a restart takes each series' own increase, as
+    PromQL's ``increase`` does.
     """
 
     def __init__(
@@ -175,14 +140,18 @@ class Window:
         self.seconds = max(end.timestamp - start.timestamp, 0.0)
         self.folded = start.epoch == end.epoch
         self._memo: dict[tuple[str, str, str | None], Any] = {}  # measures read some roles several times
-        self._start_folds: dict[Any, Any] = {} if cache is None else cache.folds(start, selection)
-        self._end_folds: dict[Any, Any] = {} if cache is None else cache.folds(end, selection)
+        self._cache = FoldCache(limit=2) if cache is None else cache
+        self._plan = fold_plan(mapping, selection)
+        self._folds: tuple[Fold, Fold] | None = None  # (start, end), made when first read
 
-    def _keep(self, key: LabelKey) -> bool:
-        selection = self.selection
-        if not selection.endpoints and not selection.models:
-            return True
-        return _selected(key, selection, self.mapping.endpoint_label, self.mapping.model_label)
+    def _start_and_end(self) -> tuple[Fold, Fold]:
+        if self._folds is None:
+            if self.folded:
+                start, end = self._cache.fold_together((self.start, self.end), self._plan)
+            else:  # only the end's current values are read from a fold
+                start = end = self._cache.fold(self.end, self._plan)
+            self._folds = (start, end)
+        return self._folds
 
     def _group(self, by: str | None) -> str | None:
         """The label a measure groups by (``by`` names a label role), or None for one group ""."""
@@ -190,7 +159,7 @@ class Window:
 
     def current(self, role: str, by: str | None = None) -> dict[str, float]:
         """Each group's sum of the selected series at the window's end (a gauge now, a counter so far)."""
-        return self._fold_values(self.end, getattr(self.mapping, role), self._group(by))
+        return _current(self._start_and_end()[1], getattr(self.mapping, role), self._group(by))
 
     def increase(self, role: str, by: str | None = None) -> dict[str, float]:
         """Each group's increase of a counter over the window."""
@@ -202,46 +171,54 @@ class Window:
 
     def _increase(self, role: str, by: str | None) -> dict[str, float]:
         name, label = getattr(self.mapping, role), self._group(by)
-        after = self._fold_values(self.end, name, label)
+        if name is None:
+            return {}
         if self.start is self.end:
-            return dict.fromkeys(after, 0.0)
+            return dict.fromkeys(self._start_and_end()[1].groups[(name, label)], 0.0)
         if self.folded:
-            before = self._fold_values(self.start, name, label)
-            return {group: _difference(value, before.get(group, 0.0)) for group, value in after.items()}
-        start = self.start.values.get(name, {})
+            start, end = self._start_and_end()
+            return {
+                group: _difference(end.numbers[position], start.number(position))
+                for group, position in end.groups[(name, label)].items()
+            }
+        before = self.start.values.get(name, {})
         grouped: dict[str, float] = defaultdict(float)
         for key, value in self.end.values.get(name, {}).items():
-            if self._keep(key):
-                grouped[_group_of(key, label)] += increase(start.get(key, 0.0), value)
+            if self._plan.keep(key):
+                grouped[group_of(key, label)] += increase(before.get(key, 0.0), value)
         return grouped
 
-    def histogram_increase(self, role: str, by: str | None = None) -> dict[str, _Increase]:
+    def histogram_increase(self, role: str, by: str | None = None) -> dict[str, HistogramSum]:
         """Each group's histogram increase over the window. Series of one group with different bucket
         layouts cannot be added up: the group is the layout with the most observations in the window."""
         name, label = getattr(self.mapping, role), self._group(by)
-        after = self._fold_histograms(self.end, name, label)
-        layouts: dict[tuple[str, bytes], _Increase]
+        layouts: dict[tuple[str, bytes], HistogramSum]
         if self.folded:
-            before = self._fold_histograms(self.start, name, label)
+            start, end = self._start_and_end()
             layouts = {}
-            for layout, total in after.items():
-                earlier = before.get(layout)
-                layouts[layout] = total if earlier is None else total.minus(earlier)
+            for layout, (bounds, position) in end.histograms[(name, label)].items():
+                width = len(bounds)
+                layouts[layout] = HistogramSum(
+                    bounds,
+                    end.vector[position : position + width] - start.block(position, width),
+                    end.numbers[position + width] - start.number(position + width),
+                    end.numbers[position + width + 1] - start.number(position + width + 1),
+                )
         else:
             layouts = self._series_increases(name, label)
-        groups: dict[str, _Increase] = {}
+        groups: dict[str, HistogramSum] = {}
         for (group, _), merged in layouts.items():
             best = groups.get(group)
             if best is None or merged.count > best.count:
                 groups[group] = merged
         return groups
 
-    def _series_increases(self, name: str, label: str | None) -> dict[tuple[str, bytes], _Increase]:
+    def _series_increases(self, name: str, label: str | None) -> dict[tuple[str, bytes], HistogramSum]:
         """The window's increase per series (each restart on its own), summed per group and layout."""
         start = self.start.histograms.get(name, {})
-        layouts: dict[tuple[str, bytes], _Increase] = {}
+        layouts: dict[tuple[str, bytes], HistogramSum] = {}
         for key, after in self.end.histograms.get(name, {}).items():
-            if not self._keep(key):
+            if not self._plan.keep(key):
                 continue
             before = start.get(key)
             if before is None or before.count > after.count:  # new, or restarted: all of it is new
@@ -249,39 +226,8 @@ class Window:
             else:
                 delta = bucket_increase(before.cumulative, after.cumulative)
                 total, count = after.total - before.total, after.count - before.count
-            _add(layouts, (_group_of(key, label), after.bounds.tobytes()), after.bounds, delta, total, count)
+            add_histogram(layouts, (group_of(key, label), after.bounds.tobytes()), after.bounds, delta, total, count)
         return layouts
-
-    def _fold_values(self, snapshot: Snapshot, name: str | None, label: str | None) -> dict[str, float]:
-        if name is None:  # a role the mapping leaves out: nothing to read
-            return {}
-        folds = self._end_folds if snapshot is self.end else self._start_folds
-        fold_key = ("values", name, label)
-        folded: dict[str, float] | None = folds.get(fold_key)
-        if folded is None:
-            sums: dict[str, float] = defaultdict(float)
-            for key, value in snapshot.values.get(name, {}).items():
-                if self._keep(key):
-                    sums[_group_of(key, label)] += value
-            folded = folds[fold_key] = dict(sums)
-        return folded
-
-    def _fold_histograms(self, snapshot: Snapshot, name: str, label: str | None) -> dict[tuple[str, bytes], _Increase]:
-        folds = self._end_folds if snapshot is self.end else self._start_folds
-        fold_key = ("histograms", name, label)
-        folded: dict[tuple[str, bytes], _Increase] | None = folds.get(fold_key)
-        if folded is None:
-            folded = {}
-            for key, h in snapshot.histograms.get(name, {}).items():
-                if self._keep(key):
-                    group = _group_of(key, label)
-                    _add(folded, (group, h.bounds.tobytes()), h.bounds, h.cumulative, h.total, h.count)
-            folds[fold_key] = folded
-        return folded
-
-
-def _group_of(key: LabelKey, label: str | None) -> str:
-    return _labels(key).get(label, "") if label else ""
 
 
 def _difference(after: float, before: float) -> float:
@@ -305,12 +251,21 @@ class _Increases:
     observations: np.ndarray
 
 
+@dataclass
+class _Summaries:
+    """A group's ``_Increases`` with each window's minimum and its quantiles at ``SET_QUANTILES``."""
+
+    increases: _Increases
+    minimums: np.ndarray
+    quantiles: np.ndarray
+
+
 class WindowSet:
     """Windows that end at one snapshot, over one selection, each within one epoch: what a hundred
     filter sets with different windows ask for on one tick. Every measure is computed for all of them
-    at once (an array with one value per window) from the folds the ``FoldCache`` keeps anyway: a
-    window's increase is the fold at the shared end minus the fold at its start, so the per-window work
-    is one lookup per role and the figures' rounding, not a pass over the series.
+    at once (an array with one value per window): the starts' folds stack into one matrix, so a
+    group's increase over every window is the end's fold minus one column of it, and the per-window
+    work is the figures' rounding, not a pass over the series or a lookup per role.
 
     ``compute_many`` gives, window by window, exactly what ``compute`` gives for each ``Window``
     (``tests/bridge/test_window_set.py``)."""
@@ -318,19 +273,34 @@ class WindowSet:
     def __init__(
         self, starts: Sequence[Snapshot], end: Snapshot, mapping: Mapping, selection: Selection, cache: FoldCache
     ) -> None:
-        self.windows = [Window(start, end, mapping, selection, cache) for start in starts]
-        if not all(window.folded for window in self.windows):
+        if any(start.epoch != end.epoch for start in starts):
             raise ValueError("every window of a WindowSet lies within one epoch")
-        self.end = end
-        self.seconds = np.array([window.seconds for window in self.windows])
+        self.starts, self.end, self.mapping, self.selection, self._cache = starts, end, mapping, selection, cache
+        *start_folds, self._end = cache.fold_together([*starts, end], fold_plan(mapping, selection))
+        # Columns past the end's vector are never read (the end has every group read); a fold made
+        # before the layout grew is shorter, and reads 0 where it ends.
+        width = len(self._end.vector)
+        self._starts = np.zeros((len(starts), width))
+        for row, start in zip(self._starts, start_folds, strict=True):
+            row[: len(start.vector)] = start.vector[:width]
+        self.seconds = np.array([max(end.timestamp - start.timestamp, 0.0) for start in starts])
         self._memo: dict[tuple[str, str, str | None], Any] = {}
+        self._summaries: dict[Read, dict[str, _Summaries]] | None = None
 
     def __len__(self) -> int:
-        return len(self.windows)
+        return len(self.starts)
+
+    @property
+    def windows(self) -> list[Window]:
+        """Each window on its own (for ``PerWindow``)."""
+        return [Window(start, self.end, self.mapping, self.selection, self._cache) for start in self.starts]
+
+    def _group(self, by: str | None) -> str | None:
+        return getattr(self.mapping, by) if by else None
 
     def current(self, role: str, by: str | None = None) -> dict[str, float]:
         """As ``Window.current``: the end's, the same for every window."""
-        return self.windows[0].current(role, by)
+        return _current(self._end, getattr(self.mapping, role), self._group(by))
 
     def increase(self, role: str, by: str | None = None) -> dict[str, np.ndarray]:
         """``Window.increase`` of every window: each group's increases, one per window."""
@@ -338,43 +308,40 @@ class WindowSet:
         found: dict[str, np.ndarray] | None = self._memo.get(memo_key)
         if found is not None:
             return found
-        first = self.windows[0]
-        name, label = getattr(first.mapping, role), first._group(by)
-        after = first._fold_values(self.end, name, label)
-        fold_key = ("values", name, label)
-        # Most starts were folded on earlier ticks (they ended windows then): read from the cache.
-        befores = [
-            folded
-            if (folded := window._start_folds.get(fold_key)) is not None
-            else window._fold_values(window.start, name, label)
-            for window in self.windows
-        ]
-        found = {}
-        for group, value in after.items():
-            difference = value - np.array([before.get(group, 0.0) for before in befores])
-            # ``_difference``: float noise below 1e-9 relative is no increase.
-            difference[np.abs(difference) <= 1e-9 * max(1.0, abs(value))] = 0.0
-            found[group] = difference
-        self._memo[memo_key] = found
+        name = getattr(self.mapping, role)
+        groups = {} if name is None else self._end.groups[(name, self._group(by))]
+        positions = np.fromiter(groups.values(), dtype=np.intp, count=len(groups))
+        after = self._end.vector[positions]
+        differences = after - self._starts[:, positions]  # a row per window, a column per group
+        # ``_difference``: float noise below 1e-9 relative is no increase.
+        differences[np.abs(differences) <= 1e-9 * np.maximum(1.0, np.abs(after))] = 0.0
+        found = self._memo[memo_key] = dict(zip(groups, differences.T, strict=True))
         return found
 
-    def histogram_increase(self, role: str, by: str | None = None) -> dict[str, _Increases]:
-        """``Window.histogram_increase`` of every window; raises ``PerWindow`` when a group's series
-        have several bucket layouts."""
-        first = self.windows[0]
-        name, label = getattr(first.mapping, role), first._group(by)
-        after = first._fold_histograms(self.end, name, label)
-        befores = [window._fold_histograms(window.start, name, label) for window in self.windows]
+    def summaries(self, role: str, by: str | None = None) -> dict[str, "_Summaries"]:
+        """Each group's histogram increase over every window, with the minimum and the quantiles
+        (``SET_QUANTILES``) of each window's increase. Computed on the first call for every histogram the
+        table reads, in one pass of array work (``histogram_summaries_of_layouts``); raises
+        ``PerWindow`` when a group's series have several bucket layouts."""
+        if self._summaries is None:
+            increases = {read: self._histogram_increases(read) for read in self._end.histograms}
+            found = [(read, group, summed) for read, groups in increases.items() for group, summed in groups.items()]
+            figures = histogram_summaries_of_layouts(SET_QUANTILES, [(f.bounds, f.counts) for _, _, f in found])
+            self._summaries = {read: {} for read in increases}
+            for (read, group, summed), (minimums, quantiles) in zip(found, figures, strict=True):
+                self._summaries[read][group] = _Summaries(summed, minimums, quantiles)
+        return self._summaries[(getattr(self.mapping, role), self._group(by))]
+
+    def _histogram_increases(self, read: Read) -> dict[str, _Increases]:
         groups: dict[str, _Increases] = {}
-        for (group, layout), total in after.items():
+        name = read[0]
+        for (group, _), (bounds, position) in self._end.histograms[read].items():
             if group in groups:
                 raise PerWindow(f"{name}: several bucket layouts in group {group!r}")
-            zero = np.zeros_like(total.counts)
-            earlier = [before.get((group, layout)) for before in befores]
-            counts = total.counts - np.array([zero if e is None else e.counts for e in earlier])
-            totals = total.total - np.array([0.0 if e is None else e.total for e in earlier])
-            observations = total.count - np.array([0.0 if e is None else e.count for e in earlier])
-            groups[group] = _Increases(total.bounds, counts, totals, observations)
+            width = len(bounds)
+            block = slice(position, position + width + 2)  # the counts, the sum, the count
+            increases = self._end.vector[block] - self._starts[:, block]
+            groups[group] = _Increases(bounds, increases[:, :width], increases[:, width], increases[:, width + 1])
         return groups
 
 
@@ -390,14 +357,17 @@ def _round(value: float) -> float:
     return round(scaled) / 10000.0 if math.isfinite(scaled) else value
 
 
-def _rounded(values: np.ndarray) -> list[float]:
+def _rounded(values: np.ndarray) -> list[Any]:
     """``_round`` of every value, by array operations: ``np.rint`` is ``round`` (half to even), and
     ``+ 0.0`` turns the -0.0 of a small negative into the 0.0 that ``round`` gives."""
+    scaled = values * 10000.0
+    if np.isfinite(scaled).all():  # the usual case, without the masks (a hundred calls a tick)
+        return cast(list[Any], (np.rint(scaled) / 10000.0 + 0.0).tolist())
     finite = np.isfinite(values)
     scaled = np.where(finite, values, 0.0) * 10000.0
     with np.errstate(invalid="ignore"):
         rounded = np.where(np.isfinite(scaled), np.rint(scaled) / 10000.0 + 0.0, values)
-    return cast(list[float], rounded.tolist())
+    return cast(list[Any], rounded.tolist())
 
 
 @dataclass(frozen=True)
@@ -406,6 +376,10 @@ class Rate:
 
     role: str
     by: str | None = None  # a label role such as "endpoint_label"
+
+    @property
+    def reads(self) -> tuple[tuple[str, str, str | None], ...]:
+        return (("values", self.role, self.by),)
 
     def compute(self, w: Window) -> Any:
         grouped = w.increase(self.role, self.by)
@@ -438,14 +412,21 @@ class Total:
     role: str
     where: tuple[str, str] | None = None  # (label role, value)
 
+    @property
+    def reads(self) -> tuple[tuple[str, str, str | None], ...]:
+        return (("values", self.role, self.where[0] if self.where else None),)
+
     def compute(self, w: Window) -> float:
-        if self.where is None:
-            return _round(sum(w.current(self.role).values()))
-        by, wanted = self.where
-        return _round(w.current(self.role, by).get(wanted, 0.0))
+        return self._at_end(w.current)
 
     def compute_many(self, ws: WindowSet) -> list[float]:
-        return [self.compute(ws.windows[0])] * len(ws)  # the end's: the same for every window
+        return [self._at_end(ws.current)] * len(ws)  # the end's: the same for every window
+
+    def _at_end(self, current: Callable[[str, str | None], dict[str, float]]) -> float:
+        if self.where is None:
+            return _round(sum(current(self.role, None).values()))
+        by, wanted = self.where
+        return _round(current(self.role, by).get(wanted, 0.0))
 
 
 @dataclass(frozen=True)
@@ -455,6 +436,10 @@ class Percent:
     numerator: str
     denominator: str
     scale: float = 100.0
+
+    @property
+    def reads(self) -> tuple[tuple[str, str, str | None], ...]:
+        return (("values", self.numerator, None), ("values", self.denominator, None))
 
     def compute(self, w: Window) -> float:
         den = sum(w.increase(self.denominator).values())
@@ -480,22 +465,22 @@ def _summary(bounds: np.ndarray, counts: np.ndarray, total: float, count: float,
 SUMMARY_KEYS = ("avg", "min", "max", "p50", "p90", "p99")
 
 
-def _summary_rows(found: _Increases, scale: float, keys: tuple[str, ...]) -> list[dict[str, float] | None]:
+def _summary_rows(summaries: _Summaries, scale: float, keys: tuple[str, ...]) -> list[dict[str, float] | None]:
     """``{k: _summary(...)[k] for k in keys} | {"count": ...}`` of each window's increase, or None for
-    a window without observations: each figure computed for all windows at once, a column at a time."""
+    a window without observations: every figure of every window rounded at once."""
+    found = summaries.increases
     observed = found.observations > 0
     if not observed.any():
         return [None] * len(observed)
-    minimums, quantiles = histogram_summaries(SUMMARY_QUANTILES, found.bounds, found.counts)
     with np.errstate(divide="ignore", invalid="ignore"):
         means = found.totals / found.observations  # ``mean``, where there are observations
-    columns = dict(zip(SUMMARY_KEYS, (means, minimums, *quantiles.T), strict=True))
-    figures = [_rounded(columns[key] * scale) for key in keys]
-    figures.append(_rounded(found.observations))
+    quantiles = summaries.quantiles[:, : len(SUMMARY_QUANTILES)].T  # SET_QUANTILES begins with these
+    columns = dict(zip(SUMMARY_KEYS, (means, summaries.minimums, *quantiles), strict=True))
+    figures = _rounded(np.column_stack([*(columns[key] * scale for key in keys), found.observations]))
     names = (*keys, "count")
     return [
         dict(zip(names, row, strict=True)) if seen else None
-        for row, seen in zip(zip(*figures, strict=True), observed.tolist(), strict=True)
+        for row, seen in zip(figures, observed.tolist(), strict=True)
     ]
 
 
@@ -522,6 +507,10 @@ class Quantiles:
     scale: float = 1000.0
     keys: tuple[str, ...] = ("avg", "min", "max", "p50", "p90", "p99")
 
+    @property
+    def reads(self) -> tuple[tuple[str, str, str | None], ...]:
+        return (("histograms", self.role, "endpoint_label" if self.by_endpoint else None),)
+
     def compute(self, w: Window) -> Any:
         groups = w.histogram_increase(self.role, "endpoint_label" if self.by_endpoint else None)
         if not self.by_endpoint:
@@ -536,7 +525,7 @@ class Quantiles:
         return result
 
     def compute_many(self, ws: WindowSet) -> list[Any]:
-        groups = ws.histogram_increase(self.role, "endpoint_label" if self.by_endpoint else None)
+        groups = ws.summaries(self.role, "endpoint_label" if self.by_endpoint else None)
         if not self.by_endpoint:
             found = groups.get("")
             if found is None:
@@ -545,14 +534,14 @@ class Quantiles:
             if None not in summaries:
                 return cast(list[Any], summaries)
             # Windows without observations: zeros, and their count as ``compute`` rounds it.
-            counts = _rounded(found.observations)
+            counts = _rounded(found.increases.observations)
             return [
                 dict.fromkeys(self.keys, 0.0) | {"count": count} if summary is None else summary
                 for summary, count in zip(summaries, counts, strict=True)
             ]
         rows: list[dict[str, Any]] = [{} for _ in range(len(ws))]
-        for endpoint, found in sorted(groups.items()):
-            for row, summary in zip(rows, _summary_rows(found, self.scale, self.keys), strict=True):
+        for endpoint, found_there in sorted(groups.items()):
+            for row, summary in zip(rows, _summary_rows(found_there, self.scale, self.keys), strict=True):
                 if summary is not None:
                     row[endpoint] = summary
         return rows
@@ -572,6 +561,10 @@ class InverseQuantiles:
     QUANTILES = (1.0, 0.5, 0.1, 0.01)  # the slowest stream, then the median, p90 and p99 rates' mirrors
     KEYS = ("avg", "min", "max", "p50", "p90", "p99")
 
+    @property
+    def reads(self) -> tuple[tuple[str, str, str | None], ...]:
+        return (("histograms", self.role, None),)
+
     def compute(self, w: Window) -> dict[str, float]:
         bounds, counts, total, count = w.histogram_increase(self.role).get("", _EMPTY)
         if count <= 0:
@@ -580,22 +573,19 @@ class InverseQuantiles:
         return self._figures(fastest, quantiles, total, count, float(bounds[0]))
 
     def compute_many(self, ws: WindowSet) -> list[dict[str, float]]:
-        found = ws.histogram_increase(self.role).get("")
-        if found is None or not (observed := found.observations > 0).any():
+        summaries = ws.summaries(self.role).get("")
+        if summaries is None or not (observed := summaries.increases.observations > 0).any():
             return [dict.fromkeys(self.KEYS, 0.0) for _ in range(len(ws))]
-        fastest, quantiles = histogram_summaries(self.QUANTILES, found.bounds, found.counts)
-        fastest = np.where(fastest <= 0, found.bounds[0], fastest)
+        found = summaries.increases
+        quantiles = summaries.quantiles[:, [SET_QUANTILES.index(q) for q in self.QUANTILES]].T
+        fastest = np.where(summaries.minimums <= 0, found.bounds[0], summaries.minimums)
         with np.errstate(divide="ignore", invalid="ignore"):
-            seconds = (found.totals / found.observations, *quantiles.T[:1], fastest, *quantiles.T[1:])
-
-        def inverse(values: np.ndarray) -> list[float]:
-            return _rounded(np.divide(1.0, values, out=np.zeros(len(values)), where=values > 0))
-
-        # avg, min (the slowest), max (the fastest), p50, p90, p99: the order of KEYS.
-        columns = [inverse(values) for values in seconds]
+            # avg, min (the slowest), max (the fastest), p50, p90, p99: the order of KEYS.
+            seconds = np.column_stack((found.totals / found.observations, quantiles[0], fastest, *quantiles[1:]))
+        rates = _rounded(np.divide(1.0, seconds, out=np.zeros(seconds.shape), where=seconds > 0))
         return [
             dict(zip(self.KEYS, row, strict=True)) if seen else dict.fromkeys(self.KEYS, 0.0)
-            for row, seen in zip(zip(*columns, strict=True), observed.tolist(), strict=True)
+            for row, seen in zip(rates, observed.tolist(), strict=True)
         ]
 
     @staticmethod
@@ -618,9 +608,18 @@ class InverseQuantiles:
         }
 
 
+SET_QUANTILES = (*SUMMARY_QUANTILES, 0.1, 0.01)
+"""The quantiles a ``WindowSet`` computes for every histogram: ``Quantiles``' and ``InverseQuantiles``'."""
+assert set(InverseQuantiles.QUANTILES) <= set(SET_QUANTILES)
+
+
 @dataclass(frozen=True)
 class CacheByEndpoint:
     ROLES = ("cache_lookups", "cache_lookup_hits", "cache_queries", "cache_hits")
+
+    @property
+    def reads(self) -> tuple[tuple[str, str, str | None], ...]:
+        return tuple(("values", role, "endpoint_label") for role in self.ROLES)
 
     def compute(self, w: Window) -> dict[str, dict[str, float]]:
         sums: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
@@ -718,6 +717,10 @@ CATEGORIES: dict[str, tuple[tuple[str | None, Any], ...]] = {
     ),
 }
 METRIC_TYPES: tuple[str, ...] = tuple(CATEGORIES)
+READS: frozenset[tuple[str, str, str | None]] = frozenset(
+    read for fields in CATEGORIES.values() for _, measure in fields for read in measure.reads
+)
+"""What the table's measures read: ("values" or "histograms", a role, the label role it groups by or None)."""
 
 
 def compute(window: Window, metric_types: frozenset[str]) -> dict[str, Any]:

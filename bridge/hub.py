@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from bridge import protocol
-from bridge.categories import FoldCache, Mapping, Selection, Window, WindowSet, compute, compute_in_steps
+from bridge.categories import Mapping, Selection, Window, WindowSet, compute, compute_in_steps
+from bridge.folds import FoldCache
 from bridge.sampler import Sampler, SourceUnavailable
 from bridge.snapshot import Snapshot
 from bridge.sources import Source

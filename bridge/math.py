@@ -7,6 +7,7 @@ figure on the stream agrees with the same query in Grafana.
 import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 
@@ -86,11 +87,55 @@ def histogram_summaries(
     ``bridge.categories.WindowSet``)."""
     at = np.maximum.accumulate(np.asarray(cumulative, dtype=float), axis=1)
     rows, n = at.shape
+    if rows == 0 or n < 2 or not math.isinf(bounds[-1]):
+        quantiles = np.full((rows, len(qs)), math.nan)
+        quantiles[:] = [_out_of_range(q, math.nan) for q in qs]
+        return _minimums(np.broadcast_to(bounds, (rows, n)), at), quantiles
+    return _summaries(qs, np.broadcast_to(bounds, (rows, n)), at)
+
+
+def histogram_summaries_of_layouts(
+    qs: Sequence[float], layouts: Sequence[tuple[np.ndarray, np.ndarray]]
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``histogram_summaries(qs, bounds, rows)`` of each (bounds, rows) of ``layouts``, bit for bit, with
+    one pass of array work for all of them where that gives the same figures.
+
+    A layout narrower than the widest is padded on the left with empty buckets at bound 0: for a
+    quantile in (0, 1] the rank is above 0, so it never falls in them, and the lowest real bucket keeps
+    its lower edge 0. That holds for layouts whose first bound is above 0 and whose last is +Inf; any
+    other layout (and any other q) is computed on its own."""
+    results: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(layouts)
+    together = []
+    for index, (bounds, rows) in enumerate(layouts):
+        if len(bounds) >= 2 and bounds[0] > 0 and math.isinf(bounds[-1]) and all(0 < q <= 1 for q in qs):
+            together.append(index)
+        else:
+            results[index] = histogram_summaries(qs, bounds, rows)
+    if together:
+        width = max(len(layouts[index][0]) for index in together)
+        sizes = [len(layouts[index][1]) for index in together]
+        padded_bounds = np.zeros((sum(sizes), width))
+        padded = np.zeros((sum(sizes), width))
+        first = 0
+        for index, size in zip(together, sizes, strict=True):
+            bounds, rows = layouts[index]
+            padded_bounds[first : first + size, width - len(bounds) :] = bounds
+            padded[first : first + size, width - len(bounds) :] = rows
+            first += size
+        minimums, quantiles = _summaries(qs, padded_bounds, np.maximum.accumulate(padded, axis=1))
+        first = 0
+        for index, size in zip(together, sizes, strict=True):
+            results[index] = (minimums[first : first + size], quantiles[first : first + size])
+            first += size
+    return cast(list[tuple[np.ndarray, np.ndarray]], results)
+
+
+def _summaries(qs: Sequence[float], bounds: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``histogram_summaries`` of rows of monotonic counts ``at`` at rows of ``bounds`` (at least two,
+    the last +Inf), each row its own bounds."""
+    rows, n = at.shape
     quantiles = np.full((rows, len(qs)), math.nan)
     minimums = _minimums(bounds, at)
-    if rows == 0 or n < 2 or not math.isinf(bounds[-1]):
-        quantiles[:] = [_out_of_range(q, math.nan) for q in qs]
-        return minimums, quantiles
     observations = at[:, -1]
     valid = [column for column, q in enumerate(qs) if not (math.isnan(q) or q < 0 or q > 1)]
     for column, q in enumerate(qs):
@@ -104,26 +149,26 @@ def histogram_summaries(
     # bisect_left over the buckets but +Inf: the first that reaches the rank, else the +Inf bucket.
     b = np.where(reached.any(axis=2), reached.argmax(axis=2), n - 1)
     previous = np.maximum(b - 1, 0)
-    start = np.where(b == 0, 0.0, bounds[previous])
+    start = np.where(b == 0, 0.0, np.take_along_axis(bounds, previous, axis=1))
     below = np.where(b > 0, np.take_along_axis(at, previous, axis=1), 0.0)
     count = np.take_along_axis(at, b, axis=1) - below
     with np.errstate(divide="ignore", invalid="ignore"):
-        inside = start + (bounds[b] - start) * ((rank - below) / count)
+        inside = start + (np.take_along_axis(bounds, b, axis=1) - start) * ((rank - below) / count)
     value = np.where(count == 0, math.nan, inside)
-    value = np.where((b == 0) & (bounds[0] <= 0), bounds[0], value)
-    value = np.where(b == n - 1, bounds[-2], value)
+    value = np.where((b == 0) & (bounds[:, :1] <= 0), bounds[:, :1], value)
+    value = np.where(b == n - 1, bounds[:, -2:-1], value)
     quantiles[:, valid] = np.where((observations != 0)[:, None], value, math.nan)
     return minimums, quantiles
 
 
 def _minimums(bounds: np.ndarray, at: np.ndarray) -> np.ndarray:
-    """``_minimum`` of each row of monotonic counts ``at``."""
+    """``_minimum`` of each row of monotonic counts ``at``, each at its row of ``bounds``."""
     rows, n = at.shape
     if rows == 0 or n == 0:
         return np.full(rows, math.nan)
     b = (at > 0).argmax(axis=1)  # bisect_right(at, 0.0): the first bucket holding an observation
-    lower = np.where(b == 0, 0.0, bounds[np.maximum(b - 1, 0)])
-    last = bounds[-2] if n > 1 else math.nan
+    lower = np.where(b == 0, 0.0, np.take_along_axis(bounds, np.maximum(b - 1, 0)[:, None], axis=1)[:, 0])
+    last = bounds[:, -2] if n > 1 else math.nan
     value = np.where(b == n - 1, last, lower)
     return np.where(at[:, -1] > 0, value, math.nan)
 

@@ -15,6 +15,7 @@ from bridge.math import (
     histogram_quantile,
     histogram_quantiles,
     histogram_summaries,
+    histogram_summaries_of_layouts,
     histogram_summary,
     increase,
     mean,
@@ -160,3 +161,41 @@ def test_summaries_without_an_inf_bucket_or_rows():
     assert minimums[0] == histogram_summary((0.5,), bounds, np.array([1.0, 3.0]))[0]
     empty_minimums, empty_quantiles = histogram_summaries((0.5,), np.array([1.0, INF]), np.zeros((0, 2)))
     assert empty_minimums.shape == (0,) and empty_quantiles.shape == (0, 1)
+
+
+@given(
+    st.lists(
+        st.integers(min_value=1, max_value=10).flatmap(
+            lambda n: st.tuples(
+                st.lists(st.floats(-5, 100, allow_nan=False), min_size=n, max_size=n, unique=True).map(sorted),
+                st.lists(
+                    st.lists(st.integers(-3, 50), min_size=n + 1, max_size=n + 1).map(
+                        lambda steps: list(itertools.accumulate(steps))
+                    ),
+                    min_size=0,
+                    max_size=4,
+                ),
+            )
+        ),
+        min_size=1,
+        max_size=5,
+    ),
+    st.lists(st.floats(0.001, 1.0), min_size=1, max_size=4),
+    st.booleans(),
+)
+def test_layouts_summarized_together_are_each_layouts_summaries_bit_for_bit(histograms, qs, with_zero):
+    # Layouts of different widths, some starting at or below 0 (computed on their own), rows that go down.
+    qs = [*qs, 0.0] if with_zero else [*qs, 1.0]  # a q of 0 could tell the padding apart: not padded
+    layouts = [
+        (
+            np.array([*finite, INF]),
+            np.array([[max(c, 0) for c in row] for row in rows], dtype=float).reshape(-1, len(finite) + 1),
+        )
+        for finite, rows in histograms
+    ]
+    results = histogram_summaries_of_layouts(qs, layouts)
+    assert len(results) == len(layouts)
+    for (bounds, rows), (minimums, quantiles) in zip(layouts, results, strict=True):
+        expected_minimums, expected = histogram_summaries(qs, bounds, rows)
+        assert np.array_equal(minimums, expected_minimums, equal_nan=True)
+        assert np.array_equal(quantiles, expected, equal_nan=True), (bounds, rows, qs)

@@ -5,7 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from bridge.categories import METRIC_TYPES, FoldCache, Mapping, Selection, Window, WindowSet, compute, compute_many
+from bridge.categories import METRIC_TYPES, Mapping, Selection, Window, WindowSet, compute, compute_many
+from bridge.folds import FoldCache
 from bridge.protocol import dumps_figures
 from bridge.snapshot import Histogram, Snapshot
 

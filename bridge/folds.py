@@ -1,0 +1,191 @@
+"""Per-group sums of a snapshot's series ("folds"), one flat vector per snapshot, positions shared.
+
+Within one epoch a window's increase is the fold at its end minus the fold at its start. A fold keeps
+its sums in one vector, at positions a ``FoldLayout`` hands out per (family, grouping label, group)
+and, for histograms, per bucket layout as well: the starts of a hundred windows stack into one matrix,
+and every group's increase over every window is one array subtraction instead of a hundred lookups.
+"""
+
+import functools
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from bridge.snapshot import LabelKey, Snapshot
+
+Read = tuple[str, str | None]
+"""A family's name and the label its series are summed by (None: every series in one group, "")."""
+
+
+@functools.lru_cache(maxsize=65536)
+def labels(key: LabelKey) -> dict[str, str]:
+    """A series key as a dict, made once per series (keys are bounded by the source's cardinality).
+    Callers only read it."""
+    return dict(key)
+
+
+def group_of(key: LabelKey, label: str | None) -> str:
+    return labels(key).get(label, "") if label else ""
+
+
+@dataclass
+class HistogramSum:
+    """Cumulative bucket counts at ``bounds`` with their sum and count: the sum of a group's histograms
+    at one snapshot, or its increase over a window."""
+
+    bounds: np.ndarray
+    counts: np.ndarray
+    total: float
+    count: float
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.bounds, self.counts, self.total, self.count))
+
+
+def add_histogram(
+    into: dict[tuple[str, bytes], HistogramSum],
+    key: tuple[str, bytes],
+    bounds: np.ndarray,
+    counts: np.ndarray,
+    total: float,
+    count: float,
+) -> None:
+    found = into.get(key)
+    if found is None:
+        into[key] = HistogramSum(bounds, counts.astype(float), total, count)  # a copy: never the snapshot's
+    else:
+        found.counts = found.counts + counts
+        found.total += total
+        found.count += count
+
+
+@dataclass(frozen=True, eq=False)
+class FoldPlan:
+    """What a fold sums: families read as numbers and as histograms, each with its grouping label, and
+    which series the selection keeps. Compared by identity: one plan object per (mapping, selection)."""
+
+    values: tuple[Read, ...]
+    histograms: tuple[Read, ...]
+    keep: Callable[[LabelKey], bool]
+
+
+class FoldLayout:
+    """Where each sum lives in a fold's vector: a number takes one position, a histogram's group takes
+    its bucket counts, then its sum, then its count. Positions are only added (groups appear as series
+    do), so a fold made earlier is a prefix of the layout and reads 0 past its end."""
+
+    def __init__(self) -> None:
+        self._positions: dict[tuple[str, str | None, str, bytes | None], int] = {}
+        self.size = 0
+
+    def position(self, key: tuple[str, str | None, str, bytes | None], width: int) -> int:
+        found = self._positions.get(key)
+        if found is None:
+            found = self._positions[key] = self.size
+            self.size += width
+        return found
+
+
+@dataclass(eq=False)
+class Fold:
+    """The selected series of one snapshot summed per group, at the positions of ``layout``."""
+
+    layout: FoldLayout
+    vector: np.ndarray
+    numbers: list[float]
+    """``vector`` as Python floats: what a window computed alone reads, a number at a time."""
+    groups: dict[Read, dict[str, int]]
+    """For each read, the groups this snapshot has, in the order its series met them, and their positions."""
+    histograms: dict[Read, dict[tuple[str, bytes], tuple[np.ndarray, int]]]
+    """For each read, each (group, bucket layout) this snapshot has: its bounds and the block's position."""
+
+    def number(self, position: int) -> float:
+        return self.numbers[position] if position < len(self.numbers) else 0.0
+
+    def block(self, position: int, width: int) -> np.ndarray:
+        """``width`` numbers from ``position``, zeros past the vector's end."""
+        found = self.vector[position : position + width]
+        return found if len(found) == width else np.concatenate((found, np.zeros(width - len(found))))
+
+
+def fold(snapshot: Snapshot, plan: FoldPlan, layout: FoldLayout) -> Fold:
+    """Sum ``snapshot``'s series that ``plan`` keeps, per group, in the order the series come (the
+    order decides a float sum's last bits: every reader of this fold sees the same sums)."""
+    groups: dict[Read, dict[str, int]] = {}
+    numbers: list[tuple[int, float]] = []
+    for read in plan.values:
+        name, label = read
+        sums: dict[str, float] = {}
+        for key, value in snapshot.values.get(name, {}).items():
+            if plan.keep(key):
+                group = group_of(key, label)
+                sums[group] = sums.get(group, 0.0) + value
+        placed = groups[read] = {group: layout.position((name, label, group, None), 1) for group in sums}
+        numbers.extend(zip(placed.values(), sums.values(), strict=True))
+    histograms: dict[Read, dict[tuple[str, bytes], tuple[np.ndarray, int]]] = {}
+    blocks: list[tuple[int, HistogramSum]] = []
+    for read in plan.histograms:
+        name, label = read
+        histogram_sums: dict[tuple[str, bytes], HistogramSum] = {}
+        for key, h in snapshot.histograms.get(name, {}).items():
+            if plan.keep(key):
+                grouped = (group_of(key, label), h.bounds.tobytes())
+                add_histogram(histogram_sums, grouped, h.bounds, h.cumulative, h.total, h.count)
+        placed_blocks = histograms[read] = {}
+        for (group, bucket_layout), summed in histogram_sums.items():
+            position = layout.position((name, label, group, bucket_layout), len(summed.bounds) + 2)
+            placed_blocks[(group, bucket_layout)] = (summed.bounds, position)
+            blocks.append((position, summed))
+    vector = np.zeros(layout.size)
+    if numbers:
+        positions, sums_in_order = zip(*numbers, strict=True)
+        vector[list(positions)] = sums_in_order
+    for position, summed in blocks:
+        width = len(summed.bounds)
+        vector[position : position + width] = summed.counts
+        vector[position + width] = summed.total
+        vector[position + width + 1] = summed.count
+    return Fold(layout, vector, vector.tolist(), groups, histograms)
+
+
+class FoldCache:
+    """The folds of recently used (snapshot, plan) pairs, least recently used dropped first, in one
+    layout. A default server's layout is about 2,000 positions (16 KiB a fold). Memory is bounded by
+    ``limit`` folds of at most ``max_positions`` numbers (and one snapshot's worth): a source whose
+    groups outgrow it starts a new layout, and its folds are made again."""
+
+    def __init__(self, limit: int = 512, max_positions: int = 16384) -> None:
+        self.limit = limit
+        self.max_positions = max_positions
+        self.layout = FoldLayout()
+        self._entries: OrderedDict[tuple[int, FoldPlan], tuple[Snapshot, Fold]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def fold(self, snapshot: Snapshot, plan: FoldPlan) -> Fold:
+        key = (id(snapshot), plan)
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] is snapshot:  # the snapshot itself is held: its id is not reused
+            self._entries.move_to_end(key)
+            return entry[1]
+        if self.layout.size > self.max_positions:
+            self.layout = FoldLayout()
+            self._entries.clear()
+        made = fold(snapshot, plan, self.layout)
+        self._entries[key] = (snapshot, made)
+        if len(self._entries) > self.limit:
+            self._entries.popitem(last=False)
+        return made
+
+    def fold_together(self, snapshots: Sequence[Snapshot], plan: FoldPlan) -> list[Fold]:
+        """The folds of ``snapshots``, all in one layout (so one can be subtracted from another)."""
+        folds = [self.fold(snapshot, plan) for snapshot in snapshots]
+        if all(made.layout is self.layout for made in folds):
+            return folds
+        # The layout started over midway (more groups than ``max_positions``): these, in one of their own.
+        layout = FoldLayout()
+        return [fold(snapshot, plan, layout) for snapshot in snapshots]
