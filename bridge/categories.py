@@ -13,6 +13,7 @@ from typing import Any, cast
 
 import numpy as np
 
+from bridge.figures import ColumnFigures, DictFigures, FigureObject, round_figure
 from bridge.folds import Fold, FoldCache, FoldPlan, HistogramSum, Read, add_histogram, group_of, labels
 from bridge.math import bucket_increase, histogram_summaries_of_layouts, histogram_summary, increase, mean
 from bridge.snapshot import LabelKey, Snapshot, Wanted
@@ -348,28 +349,6 @@ class WindowSet:
 # -- measures -------------------------------------------------------------------------------------------
 
 
-def _round(value: float) -> float:
-    """To four decimals, half to even on ``value * 10**4`` (so numpy can do it alike: ``_rounded``);
-    0.0 for what JSON cannot carry."""
-    if not math.isfinite(value):
-        return 0.0
-    scaled = value * 10000.0
-    return round(scaled) / 10000.0 if math.isfinite(scaled) else value
-
-
-def _rounded(values: np.ndarray) -> list[Any]:
-    """``_round`` of every value, by array operations: ``np.rint`` is ``round`` (half to even), and
-    ``+ 0.0`` turns the -0.0 of a small negative into the 0.0 that ``round`` gives."""
-    scaled = values * 10000.0
-    if np.isfinite(scaled).all():  # the usual case, without the masks (a hundred calls a tick)
-        return cast(list[Any], (np.rint(scaled) / 10000.0 + 0.0).tolist())
-    finite = np.isfinite(values)
-    scaled = np.where(finite, values, 0.0) * 10000.0
-    with np.errstate(invalid="ignore"):
-        rounded = np.where(np.isfinite(scaled), np.rint(scaled) / 10000.0 + 0.0, values)
-    return cast(list[Any], rounded.tolist())
-
-
 @dataclass(frozen=True)
 class Rate:
     """Per-second increase of a counter over the window: a total, or a map by a label."""
@@ -384,25 +363,24 @@ class Rate:
     def compute(self, w: Window) -> Any:
         grouped = w.increase(self.role, self.by)
         if self.by is None:
-            return _round(grouped.get("", 0.0) / w.seconds) if w.seconds else 0.0
-        return {k: _round(v / w.seconds) for k, v in sorted(grouped.items()) if v > 0 and w.seconds}
+            return round_figure(grouped.get("", 0.0) / w.seconds) if w.seconds else 0.0
+        return {k: round_figure(v / w.seconds) for k, v in sorted(grouped.items()) if v > 0 and w.seconds}
 
-    def compute_many(self, ws: WindowSet) -> list[Any]:
+    def compute_many(self, ws: WindowSet, out: ColumnFigures) -> int | FigureObject:
         grouped = ws.increase(self.role, self.by)
         timed = ws.seconds > 0
 
-        def per_second(increases: np.ndarray) -> list[float]:
-            return _rounded(np.divide(increases, ws.seconds, out=np.zeros(len(ws)), where=timed))
+        def per_second(increases: np.ndarray) -> np.ndarray:
+            rates: np.ndarray = np.divide(increases, ws.seconds, out=np.zeros(len(ws)), where=timed)
+            return rates
 
         if self.by is None:
             found = grouped.get("")
-            return [0.0] * len(ws) if found is None else per_second(found)
-        rows: list[dict[str, float]] = [{} for _ in range(len(ws))]
+            return out.figure(0.0 if found is None else per_second(found))
+        rates = FigureObject()
         for group, increases in sorted(grouped.items()):
-            rates = per_second(increases)
-            for index in np.flatnonzero((increases > 0) & timed).tolist():
-                rows[index][group] = rates[index]
-        return rows
+            rates.add(group, out.figure(per_second(increases)), out.mask((increases > 0) & timed))
+        return rates
 
 
 @dataclass(frozen=True)
@@ -417,16 +395,16 @@ class Total:
         return (("values", self.role, self.where[0] if self.where else None),)
 
     def compute(self, w: Window) -> float:
-        return self._at_end(w.current)
+        return round_figure(self._at_end(w.current))
 
-    def compute_many(self, ws: WindowSet) -> list[float]:
-        return [self._at_end(ws.current)] * len(ws)  # the end's: the same for every window
+    def compute_many(self, ws: WindowSet, out: ColumnFigures) -> int:
+        return out.figure(self._at_end(ws.current))  # the end's: the same for every window
 
     def _at_end(self, current: Callable[[str, str | None], dict[str, float]]) -> float:
         if self.where is None:
-            return _round(sum(current(self.role, None).values()))
+            return sum(current(self.role, None).values())
         by, wanted = self.where
-        return _round(current(self.role, by).get(wanted, 0.0))
+        return current(self.role, by).get(wanted, 0.0)
 
 
 @dataclass(frozen=True)
@@ -444,14 +422,14 @@ class Percent:
     def compute(self, w: Window) -> float:
         den = sum(w.increase(self.denominator).values())
         num = sum(w.increase(self.numerator).values())
-        return _round(self.scale * num / den) if den > 0 else 0.0
+        return round_figure(self.scale * num / den) if den > 0 else 0.0
 
-    def compute_many(self, ws: WindowSet) -> list[float]:
+    def compute_many(self, ws: WindowSet, out: ColumnFigures) -> int:
         shape = (len(ws),)
         # ``sum`` over the groups' arrays: the same additions, in the same order, as ``compute``'s.
         den = np.broadcast_to(sum(ws.increase(self.denominator).values()), shape).astype(float)
         num = np.broadcast_to(sum(ws.increase(self.numerator).values()), shape).astype(float)
-        return _rounded(np.divide(self.scale * num, den, out=np.zeros(shape), where=den > 0))
+        return out.figure(np.divide(self.scale * num, den, out=np.zeros(shape), where=den > 0))
 
 
 SUMMARY_QUANTILES = (1.0, 0.5, 0.9, 0.99)
@@ -465,23 +443,22 @@ def _summary(bounds: np.ndarray, counts: np.ndarray, total: float, count: float,
 SUMMARY_KEYS = ("avg", "min", "max", "p50", "p90", "p99")
 
 
-def _summary_rows(summaries: _Summaries, scale: float, keys: tuple[str, ...]) -> list[dict[str, float] | None]:
-    """``{k: _summary(...)[k] for k in keys} | {"count": ...}`` of each window's increase, or None for
-    a window without observations: every figure of every window rounded at once."""
+def _summary_object(
+    summaries: _Summaries, scale: float, keys: tuple[str, ...], out: ColumnFigures
+) -> tuple[FigureObject, np.ndarray]:
+    """``{k: _summary(...)[k] for k in keys} | {"count": ...}`` of each window's increase, 0 for each
+    figure of a window without observations but its count; and where there were observations."""
     found = summaries.increases
     observed = found.observations > 0
-    if not observed.any():
-        return [None] * len(observed)
     with np.errstate(divide="ignore", invalid="ignore"):
         means = found.totals / found.observations  # ``mean``, where there are observations
     quantiles = summaries.quantiles[:, : len(SUMMARY_QUANTILES)].T  # SET_QUANTILES begins with these
     columns = dict(zip(SUMMARY_KEYS, (means, summaries.minimums, *quantiles), strict=True))
-    figures = _rounded(np.column_stack([*(columns[key] * scale for key in keys), found.observations]))
-    names = (*keys, "count")
-    return [
-        dict(zip(names, row, strict=True)) if seen else None
-        for row, seen in zip(figures, observed.tolist(), strict=True)
-    ]
+    summary = FigureObject()
+    for key in keys:
+        summary.add(key, out.figure(np.where(observed, columns[key] * scale, 0.0)))
+    summary.add("count", out.figure(found.observations))
+    return summary, observed
 
 
 def _summary_figures(
@@ -489,12 +466,12 @@ def _summary_figures(
 ) -> dict[str, float]:
     maximum, p50, p90, p99 = quantiles  # the order of SUMMARY_KEYS
     return {
-        "avg": _round(mean(total, count) * scale),
-        "min": _round(minimum * scale),
-        "max": _round(maximum * scale),
-        "p50": _round(p50 * scale),
-        "p90": _round(p90 * scale),
-        "p99": _round(p99 * scale),
+        "avg": round_figure(mean(total, count) * scale),
+        "min": round_figure(minimum * scale),
+        "max": round_figure(maximum * scale),
+        "p50": round_figure(p50 * scale),
+        "p90": round_figure(p90 * scale),
+        "p99": round_figure(p99 * scale),
     }
 
 
@@ -516,35 +493,29 @@ class Quantiles:
         if not self.by_endpoint:
             bounds, counts, total, count = groups.get("", _EMPTY)
             summary = _summary(bounds, counts, total, count, self.scale) if count > 0 else {}
-            return {k: summary.get(k, 0.0) for k in self.keys} | {"count": _round(count)}
+            return {k: summary.get(k, 0.0) for k in self.keys} | {"count": round_figure(count)}
         result = {}
         for endpoint, (bounds, counts, total, count) in sorted(groups.items()):
             if count > 0:
                 summary = _summary(bounds, counts, total, count, self.scale)
-                result[endpoint] = {k: summary[k] for k in self.keys} | {"count": _round(count)}
+                result[endpoint] = {k: summary[k] for k in self.keys} | {"count": round_figure(count)}
         return result
 
-    def compute_many(self, ws: WindowSet) -> list[Any]:
+    def compute_many(self, ws: WindowSet, out: ColumnFigures) -> FigureObject:
         groups = ws.summaries(self.role, "endpoint_label" if self.by_endpoint else None)
         if not self.by_endpoint:
             found = groups.get("")
             if found is None:
-                return [dict.fromkeys(self.keys, 0.0) | {"count": 0.0} for _ in range(len(ws))]
-            summaries = _summary_rows(found, self.scale, self.keys)
-            if None not in summaries:
-                return cast(list[Any], summaries)
-            # Windows without observations: zeros, and their count as ``compute`` rounds it.
-            counts = _rounded(found.increases.observations)
-            return [
-                dict.fromkeys(self.keys, 0.0) | {"count": count} if summary is None else summary
-                for summary, count in zip(summaries, counts, strict=True)
-            ]
-        rows: list[dict[str, Any]] = [{} for _ in range(len(ws))]
-        for endpoint, found_there in sorted(groups.items()):
-            for row, summary in zip(rows, _summary_rows(found_there, self.scale, self.keys), strict=True):
-                if summary is not None:
-                    row[endpoint] = summary
-        return rows
+                zeros = FigureObject()
+                for key in (*self.keys, "count"):
+                    zeros.add(key, out.figure(0.0))
+                return zeros
+            return _summary_object(found, self.scale, self.keys, out)[0]
+        by_endpoint = FigureObject()
+        for endpoint, found in sorted(groups.items()):
+            summary, observed = _summary_object(found, self.scale, self.keys, out)
+            by_endpoint.add(endpoint, summary, out.mask(observed))
+        return by_endpoint
 
 
 @dataclass(frozen=True)
@@ -572,21 +543,24 @@ class InverseQuantiles:
         fastest, quantiles = histogram_summary(self.QUANTILES, bounds, counts)
         return self._figures(fastest, quantiles, total, count, float(bounds[0]))
 
-    def compute_many(self, ws: WindowSet) -> list[dict[str, float]]:
+    def compute_many(self, ws: WindowSet, out: ColumnFigures) -> FigureObject:
         summaries = ws.summaries(self.role).get("")
-        if summaries is None or not (observed := summaries.increases.observations > 0).any():
-            return [dict.fromkeys(self.KEYS, 0.0) for _ in range(len(ws))]
+        rates = FigureObject()
+        if summaries is None:
+            for key in self.KEYS:
+                rates.add(key, out.figure(0.0))
+            return rates
         found = summaries.increases
         quantiles = summaries.quantiles[:, [SET_QUANTILES.index(q) for q in self.QUANTILES]].T
         fastest = np.where(summaries.minimums <= 0, found.bounds[0], summaries.minimums)
         with np.errstate(divide="ignore", invalid="ignore"):
             # avg, min (the slowest), max (the fastest), p50, p90, p99: the order of KEYS.
-            seconds = np.column_stack((found.totals / found.observations, quantiles[0], fastest, *quantiles[1:]))
-        rates = _rounded(np.divide(1.0, seconds, out=np.zeros(seconds.shape), where=seconds > 0))
-        return [
-            dict(zip(self.KEYS, row, strict=True)) if seen else dict.fromkeys(self.KEYS, 0.0)
-            for row, seen in zip(rates, observed.tolist(), strict=True)
-        ]
+            seconds = (found.totals / found.observations, quantiles[0], fastest, *quantiles[1:])
+        observed = found.observations > 0
+        for key, values in zip(self.KEYS, seconds, strict=True):
+            inverse = np.divide(1.0, values, out=np.zeros(len(ws)), where=observed & (values > 0))
+            rates.add(key, out.figure(inverse))
+        return rates
 
     @staticmethod
     def _figures(
@@ -599,12 +573,12 @@ class InverseQuantiles:
         if fastest <= 0:
             fastest = first_bound
         return {
-            "avg": _round(inverse(mean(total, count))),
-            "min": _round(inverse(slowest)),
-            "max": _round(inverse(fastest)),
-            "p50": _round(inverse(p50)),
-            "p90": _round(inverse(p90)),
-            "p99": _round(inverse(p99)),
+            "avg": round_figure(inverse(mean(total, count))),
+            "min": round_figure(inverse(slowest)),
+            "max": round_figure(inverse(fastest)),
+            "p50": round_figure(inverse(p50)),
+            "p90": round_figure(inverse(p90)),
+            "p99": round_figure(inverse(p99)),
         }
 
 
@@ -632,13 +606,13 @@ class CacheByEndpoint:
                 result[endpoint] = _cache_figures(*(s[role] for role in self.ROLES))
         return result
 
-    def compute_many(self, ws: WindowSet) -> list[dict[str, dict[str, float]]]:
+    def compute_many(self, ws: WindowSet, out: ColumnFigures) -> FigureObject:
         sums: dict[str, dict[str, np.ndarray]] = {}
         for role in self.ROLES:
             for endpoint, values in ws.increase(role, "endpoint_label").items():
                 by_role = sums.setdefault(endpoint, {})
                 by_role[role] = by_role.get(role, 0.0) + values  # 0.0 + first, as compute's defaultdict
-        rows: list[dict[str, dict[str, float]]] = [{} for _ in range(len(ws))]
+        by_endpoint = FigureObject()
         none = np.zeros(len(ws))
         for endpoint, by_role in sorted(sums.items()):
             lookups, lookup_hits, queries, hits = (by_role.get(role, none) for role in self.ROLES)
@@ -647,14 +621,16 @@ class CacheByEndpoint:
                 continue
             with np.errstate(divide="ignore", invalid="ignore"):
                 columns = (
-                    _rounded(100 * lookup_hits / lookups),
-                    _rounded(np.divide(100 * hits, queries, out=np.zeros(len(ws)), where=queries != 0)),
-                    _rounded(lookups),
-                    _rounded(lookup_hits),
+                    100 * lookup_hits / lookups,
+                    np.divide(100 * hits, queries, out=np.zeros(len(ws)), where=queries != 0),
+                    lookups,
+                    lookup_hits,
                 )
-            for index in np.flatnonzero(looked).tolist():
-                rows[index][endpoint] = dict(zip(_CACHE_KEYS, (column[index] for column in columns), strict=True))
-        return rows
+            figures = FigureObject()
+            for key, values in zip(_CACHE_KEYS, columns, strict=True):
+                figures.add(key, out.figure(values))
+            by_endpoint.add(endpoint, figures, out.mask(looked))
+        return by_endpoint
 
 
 _CACHE_KEYS = ("hit_rate", "token_reuse_rate", "lookups", "hits")
@@ -662,10 +638,10 @@ _CACHE_KEYS = ("hit_rate", "token_reuse_rate", "lookups", "hits")
 
 def _cache_figures(lookups: float, lookup_hits: float, queries: float, hits: float) -> dict[str, float]:
     return {
-        "hit_rate": _round(100 * lookup_hits / lookups),
-        "token_reuse_rate": _round(100 * hits / queries) if queries else 0.0,
-        "lookups": _round(lookups),
-        "hits": _round(lookup_hits),
+        "hit_rate": round_figure(100 * lookup_hits / lookups),
+        "token_reuse_rate": round_figure(100 * hits / queries) if queries else 0.0,
+        "lookups": round_figure(lookups),
+        "hits": round_figure(lookup_hits),
     }
 
 
@@ -742,39 +718,43 @@ def compute(window: Window, metric_types: frozenset[str]) -> dict[str, Any]:
 
 def compute_many(windows: WindowSet, metric_types: frozenset[str]) -> list[dict[str, Any]]:
     """``compute`` of each window of the set, in order, the measures computed for all at once."""
+    return compute_figures(windows, metric_types).rows()
+
+
+def compute_figures(windows: WindowSet, metric_types: frozenset[str]) -> ColumnFigures | DictFigures:
+    """``compute_in_steps`` without the pauses."""
     steps = compute_in_steps(windows, metric_types)
     while True:
         try:
             next(steps)
         except StopIteration as done:
-            return cast(list[dict[str, Any]], done.value)
+            return cast(ColumnFigures | DictFigures, done.value)
 
 
-def compute_in_steps(windows: WindowSet, metric_types: frozenset[str]) -> Generator[None, None, list[dict[str, Any]]]:
-    """``compute_many``, pausing after each measure (0.3 to 2 ms for a hundred windows on the slow 2-core
-    machine, the histograms' quantiles the longest): the hub gives the event loop a turn between steps.
-    Returns the rows."""
+def compute_in_steps(
+    windows: WindowSet, metric_types: frozenset[str]
+) -> Generator[None, None, ColumnFigures | DictFigures]:
+    """``compute_many``, as figures ready to be written, pausing after each measure (0.1 to 1 ms for a
+    hundred windows on the slow 2-core machine, the histograms' quantiles the longest): the hub gives the
+    event loop a turn between steps."""
     try:
-        rows: list[dict[str, Any]] = [{} for _ in range(len(windows))]
+        out = ColumnFigures(len(windows))
         for category, fields in CATEGORIES.items():
             if category not in metric_types:
                 continue
             if fields[0][0] is None:  # the measure's map is the category itself
-                values = fields[0][1].compute_many(windows)
+                values = fields[0][1].compute_many(windows, out)
                 yield
             else:
-                columns = []
-                for _, measure in fields:
-                    columns.append(measure.compute_many(windows))
+                values = FigureObject()
+                for name, measure in fields:
+                    values.add(cast(str, name), measure.compute_many(windows, out))
                     yield
-                names = [name for name, _ in fields]
-                values = [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
-            for row, value in zip(rows, values, strict=True):
-                row[category] = value
-        return rows
+            out.root.add(category, values)
+        return out
     except PerWindow:
         alone = []
         for window in windows.windows:
             alone.append(compute(window, metric_types))
             yield
-        return alone
+        return DictFigures(alone)

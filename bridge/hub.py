@@ -17,6 +17,7 @@ from typing import Any, cast
 
 from bridge import protocol
 from bridge.categories import Mapping, Selection, Window, WindowSet, compute, compute_in_steps
+from bridge.figures import ColumnFigures, DictFigures, dumps_figures
 from bridge.folds import FoldCache
 from bridge.sampler import Sampler, SourceUnavailable
 from bridge.snapshot import Snapshot
@@ -209,7 +210,7 @@ class Hub:
 
     async def _compute_together(
         self, starts: list[Snapshot], end: Snapshot, filters: protocol.Filters
-    ) -> list[dict[str, Any]]:
+    ) -> ColumnFigures | DictFigures:
         """The figures of windows from each of ``starts`` to ``end`` (all within one epoch), in order,
         measure by measure, the event loop given a turn whenever ``slice_seconds`` have passed."""
         selection = Selection(filters.endpoints, filters.models)
@@ -219,7 +220,7 @@ class Hub:
             try:
                 next(steps)
             except StopIteration as done:
-                return cast(list[dict[str, Any]], done.value)
+                return cast(ColumnFigures | DictFigures, done.value)
             if time.perf_counter() >= due:
                 await asyncio.sleep(0)
                 due = time.perf_counter() + self.slice_seconds
@@ -283,11 +284,13 @@ class Hub:
         for key, (start, end) in windows.items():
             if start.epoch == end.epoch:
                 together.setdefault(self._shared(groups[key][0].filters, end), {})[id(start)] = start
-        computed: dict[tuple[Any, ...], tuple[dict[str, Any], str]] = {}
+        # Each payload's text, and the figures its deltas are taken from.
+        computed: dict[tuple[Any, ...], tuple[dict[str, float], str]] = {}
         for key, clients in groups.items():
             filters = clients[0].filters
             if latest is None:
-                data, data_text = {}, "{}"
+                figures: dict[str, float] = {}
+                data_text = "{}"
             else:
                 start, end = windows[key]
                 shared = self._shared(filters, end)
@@ -297,21 +300,22 @@ class Hub:
                     if id(start) in pending and len(pending) > 1:
                         starts = list(pending.values())
                         pending.clear()
-                        for one, figures in zip(
-                            starts, await self._compute_together(starts, end, filters), strict=True
-                        ):
-                            computed[(id(one), *shared)] = (figures, protocol.dumps_figures(figures))
+                        payloads = await self._compute_together(starts, end, filters)
+                        columns = [(name, payloads.column(cat, field)) for name, cat, field in DELTA_FIELDS]
+                        for index, (one, written) in enumerate(zip(starts, payloads.texts(), strict=True)):
+                            deltas = {name: values[index] for name, values in columns if values is not None}
+                            computed[(id(one), *shared)] = (deltas, written)
                         due_yield = time.perf_counter() + self.slice_seconds
                     else:
                         pending.pop(id(start), None)
                         data = self._compute(start, end, filters)
-                        computed[same] = (data, protocol.dumps_figures(data))
-                data, data_text = computed[same]
+                        deltas = {name: data[cat][field] for name, cat, field in DELTA_FIELDS if cat in data}
+                        computed[same] = (deltas, dumps_figures(data))
+                figures, data_text = computed[same]
             head = (
                 f'{{"type":"metrics_update","timestamp":{now!r},"window":{filters.window!r},'
                 f'"data":{data_text},"deltas":'
             )
-            figures = {name: data[cat][field] for name, cat, field in DELTA_FIELDS if cat in data}
             # Clients that got the same last update (the same figures object) get the same text.
             texts: dict[int, str] = {}
             for client in clients:
@@ -320,7 +324,7 @@ class Hub:
                 previous = client.previous
                 text = texts.get(id(previous))
                 if text is None:
-                    text = texts[id(previous)] = head + protocol.dumps_figures(_deltas(figures, previous)) + "}"
+                    text = texts[id(previous)] = head + dumps_figures(_deltas(figures, previous)) + "}"
                 client.previous = figures
                 client.post_update(text)
                 # On schedule: keep the client's own grid, quantized to ticks; late (first update, a new

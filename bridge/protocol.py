@@ -8,8 +8,6 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
-import orjson
-
 from bridge.categories import METRIC_TYPES
 
 ALL = "all"
@@ -145,14 +143,6 @@ def from_query(params: dict[str, list[str]], defaults: Filters, *, min_interval:
 
 def dumps(message: dict[str, Any]) -> str:
     return json.dumps(message, separators=(",", ":"), allow_nan=False)
-
-
-def dumps_figures(figures: dict[str, Any]) -> str:
-    """The ``data`` (and ``deltas``) of an update, written by orjson: a hundred filter sets are a hundred
-    of these a tick, and the standard library takes ten times as long. Only for what the bridge computed
-    itself (finite rounded numbers under string keys), never for what a client sent: orjson would write
-    a NaN as null where ``dumps`` refuses it."""
-    return orjson.dumps(figures).decode()
 
 
 def reply(kind: str, now: float, message_id: Any = None, **fields: Any) -> str:

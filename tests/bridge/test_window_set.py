@@ -5,9 +5,18 @@ import math
 import numpy as np
 import pytest
 
-from bridge.categories import METRIC_TYPES, Mapping, Selection, Window, WindowSet, compute, compute_many
+from bridge.categories import (
+    METRIC_TYPES,
+    Mapping,
+    Selection,
+    Window,
+    WindowSet,
+    compute,
+    compute_figures,
+    compute_many,
+)
+from bridge.figures import dumps_figures
 from bridge.folds import FoldCache
-from bridge.protocol import dumps_figures
 from bridge.snapshot import Histogram, Snapshot
 
 MAPPING = Mapping(
@@ -103,11 +112,13 @@ def test_each_window_of_a_set_has_exactly_its_own_figures(seed, selection):
     starts = [snapshots[i] for i in np.random.default_rng(seed).permutation(len(snapshots))[:12]]
     starts += [snapshots[0], end]
     types = EVERYTHING if seed % 3 else frozenset({"latency", "cache", "error"})
-    together = compute_many(WindowSet(starts, end, MAPPING, selection, FoldCache()), types)
+    figures = compute_figures(WindowSet(starts, end, MAPPING, selection, FoldCache()), types)
+    together = figures.rows()
     alone = [compute(Window(start, end, MAPPING, selection, FoldCache()), types) for start in starts]
     assert together == alone
-    # What clients receive: the same text, keys in the same order.
-    assert [dumps_figures(data) for data in together] == [dumps_figures(data) for data in alone]
+    # What clients receive: the same text, keys in the same order, written from the columns.
+    assert figures.texts() == [dumps_figures(data) for data in alone]
+    assert figures.column("error", "total_errors_per_sec") == [data["error"]["total_errors_per_sec"] for data in alone]
     assert any(data["error"]["total_errors_per_sec"] > 0 for data in together) or selection.endpoints == {"/nowhere"}
 
 
