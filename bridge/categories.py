@@ -116,6 +116,11 @@ def fold_plan(mapping: Mapping, selection: Selection) -> FoldPlan:
     return FoldPlan(reads("values"), reads("histograms"), keep if selects else _keep_all)
 
 
+def _label(mapping: Mapping, by: str | None) -> str | None:
+    """The label a measure groups by (``by`` names a label role), or None for one group ""."""
+    return getattr(mapping, by) if by else None
+
+
 def _current(end: Fold, name: str | None, label: str | None) -> dict[str, float]:
     """Each group's sum at the fold's snapshot."""
     if name is None:  # a role the mapping leaves out: nothing to read
@@ -154,13 +159,9 @@ class Window:
             self._folds = (start, end)
         return self._folds
 
-    def _group(self, by: str | None) -> str | None:
-        """The label a measure groups by (``by`` names a label role), or None for one group ""."""
-        return getattr(self.mapping, by) if by else None
-
     def current(self, role: str, by: str | None = None) -> dict[str, float]:
         """Each group's sum of the selected series at the window's end (a gauge now, a counter so far)."""
-        return _current(self._start_and_end()[1], getattr(self.mapping, role), self._group(by))
+        return _current(self._start_and_end()[1], getattr(self.mapping, role), _label(self.mapping, by))
 
     def increase(self, role: str, by: str | None = None) -> dict[str, float]:
         """Each group's increase of a counter over the window."""
@@ -171,7 +172,7 @@ class Window:
         return found
 
     def _increase(self, role: str, by: str | None) -> dict[str, float]:
-        name, label = getattr(self.mapping, role), self._group(by)
+        name, label = getattr(self.mapping, role), _label(self.mapping, by)
         if name is None:
             return {}
         if self.start is self.end:
@@ -192,7 +193,7 @@ class Window:
     def histogram_increase(self, role: str, by: str | None = None) -> dict[str, HistogramSum]:
         """Each group's histogram increase over the window. Series of one group with different bucket
         layouts cannot be added up: the group is the layout with the most observations in the window."""
-        name, label = getattr(self.mapping, role), self._group(by)
+        name, label = getattr(self.mapping, role), _label(self.mapping, by)
         layouts: dict[tuple[str, bytes], HistogramSum]
         if self.folded:
             start, end = self._start_and_end()
@@ -265,8 +266,9 @@ class WindowSet:
     """Windows that end at one snapshot, over one selection, each within one epoch: what a hundred
     filter sets with different windows ask for on one tick. Every measure is computed for all of them
     at once (an array with one value per window): the starts' folds stack into one matrix, so a
-    group's increase over every window is the end's fold minus one column of it, and the per-window
-    work is the figures' rounding, not a pass over the series or a lookup per role.
+    group's increase over every window is the end's fold minus one column of it, and the figures are
+    columns (``bridge.figures.ColumnFigures``): no pass over the series, lookup per role or dict per
+    window.
 
     ``compute_many`` gives, window by window, exactly what ``compute`` gives for each ``Window``
     (``tests/bridge/test_window_set.py``)."""
@@ -287,6 +289,8 @@ class WindowSet:
         self.seconds = np.array([max(end.timestamp - start.timestamp, 0.0) for start in starts])
         self._memo: dict[tuple[str, str, str | None], Any] = {}
         self._summaries: dict[Read, dict[str, _Summaries]] | None = None
+        self._increases: np.ndarray | None = None
+        self._columns: dict[int, int] = {}
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -296,12 +300,9 @@ class WindowSet:
         """Each window on its own (for ``PerWindow``)."""
         return [Window(start, self.end, self.mapping, self.selection, self._cache) for start in self.starts]
 
-    def _group(self, by: str | None) -> str | None:
-        return getattr(self.mapping, by) if by else None
-
     def current(self, role: str, by: str | None = None) -> dict[str, float]:
         """As ``Window.current``: the end's, the same for every window."""
-        return _current(self._end, getattr(self.mapping, role), self._group(by))
+        return _current(self._end, getattr(self.mapping, role), _label(self.mapping, by))
 
     def increase(self, role: str, by: str | None = None) -> dict[str, np.ndarray]:
         """``Window.increase`` of every window: each group's increases, one per window."""
@@ -310,14 +311,23 @@ class WindowSet:
         if found is not None:
             return found
         name = getattr(self.mapping, role)
-        groups = {} if name is None else self._end.groups[(name, self._group(by))]
-        positions = np.fromiter(groups.values(), dtype=np.intp, count=len(groups))
+        groups = {} if name is None else self._end.groups[(name, _label(self.mapping, by))]
+        if self._increases is None:
+            self._increases = self._every_increase()
+        columns = self._increases[:, [self._columns[position] for position in groups.values()]]
+        found = self._memo[memo_key] = dict(zip(groups, columns.T, strict=True))
+        return found
+
+    def _every_increase(self) -> np.ndarray:
+        """The increase of every number the end's fold has, over every window: a row per window, a
+        column per number (``_columns`` says which), in one array operation."""
+        positions = sorted({position for groups in self._end.groups.values() for position in groups.values()})
+        self._columns = {position: column for column, position in enumerate(positions)}
         after = self._end.vector[positions]
-        differences = after - self._starts[:, positions]  # a row per window, a column per group
+        differences = after - self._starts[:, positions]
         # ``_difference``: float noise below 1e-9 relative is no increase.
         differences[np.abs(differences) <= 1e-9 * np.maximum(1.0, np.abs(after))] = 0.0
-        found = self._memo[memo_key] = dict(zip(groups, differences.T, strict=True))
-        return found
+        return differences
 
     def summaries(self, role: str, by: str | None = None) -> dict[str, "_Summaries"]:
         """Each group's histogram increase over every window, with the minimum and the quantiles
@@ -331,7 +341,7 @@ class WindowSet:
             self._summaries = {read: {} for read in increases}
             for (read, group, summed), (minimums, quantiles) in zip(found, figures, strict=True):
                 self._summaries[read][group] = _Summaries(summed, minimums, quantiles)
-        return self._summaries[(getattr(self.mapping, role), self._group(by))]
+        return self._summaries[(getattr(self.mapping, role), _label(self.mapping, by))]
 
     def _histogram_increases(self, read: Read) -> dict[str, _Increases]:
         groups: dict[str, _Increases] = {}

@@ -78,13 +78,13 @@ class ColumnFigures:
     def __init__(self, windows: int) -> None:
         self.windows = windows
         self.root = FigureObject()
-        self._columns: list[np.ndarray] = []
+        self._columns: list[float | np.ndarray] = []
         self._masks: list[np.ndarray] = []
         self._rounded: list[list[float]] | None = None
 
     def figure(self, values: float | np.ndarray) -> int:
         """A figure of every window (a value, or an array of one per window), rounded when written."""
-        self._columns.append(np.broadcast_to(np.asarray(values, dtype=float), (self.windows,)))
+        self._columns.append(values)
         self._rounded = None
         return len(self._columns) - 1
 
@@ -98,10 +98,10 @@ class ColumnFigures:
     def _numbers(self) -> list[list[float]]:
         """Every window's figures, rounded: a row per window, a column per figure."""
         if self._rounded is None:
-            if self._columns:
-                self._rounded = round_figures(np.column_stack(self._columns))
-            else:
-                self._rounded = [[] for _ in range(self.windows)]
+            matrix = np.empty((self.windows, len(self._columns)))
+            for index, values in enumerate(self._columns):
+                matrix[:, index] = values  # a value fills the column
+            self._rounded = round_figures(matrix)
         return self._rounded
 
     def _patterns(self) -> list[tuple[bool, ...]]:
