@@ -93,10 +93,6 @@ def _selected(key: LabelKey, selection: Selection, endpoint_label: str, model_la
 _EMPTY = HistogramSum(np.array([math.inf]), np.zeros(1), 0.0, 0.0)
 
 
-def _keep_all(key: LabelKey) -> bool:
-    return True
-
-
 @functools.lru_cache(maxsize=1024)
 def fold_plan(mapping: Mapping, selection: Selection) -> FoldPlan:
     """What the table's measures read (``READS``), by the mapping's names, over the selected series."""
@@ -113,7 +109,7 @@ def fold_plan(mapping: Mapping, selection: Selection) -> FoldPlan:
         return _selected(key, selection, mapping.endpoint_label, mapping.model_label)
 
     selects = selection.endpoints or selection.models
-    return FoldPlan(reads("values"), reads("histograms"), keep if selects else _keep_all)
+    return FoldPlan(reads("values"), reads("histograms"), keep if selects else None)
 
 
 def _label(mapping: Mapping, by: str | None) -> str | None:
@@ -186,7 +182,7 @@ class Window:
         before = self.start.values.get(name, {})
         grouped: dict[str, float] = defaultdict(float)
         for key, value in self.end.values.get(name, {}).items():
-            if self._plan.keep(key):
+            if self._plan.keep is None or self._plan.keep(key):
                 grouped[group_of(key, label)] += increase(before.get(key, 0.0), value)
         return grouped
 
@@ -220,7 +216,7 @@ class Window:
         start = self.start.histograms.get(name, {})
         layouts: dict[tuple[str, bytes], HistogramSum] = {}
         for key, after in self.end.histograms.get(name, {}).items():
-            if not self._plan.keep(key):
+            if self._plan.keep is not None and not self._plan.keep(key):
                 continue
             before = start.get(key)
             if before is None or before.count > after.count:  # new, or restarted: all of it is new

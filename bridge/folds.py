@@ -69,7 +69,16 @@ class FoldPlan:
 
     values: tuple[Read, ...]
     histograms: tuple[Read, ...]
-    keep: Callable[[LabelKey], bool]
+    keep: Callable[[LabelKey], bool] | None
+    """Whether the selection keeps a series; None: it keeps every series."""
+
+    @functools.cached_property
+    def families(self) -> tuple[tuple[str, tuple[str | None, ...]], ...]:
+        """Each family of ``values`` with the labels it is read by, in the order of ``values``."""
+        by_family: dict[str, list[str | None]] = {}
+        for name, label in self.values:
+            by_family.setdefault(name, []).append(label)
+        return tuple((name, tuple(grouped_by)) for name, grouped_by in by_family.items())
 
 
 class FoldLayout:
@@ -114,24 +123,29 @@ class Fold:
 def fold(snapshot: Snapshot, plan: FoldPlan, layout: FoldLayout) -> Fold:
     """Sum ``snapshot``'s series that ``plan`` keeps, per group, in the order the series come (the
     order decides a float sum's last bits: every reader of this fold sees the same sums)."""
+    keep = plan.keep
+    sums: dict[Read, dict[str, float]] = {read: {} for read in plan.values}
+    for name, grouped_by in plan.families:  # each family's series once, for every label it is read by
+        targets = [(label, sums[(name, label)]) for label in grouped_by]
+        series = snapshot.values.get(name, {})
+        for key, value in series.items() if keep is None else ((k, v) for k, v in series.items() if keep(k)):
+            found = labels(key)
+            for label, into in targets:
+                group = found.get(label, "") if label else ""
+                into[group] = into.get(group, 0.0) + value
     groups: dict[Read, dict[str, int]] = {}
     numbers: list[tuple[int, float]] = []
-    for read in plan.values:
+    for read, group_sums in sums.items():
         name, label = read
-        sums: dict[str, float] = {}
-        for key, value in snapshot.values.get(name, {}).items():
-            if plan.keep(key):
-                group = group_of(key, label)
-                sums[group] = sums.get(group, 0.0) + value
-        placed = groups[read] = {group: layout.position((name, label, group, None), 1) for group in sums}
-        numbers.extend(zip(placed.values(), sums.values(), strict=True))
+        placed = groups[read] = {group: layout.position((name, label, group, None), 1) for group in group_sums}
+        numbers.extend(zip(placed.values(), group_sums.values(), strict=True))
     histograms: dict[Read, dict[tuple[str, bytes], tuple[np.ndarray, int]]] = {}
     blocks: list[tuple[int, HistogramSum]] = []
     for read in plan.histograms:
         name, label = read
         histogram_sums: dict[tuple[str, bytes], HistogramSum] = {}
         for key, h in snapshot.histograms.get(name, {}).items():
-            if plan.keep(key):
+            if keep is None or keep(key):
                 grouped = (group_of(key, label), h.bounds.tobytes())
                 add_histogram(histogram_sums, grouped, h.bounds, h.cumulative, h.total, h.count)
         placed_blocks = histograms[read] = {}

@@ -15,7 +15,7 @@ from bridge.categories import (
     compute_figures,
     compute_many,
 )
-from bridge.figures import dumps_figures
+from bridge.figures import dumps_figures, round_figure, round_figures
 from bridge.folds import FoldCache
 from bridge.snapshot import Histogram, Snapshot
 
@@ -163,3 +163,26 @@ def test_float_noise_between_two_sums_of_the_same_values_is_no_increase():
     together = compute_many(WindowSet([start, middle], end, MAPPING, Selection(), FoldCache()), EVERYTHING)
     assert [data["throughput"]["total_requests_per_sec"] for data in together] == [0.0, 0.0]
     assert [data["throughput"]["requests_per_sec"] for data in together] == [{}, {}]
+
+
+def test_a_layout_that_outgrows_its_cap_starts_over_and_the_figures_stay_exact():
+    # A cap below one snapshot's sums: every fold starts a new layout, so the folds of a set meet in
+    # several layouts and are made again in one of their own; the figures do not change.
+    snapshots = history(11)
+    end = snapshots[-1]
+    starts = snapshots[2:9]
+    small = FoldCache(max_positions=8)
+    together = compute_many(WindowSet(starts, end, MAPPING, Selection(), small), EVERYTHING)
+    assert small.layout.size > small.max_positions
+    assert together == compute_many(WindowSet(starts, end, MAPPING, Selection(), FoldCache()), EVERYTHING)
+    assert together[0] == compute(Window(starts[0], end, MAPPING, Selection(), small), EVERYTHING)
+
+
+def test_figures_rounded_as_arrays_are_rounded_as_numbers():
+    values = [0.0, -0.0, 1e-5, -1e-5, 0.00005, 0.00015, 0.00025, 2.5e-4, 1.23456789, -7.77775, 1e300, -1e300]
+    values += [math.nan, math.inf, -math.inf, 123456.78905, 0.1 + 0.2, 5e-324]
+    rounded = round_figures(np.array(values))
+    assert [math.copysign(1, r) for r in rounded] == [math.copysign(1, round_figure(v)) for v in values]
+    assert rounded == [round_figure(v) for v in values]
+    matrix = [[0.12345, 2.0], [math.nan, 3.00005]]  # any shape: a row per window
+    assert round_figures(np.array(matrix)) == [[round_figure(v) for v in row] for row in matrix]
