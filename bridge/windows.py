@@ -1,8 +1,13 @@
 """A bounded ring of snapshots: fine-grained for recent windows, coarse for long ones."""
 
+from bisect import bisect_right
 from collections import deque
 
 from bridge.snapshot import Snapshot
+
+
+def _taken(snapshot: Snapshot) -> float:
+    return snapshot.timestamp
 
 
 class SnapshotRing:
@@ -32,16 +37,15 @@ class SnapshotRing:
         return self._fine[-1] if self._fine else None
 
     def at_or_before(self, timestamp: float) -> Snapshot | None:
-        """The newest snapshot taken at or before ``timestamp``; the oldest one when none is that old."""
+        """The newest snapshot taken at or before ``timestamp``; the oldest one when none is that old.
+
+        Snapshots are appended in the order they are taken, so each ring is sorted by time: a bisection
+        (a hundred filter sets ask for their window's start every tick)."""
         ring = self._fine if self._fine and self._fine[0].timestamp <= timestamp else self._coarse
         if not ring:
             return None
-        best = ring[0]
-        for snapshot in ring:
-            if snapshot.timestamp > timestamp:
-                break
-            best = snapshot
-        return best
+        after = bisect_right(ring, timestamp, key=_taken)
+        return ring[max(after - 1, 0)]
 
     def spaced(self, seconds: float, step: float) -> list[Snapshot]:
         """Snapshots of the last ``seconds`` about ``step`` apart, oldest first (for ``history``)."""

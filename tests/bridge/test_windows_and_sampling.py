@@ -1,6 +1,8 @@
 import asyncio
 import itertools
 
+from hypothesis import given
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Counter
 
 from bridge.categories import Mapping
@@ -23,6 +25,20 @@ def test_ring_is_bounded_and_finds_window_starts():
     assert ring.at_or_before(0.0).timestamp == min(s.timestamp for s in ring._coarse)  # oldest kept
     spaced = ring.spaced(5, 1.0)
     assert [s.timestamp for s in spaced] == [994.5, 995.5, 996.5, 997.5, 998.5, 999.5]
+
+
+@given(
+    st.lists(st.integers(0, 3), min_size=1, max_size=60),  # steps between snapshots: ties included
+    st.lists(st.floats(-5, 200, allow_nan=False), min_size=1, max_size=20),
+)
+def test_a_window_start_is_the_newest_snapshot_at_or_before_it(steps, asked):
+    ring = SnapshotRing(fine_seconds=30, max_seconds=100, tick=1.0, coarse_step=10)
+    for timestamp in itertools.accumulate(steps):
+        ring.append(Snapshot(timestamp=float(timestamp)))
+    for timestamp in asked:
+        kept = ring._fine if ring._fine[0].timestamp <= timestamp else ring._coarse
+        earlier = [snapshot for snapshot in kept if snapshot.timestamp <= timestamp]
+        assert ring.at_or_before(timestamp) is (earlier[-1] if earlier else kept[0])
 
 
 class FlakySource:
