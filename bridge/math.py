@@ -102,12 +102,15 @@ def histogram_summaries_of_layouts(
 
     A layout narrower than the widest is padded on the left with empty buckets at bound 0: for a
     quantile in (0, 1] the rank is above 0, so it never falls in them, and the lowest real bucket keeps
-    its lower edge 0. That holds for layouts whose first bound is above 0 and whose last is +Inf; any
-    other layout (and any other q) is computed on its own."""
+    its lower edge 0. That holds for layouts whose first bound is above 0 and whose last is +Inf, with
+    no count below 0 (the padding's zeros would lift it); any other layout (and any other q) is
+    computed on its own."""
     results: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(layouts)
     together = []
+    every_q_inside = all(0 < q <= 1 for q in qs)
     for index, (bounds, rows) in enumerate(layouts):
-        if len(bounds) >= 2 and bounds[0] > 0 and math.isinf(bounds[-1]) and all(0 < q <= 1 for q in qs):
+        paddable = len(bounds) >= 2 and bounds[0] > 0 and math.isinf(bounds[-1])
+        if every_q_inside and paddable and (rows.size == 0 or rows.min() >= 0):
             together.append(index)
         else:
             results[index] = histogram_summaries(qs, bounds, rows)

@@ -184,13 +184,11 @@ def test_summaries_without_an_inf_bucket_or_rows():
     st.booleans(),
 )
 def test_layouts_summarized_together_are_each_layouts_summaries_bit_for_bit(histograms, qs, with_zero):
-    # Layouts of different widths, some starting at or below 0 (computed on their own), rows that go down.
+    # Layouts of different widths, some starting at or below 0, some with a count below 0 (each computed
+    # on its own), rows that go down.
     qs = [*qs, 0.0] if with_zero else [*qs, 1.0]  # a q of 0 could tell the padding apart: not padded
     layouts = [
-        (
-            np.array([*finite, INF]),
-            np.array([[max(c, 0) for c in row] for row in rows], dtype=float).reshape(-1, len(finite) + 1),
-        )
+        (np.array([*finite, INF]), np.array(rows, dtype=float).reshape(-1, len(finite) + 1))
         for finite, rows in histograms
     ]
     results = histogram_summaries_of_layouts(qs, layouts)
