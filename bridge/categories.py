@@ -90,6 +90,9 @@ def _selected(key: LabelKey, selection: Selection, endpoint_label: str, model_la
     )
 
 
+MeasureRead = tuple[str, str, str | None]
+"""What a measure reads: "values" or "histograms", a role, and the label role it groups by (or None)."""
+
 _EMPTY = HistogramSum(np.array([math.inf]), np.zeros(1), 0.0, 0.0)
 
 
@@ -182,7 +185,7 @@ class Window:
         before = self.start.values.get(name, {})
         grouped: dict[str, float] = defaultdict(float)
         for key, value in self.end.values.get(name, {}).items():
-            if self._plan.keep is None or self._plan.keep(key):
+            if self._plan.keeps(key):
                 grouped[group_of(key, label)] += increase(before.get(key, 0.0), value)
         return grouped
 
@@ -216,7 +219,7 @@ class Window:
         start = self.start.histograms.get(name, {})
         layouts: dict[tuple[str, bytes], HistogramSum] = {}
         for key, after in self.end.histograms.get(name, {}).items():
-            if self._plan.keep is not None and not self._plan.keep(key):
+            if not self._plan.keeps(key):
                 continue
             before = start.get(key)
             if before is None or before.count > after.count:  # new, or restarted: all of it is new
@@ -285,8 +288,7 @@ class WindowSet:
         self.seconds = np.array([max(end.timestamp - start.timestamp, 0.0) for start in starts])
         self._memo: dict[tuple[str, str, str | None], Any] = {}
         self._summaries: dict[Read, dict[str, _Summaries]] | None = None
-        self._increases: np.ndarray | None = None
-        self._columns: dict[int, int] = {}
+        self._increases: tuple[dict[int, int], np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -310,20 +312,20 @@ class WindowSet:
         groups = {} if name is None else self._end.groups[(name, _label(self.mapping, by))]
         if self._increases is None:
             self._increases = self._every_increase()
-        columns = self._increases[:, [self._columns[position] for position in groups.values()]]
+        column_of, increases = self._increases
+        columns = increases[:, [column_of[position] for position in groups.values()]]
         found = self._memo[memo_key] = dict(zip(groups, columns.T, strict=True))
         return found
 
-    def _every_increase(self) -> np.ndarray:
-        """The increase of every number the end's fold has, over every window: a row per window, a
-        column per number (``_columns`` says which), in one array operation."""
+    def _every_increase(self) -> tuple[dict[int, int], np.ndarray]:
+        """The increase of every number the end's fold has, over every window, in one array operation:
+        the column of each fold position, and a row per window."""
         positions = sorted({position for groups in self._end.groups.values() for position in groups.values()})
-        self._columns = {position: column for column, position in enumerate(positions)}
         after = self._end.vector[positions]
         differences = after - self._starts[:, positions]
         # ``_difference``: float noise below 1e-9 relative is no increase.
         differences[np.abs(differences) <= 1e-9 * np.maximum(1.0, np.abs(after))] = 0.0
-        return differences
+        return {position: column for column, position in enumerate(positions)}, differences
 
     def summaries(self, role: str, by: str | None = None) -> dict[str, "_Summaries"]:
         """Each group's histogram increase over every window, with the minimum and the quantiles
@@ -363,7 +365,7 @@ class Rate:
     by: str | None = None  # a label role such as "endpoint_label"
 
     @property
-    def reads(self) -> tuple[tuple[str, str, str | None], ...]:
+    def reads(self) -> tuple[MeasureRead, ...]:
         return (("values", self.role, self.by),)
 
     def compute(self, w: Window) -> Any:
@@ -397,7 +399,7 @@ class Total:
     where: tuple[str, str] | None = None  # (label role, value)
 
     @property
-    def reads(self) -> tuple[tuple[str, str, str | None], ...]:
+    def reads(self) -> tuple[MeasureRead, ...]:
         return (("values", self.role, self.where[0] if self.where else None),)
 
     def compute(self, w: Window) -> float:
@@ -422,7 +424,7 @@ class Percent:
     scale: float = 100.0
 
     @property
-    def reads(self) -> tuple[tuple[str, str, str | None], ...]:
+    def reads(self) -> tuple[MeasureRead, ...]:
         return (("values", self.numerator, None), ("values", self.denominator, None))
 
     def compute(self, w: Window) -> float:
@@ -491,7 +493,7 @@ class Quantiles:
     keys: tuple[str, ...] = ("avg", "min", "max", "p50", "p90", "p99")
 
     @property
-    def reads(self) -> tuple[tuple[str, str, str | None], ...]:
+    def reads(self) -> tuple[MeasureRead, ...]:
         return (("histograms", self.role, "endpoint_label" if self.by_endpoint else None),)
 
     def compute(self, w: Window) -> Any:
@@ -539,7 +541,7 @@ class InverseQuantiles:
     KEYS = ("avg", "min", "max", "p50", "p90", "p99")
 
     @property
-    def reads(self) -> tuple[tuple[str, str, str | None], ...]:
+    def reads(self) -> tuple[MeasureRead, ...]:
         return (("histograms", self.role, None),)
 
     def compute(self, w: Window) -> dict[str, float]:
@@ -598,7 +600,7 @@ class CacheByEndpoint:
     ROLES = ("cache_lookups", "cache_lookup_hits", "cache_queries", "cache_hits")
 
     @property
-    def reads(self) -> tuple[tuple[str, str, str | None], ...]:
+    def reads(self) -> tuple[MeasureRead, ...]:
         return tuple(("values", role, "endpoint_label") for role in self.ROLES)
 
     def compute(self, w: Window) -> dict[str, dict[str, float]]:
@@ -699,10 +701,10 @@ CATEGORIES: dict[str, tuple[tuple[str | None, Any], ...]] = {
     ),
 }
 METRIC_TYPES: tuple[str, ...] = tuple(CATEGORIES)
-READS: frozenset[tuple[str, str, str | None]] = frozenset(
+READS: frozenset[MeasureRead] = frozenset(
     read for fields in CATEGORIES.values() for _, measure in fields for read in measure.reads
 )
-"""What the table's measures read: ("values" or "histograms", a role, the label role it groups by or None)."""
+"""What the table's measures read (each a ``MeasureRead``)."""
 
 
 def compute(window: Window, metric_types: frozenset[str]) -> dict[str, Any]:

@@ -70,7 +70,10 @@ class FoldPlan:
     values: tuple[Read, ...]
     histograms: tuple[Read, ...]
     keep: Callable[[LabelKey], bool] | None
-    """Whether the selection keeps a series; None: it keeps every series."""
+    """Whether the selection keeps a series; None: it keeps every series (and no call is made)."""
+
+    def keeps(self, key: LabelKey) -> bool:
+        return self.keep is None or self.keep(key)
 
     @functools.cached_property
     def families(self) -> tuple[tuple[str, tuple[str | None, ...]], ...]:
@@ -145,7 +148,7 @@ def fold(snapshot: Snapshot, plan: FoldPlan, layout: FoldLayout) -> Fold:
         name, label = read
         histogram_sums: dict[tuple[str, bytes], HistogramSum] = {}
         for key, h in snapshot.histograms.get(name, {}).items():
-            if keep is None or keep(key):
+            if plan.keeps(key):
                 grouped = (group_of(key, label), h.bounds.tobytes())
                 add_histogram(histogram_sums, grouped, h.bounds, h.cumulative, h.total, h.count)
         placed_blocks = histograms[read] = {}
