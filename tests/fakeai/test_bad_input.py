@@ -88,7 +88,7 @@ def assert_openai_answer(response) -> None:
         assert isinstance(error["message"], str) and error["message"]
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(endpoint=st.sampled_from(POST_ENDPOINTS), body=raw_bodies)
 def test_random_bodies_never_get_a_5xx(endpoint, body):
     client, _ = CLIENT

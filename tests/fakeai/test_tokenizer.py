@@ -14,7 +14,7 @@ from fakeai.__main__ import main
 from fakeai.engine import vocabulary
 from fakeai.engine.tokens import PIECE_PATTERN, SPECIAL_TOKENS, WHITESPACE, chat_prompt_tokens, tokenize
 
-BATCH, BATCHES = 50, 200  # 10,000 strings, drawn as lists: hypothesis draws a list far faster than 50 examples
+BATCH, BATCHES = 50, 100  # 5,000 strings, drawn as lists: hypothesis draws a list far faster than 50 examples
 
 
 @pytest.fixture(scope="module")
