@@ -31,16 +31,26 @@ def round_figure(value: float) -> float:
 
 
 def round_figures(values: np.ndarray) -> list[Any]:
-    """``round_figure`` of every value (of any shape), by array operations: ``np.rint`` is ``round`` (half
-    to even), and ``+ 0.0`` turns the -0.0 of a small negative into the 0.0 that ``round`` gives."""
+    """``round_figure`` of every value (of any shape), as nested lists of floats."""
+    return cast(list[Any], _rounded(values).tolist())
+
+
+def _rounded(values: np.ndarray) -> np.ndarray:
+    """``round_figure`` of every value, by array operations: ``np.rint`` is ``round`` (half to even), and
+    ``+ 0.0`` turns the -0.0 of a small negative into the 0.0 that ``round`` gives. Every value comes out
+    finite."""
     scaled = values * 10000.0
     if np.isfinite(scaled).all():  # the usual case, without the masks
-        return cast(list[Any], (np.rint(scaled) / 10000.0 + 0.0).tolist())
+        return cast(np.ndarray, np.rint(scaled) / 10000.0 + 0.0)
     finite = np.isfinite(values)
     scaled = np.where(finite, values, 0.0) * 10000.0
     with np.errstate(invalid="ignore"):
-        rounded = np.where(np.isfinite(scaled), np.rint(scaled) / 10000.0 + 0.0, values)
-    return cast(list[Any], rounded.tolist())
+        return cast(np.ndarray, np.where(np.isfinite(scaled), np.rint(scaled) / 10000.0 + 0.0, values))
+
+
+def _number_texts(values: list[float]) -> list[str]:
+    """Each number as orjson writes it (numbers hold no comma)."""
+    return orjson.dumps(values).decode()[1:-1].split(",") if values else []
 
 
 def dumps_figures(figures: dict[str, Any]) -> str:
@@ -80,12 +90,12 @@ class ColumnFigures:
         self.root = FigureObject()
         self._columns: list[float | np.ndarray] = []
         self._masks: list[np.ndarray] = []
-        self._rounded: list[list[float]] | None = None
+        self._matrix: np.ndarray | None = None
 
     def figure(self, values: float | np.ndarray) -> int:
         """A figure of every window (a value, or an array of one per window), rounded when written."""
         self._columns.append(values)
-        self._rounded = None
+        self._matrix = None
         return len(self._columns) - 1
 
     def mask(self, present: np.ndarray) -> int | None:
@@ -95,14 +105,17 @@ class ColumnFigures:
         self._masks.append(present)
         return len(self._masks) - 1
 
-    def _numbers(self) -> list[list[float]]:
+    def _rounded_matrix(self) -> np.ndarray:
         """Every window's figures, rounded: a row per window, a column per figure."""
-        if self._rounded is None:
+        if self._matrix is None:
             matrix = np.empty((self.windows, len(self._columns)))
             for index, values in enumerate(self._columns):
                 matrix[:, index] = values  # a value fills the column
-            self._rounded = round_figures(matrix)
-        return self._rounded
+            self._matrix = _rounded(matrix)
+        return self._matrix
+
+    def _numbers(self) -> list[list[float]]:
+        return cast(list[list[float]], self._rounded_matrix().tolist())
 
     def _patterns(self) -> list[tuple[bool, ...]]:
         if not self._masks:
@@ -125,10 +138,21 @@ class ColumnFigures:
         ]
 
     def texts(self) -> list[str]:
-        """Each window's figures as JSON text: ``dumps_figures`` of its row, byte for byte."""
-        numbers = self._numbers()
-        if self._columns:
-            written = orjson.dumps(numbers).decode()  # "[[1.0,2.5],[...]]": numbers only, no commas inside
+        """Each window's figures as JSON text: ``dumps_figures`` of its row, byte for byte.
+
+        A figure with the same value in every window (a gauge's current value, an error rate of 0, all
+        of them when there is one window) is written once, into the templates; only the others are
+        written per window."""
+        if not self.windows:
+            return []
+        matrix = self._rounded_matrix()
+        varies = (matrix != matrix[:1]).any(axis=0)
+        constants = dict(
+            zip(np.flatnonzero(~varies).tolist(), _number_texts(matrix[:1, ~varies].ravel().tolist()), strict=True)
+        )
+        slots = {column: slot for slot, column in enumerate(np.flatnonzero(varies).tolist())}
+        if slots:
+            written = orjson.dumps(matrix[:, varies].tolist()).decode()  # "[[1.0,2.5],[...]]"
             numbers_text = [row.split(",") for row in written[2:-2].split("],[")]
         else:
             numbers_text = [[] for _ in range(self.windows)]
@@ -137,14 +161,16 @@ class ColumnFigures:
         for row, present in zip(numbers_text, self._patterns(), strict=True):
             found = templates.get(present)
             if found is None:
-                found = templates[present] = self._template(present)
+                found = templates[present] = self._template(present, constants, slots)
             template, choose = found
             texts.append(template % tuple(choose(row)))
         return texts
 
-    def _template(self, present: tuple[bool, ...]) -> tuple[str, Callable[[list[str]], Sequence[str]]]:
-        """The text of the windows whose masks are ``present``, a ``%s`` per figure, and what picks the
-        figures it takes from a row, in order."""
+    def _template(
+        self, present: tuple[bool, ...], constants: dict[int, str], slots: dict[int, int]
+    ) -> tuple[str, Callable[[list[str]], Sequence[str]]]:
+        """The text of the windows whose masks are ``present``: each figure in ``constants`` written, a
+        ``%s`` for each other; and what picks those from a row of the figures at ``slots``, in order."""
         parts: list[str] = []
         chosen: list[int] = []
 
@@ -158,15 +184,17 @@ class ColumnFigures:
                     parts.append(",")
                 first = False
                 parts.append(_key_text(key))
-                if isinstance(value, int):
-                    parts.append("%s")
-                    chosen.append(value)
-                else:
+                if not isinstance(value, int):
                     write(value)
+                elif value in constants:
+                    parts.append(constants[value])
+                else:
+                    parts.append("%s")
+                    chosen.append(slots[value])
             parts.append("}")
 
         write(self.root)
-        if chosen == list(range(len(self._columns))):
+        if chosen == list(range(len(slots))):
             return "".join(parts), _every
         if len(chosen) < 2:  # itemgetter gives a tuple for two or more
             return "".join(parts), lambda row: [row[index] for index in chosen]
@@ -184,7 +212,7 @@ class ColumnFigures:
             node = found[0]
         if not isinstance(node, int):
             return None
-        return [numbers[node] for numbers in self._numbers()]
+        return cast(list[float], self._rounded_matrix()[:, node].tolist())
 
 
 class DictFigures:

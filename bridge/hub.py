@@ -273,6 +273,7 @@ class Hub:
             if client.next_due <= now + slack:
                 groups.setdefault(client.filters.group_key, []).append(client)
         due_yield = time.perf_counter() + self.slice_seconds
+        stamp = repr(now)
         latest = self.sampler.ring.latest
         # Filter sets whose windows begin at the same snapshot and select the same series have the same
         # figures: computed once. Long windows meet on the ring's coarse snapshots (ten seconds apart),
@@ -312,10 +313,8 @@ class Hub:
                         deltas = {name: data[cat][field] for name, cat, field in DELTA_FIELDS if cat in data}
                         computed[same] = (deltas, dumps_figures(data))
                 figures, data_text = computed[same]
-            head = (
-                f'{{"type":"metrics_update","timestamp":{now!r},"window":{filters.window!r},'
-                f'"data":{data_text},"deltas":'
-            )
+            window = repr(filters.window)
+            head = f'{{"type":"metrics_update","timestamp":{stamp},"window":{window},"data":{data_text},"deltas":'
             # Clients that got the same last update (the same figures object) get the same text.
             texts: dict[int, str] = {}
             for client in clients:
@@ -324,7 +323,7 @@ class Hub:
                 previous = client.previous
                 text = texts.get(id(previous))
                 if text is None:
-                    text = texts[id(previous)] = head + dumps_figures(_deltas(figures, previous)) + "}"
+                    text = texts[id(previous)] = f"{head}{dumps_figures(_deltas(figures, previous))}}}"
                 client.previous = figures
                 client.post_update(text)
                 # On schedule: keep the client's own grid, quantized to ticks; late (first update, a new

@@ -85,7 +85,7 @@ def histogram_summaries(
 
     This is what lets a hundred filter sets whose windows share an end be computed together (see
     ``bridge.categories.WindowSet``)."""
-    at = np.maximum.accumulate(np.asarray(cumulative, dtype=float), axis=1)
+    at = _monotonic(np.asarray(cumulative, dtype=float))
     rows, n = at.shape
     if rows == 0 or n < 2 or not math.isinf(bounds[-1]):
         quantiles = np.full((rows, len(qs)), math.nan)
@@ -125,7 +125,7 @@ def histogram_summaries_of_layouts(
             padded_bounds[first : first + size, width - len(bounds) :] = bounds
             padded[first : first + size, width - len(bounds) :] = rows
             first += size
-        minimums, quantiles = _summaries(qs, padded_bounds, np.maximum.accumulate(padded, axis=1))
+        minimums, quantiles = _summaries(qs, padded_bounds, _monotonic(padded))
         first = 0
         for index, size in zip(together, sizes, strict=True):
             results[index] = (minimums[first : first + size], quantiles[first : first + size])
@@ -151,12 +151,16 @@ def _summaries(qs: Sequence[float], bounds: np.ndarray, at: np.ndarray) -> tuple
     reached = at[:, None, : n - 1] >= rank[:, :, None]
     # bisect_left over the buckets but +Inf: the first that reaches the rank, else the +Inf bucket.
     b = np.where(reached.any(axis=2), reached.argmax(axis=2), n - 1)
-    previous = np.maximum(b - 1, 0)
-    start = np.where(b == 0, 0.0, np.take_along_axis(bounds, previous, axis=1))
-    below = np.where(b > 0, np.take_along_axis(at, previous, axis=1), 0.0)
-    count = np.take_along_axis(at, b, axis=1) - below
+    # Each row's bucket b and b - 1, read from the flattened rows (what take_along_axis does, without its
+    # overhead, which a hundred windows' histograms pay five times a tick).
+    row_starts = (np.arange(rows) * n)[:, None]
+    flat_bounds, flat_at = bounds.ravel(), at.ravel()
+    at_b, previous = row_starts + b, row_starts + np.maximum(b - 1, 0)
+    start = np.where(b == 0, 0.0, flat_bounds[previous])
+    below = np.where(b > 0, flat_at[previous], 0.0)
+    count = flat_at[at_b] - below
     with np.errstate(divide="ignore", invalid="ignore"):
-        inside = start + (np.take_along_axis(bounds, b, axis=1) - start) * ((rank - below) / count)
+        inside = start + (flat_bounds[at_b] - start) * ((rank - below) / count)
     value = np.where(count == 0, math.nan, inside)
     value = np.where((b == 0) & (bounds[:, :1] <= 0), bounds[:, :1], value)
     value = np.where(b == n - 1, bounds[:, -2:-1], value)
@@ -170,10 +174,19 @@ def _minimums(bounds: np.ndarray, at: np.ndarray) -> np.ndarray:
     if rows == 0 or n == 0:
         return np.full(rows, math.nan)
     b = (at > 0).argmax(axis=1)  # bisect_right(at, 0.0): the first bucket holding an observation
-    lower = np.where(b == 0, 0.0, np.take_along_axis(bounds, np.maximum(b - 1, 0)[:, None], axis=1)[:, 0])
+    lower = np.where(b == 0, 0.0, bounds.ravel()[np.arange(rows) * n + np.maximum(b - 1, 0)])
     last = bounds[:, -2] if n > 1 else math.nan
     value = np.where(b == n - 1, last, lower)
     return np.where(at[:, -1] > 0, value, math.nan)
+
+
+def _monotonic(rows: np.ndarray) -> np.ndarray:
+    """Each row's running maximum, as PromQL mends a histogram whose cumulative counts dip (summing
+    series scraped at slightly different moments can). Counts that never dip (nearly always) are
+    their own running maximum: returned as they are, for a fifth of the cost."""
+    if rows.shape[1] < 2 or (rows[:, 1:] >= rows[:, :-1]).all():
+        return rows
+    return np.maximum.accumulate(rows, axis=1)
 
 
 def _out_of_range(q: float, otherwise: float) -> float:

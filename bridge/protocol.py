@@ -3,6 +3,7 @@
 Pure functions: no sockets, no clock (``now`` is passed in).
 """
 
+import functools
 import json
 import math
 from dataclasses import dataclass, replace
@@ -25,9 +26,10 @@ class Filters:
     interval: float = 1.0
     window: float = 10.0
 
-    @property
+    @functools.cached_property
     def group_key(self) -> tuple[Any, ...]:
-        """Clients whose filters agree on this share one computed, serialized payload per tick."""
+        """Clients whose filters agree on this share one computed, serialized payload per tick. (Made
+        once: a hundred subscribers' filters are grouped, and checked again, every tick.)"""
         return (self.endpoints, self.models, self.metric_types, self.window)
 
     def describe(self) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from bridge.categories import (
     compute_figures,
     compute_many,
 )
-from bridge.figures import dumps_figures, round_figure, round_figures
+from bridge.figures import ColumnFigures, FigureObject, dumps_figures, round_figure, round_figures
 from bridge.folds import FoldCache
 from bridge.snapshot import Histogram, Snapshot
 
@@ -186,3 +186,21 @@ def test_figures_rounded_as_arrays_are_rounded_as_numbers():
     assert rounded == [round_figure(v) for v in values]
     matrix = [[0.12345, 2.0], [math.nan, 3.00005]]  # any shape: a row per window
     assert round_figures(np.array(matrix)) == [[round_figure(v) for v in row] for row in matrix]
+
+
+@pytest.mark.parametrize("windows", [0, 1, 3])
+def test_figures_alike_in_every_window_are_written_into_the_template_and_read_the_same(windows):
+    figures = ColumnFigures(windows)
+    varying = np.arange(windows) * 0.5 + 0.25
+    inner = FigureObject()
+    inner.add("100%", figures.figure(np.full(windows, -1e-9)))  # rounds to 0.0 in every window
+    inner.add("varies", figures.figure(varying), figures.mask(varying > 0.5))
+    figures.root.add("gauge", figures.figure(7.0))
+    figures.root.add("rate", figures.figure(varying))
+    figures.root.add("inner", inner)
+    expected = [
+        {"gauge": 7.0, "rate": v, "inner": {"100%": 0.0} | ({"varies": v} if v > 0.5 else {})} for v in varying.tolist()
+    ]
+    assert figures.rows() == expected
+    assert figures.texts() == [dumps_figures(row) for row in expected]
+    assert figures.column("gauge") == [7.0] * windows and figures.column("rate") == varying.tolist()
