@@ -45,7 +45,7 @@ def _rounded(values: np.ndarray) -> np.ndarray:
     finite = np.isfinite(values)
     scaled = np.where(finite, values, 0.0) * 10000.0
     with np.errstate(invalid="ignore"):
-        return cast(np.ndarray, np.where(np.isfinite(scaled), np.rint(scaled) / 10000.0 + 0.0, values))
+        return np.where(np.isfinite(scaled), np.rint(scaled) / 10000.0 + 0.0, values)
 
 
 def _number_texts(values: list[float]) -> list[str]:
