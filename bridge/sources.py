@@ -3,6 +3,7 @@
 import asyncio
 import json
 import math
+import operator
 import re
 import time
 import urllib.parse
@@ -62,6 +63,10 @@ class SnapshotSource(Protocol):
     """A source that reads its series straight into a snapshot, with no exposition samples between."""
 
     async def snapshot(self, wanted: Wanted, timestamp: float, interner: Interner) -> Snapshot: ...
+
+
+_VALUE = operator.attrgetter("_value")
+"""A ``MutexValue``'s float (what its ``get()`` returns)."""
 
 
 class ChildrenSource:
@@ -135,7 +140,11 @@ class ChildrenSource:
                 bounds = interner.bounds(shown or tuple(cast(prometheus_client.Histogram, metric)._upper_bounds))
                 has_sum = bounds[0] >= 0  # as collect(): no _sum when a bucket lies below zero
                 for values, child in self._children(metric):
-                    cumulative = np.cumsum([bucket.get() for bucket in child._buckets], dtype=float)
+                    # Each bucket's float read as its ``get()`` reads it, without taking the bucket's lock
+                    # (a read of one attribute is atomic; the lock orders writers): a tick reads about
+                    # 1,400 buckets, and these reads were a quarter of an idle server's CPU.
+                    buckets = child._buckets
+                    cumulative = np.cumsum(np.fromiter(map(_VALUE, buckets), float, len(buckets)))
                     if positions is not None:
                         cumulative = cumulative[positions]  # cumulative counts are exact at any subset
                     total = child._sum.get() if has_sum else 0.0
