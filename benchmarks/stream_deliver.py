@@ -1,0 +1,145 @@
+"""The stream hub's own work for one tick, in process: ``Hub.deliver`` for N distinct filter sets and for
+N subscribers of one set, with no sockets and no scheduling noise.
+
+    PYTHONPATH=. python benchmarks/stream_deliver.py [--sets 100] [--ticks 40] [--rounds 4]
+        [--baseline-tree DIR]
+
+The server first serves ten chat requests a second for 130 seconds of a driven clock (the hub sampling
+once a second), so the distinct sets' windows (10 s, 11 s, ... 10 + N - 1 s) each begin at a snapshot
+of their own and hold requests, tokens and latencies; then each tick serves ten more requests, samples,
+and times ``deliver``. Each round runs in a process of its own. The figures are the median ``deliver``
+time of a round's ticks, and distinct / shared: what ``stream_fanout.py``'s lag for N distinct sets
+holds of the server's computing, next to the same number of subscribers on one set ("flat in the
+number of sets" is a ratio near 1).
+
+With ``--baseline-tree DIR`` (``git worktree add DIR <commit>``) the same measurement runs from that
+checkout too, the two taking turns and swapping order every round: after / before, round by round.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+WARM_UP_SECONDS = 130
+REQUESTS_PER_SECOND = 10
+
+
+async def measure(sets: int, ticks: int) -> dict[str, float]:
+    """Median ``deliver`` milliseconds for ``sets`` distinct sets and for ``sets`` subscribers of one."""
+    distinct = await deliver_times([10.0 + i for i in range(sets)], ticks)
+    shared = await deliver_times([10.0] * sets, ticks)
+    # The first ticks fill the caches.
+    return {"distinct": 1000 * statistics.median(distinct[3:]), "shared": 1000 * statistics.median(shared[3:])}
+
+
+async def deliver_times(windows: list[float], ticks: int) -> list[float]:
+    """Seconds of each tick's ``deliver`` for one subscriber per window."""
+    # Imported here, from whichever checkout ``PYTHONPATH`` names (see ``run_round``).
+    import gc
+
+    from prometheus_client import CollectorRegistry
+
+    from bridge.hub import Client
+    from bridge.protocol import Filters
+    from fakeai.app import create_app
+    from fakeai.settings import Settings
+
+    path = list(sys.path)
+    sys.path.insert(1, str(HERE))
+    from inprocess import call
+
+    sys.path[:] = path  # inprocess puts this checkout first; the one measured must stay first
+
+    class Clock:
+        now = time.time()
+
+        def __call__(self) -> float:
+            return self.now
+
+    app = create_app(Settings(no_delay=True), CollectorRegistry())
+    async with app.router.lifespan_context(app):
+        hub = app.state.hub
+        await hub.stop()  # the benchmark drives the ticks
+        clock = Clock()
+        hub.clock = hub.sampler.clock = clock
+
+        async def second() -> None:
+            clock.now += 1.0
+            for _ in range(REQUESTS_PER_SECOND):
+                await call(app)
+            await hub.sample()
+
+        for _ in range(WARM_UP_SECONDS):
+            await second()
+        gc.collect()
+        gc.freeze()  # as the server does after start-up
+        for window in windows:
+            hub.register(Client(Filters(interval=1.0, window=window)))
+        times = []
+        for _ in range(ticks):
+            await second()
+            started = time.perf_counter()
+            groups = await hub.deliver(clock.now)
+            times.append(time.perf_counter() - started)
+        assert groups == len(set(windows)), groups
+    return times
+
+
+def run_round(tree: Path, sets: int, ticks: int) -> dict[str, float]:
+    """One round in a process of its own, with ``tree``'s fakeai and bridge on the path."""
+    environment = dict(os.environ, PYTHONPATH=str(tree))
+    command = [sys.executable, str(HERE / "stream_deliver.py"), "--child", "--sets", str(sets), "--ticks", str(ticks)]
+    done = subprocess.run(command, env=environment, capture_output=True, text=True, check=False, timeout=600)
+    if done.returncode != 0:
+        raise SystemExit(f"round in {tree} failed:\n{done.stderr[-3000:]}")
+    figures: dict[str, float] = json.loads(done.stdout.splitlines()[-1])
+    return figures
+
+
+def spread(values: list[float], digits: int = 2) -> str:
+    return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sets", type=int, default=100)
+    parser.add_argument("--ticks", type=int, default=40)
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--baseline-tree", type=Path, help="compare against the hub run from this checkout")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(asyncio.run(measure(args.sets, args.ticks))))
+        return
+    trees = {"after": HERE.parent}
+    if args.baseline_tree is not None:
+        trees["before"] = args.baseline_tree.resolve()
+    figures: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
+    for round_number in range(args.rounds):
+        order = list(trees) if round_number % 2 == 0 else list(reversed(trees))
+        for name in order:
+            found = run_round(trees[name], args.sets, args.ticks)
+            figures[name].append(found)
+            print(f"round {round_number + 1} {name:6} distinct {found['distinct']:.2f} ms, ", end="")
+            print(f"shared {found['shared']:.2f} ms", flush=True)
+    print(f"\nHub.deliver, {args.sets} subscribers, median ms of {args.ticks} ticks; medians (ranges) of rounds")
+    for name, rounds in figures.items():
+        distinct, shared = [r["distinct"] for r in rounds], [r["shared"] for r in rounds]
+        flat = [r["distinct"] / r["shared"] for r in rounds]
+        print(f"  {name:6} distinct sets {spread(distinct)}  one set {spread(shared)}  ", end="")
+        print(f"distinct / one {spread(flat, 1)}")
+    if "before" in figures:
+        for kind in ("distinct", "shared"):
+            ratios = [a[kind] / b[kind] for a, b in zip(figures["after"], figures["before"], strict=True)]
+            print(f"  after / before, {kind}: {spread(ratios)}")
+
+
+if __name__ == "__main__":
+    main()
