@@ -282,10 +282,13 @@ class WindowSet:
         # Columns past the end's vector are never read (the end has every group read); a fold made
         # before the layout grew is shorter, and reads 0 where it ends.
         width = len(self._end.vector)
-        self._starts = np.zeros((len(starts), width))
-        for row, start in zip(self._starts, start_folds, strict=True):
-            row[: len(start.vector)] = start.vector[:width]
-        self.seconds = np.array([max(end.timestamp - start.timestamp, 0.0) for start in starts])
+        if all(len(start.vector) == width for start in start_folds):  # the usual case: one array call
+            self._starts = np.array([start.vector for start in start_folds]).reshape(len(starts), width)
+        else:
+            self._starts = np.zeros((len(starts), width))
+            for row, start in zip(self._starts, start_folds, strict=True):
+                row[: len(start.vector)] = start.vector[:width]
+        self.seconds = np.maximum(end.timestamp - np.array([start.timestamp for start in starts], dtype=float), 0.0)
         self._memo: dict[tuple[str, str, str | None], Any] = {}
         self._summaries: dict[Read, dict[str, _Summaries]] | None = None
         self._increases: tuple[dict[int, int], np.ndarray] | None = None
