@@ -1,4 +1,4 @@
-"""What the benchmarks share: free ports, CPU pinning, a process's CPU time, and wrk."""
+"""What the benchmarks share: free ports, CPU pinning, a process's CPU time, wrk, and a median with its range."""
 
 import contextlib
 import json
@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -92,3 +93,8 @@ def verdict(name: str, failures: list[str]) -> int:
         print("FAILED:", failure)
     print(f"{name}: " + ("FAILED" if failures else "passed"))
     return 1 if failures else 0
+
+
+def spread(values: list[float], digits: int = 1) -> str:
+    """The median and the range of ``values``: ``"12.3 (11.0-15.2)"``."""
+    return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"

@@ -26,6 +26,8 @@ import sys
 import time
 from pathlib import Path
 
+from common import spread
+
 HERE = Path(__file__).resolve().parent
 WARM_UP_SECONDS = 130
 REQUESTS_PER_SECOND = 10
@@ -103,10 +105,6 @@ def run_round(tree: Path, sets: int, ticks: int) -> dict[str, float]:
     return figures
 
 
-def spread(values: list[float], digits: int = 2) -> str:
-    return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sets", type=int, default=100)
@@ -133,12 +131,12 @@ def main() -> None:
     for name, rounds in figures.items():
         distinct, shared = [r["distinct"] for r in rounds], [r["shared"] for r in rounds]
         flat = [r["distinct"] / r["shared"] for r in rounds]
-        print(f"  {name:6} distinct sets {spread(distinct)}  one set {spread(shared)}  ", end="")
+        print(f"  {name:6} distinct sets {spread(distinct, 2)}  one set {spread(shared, 2)}  ", end="")
         print(f"distinct / one {spread(flat, 1)}")
     if "before" in figures:
         for kind in ("distinct", "shared"):
             ratios = [a[kind] / b[kind] for a, b in zip(figures["after"], figures["before"], strict=True)]
-            print(f"  after / before, {kind}: {spread(ratios)}")
+            print(f"  after / before, {kind}: {spread(ratios, 2)}")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ CPU, runs shorter than 20 s are mostly rounding).
 import argparse
 import contextlib
 import json
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,7 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-from common import background, cpu_seconds, fakeai_command, free_port, pinned, wait_port
+from common import background, cpu_seconds, fakeai_command, free_port, pinned, spread, wait_port
 
 HERE = Path(__file__).resolve().parent
 SCENARIOS = (
@@ -83,10 +82,6 @@ def measure(server: list[str], port: int, mode: str, count: int, duration: float
         "p99_ms": 1000 * (done["p99"] or float("nan")),
         "updates": done["updates"],
     }
-
-
-def spread(values: list[float], digits: int = 1) -> str:
-    return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
 
 
 def main() -> None:
