@@ -1,5 +1,5 @@
 """The stream hub's own work for one tick, in process: ``Hub.deliver`` for N distinct filter sets and for
-N subscribers of one set, with no sockets and no scheduling noise.
+N subscribers of one set, without sockets (the computing and posting alone, not the sending).
 
     PYTHONPATH=. python benchmarks/stream_deliver.py [--sets 100] [--ticks 40] [--rounds 4]
         [--baseline-tree DIR]
