@@ -456,6 +456,10 @@ class RequestMetrics:
             self._before_first_token = f.before_first_token.labels(*labels)
             self._request_cached_tokens = f.request_cached_tokens.labels(*labels)
         self._extra: dict[tuple[Counter, tuple[str, ...]], Counter] = {}
+        # The two children every request ends on, by the record's own values (an int, a str enum): no
+        # label text built and no key tuple made per request.
+        self._responses_by_status: dict[int, Counter] = {}
+        self._finished_by_reason: dict[str, Counter] = {}
 
     def accepted(self, max_tokens: int | None, n: int, stream: bool = False) -> None:
         inc(self._requests)
@@ -534,8 +538,15 @@ class RequestMetrics:
 
     def finished(self, record: RequestRecord) -> None:
         f = self.families
-        inc(self._child(f.responses, str(record.status)))
-        inc(self._child(f.finished, record.finished_reason.value))
+        status, reason = record.status, record.finished_reason
+        responses = self._responses_by_status.get(status)
+        if responses is None:
+            responses = self._responses_by_status[status] = self._child(f.responses, str(status))
+        inc(responses)
+        finished = self._finished_by_reason.get(reason)
+        if finished is None:
+            finished = self._finished_by_reason[reason] = self._child(f.finished, reason.value)
+        inc(finished)
         if record.error_type is not None:
             inc(self._child(f.errors, str(record.error_status or record.status), record.error_type))
         if record.stream_outcome is not None:

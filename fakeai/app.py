@@ -90,16 +90,18 @@ def _unexpected(_: Request, exc: Exception) -> Response:
 
 
 class FakeaiApp(FastAPI):
-    """FastAPI with ``fakeai.hot_path.HotPath`` in front of its middleware stack."""
+    """FastAPI with ``fakeai.hot_path.HotPath`` in front of its middleware stack, and the routes' context
+    as a plain attribute (Starlette's ``app.state`` answers through ``__getattr__``, 2 us a request)."""
 
     hot_path: Callable[[ASGIApp], ASGIApp] | None = None
+    context: ServerContext
 
     def build_middleware_stack(self) -> ASGIApp:
         stack = super().build_middleware_stack()
         return stack if self.hot_path is None else self.hot_path(stack)
 
 
-def app_from_environment() -> FastAPI:
+def app_from_environment() -> FakeaiApp:
     """The factory each worker process calls (``--workers``): settings come from the parent."""
     app = create_app(Settings.from_json(os.environ[SETTINGS_ENV]), CollectorRegistry())
     settle_heap()
@@ -157,7 +159,7 @@ def cache_config(settings: Settings) -> CacheConfig:
     )
 
 
-def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
+def create_app(settings: Settings, registry: CollectorRegistry) -> FakeaiApp:
     engines_here, engine_label = engine_indices(settings)
     metrics = ServerMetrics(
         registry,
@@ -228,7 +230,7 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
     engines = Engines(settings, metrics)
 
     def settings_changed(changed: Settings) -> None:
-        app.state.fakeai.settings = changed
+        app.context.settings = changed
         if vllm_view is not None:
             vllm_view.set_cache_config(cache_config(changed))
         follow_views(changed)
@@ -240,7 +242,7 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
         if change.get("op") == "config":
             runtime.apply(change)
         elif change.get("op") == "down":
-            app.state.fakeai.down = bool(change["down"])
+            app.context.down = bool(change["down"])
         else:
             await engines.apply(change)
 
@@ -279,7 +281,7 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
         lifespan=lifespan,
         **NO_OPENTELEMETRY,
     )
-    app.state.fakeai = ServerContext(
+    app.context = ServerContext(
         settings=settings, metrics=metrics, engines=engines, control=control, runtime=runtime, scenario=scenario
     )
     hot_routes = [chat.ROUTE, completions.ROUTE, embeddings.ROUTE, responses.ROUTE]
@@ -309,7 +311,7 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FastAPI:
     )
 
     async def metrics_or_down(request: Request) -> Response:
-        if app.state.fakeai.down:  # a scenario took the server down: Prometheus sees the target down
+        if app.context.down:  # a scenario took the server down: Prometheus sees the target down
             return PlainTextResponse("The server is down (a scenario phase).\n", status_code=503)
         return await scrape(request)
 

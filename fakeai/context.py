@@ -92,7 +92,7 @@ def arrival_time(request: Request) -> float:
 
 
 def context(request: Request) -> ServerContext:
-    ctx: ServerContext = request.app.state.fakeai
+    ctx: ServerContext = request.scope["app"].context  # set by ``create_app`` on its ``FakeaiApp``
     return ctx
 
 

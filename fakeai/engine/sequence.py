@@ -171,7 +171,10 @@ class Sequence:
 
     @property
     def max_choice_tokens(self) -> int:
-        return max((c.emitted for c in self.choices), default=0)
+        choices = self.choices
+        if len(choices) == 1:  # the common case, read several times per request: no generator
+            return choices[0].emitted
+        return max((c.emitted for c in choices), default=0)
 
     def blocks_needed(self) -> int:
         """KV blocks to hold the prompt and every choice's output so far, as when (re)scheduled."""

@@ -102,7 +102,7 @@ class Writer:
 
     def words(self, count: int) -> list[str]:
         stream = self._stream
-        start = self._rng.randrange(len(stream))
+        start = int(self._rng.random() * len(stream))  # ``randrange`` is Python-level, per request
         taken = stream[start : start + count]
         while len(taken) < count:  # wrap around for answers longer than what is left
             taken += stream[: count - len(taken)]

@@ -52,7 +52,7 @@ class Renderer:
 
     def __init__(self, model: str) -> None:
         # Unique, not secret: the random module costs a tenth of what os.urandom does, per request.
-        self.id = f"{self.id_prefix}{random.getrandbits(96):024x}"
+        self.id = self.id_prefix + random.randbytes(12).hex()
         self.created = int(time.time())
         self.model = model
 
@@ -112,6 +112,8 @@ class Renderer:
 
 
 def finished_reason(seq: Sequence) -> FinishedReason:
+    if len(seq.choices) == 1:
+        return FinishedReason.LENGTH if seq.choices[0].finish_reason == "length" else FinishedReason.STOP
     reasons = {c.finish_reason for c in seq.choices}
     return FinishedReason.LENGTH if "length" in reasons else FinishedReason.STOP
 

@@ -80,6 +80,7 @@ def per_request_metrics(seq: Sequence) -> dict[str, float | None]:
 
 def hand_over(recorder: RequestMetrics, gen: GenerationRequest, seq: Sequence | None, outcome: Outcome) -> None:
     """The one record of a request, handed to the metrics when it ends."""
+    error = outcome.error
     record = RequestRecord(
         endpoint=gen.endpoint,
         model=gen.model,
@@ -87,20 +88,17 @@ def hand_over(recorder: RequestMetrics, gen: GenerationRequest, seq: Sequence | 
         finished_reason=outcome.reason,
         arrival=gen.arrival,
         finished=time.monotonic(),
-        scheduled=seq.scheduled if seq else None,
-        queued=seq.queued if seq else None,
-        first_token=seq.first_token if seq else None,
-        last_token=seq.last_token if seq else None,
-        prompt_tokens=seq.prompt_len if seq else 0,
-        cached_tokens=seq.cached_tokens if seq else 0,
-        preemptions=seq.preemptions if seq else 0,
-        completion_tokens=seq.completion_tokens if seq else 0,
-        max_choice_tokens=seq.max_choice_tokens if seq else 0,
-        error_status=outcome.error.status if outcome.error else None,
-        error_type=outcome.error.type if outcome.error else None,
+        error_status=error.status if error else None,
+        error_type=error.type if error else None,
         stream_outcome=outcome.stream,
         stream=gen.stream,
     )
+    if seq is not None:  # the engine had it (else it was refused before)
+        record.scheduled, record.queued = seq.scheduled, seq.queued
+        record.first_token, record.last_token = seq.first_token, seq.last_token
+        record.prompt_tokens, record.cached_tokens = seq.prompt_len, seq.cached_tokens
+        record.preemptions, record.completion_tokens = seq.preemptions, seq.completion_tokens
+        record.max_choice_tokens = seq.max_choice_tokens
     recorder.finished(record)
 
 

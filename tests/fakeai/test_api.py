@@ -325,7 +325,7 @@ async def test_a_request_cut_by_shutdown_gets_503_and_is_counted(app_client):
         body = {"model": MODEL, "messages": CHAT, "max_tokens": 100, "ignore_eos": True}
         pending = asyncio.ensure_future(client.post("/v1/chat/completions", json=body))
         await asyncio.sleep(0.2)
-        await client._transport.app.state.fakeai.engines.stop()
+        await client._transport.app.context.engines.stop()
         response = await pending
     assert response.status_code == 503 and response.json()["error"]["code"] == "engine_overloaded"
     assert registry.get_sample_value("fakeai_finished_requests_total", {**EM, "finished_reason": "abort"}) == 1
@@ -372,7 +372,7 @@ async def test_a_stream_cut_by_shutdown_ends_with_an_error_event(app_client):
         }
         task = asyncio.ensure_future(app(scope, receive, send))
         await asyncio.wait_for(first_chunk.wait(), 10)
-        await app.state.fakeai.engines.stop()
+        await app.context.engines.stop()
         await asyncio.wait_for(task, 10)
     frames = b"".join(chunks).decode().split("\n\n")
     assert any('"engine_overloaded"' in frame for frame in frames)

@@ -70,7 +70,7 @@ async def test_without_the_environment_variable_there_are_no_runtime_endpoints(a
 async def test_one_adapter_at_a_time_in_the_batch_the_other_deferred(app_client):
     settings = {**LORA, "max_loras": 1, "itl_ms": 2.0, "itl_jitter": 0.0, "overhead_ms": 0.0}
     async with app_client(**settings) as (client, registry):
-        engine = client._transport.app.state.fakeai.engines.get(BASE)
+        engine = client._transport.app.context.engines.get(BASE)
         together, deferred = [], []
 
         async def watch() -> None:

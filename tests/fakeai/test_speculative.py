@@ -60,7 +60,7 @@ async def test_drafts_follow_the_rates_and_the_counters_equal_the_engines_tally(
     requests, tokens = 300, 200
     body = {"model": MODEL, "prompt": "Tell me", "max_tokens": tokens, "ignore_eos": True}
     async with app_client(no_delay=True, seed=7, **SPEC) as (client, registry):
-        engine = client._transport.app.state.fakeai.engines.get(MODEL)
+        engine = client._transport.app.context.engines.get(MODEL)
         for _ in range(requests // 50):
             answers = await asyncio.gather(*(client.post("/v1/completions", json=body) for _ in range(50)))
             assert all(a.status_code == 200 and a.json()["usage"]["completion_tokens"] == tokens for a in answers)
