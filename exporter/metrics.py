@@ -612,6 +612,8 @@ class ModelMetrics:
         self._gen_throughput = families.gen_throughput.labels(*key)
         self._cache_hit_rate = families.cache_hit_rate.labels(*key)
         self._families = families
+        self.batch_calls = families.batch_calls
+        """Whether ``batch_call`` records anything (a model speaks tgi): the engine times its steps only then."""
         self._deferred = families.deferred.labels(*key)
         self._mm_cache_queries = families.mm_cache_queries.labels(*key)
         self._mm_cache_hits = families.mm_cache_hits.labels(*key)
@@ -657,10 +659,6 @@ class ModelMetrics:
         observe_many(self._iteration_tokens, tokens, count)
         inc(self._step_requests, requests * count)
 
-    @property
-    def batch_calls(self) -> bool:
-        """Whether ``batch_call`` records anything (a model speaks tgi): the engine times its steps only then."""
-        return self._families.batch_calls
 
     def batch_call(self, phase: str, forward: float, send: float, admitted: int, count: int = 1) -> None:
         """``count`` engine steps of a phase (``prefill`` when a step prefilled any prompt, else ``decode``):

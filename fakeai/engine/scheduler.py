@@ -254,10 +254,13 @@ class ModelEngine:
             self.metrics.steps(prefill + first, 1)
         else:
             self.metrics.steps(prefill, 1)
-        self.metrics.batch_call("prefill", 0.0, 0.0, 1)
+        timed = self.metrics.batch_calls
+        if timed:
+            self.metrics.batch_call("prefill", 0.0, 0.0, 1)
         for size, count in step_sizes.items():
             self.metrics.steps(size, count)
-            self.metrics.batch_call("decode", 0.0, 0.0, 0, count)
+            if timed:
+                self.metrics.batch_call("decode", 0.0, 0.0, 0, count)
         if self.trace is not None and self.trace.recording:  # the same steps, all at this instant
             steps = [(prefill, first if step_sizes else 0)]
             steps += [(0, size) for size, count in step_sizes.items() for _ in range(count)]

@@ -54,7 +54,7 @@ class TokenDelta:
     """Tokens this delta carries: more than one when a speculative draft was accepted in its step."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Choice:
     target: int
     reason: str
@@ -126,6 +126,34 @@ def step_sizes(lengths: list[int]) -> dict[int, int]:
 
 class Sequence:
     """Engine-side state of one request. The engine alone moves it; routes only read and cancel."""
+
+    # Made for every request and read on every step: slots set and read faster, and take less memory.
+    __slots__ = (
+        "request",
+        "recorder",
+        "block_size",
+        "state",
+        "choices",
+        "unfinished",
+        "prompt_len",
+        "completion_tokens",
+        "blocks_held",
+        "queued",
+        "scheduled",
+        "first_token",
+        "last_token",
+        "cached_tokens",
+        "preemptions",
+        "needs_prefill",
+        "prefill_left",
+        "failed",
+        "cancelled",
+        "slept",
+        "abort_after",
+        "updates",
+        "done",
+        "__weakref__",  # fakeai.engine.slots holds sequences weakly
+    )
 
     def __init__(
         self,
