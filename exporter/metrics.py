@@ -659,7 +659,6 @@ class ModelMetrics:
         observe_many(self._iteration_tokens, tokens, count)
         inc(self._step_requests, requests * count)
 
-
     def batch_call(self, phase: str, forward: float, send: float, admitted: int, count: int = 1) -> None:
         """``count`` engine steps of a phase (``prefill`` when a step prefilled any prompt, else ``decode``):
         the simulated forward pass, then the hand-over of the step's tokens; ``admitted`` requests joined

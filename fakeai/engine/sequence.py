@@ -129,30 +129,30 @@ class Sequence:
 
     # Made for every request and read on every step: slots set and read faster, and take less memory.
     __slots__ = (
-        "request",
-        "recorder",
+        "__weakref__",  # fakeai.engine.slots holds sequences weakly
+        "abort_after",
         "block_size",
-        "state",
-        "choices",
-        "unfinished",
-        "prompt_len",
-        "completion_tokens",
         "blocks_held",
-        "queued",
-        "scheduled",
+        "cached_tokens",
+        "cancelled",
+        "choices",
+        "completion_tokens",
+        "done",
+        "failed",
         "first_token",
         "last_token",
-        "cached_tokens",
-        "preemptions",
         "needs_prefill",
+        "preemptions",
         "prefill_left",
-        "failed",
-        "cancelled",
+        "prompt_len",
+        "queued",
+        "recorder",
+        "request",
+        "scheduled",
         "slept",
-        "abort_after",
+        "state",
+        "unfinished",
         "updates",
-        "done",
-        "__weakref__",  # fakeai.engine.slots holds sequences weakly
     )
 
     def __init__(
