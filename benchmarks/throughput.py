@@ -1,6 +1,6 @@
 """Chat requests/s of fakeai (--no-delay) against a bare FastAPI app, in one run.
 
-    python benchmarks/throughput.py [--duration 10] [--connections 32] [--rounds 3] [--stream]
+    python benchmarks/throughput.py [--duration 10] [--connections 32] [--rounds 3] [--slices 4] [--stream]
         [--baseline-tree DIR] [--without-metrics]
 
 With ``--baseline-tree DIR`` the baseline is fakeai itself run from another checkout (``git worktree add
@@ -13,11 +13,14 @@ With ``--without-metrics`` fakeai runs with its per-request metric recording mad
 With ``--stream`` the requests stream (``max_tokens`` 16, usage included) and the bare app streams the
 very events fakeai sent, one chunk each: the figures are then SSE chunks per second.
 
-Needs ``wrk`` (Debian package ``wrk``). Each server gets one core and wrk the other (``taskset``), and
-the two servers take turns round by round so machine noise hits both alike; the medians are compared.
+Needs ``wrk`` (Debian package ``wrk``). Each server gets one core and wrk the other (``taskset``). In a
+round both servers are up and take turns in ``--slices`` slices of the round's duration each, the order
+mirrored every slice, so a drift of this shared machine's speed hits both alike; each round gives one
+ratio, and the medians and ranges of the rounds are reported.
 """
 
 import argparse
+import contextlib
 import json
 import re
 import statistics
@@ -75,16 +78,45 @@ def run_wrk(url: str, duration: int, connections: int, script: Path, pin: bool =
     return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), completed
 
 
-def measure(command: list[str], port: int, args: argparse.Namespace, script: Path, tree: Path | None = None) -> Run:
-    url = f"http://127.0.0.1:{port}"
-    with background(command, cpu=0, tree=tree) as process:
-        wait_ready(url)
-        run_wrk(url, 2, args.connections, script)  # warm-up
-        cpu_before = cpu_seconds(process.pid)
-        rate, completed = run_wrk(url, args.duration, args.connections, script)
-        # CPU per request is what other tenants of a noisy machine disturb least: steal time and
-        # preemption stretch the wall clock, not the CPU time a request needs.
-        return Run(rate, (cpu_seconds(process.pid) - cpu_before) / completed * 1e6)
+@dataclass
+class Server:
+    name: str
+    command: list[str]
+    port: int
+    tree: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def measure(servers: list[Server], args: argparse.Namespace, script: Path) -> dict[str, Run]:
+    """One round: the servers up side by side (each on CPU 0, the idle one costing nothing measurable),
+    ``wrk`` driving one at a time in ``args.slices`` slices of the round's duration, the order mirrored
+    every slice (A B B A ...). A drift of the machine's speed within the round then falls on every server
+    alike, where back-to-back runs of the whole duration put it all on one."""
+    with contextlib.ExitStack() as stack:
+        processes = {s.name: stack.enter_context(background(s.command, cpu=0, tree=s.tree)) for s in servers}
+        for server in servers:
+            wait_ready(server.url)
+            run_wrk(server.url, 2, args.connections, script)  # warm-up
+        cpu = dict.fromkeys(processes, 0.0)
+        completed = dict.fromkeys(processes, 0)
+        elapsed = dict.fromkeys(processes, 0.0)
+        seconds = max(1, args.duration // args.slices)
+        for slice_index in range(args.slices):
+            for server in servers if slice_index % 2 == 0 else reversed(servers):
+                pid = processes[server.name].pid
+                cpu_before, started = cpu_seconds(pid), time.monotonic()
+                _, done = run_wrk(server.url, seconds, args.connections, script)
+                elapsed[server.name] += time.monotonic() - started
+                cpu[server.name] += cpu_seconds(pid) - cpu_before
+                completed[server.name] += done
+    # CPU per request is what other tenants of a noisy machine disturb least: steal time and preemption
+    # stretch the wall clock, not the CPU time a request needs.
+    return {
+        name: Run(completed[name] / (args.slices * seconds), cpu[name] / completed[name] * 1e6) for name in processes
+    }
 
 
 def main() -> None:
@@ -92,6 +124,9 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--slices", type=int, default=4, help="each round's duration in this many turns per server, alternating"
+    )
     parser.add_argument("--stream", action="store_true", help="streaming requests; report SSE chunks/s")
     parser.add_argument("--baseline-tree", type=Path, help="compare against fakeai run from this checkout")
     parser.add_argument("--without-metrics", action="store_true", help="fakeai's metric recording made no-ops")
@@ -126,8 +161,9 @@ def main() -> None:
 
         results: dict[str, list[Run]] = {BARE: [], FAKE: []}
         for round_index in range(args.rounds):
-            results[BARE].append(measure(bare, bare_port, args, script))
-            results[FAKE].append(measure(fakeai, fake_port, args, script))
+            servers = [Server(BARE, bare, bare_port), Server(FAKE, fakeai, fake_port)]
+            for name, run in measure(servers if round_index % 2 == 0 else servers[::-1], args, script).items():
+                results[name].append(run)
             figures = (
                 f"{k} {v[-1].requests_per_second:.0f} req/s ({v[-1].cpu_us_per_request:.0f} us CPU/req)"
                 for k, v in results.items()
@@ -155,8 +191,10 @@ def main() -> None:
     goal = 0.8 if args.stream else 1.0
     span = f"{min(wall_ratios):.2f}-{max(wall_ratios):.2f}"
     print(f"  fakeai / bare, wall clock (median of rounds):       {statistics.median(wall_ratios):5.2f}   ({span})")
+    cpu_span = f"{min(cpu_ratios):.2f}-{max(cpu_ratios):.2f}"
     print(
-        f"  fakeai / bare, CPU per request (median of rounds):  {statistics.median(cpu_ratios):5.2f}   (goal >= {goal})"
+        f"  fakeai / bare, CPU per request (median of rounds):  {statistics.median(cpu_ratios):5.2f}   ({cpu_span};"
+        f" goal >= {goal})"
     )
 
 
@@ -170,10 +208,11 @@ def before_after(args: argparse.Namespace) -> None:
         script = wrk_script(Path(tmp), request)
         for round_index in range(args.rounds):
             order = list(trees) if round_index % 2 == 0 else list(reversed(trees))
-            runs = {}
+            servers = []
             for name in order:
                 port = free_port()
-                runs[name] = measure(fakeai_command(port, "--no-delay"), port, args, script, trees[name])
+                servers.append(Server(name, fakeai_command(port, "--no-delay"), port, trees[name]))
+            runs = measure(servers, args, script)
             ratios.append(runs["after"].cpu_us_per_request / runs["before"].cpu_us_per_request)
             print(
                 f"round {round_index + 1}: before {runs['before'].cpu_us_per_request:.0f} us CPU/req, "
