@@ -132,7 +132,10 @@ class ChatCompletionRequest(GenerationParams):
 
     def message_without_content(self) -> int | None:
         """Index of the first message that needs ``content`` and has none."""
-        return next((i for i, m in enumerate(self.messages) if m.lacks_content()), None)
+        for index, message in enumerate(self.messages):
+            if message.content is None and message.lacks_content():  # the rule's cases all lack content first
+                return index
+        return None
 
     def token_limit(self) -> int | None:
         return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
