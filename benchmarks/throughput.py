@@ -102,14 +102,12 @@ def measure(servers: list[Server], args: argparse.Namespace, script: Path) -> di
             run_wrk(server.url, 2, args.connections, script)  # warm-up
         cpu = dict.fromkeys(processes, 0.0)
         completed = dict.fromkeys(processes, 0)
-        elapsed = dict.fromkeys(processes, 0.0)
         seconds = max(1, args.duration // args.slices)
         for slice_index in range(args.slices):
             for server in servers if slice_index % 2 == 0 else reversed(servers):
                 pid = processes[server.name].pid
-                cpu_before, started = cpu_seconds(pid), time.monotonic()
+                cpu_before = cpu_seconds(pid)
                 _, done = run_wrk(server.url, seconds, args.connections, script)
-                elapsed[server.name] += time.monotonic() - started
                 cpu[server.name] += cpu_seconds(pid) - cpu_before
                 completed[server.name] += done
     # CPU per request is what other tenants of a noisy machine disturb least: steal time and preemption
