@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from common import background, cpu_seconds, fakeai_command, free_port, pinned, require_wrk, wrk_script
+from common import background, cpu_seconds, fakeai_command, free_port, pinned, require_wrk, spread, wrk_script
 
 HERE = Path(__file__).resolve().parent
 BARE, FAKE = "bare FastAPI", "fakeai --no-delay"
@@ -187,13 +187,8 @@ def main() -> None:
     # The goals of benchmarks/README.md: fakeai's whole simulation for no more CPU than bare FastAPI spends on nothing;
     # streaming at least 0.8 of bare's chunk rate.
     goal = 0.8 if args.stream else 1.0
-    span = f"{min(wall_ratios):.2f}-{max(wall_ratios):.2f}"
-    print(f"  fakeai / bare, wall clock (median of rounds):       {statistics.median(wall_ratios):5.2f}   ({span})")
-    cpu_span = f"{min(cpu_ratios):.2f}-{max(cpu_ratios):.2f}"
-    print(
-        f"  fakeai / bare, CPU per request (median of rounds):  {statistics.median(cpu_ratios):5.2f}   ({cpu_span};"
-        f" goal >= {goal})"
-    )
+    print(f"  fakeai / bare, wall clock (median of rounds):       {spread(wall_ratios, 2)}")
+    print(f"  fakeai / bare, CPU per request (median of rounds):  {spread(cpu_ratios, 2)}   (goal >= {goal})")
 
 
 def before_after(args: argparse.Namespace) -> None:
@@ -219,8 +214,8 @@ def before_after(args: argparse.Namespace) -> None:
             )
     kind = "streaming" if args.stream else "non-streaming"
     print(
-        f"\n{kind} chat, {args.connections} connections: CPU per request after / before, median "
-        f"{statistics.median(ratios):.3f} (range {min(ratios):.3f}-{max(ratios):.3f})"
+        f"\n{kind} chat, {args.connections} connections: CPU per request after / before, median (range) "
+        f"{spread(ratios, 3)}"
     )
 
 
