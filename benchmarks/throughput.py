@@ -16,7 +16,9 @@ very events fakeai sent, one chunk each: the figures are then SSE chunks per sec
 Needs ``wrk`` (Debian package ``wrk``). Each server gets one core and wrk the other (``taskset``). In a
 round both servers are up and take turns in ``--slices`` slices of the round's duration each, the order
 mirrored every slice, so a drift of this shared machine's speed hits both alike; each round gives one
-ratio, and the medians and ranges of the rounds are reported.
+ratio, and the medians and ranges of the rounds are reported. The CPU ratio is also given turn by turn
+(the two turns of a slice, seconds apart): its median over every pair of the run is the figure least
+moved by the machine's drift from one minute to the next.
 """
 
 import argparse
@@ -60,6 +62,8 @@ def wait_ready(url: str, timeout: float = 30.0) -> None:
 class Run:
     requests_per_second: float
     cpu_us_per_request: float
+    turns: list[float]
+    """CPU microseconds per request of each turn, in the order of the round's slices."""
 
 
 def run_wrk(url: str, duration: int, connections: int, script: Path, pin: bool = True) -> tuple[float, int]:
@@ -102,19 +106,34 @@ def measure(servers: list[Server], args: argparse.Namespace, script: Path) -> di
             run_wrk(server.url, 2, args.connections, script)  # warm-up
         cpu = dict.fromkeys(processes, 0.0)
         completed = dict.fromkeys(processes, 0)
+        turns: dict[str, list[float]] = {name: [] for name in processes}
         seconds = max(1, args.duration // args.slices)
         for slice_index in range(args.slices):
             for server in servers if slice_index % 2 == 0 else reversed(servers):
                 pid = processes[server.name].pid
                 cpu_before = cpu_seconds(pid)
                 _, done = run_wrk(server.url, seconds, args.connections, script)
-                cpu[server.name] += cpu_seconds(pid) - cpu_before
+                used = cpu_seconds(pid) - cpu_before
+                cpu[server.name] += used
                 completed[server.name] += done
+                turns[server.name].append(used / done * 1e6)
     # CPU per request is what other tenants of a noisy machine disturb least: steal time and preemption
     # stretch the wall clock, not the CPU time a request needs.
     return {
-        name: Run(completed[name] / (args.slices * seconds), cpu[name] / completed[name] * 1e6) for name in processes
+        name: Run(completed[name] / (args.slices * seconds), cpu[name] / completed[name] * 1e6, turns[name])
+        for name in processes
     }
+
+
+def turn_ratios(numerators: list[Run], denominators: list[Run]) -> list[float]:
+    """CPU per request of one server over another's, turn by turn: the two turns of a slice ran one
+    right after the other (seconds apart, where a round's are half a minute apart), so a drift of the
+    machine's speed between minutes cancels out of each ratio."""
+    return [
+        numerator / denominator
+        for top, bottom in zip(numerators, denominators, strict=True)
+        for numerator, denominator in zip(top.turns, bottom.turns, strict=True)
+    ]
 
 
 def main() -> None:
@@ -189,6 +208,8 @@ def main() -> None:
     goal = 0.8 if args.stream else 1.0
     print(f"  fakeai / bare, wall clock (median of rounds):       {spread(wall_ratios, 2)}")
     print(f"  fakeai / bare, CPU per request (median of rounds):  {spread(cpu_ratios, 2)}   (goal >= {goal})")
+    by_turn = turn_ratios(results[BARE], results[FAKE])
+    print(f"  fakeai / bare, CPU per request (median of {len(by_turn)} turn pairs): {spread(by_turn, 2)}")
 
 
 def before_after(args: argparse.Namespace) -> None:
@@ -196,6 +217,7 @@ def before_after(args: argparse.Namespace) -> None:
     the order every round; CPU per request after / before, round by round."""
     trees = {"before": args.baseline_tree.resolve(), "after": HERE.parent}
     ratios = []
+    by_turn: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         request = REQUEST | ({"stream": True, "stream_options": {"include_usage": True}} if args.stream else {})
         script = wrk_script(Path(tmp), request)
@@ -207,6 +229,7 @@ def before_after(args: argparse.Namespace) -> None:
                 servers.append(Server(name, fakeai_command(port, "--no-delay"), port, trees[name]))
             runs = measure(servers, args, script)
             ratios.append(runs["after"].cpu_us_per_request / runs["before"].cpu_us_per_request)
+            by_turn.extend(turn_ratios([runs["after"]], [runs["before"]]))
             print(
                 f"round {round_index + 1}: before {runs['before'].cpu_us_per_request:.0f} us CPU/req, "
                 f"after {runs['after'].cpu_us_per_request:.0f}, after / before {ratios[-1]:.3f}",
@@ -215,7 +238,7 @@ def before_after(args: argparse.Namespace) -> None:
     kind = "streaming" if args.stream else "non-streaming"
     print(
         f"\n{kind} chat, {args.connections} connections: CPU per request after / before, median (range) "
-        f"{spread(ratios, 3)}"
+        f"{spread(ratios, 3)}; turn by turn ({len(by_turn)} pairs) {spread(by_turn, 3)}"
     )
 
 
