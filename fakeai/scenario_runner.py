@@ -150,10 +150,14 @@ class ScenarioRunner:
                 if not loop:
                     break
         finally:
-            self._phase = -1
-            self._metrics.scenario_phase(None, None)
             reset = {"op": "config", "settings": self.startup.to_json(), "source": "scenario end", "changes": {}}
-            await asyncio.shield(self._reset(reset))
+            try:
+                await asyncio.shield(self._reset(reset))
+            finally:
+                # Ended only once the start-up settings are back and the server is up: whoever polls
+                # ``GET /admin/scenario`` for the end may count on both when it reads ``running: false``.
+                self._phase = -1
+                self._metrics.scenario_phase(None, None)
 
     async def _reset(self, reset: dict[str, Any]) -> None:
         await self._submit(reset)

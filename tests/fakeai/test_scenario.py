@@ -2,12 +2,15 @@
 the CLI), then run phase by phase: settings changes, the server going down and coming back."""
 
 import asyncio
+from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 
+from exporter.metrics import ServerMetrics
 from fakeai.__main__ import main
 from fakeai.scenario import ScenarioError, parse
-from fakeai.scenario_runner import check
+from fakeai.scenario_runner import ScenarioRunner, check
 from fakeai.settings import Settings
 
 MODEL = "meta-llama/Llama-3.1-8B-Instruct"
@@ -110,6 +113,30 @@ async def until_phase(client, phase: str | None, deadline: float = 10.0) -> None
         assert waited < deadline, f"the scenario never reached {phase!r}"
         await asyncio.sleep(0.02)
         waited += 0.02
+
+
+async def test_a_scenario_reads_as_ended_only_once_the_server_is_back_up():
+    """Whoever polls the scenario until ``running: false`` may count on the start-up settings and the
+    server being up again. Handing them over takes turns of the event loop (with several workers, a
+    round trip to each): a poller taking a turn between each of them must not see the end before."""
+    submitted: list[dict[str, Any]] = []
+
+    async def submit(operation: dict[str, Any]) -> None:
+        for _ in range(3):
+            await asyncio.sleep(0)
+        submitted.append(operation)
+
+    metrics = ServerMetrics(CollectorRegistry(), models=[MODEL], endpoints=["/v1/completions"], max_model_len=4096)
+    runner = ScenarioRunner(Settings(), submit, metrics)
+    await runner.start(parse("name: blip\nphases:\n  - {name: gone, duration: 50ms, down: true}\n"))
+    assert runner.status()["running"]
+    polls = 0
+    while runner.status()["running"]:
+        polls += 1
+        assert polls < 100_000, "the scenario never ended"
+        await asyncio.sleep(0)
+    assert submitted[-2]["source"] == "scenario end" and submitted[-2]["settings"] == Settings().to_json()
+    assert submitted[-1] == {"op": "down", "down": False}
 
 
 async def test_a_scenario_changes_settings_takes_the_server_down_and_restores_it(app_client):
