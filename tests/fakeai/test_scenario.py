@@ -2,6 +2,7 @@
 the CLI), then run phase by phase: settings changes, the server going down and coming back."""
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -130,10 +131,9 @@ async def test_a_scenario_reads_as_ended_only_once_the_server_is_back_up():
     runner = ScenarioRunner(Settings(), submit, metrics)
     await runner.start(parse("name: blip\nphases:\n  - {name: gone, duration: 50ms, down: true}\n"))
     assert runner.status()["running"]
-    polls = 0
+    deadline = time.monotonic() + 10.0
     while runner.status()["running"]:
-        polls += 1
-        assert polls < 100_000, "the scenario never ended"
+        assert time.monotonic() < deadline, "the scenario never ended"
         await asyncio.sleep(0)
     assert submitted[-2]["source"] == "scenario end" and submitted[-2]["settings"] == Settings().to_json()
     assert submitted[-1] == {"op": "down", "down": False}
