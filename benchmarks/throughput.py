@@ -104,25 +104,22 @@ def measure(servers: list[Server], args: argparse.Namespace, script: Path) -> di
         for server in servers:
             wait_ready(server.url)
             run_wrk(server.url, 2, args.connections, script)  # warm-up
-        cpu = dict.fromkeys(processes, 0.0)
-        completed = dict.fromkeys(processes, 0)
-        turns: dict[str, list[float]] = {name: [] for name in processes}
+        turns: dict[str, list[tuple[float, int]]] = {name: [] for name in processes}  # (CPU s, requests)
         seconds = max(1, args.duration // args.slices)
         for slice_index in range(args.slices):
             for server in servers if slice_index % 2 == 0 else reversed(servers):
                 pid = processes[server.name].pid
                 cpu_before = cpu_seconds(pid)
                 _, done = run_wrk(server.url, seconds, args.connections, script)
-                used = cpu_seconds(pid) - cpu_before
-                cpu[server.name] += used
-                completed[server.name] += done
-                turns[server.name].append(used / done * 1e6)
+                turns[server.name].append((cpu_seconds(pid) - cpu_before, done))
     # CPU per request is what other tenants of a noisy machine disturb least: steal time and preemption
     # stretch the wall clock, not the CPU time a request needs.
-    return {
-        name: Run(completed[name] / (args.slices * seconds), cpu[name] / completed[name] * 1e6, turns[name])
-        for name in processes
-    }
+    runs = {}
+    for name, taken in turns.items():
+        cpu, completed = sum(used for used, _ in taken), sum(done for _, done in taken)
+        per_turn = [used / done * 1e6 for used, done in taken]
+        runs[name] = Run(completed / (args.slices * seconds), cpu / completed * 1e6, per_turn)
+    return runs
 
 
 def turn_ratios(numerators: list[Run], denominators: list[Run]) -> list[float]:
