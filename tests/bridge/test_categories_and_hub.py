@@ -1,6 +1,7 @@
 """The bridge on a registry that is not fakeai's: any families can be streamed through a Mapping."""
 
 import asyncio
+import itertools
 import json
 
 import numpy as np
@@ -244,6 +245,28 @@ async def test_a_client_that_resubscribes_while_other_sets_are_computed_gets_not
     for client in clients:
         assert client.update is None  # no update computed for the old filters arrives after "subscribed"
         assert any('"subscribed"' in reply for reply in client.replies)
+
+
+async def test_windows_new_to_the_fold_cache_are_folded_with_a_turn_of_the_loop_between_them():
+    s = Service()
+    clock = FakeClock()
+    # slice 0: the hub gives the loop a turn after every step.
+    hub = Hub(RegistrySource(s.registry), MAPPING, StreamSettings(min_interval=0.5), clock=clock, slice_seconds=0.0)
+    for _ in range(6):
+        clock.now += 1.0
+        s.traffic("/a", "m1", 10, 0.05)
+        await hub.sample()
+    for window in (1.0, 2.0, 3.0, 4.0):  # four starts, none folded yet (as after a burst of subscribers)
+        hub.register(Client(Filters(interval=0.5, window=window)))
+    delivering = asyncio.ensure_future(hub.deliver(clock.now))
+    folds_at_each_turn = []
+    while not delivering.done():
+        folds_at_each_turn.append(len(hub.folds))
+        await asyncio.sleep(0)
+    assert await delivering == 4
+    folds_at_each_turn.append(len(hub.folds))
+    made = [after - before for before, after in itertools.pairwise(folds_at_each_turn)]
+    assert sum(made) == 5 and max(made) == 1  # four starts and the end, never two without a turn between
 
 
 async def test_mailbox_keeps_only_the_latest_update_but_every_reply():
