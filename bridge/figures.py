@@ -74,8 +74,8 @@ class FigureObject:
 
 @functools.lru_cache(maxsize=4096)
 def _key_text(key: str) -> str:
-    """A key as JSON, then ``:``, with ``%`` doubled for a ``%``-template."""
-    return orjson.dumps(key).decode().replace("%", "%%") + ":"
+    """A key as JSON, then ``:``."""
+    return orjson.dumps(key).decode() + ":"
 
 
 def _every(row: list[str]) -> list[str]:
@@ -156,49 +156,56 @@ class ColumnFigures:
             numbers_text = [row.split(",") for row in written[2:-2].split("],[")]
         else:
             numbers_text = [[] for _ in range(self.windows)]
-        templates: dict[tuple[bool, ...], tuple[str, Callable[[list[str]], Sequence[str]]]] = {}
+        templates: dict[tuple[bool, ...], tuple[list[str], Callable[[list[str]], Sequence[str]]]] = {}
         texts = []
         for row, present in zip(numbers_text, self._patterns(), strict=True):
             found = templates.get(present)
             if found is None:
                 found = templates[present] = self._template(present, constants, slots)
-            template, choose = found
-            texts.append(template % tuple(choose(row)))
+            parts, choose = found
+            # The numbers into the gaps, then one join: a ``%``-template would be parsed again for every
+            # window, all of its two kilobytes, for a few numbers.
+            parts[1::2] = choose(row)
+            texts.append("".join(parts))
         return texts
 
     def _template(
         self, present: tuple[bool, ...], constants: dict[int, str], slots: dict[int, int]
-    ) -> tuple[str, Callable[[list[str]], Sequence[str]]]:
-        """The text of the windows whose masks are ``present``: each figure in ``constants`` written, a
-        ``%s`` for each other; and what picks those from a row of the figures at ``slots``, in order."""
+    ) -> tuple[list[str], Callable[[list[str]], Sequence[str]]]:
+        """The text of the windows whose masks are ``present`` as its pieces: text, then a gap for each
+        figure not in ``constants`` (those are written in), each followed by text; and what picks the gaps'
+        numbers from a row of the figures at ``slots``, in order."""
+        pieces: list[str] = []  # the text since the last gap
         parts: list[str] = []
         chosen: list[int] = []
 
         def write(node: FigureObject) -> None:
-            parts.append("{")
+            pieces.append("{")
             first = True
             for key, value, mask in node.entries:
                 if mask is not None and not present[mask]:
                     continue
                 if not first:
-                    parts.append(",")
+                    pieces.append(",")
                 first = False
-                parts.append(_key_text(key))
+                pieces.append(_key_text(key))
                 if not isinstance(value, int):
                     write(value)
                 elif value in constants:
-                    parts.append(constants[value])
+                    pieces.append(constants[value])
                 else:
-                    parts.append("%s")
+                    parts.extend(("".join(pieces), ""))  # the gap: filled for each window
+                    pieces.clear()
                     chosen.append(slots[value])
-            parts.append("}")
+            pieces.append("}")
 
         write(self.root)
+        parts.append("".join(pieces))
         if chosen == list(range(len(slots))):
-            return "".join(parts), _every
+            return parts, _every
         if len(chosen) < 2:  # itemgetter gives a tuple for two or more
-            return "".join(parts), lambda row: [row[index] for index in chosen]
-        return "".join(parts), operator.itemgetter(*chosen)
+            return parts, lambda row: [row[index] for index in chosen]
+        return parts, operator.itemgetter(*chosen)
 
     def column(self, *path: str) -> list[float] | None:
         """Every window's figure at ``path`` (keys from the root, each present in every window), or None."""

@@ -195,11 +195,13 @@ def test_figures_alike_in_every_window_are_written_into_the_template_and_read_th
     inner = FigureObject()
     inner.add("100%", figures.figure(np.full(windows, -1e-9)))  # rounds to 0.0 in every window
     inner.add("varies", figures.figure(varying), figures.mask(varying > 0.5))
+    inner.add("%s", figures.figure(varying))  # a key that reads like a gap is text like any other
     figures.root.add("gauge", figures.figure(7.0))
     figures.root.add("rate", figures.figure(varying))
     figures.root.add("inner", inner)
     expected = [
-        {"gauge": 7.0, "rate": v, "inner": {"100%": 0.0} | ({"varies": v} if v > 0.5 else {})} for v in varying.tolist()
+        {"gauge": 7.0, "rate": v, "inner": {"100%": 0.0} | ({"varies": v} if v > 0.5 else {}) | {"%s": v}}
+        for v in varying.tolist()
     ]
     assert figures.rows() == expected
     assert figures.texts() == [dumps_figures(row) for row in expected]
