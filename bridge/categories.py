@@ -9,7 +9,7 @@ import math
 from collections import defaultdict
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 import numpy as np
 
@@ -254,11 +254,17 @@ class _Increases:
 
 @dataclass
 class _Summaries:
-    """A group's ``_Increases`` with each window's minimum and its quantiles at ``SET_QUANTILES``."""
+    """A group's ``_Increases`` with each window's minimum and its quantiles at ``qs`` (those of every
+    measure that reads the histogram: ``set_quantiles``)."""
 
     increases: _Increases
     minimums: np.ndarray
     quantiles: np.ndarray
+    qs: tuple[float, ...]
+
+    def at(self, qs: Sequence[float]) -> np.ndarray:
+        """The quantiles at ``qs``: a column per q, a row per window."""
+        return self.quantiles[:, [self.qs.index(q) for q in qs]]
 
 
 class WindowSet:
@@ -332,16 +338,17 @@ class WindowSet:
 
     def summaries(self, role: str, by: str | None = None) -> dict[str, "_Summaries"]:
         """Each group's histogram increase over every window, with the minimum and the quantiles
-        (``SET_QUANTILES``) of each window's increase. Computed on the first call for every histogram the
+        (``set_quantiles``) of each window's increase. Computed on the first call for every histogram the
         table reads, in one pass of array work (``histogram_summaries_of_layouts``); raises
         ``PerWindow`` when a group's series have several bucket layouts."""
         if self._summaries is None:
             increases = {read: self._histogram_increases(read) for read in self._end.histograms}
+            wanted = set_quantiles(self.mapping)
             found = [(read, group, summed) for read, groups in increases.items() for group, summed in groups.items()]
-            figures = histogram_summaries_of_layouts(SET_QUANTILES, [(f.bounds, f.counts) for _, _, f in found])
+            figures = histogram_summaries_of_layouts([(wanted[read], f.bounds, f.counts) for read, _, f in found])
             self._summaries = {read: {} for read in increases}
             for (read, group, summed), (minimums, quantiles) in zip(found, figures, strict=True):
-                self._summaries[read][group] = _Summaries(summed, minimums, quantiles)
+                self._summaries[read][group] = _Summaries(summed, minimums, quantiles, wanted[read])
         return self._summaries[(getattr(self.mapping, role), _label(self.mapping, by))]
 
     def _histogram_increases(self, read: Read) -> dict[str, _Increases]:
@@ -463,7 +470,7 @@ def _summary_object(
     observed = found.observations > 0
     with np.errstate(divide="ignore", invalid="ignore"):
         means = found.totals / found.observations  # ``mean``, where there are observations
-    quantiles = summaries.quantiles[:, : len(SUMMARY_QUANTILES)].T  # SET_QUANTILES begins with these
+    quantiles = summaries.at(SUMMARY_QUANTILES).T
     columns = dict(zip(SUMMARY_KEYS, (means, summaries.minimums, *quantiles), strict=True))
     summary = FigureObject()
     for key in keys:
@@ -494,6 +501,7 @@ class Quantiles:
     by_endpoint: bool = False
     scale: float = 1000.0
     keys: tuple[str, ...] = ("avg", "min", "max", "p50", "p90", "p99")
+    QUANTILES: ClassVar[tuple[float, ...]] = SUMMARY_QUANTILES
 
     @property
     def reads(self) -> tuple[MeasureRead, ...]:
@@ -562,7 +570,7 @@ class InverseQuantiles:
                 rates.add(key, out.figure(0.0))
             return rates
         found = summaries.increases
-        quantiles = summaries.quantiles[:, [SET_QUANTILES.index(q) for q in self.QUANTILES]].T
+        quantiles = summaries.at(self.QUANTILES).T
         fastest = np.where(summaries.minimums <= 0, found.bounds[0], summaries.minimums)
         with np.errstate(divide="ignore", invalid="ignore"):
             # avg, min (the slowest), max (the fastest), p50, p90, p99: the order of KEYS.
@@ -591,11 +599,6 @@ class InverseQuantiles:
             "p90": round_figure(inverse(p90)),
             "p99": round_figure(inverse(p99)),
         }
-
-
-SET_QUANTILES = (*SUMMARY_QUANTILES, 0.1, 0.01)
-"""The quantiles a ``WindowSet`` computes for every histogram: ``Quantiles``' and ``InverseQuantiles``'."""
-assert set(InverseQuantiles.QUANTILES) <= set(SET_QUANTILES)
 
 
 @dataclass(frozen=True)
@@ -708,6 +711,22 @@ READS: frozenset[MeasureRead] = frozenset(
     read for fields in CATEGORIES.values() for _, measure in fields for read in measure.reads
 )
 """What the table's measures read (each a ``MeasureRead``)."""
+
+
+@functools.lru_cache(maxsize=64)
+def set_quantiles(mapping: Mapping) -> dict[Read, tuple[float, ...]]:
+    """The quantiles a ``WindowSet`` computes for each histogram the table reads, by the mapping's names:
+    those of every measure that reads it (``Quantiles``' or ``InverseQuantiles``', or both). Callers
+    only read the dict."""
+    wanted: dict[Read, list[float]] = {}
+    for fields in CATEGORIES.values():
+        for _, measure in fields:
+            for kind, role, by in measure.reads:
+                name = getattr(mapping, role)
+                if kind == "histograms" and name is not None:
+                    found = wanted.setdefault((name, _label(mapping, by)), [])
+                    found.extend(q for q in measure.QUANTILES if q not in found)
+    return {read: tuple(qs) for read, qs in wanted.items()}
 
 
 def compute(window: Window, metric_types: frozenset[str]) -> dict[str, Any]:

@@ -95,10 +95,12 @@ def histogram_summaries(
 
 
 def histogram_summaries_of_layouts(
-    qs: Sequence[float], layouts: Sequence[tuple[np.ndarray, np.ndarray]]
+    layouts: Sequence[tuple[Sequence[float], np.ndarray, np.ndarray]],
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``histogram_summaries(qs, bounds, rows)`` of each (bounds, rows) of ``layouts``, bit for bit, with
-    one pass of array work for all of them where that gives the same figures.
+    """``histogram_summaries(qs, bounds, rows)`` of each (qs, bounds, rows) of ``layouts``, bit for bit,
+    with one pass of array work for all of them where that gives the same figures. Each layout asks for
+    its own quantiles (a histogram read for its tail and another for its head need not both compute
+    six).
 
     A layout narrower than the widest is padded on the left with empty buckets at bound 0: for a
     quantile in (0, 1] the rank is above 0, so it never falls in them, and the lowest real bucket keeps
@@ -107,28 +109,32 @@ def histogram_summaries_of_layouts(
     computed on its own."""
     results: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(layouts)
     together = []
-    every_q_inside = all(0 < q <= 1 for q in qs)
-    for index, (bounds, rows) in enumerate(layouts):
+    for index, (qs, bounds, rows) in enumerate(layouts):
         paddable = len(bounds) >= 2 and bounds[0] > 0 and math.isinf(bounds[-1])
+        every_q_inside = bool(qs) and all(0 < q <= 1 for q in qs)
         if every_q_inside and paddable and (rows.size == 0 or rows.min() >= 0):
             together.append(index)
         else:
             results[index] = histogram_summaries(qs, bounds, rows)
     if together:
-        width = max(len(layouts[index][0]) for index in together)
-        sizes = [len(layouts[index][1]) for index in together]
+        width = max(len(layouts[index][1]) for index in together)
+        most = max(len(layouts[index][0]) for index in together)
+        sizes = [len(layouts[index][2]) for index in together]
         padded_bounds = np.zeros((sum(sizes), width))
         padded = np.zeros((sum(sizes), width))
+        wanted = np.zeros((sum(sizes), most))
         first = 0
         for index, size in zip(together, sizes, strict=True):
-            bounds, rows = layouts[index]
+            qs, bounds, rows = layouts[index]
             padded_bounds[first : first + size, width - len(bounds) :] = bounds
             padded[first : first + size, width - len(bounds) :] = rows
+            wanted[first : first + size] = [*qs, *[qs[-1]] * (most - len(qs))]  # the repeats are not returned
             first += size
-        minimums, quantiles = _summaries(qs, padded_bounds, _monotonic(padded))
+        at = _monotonic(padded)
+        minimums, quantiles = _minimums(padded_bounds, at), _quantiles(wanted, padded_bounds, at)
         first = 0
         for index, size in zip(together, sizes, strict=True):
-            results[index] = (minimums[first : first + size], quantiles[first : first + size])
+            results[index] = (minimums[first : first + size], quantiles[first : first + size, : len(layouts[index][0])])
             first += size
     return cast(list[tuple[np.ndarray, np.ndarray]], results)
 
@@ -136,18 +142,26 @@ def histogram_summaries_of_layouts(
 def _summaries(qs: Sequence[float], bounds: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``histogram_summaries`` of rows of monotonic counts ``at`` at rows of ``bounds`` (at least two,
     the last +Inf), each row its own bounds."""
-    rows, n = at.shape
+    rows = len(at)
     quantiles = np.full((rows, len(qs)), math.nan)
     minimums = _minimums(bounds, at)
-    observations = at[:, -1]
     valid = [column for column, q in enumerate(qs) if not (math.isnan(q) or q < 0 or q > 1)]
     for column, q in enumerate(qs):
         if column not in valid:
             quantiles[:, column] = _out_of_range(q, math.nan)
-    if not valid:
-        return minimums, quantiles
-    # A row per series, a column per valid q: every step below is one array operation for all of them.
-    rank = observations[:, None] * np.array([qs[column] for column in valid])[None, :]
+    if valid:
+        wanted = np.broadcast_to(np.array([qs[column] for column in valid]), (rows, len(valid)))
+        quantiles[:, valid] = _quantiles(wanted, bounds, at)
+    return minimums, quantiles
+
+
+def _quantiles(wanted: np.ndarray, bounds: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """The quantiles ``wanted`` (a row of qs in [0, 1] per row of counts) of rows of monotonic counts
+    ``at`` at rows of ``bounds`` (at least two, the last +Inf): a row per series, a column per q, every
+    step one array operation for all of them."""
+    rows, n = at.shape
+    observations = at[:, -1]
+    rank = observations[:, None] * wanted
     reached = at[:, None, : n - 1] >= rank[:, :, None]
     # bisect_left over the buckets but +Inf: the first that reaches the rank, else the +Inf bucket.
     b = np.where(reached.any(axis=2), reached.argmax(axis=2), n - 1)
@@ -164,8 +178,7 @@ def _summaries(qs: Sequence[float], bounds: np.ndarray, at: np.ndarray) -> tuple
     value = np.where(count == 0, math.nan, inside)
     value = np.where((b == 0) & (bounds[:, :1] <= 0), bounds[:, :1], value)
     value = np.where(b == n - 1, bounds[:, -2:-1], value)
-    quantiles[:, valid] = np.where((observations != 0)[:, None], value, math.nan)
-    return minimums, quantiles
+    return np.where((observations != 0)[:, None], value, math.nan)
 
 
 def _minimums(bounds: np.ndarray, at: np.ndarray) -> np.ndarray:

@@ -175,25 +175,25 @@ def test_summaries_without_an_inf_bucket_or_rows():
                     min_size=0,
                     max_size=4,
                 ),
+                st.lists(st.floats(0.001, 1.0), min_size=1, max_size=4),  # each layout its own quantiles
             )
         ),
         min_size=1,
         max_size=5,
     ),
-    st.lists(st.floats(0.001, 1.0), min_size=1, max_size=4),
     st.booleans(),
 )
-def test_layouts_summarized_together_are_each_layouts_summaries_bit_for_bit(histograms, qs, with_zero):
+def test_layouts_summarized_together_are_each_layouts_summaries_bit_for_bit(histograms, with_zero):
     # Layouts of different widths, some starting at or below 0, some with a count below 0 (each computed
-    # on its own), rows that go down.
-    qs = [*qs, 0.0] if with_zero else [*qs, 1.0]  # a q of 0 could tell the padding apart: not padded
+    # on its own), rows that go down; each asking for its own quantiles, as many as another or fewer.
+    end = 0.0 if with_zero else 1.0  # a q of 0 could tell the padding apart: not padded
     layouts = [
-        (np.array([*finite, INF]), np.array(rows, dtype=float).reshape(-1, len(finite) + 1))
-        for finite, rows in histograms
+        ([*qs, end], np.array([*finite, INF]), np.array(rows, dtype=float).reshape(-1, len(finite) + 1))
+        for finite, rows, qs in histograms
     ]
-    results = histogram_summaries_of_layouts(qs, layouts)
+    results = histogram_summaries_of_layouts(layouts)
     assert len(results) == len(layouts)
-    for (bounds, rows), (minimums, quantiles) in zip(layouts, results, strict=True):
+    for (qs, bounds, rows), (minimums, quantiles) in zip(layouts, results, strict=True):
         expected_minimums, expected = histogram_summaries(qs, bounds, rows)
         assert np.array_equal(minimums, expected_minimums, equal_nan=True)
         assert np.array_equal(quantiles, expected, equal_nan=True), (bounds, rows, qs)
