@@ -6,10 +6,6 @@ from collections import deque
 from bridge.snapshot import Snapshot
 
 
-def _taken(snapshot: Snapshot) -> float:
-    return snapshot.timestamp
-
-
 class SnapshotRing:
     """Keeps every snapshot of the last ``fine_seconds`` and one per ``coarse_step`` up to ``max_seconds``.
 
@@ -23,14 +19,19 @@ class SnapshotRing:
         self.coarse_step = coarse_step
         self._fine: deque[Snapshot] = deque(maxlen=int(fine_seconds / tick) + 2)
         self._coarse: deque[Snapshot] = deque(maxlen=int(max_seconds / coarse_step) + 2)
+        # Each ring's timestamps beside it: a bisection over plain floats, not a key call per step.
+        self._fine_times: deque[float] = deque(maxlen=self._fine.maxlen)
+        self._coarse_times: deque[float] = deque(maxlen=self._coarse.maxlen)
 
     def __len__(self) -> int:
         return len(self._fine) + len(self._coarse)
 
     def append(self, snapshot: Snapshot) -> None:
         self._fine.append(snapshot)
+        self._fine_times.append(snapshot.timestamp)
         if not self._coarse or snapshot.timestamp - self._coarse[-1].timestamp >= self.coarse_step:
             self._coarse.append(snapshot)
+            self._coarse_times.append(snapshot.timestamp)
 
     @property
     def latest(self) -> Snapshot | None:
@@ -41,10 +42,11 @@ class SnapshotRing:
 
         Snapshots are appended in the order they are taken, so each ring is sorted by time: a bisection
         (a hundred filter sets ask for their window's start every tick)."""
-        ring = self._fine if self._fine and self._fine[0].timestamp <= timestamp else self._coarse
+        fine = bool(self._fine) and self._fine_times[0] <= timestamp
+        ring, times = (self._fine, self._fine_times) if fine else (self._coarse, self._coarse_times)
         if not ring:
             return None
-        after = bisect_right(ring, timestamp, key=_taken)
+        after = bisect_right(times, timestamp)
         return ring[max(after - 1, 0)]
 
     def spaced(self, seconds: float, step: float) -> list[Snapshot]:
