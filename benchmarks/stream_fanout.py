@@ -3,7 +3,7 @@ set, and for 10 and 100 distinct filter sets, next to a bare Starlette fan-out o
 one run.
 
     python benchmarks/stream_fanout.py [--duration 20] [--rounds 3] [--traffic-rps 10]
-        [--scenarios 1 100 1000 10-sets 100-sets]
+        [--scenarios 1 100 1000 10-sets 100-sets] [--server-tree DIR]
 
 The distinct sets' windows are 10 s, 11 s, 12 s..., and the server first runs long enough (about two
 minutes a round for 100 sets) to hold a snapshot at each window's start: a hundred distinct windows a
@@ -58,13 +58,15 @@ def traffic(port: int, rps: float, seconds: float) -> Iterator[None]:
         yield
 
 
-def measure(server: list[str], port: int, mode: str, count: int, duration: float, rps: float = 0.0) -> dict:
+def measure(
+    server: list[str], port: int, mode: str, count: int, duration: float, rps: float = 0.0, tree: Path | None = None
+) -> dict:
     # Distinct sets ask for windows of 10 to 10 + count - 1 s: the server keeps a snapshot a second from
     # its start, so it runs that long first, or the longer windows would all begin at its oldest
     # snapshot and share one computation (the hub computes equal (start, end, selection) once) instead
     # of measuring ``count`` distinct ones.
     warm_up = 1.5 if mode == "shared" else 10.0 + count + 2.0
-    with background(server, cpu=0) as process:
+    with background(server, cpu=0, tree=tree) as process:
         wait_port(port)
         with traffic(port, rps, warm_up + duration + 10.0):
             time.sleep(warm_up)
@@ -102,13 +104,16 @@ def main() -> None:
     parser.add_argument(
         "--traffic-rps", type=float, default=10.0, help="chat requests a second while distinct sets run (0: none)"
     )
+    parser.add_argument(
+        "--server-tree", type=Path, help="run fakeai from this checkout (git worktree add DIR <commit>): before/after"
+    )
     args = parser.parse_args()
     scenarios = [(mode, count) for label, mode, count in SCENARIOS if label in args.scenarios]
     with tempfile.TemporaryDirectory() as tmp:
         # The payload the bare fan-out pushes: a real update of a server that has seen some traffic.
         port = free_port()
         flags = ("--no-delay", "--stream-max-clients", "5000")
-        with background(fakeai_command(port, *flags)):
+        with background(fakeai_command(port, *flags), tree=args.server_tree):
             wait_port(port)
             for endpoint, body in (
                 ("/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}]}),
@@ -143,7 +148,9 @@ def main() -> None:
                     if name == "bare" and mode == "distinct":
                         continue  # the bare app has no filters: its 100-subscriber row is the baseline
                     rps = args.traffic_rps if mode == "distinct" else 0.0
-                    r = measure(command, port, mode, count, args.duration, rps)
+                    r = measure(
+                        command, port, mode, count, args.duration, rps, args.server_tree if name == "fakeai" else None
+                    )
                     results.setdefault((label, name), []).append(r)
                     print(
                         f"{label:<34}{name:>8}{r['cpu_percent']:>9.2f}{r['p50_ms']:>12.1f}{r['p99_ms']:>12.1f}"
