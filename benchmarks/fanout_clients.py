@@ -24,7 +24,7 @@ class Subscriber(asyncio.Protocol):
         self.subscribe, self.lags, self.opened = subscribe, lags, opened
         self.measuring_from = self.measuring_until = float("inf")
         self.updates = 0
-        self.first_lags: list[float] = []  # before measuring: the server's first ticks for these subscribers
+        self.first_max: float | None = None  # the largest lag before measuring: the server's first ticks
 
     def connection_made(self, transport: asyncio.Transport) -> None:
         self.transport = transport
@@ -53,7 +53,7 @@ class Subscriber(asyncio.Protocol):
                 if self.measuring_from <= received <= self.measuring_until:
                     self.lags.append(lag)
                 elif received < self.measuring_from:
-                    self.first_lags.append(lag)
+                    self.first_max = max(lag, self.first_max or lag)
         self._flush()
 
 
@@ -91,7 +91,7 @@ async def main() -> None:
                 "updates": len(lags),
                 "p50": lags[len(lags) // 2] if lags else None,
                 "p99": lags[int(len(lags) * 0.99)] if lags else None,
-                "first_max": max((lag for protocol in subscribers for lag in protocol.first_lags), default=None),
+                "first_max": max((p.first_max for p in subscribers if p.first_max is not None), default=None),
             }
         ),
         flush=True,
