@@ -1,7 +1,7 @@
 """Chat requests/s of fakeai (--no-delay) against a bare FastAPI app, in one run.
 
     python benchmarks/throughput.py [--duration 10] [--connections 32] [--rounds 3] [--slices 4] [--stream]
-        [--baseline-tree DIR] [--without-metrics]
+        [--baseline-tree DIR] [--without-metrics] [--profile FILE]
 
 With ``--baseline-tree DIR`` the baseline is fakeai itself run from another checkout (``git worktree add
 DIR <commit>``) instead of bare FastAPI: a before/after of a change, the two servers taking turns and
@@ -9,6 +9,11 @@ swapping order every round. Both are run from their checkouts, never from an ins
 
 With ``--without-metrics`` fakeai runs with its per-request metric recording made no-ops
 (``metrics_off_server.py``): recording's share of the CPU per request, sockets and uvicorn included.
+
+With ``--profile FILE`` fakeai runs alone under cProfile (``python -m cProfile -o FILE -m fakeai server``) for
+``--duration`` seconds of the same ``wrk`` load, stops as on Ctrl-C, writes the profile to FILE (read it with
+``python -m pstats FILE``) and prints the functions that took the most time. cProfile adds a fixed cost
+to every Python call, so its times say where the CPU goes, not how much a request costs.
 
 With ``--stream`` the requests stream (``max_tokens`` 16, usage included) and the bare app streams the
 very events fakeai sent, one chunk each: the figures are then SSE chunks per second.
@@ -24,7 +29,9 @@ moved by the machine's drift from one minute to the next.
 import argparse
 import contextlib
 import json
+import pstats
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -144,14 +151,18 @@ def main() -> None:
     parser.add_argument("--stream", action="store_true", help="streaming requests; report SSE chunks/s")
     parser.add_argument("--baseline-tree", type=Path, help="compare against fakeai run from this checkout")
     parser.add_argument("--without-metrics", action="store_true", help="fakeai's metric recording made no-ops")
+    parser.add_argument("--profile", type=Path, help="run fakeai alone under cProfile and write the profile here")
     args = parser.parse_args()
     require_wrk()
+    if args.profile is not None:
+        profile(args, args.profile.resolve())
+        return
     if args.baseline_tree is not None:
         before_after(args)
         return
 
     with tempfile.TemporaryDirectory() as tmp:
-        request = REQUEST | ({"stream": True, "stream_options": {"include_usage": True}} if args.stream else {})
+        request = chat_request(args.stream)
         script = wrk_script(Path(tmp), request)
         fake_port = free_port()
         fakeai = fakeai_command(fake_port, "--no-delay")
@@ -209,6 +220,31 @@ def main() -> None:
     print(f"  fakeai / bare, CPU per request (median of {len(by_turn)} turn pairs): {spread(by_turn, 2)}")
 
 
+def chat_request(stream: bool) -> dict:
+    return REQUEST | ({"stream": True, "stream_options": {"include_usage": True}} if stream else {})
+
+
+def profile(args: argparse.Namespace, path: Path) -> None:
+    """fakeai alone under cProfile through ``--duration`` seconds of ``wrk``; the profile written to ``path``."""
+    path.unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        script = wrk_script(Path(tmp), chat_request(args.stream))
+        port = free_port()
+        server = fakeai_command(port, "--no-delay")
+        command = [server[0], "-m", "cProfile", "-o", str(path), *server[1:]]
+        with background(command, cpu=0) as process:
+            wait_ready(f"http://127.0.0.1:{port}")
+            rate, completed = run_wrk(f"http://127.0.0.1:{port}", args.duration, args.connections, script)
+            # Ctrl-C: uvicorn shuts down and re-raises it as KeyboardInterrupt, and cProfile writes FILE on
+            # its way out (after a SIGTERM uvicorn re-raises the signal itself, and nothing is written).
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=30)
+    if not path.exists():
+        raise SystemExit(f"{path}: the profiled server left no profile")
+    print(f"{completed} requests ({rate:.0f} req/s under cProfile); profile written to {path}\n")
+    pstats.Stats(str(path)).sort_stats("tottime").print_stats(25)
+
+
 def before_after(args: argparse.Namespace) -> None:
     """fakeai from ``--baseline-tree`` (before) against this checkout (after), alternating and swapping
     the order every round; CPU per request after / before, round by round."""
@@ -216,8 +252,7 @@ def before_after(args: argparse.Namespace) -> None:
     ratios = []
     by_turn: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
-        request = REQUEST | ({"stream": True, "stream_options": {"include_usage": True}} if args.stream else {})
-        script = wrk_script(Path(tmp), request)
+        script = wrk_script(Path(tmp), chat_request(args.stream))
         for round_index in range(args.rounds):
             order = list(trees) if round_index % 2 == 0 else list(reversed(trees))
             servers = []
