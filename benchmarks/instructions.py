@@ -13,6 +13,9 @@ difference by ``--requests``: what start-up, imports and warm-up cost falls out.
 ``--cache-sim`` also simulates the caches (slower): first-level instruction and data read misses per
 request, the part of a request's cost that instructions do not show.
 
+``--without-metrics`` adds fakeai with its per-request metric recording made no-ops (``inprocess.py``'s), to
+show recording's share; never a figure to quote as fakeai's own.
+
 ``--baseline-tree DIR`` (``git worktree add DIR <commit>``) adds fakeai from that checkout, driven by its own
 ``benchmarks/inprocess.py``: fakeai after / before, request for request.
 
@@ -50,7 +53,7 @@ SUMMARY = {
 class App:
     label: str
     which: str
-    """``fakeai`` or ``bare``."""
+    """``fakeai``, ``fakeai-without-metrics`` or ``bare``."""
     tree: Path
 
 
@@ -59,6 +62,9 @@ def drive(inprocess: ModuleType, which: str, requests: int) -> None:
     from prometheus_client import CollectorRegistry
 
     from fakeai.settings import Settings
+
+    if which == "fakeai-without-metrics":
+        inprocess.without_metrics()
 
     async def run() -> None:
         fakeai = inprocess.create_app(Settings(no_delay=True), CollectorRegistry())
@@ -69,7 +75,7 @@ def drive(inprocess: ModuleType, which: str, requests: int) -> None:
                 if task.get_name() == "bridge-sampler":
                     task.cancel()
             answer = json.loads(await inprocess.call(fakeai))  # the bare app returns what fakeai returned
-            app = fakeai if which == "fakeai" else inprocess.bare_app(answer)
+            app = inprocess.bare_app(answer) if which == "bare" else fakeai
             for _ in range(WARM_UP):
                 await inprocess.call(app)
             # As the server does once started (``fakeai.app.settle_heap``): a full collection over the start-up
@@ -123,7 +129,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1000, help="counted requests (the difference of two runs)")
     parser.add_argument("--cache-sim", action="store_true", help="also count first-level cache misses (slower)")
     parser.add_argument("--baseline-tree", type=Path, help="add fakeai from this checkout (before / after)")
-    parser.add_argument("--drive", choices=["fakeai", "bare"], help=argparse.SUPPRESS)
+    parser.add_argument("--without-metrics", action="store_true", help="add fakeai with its recording made no-ops")
+    parser.add_argument("--drive", choices=["fakeai", "fakeai-without-metrics", "bare"], help=argparse.SUPPRESS)
     parser.add_argument("--tree", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.drive is not None:
@@ -136,6 +143,8 @@ def main() -> None:
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind not found: apt-get install -y valgrind")
     apps = [App("fakeai --no-delay", "fakeai", HERE.parent), App("bare FastAPI", "bare", HERE.parent)]
+    if args.without_metrics:
+        apps.append(App("fakeai, metrics off", "fakeai-without-metrics", HERE.parent))
     if args.baseline_tree is not None:
         apps.append(App("fakeai before", "fakeai", args.baseline_tree.resolve()))
     figures = {}
@@ -147,6 +156,9 @@ def main() -> None:
     print(f"\n{args.requests} non-streaming chat requests in process, per request:")
     for name in fakeai:
         print(f"  {name}: fakeai / bare FastAPI {fakeai[name] / bare[name]:.3f}")
+        if args.without_metrics:
+            off = figures["fakeai, metrics off"][name]
+            print(f"  {name}: recording's share of fakeai's {1 - off / fakeai[name]:.3f}")
         if args.baseline_tree is not None:
             print(f"  {name}: fakeai after / before {fakeai[name] / figures['fakeai before'][name]:.3f}")
 
