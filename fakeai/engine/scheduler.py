@@ -108,6 +108,9 @@ class ModelEngine:
         self._writer = Writer(rng)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        """The running loop, once started: Python 3.11's ``asyncio.get_running_loop`` makes a ``getpid``
+        system call each time, once per request if every sequence asked for it."""
         self._draining: set[Sequence] = set()  # sleeping with mode "wait": what goes on to its end
         self.sleep_level: int | None = None
         """The level of the last ``sleep``; None while awake."""
@@ -120,14 +123,15 @@ class ModelEngine:
     # -- lifecycle -------------------------------------------------------------------------------------
     def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name=f"engine:{self.model}")
+            self._loop = asyncio.get_running_loop()
+            self._task = self._loop.create_task(self._run(), name=f"engine:{self.model}")
 
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            self._task = None
+            self._task = self._loop = None
         for seq in [*self.running, *self.waiting]:
             self.cancel(seq)
 
@@ -215,7 +219,12 @@ class ModelEngine:
         if would_wait and len(self.waiting) >= self.max_waiting:
             raise QueueFullError(f"{self.max_waiting} requests are already waiting for {self.model}")
         seq = Sequence(
-            request, recorder, targets=self._targets(request), writer=self._writer, block_size=self.cache.block_size
+            request,
+            recorder,
+            targets=self._targets(request),
+            writer=self._writer,
+            block_size=self.cache.block_size,
+            loop=self._loop or asyncio.get_running_loop(),
         )
         seq.queued = time.monotonic()
         # Zero time needs the whole prompt in one step, and drafts are drawn step by step.

@@ -163,6 +163,7 @@ class Sequence:
         targets: list[tuple[int, str]],
         writer: Writer,
         block_size: int,
+        loop: asyncio.AbstractEventLoop,
     ) -> None:
         self.request = request
         self.recorder = recorder
@@ -195,7 +196,7 @@ class Sequence:
             # At least one token first, so a client always sees how far the answer got.
             self.abort_after = max(1, int(max(t for t, _ in targets) * fault.abort_fraction))
         self.updates: Updates | None = Updates() if request.stream else None
-        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.done: asyncio.Future[None] = loop.create_future()
 
     @property
     def max_choice_tokens(self) -> int:

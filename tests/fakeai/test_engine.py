@@ -257,6 +257,25 @@ async def test_no_delay_decodes_on_arrival_with_the_same_accounting(registry):
     await engine.stop()
 
 
+async def test_a_started_engine_admits_without_asking_asyncio_for_the_loop(registry, monkeypatch):
+    """Python 3.11's ``asyncio.get_running_loop`` makes a getpid system call: a started engine gives each
+    sequence the loop it runs on instead, and a sequence's completion still resolves on that loop."""
+    engine, metrics = make_engine(registry)
+    engine.start()
+    running = asyncio.get_running_loop()
+
+    def refused() -> asyncio.AbstractEventLoop:
+        raise AssertionError("asked asyncio for the running loop")
+
+    monkeypatch.setattr(asyncio, "get_running_loop", refused)
+    seq = engine.submit(request(max_tokens=3), metrics.request(EP, MODEL))
+    monkeypatch.undo()
+    assert seq.done.get_loop() is running
+    await asyncio.wait_for(seq.done, 5)
+    assert seq.completion_tokens == 3
+    await engine.stop()
+
+
 async def test_no_delay_abort_and_stop_sequence(registry):
     from fakeai.engine.tokens import Writer, first_stop
 
