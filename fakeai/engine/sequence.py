@@ -90,9 +90,10 @@ class Updates:
     was a sixth of a streamed request's cost, two queue operations per token.
     """
 
-    __slots__ = ("_pending", "_waiter")
+    __slots__ = ("_loop", "_pending", "_waiter")
 
-    def __init__(self) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop  # the engine's: ``asyncio.get_running_loop`` is a system call on Python 3.11
         self._pending: deque[list[TokenDelta] | None] = deque()
         self._waiter: asyncio.Future[None] | None = None
 
@@ -104,7 +105,7 @@ class Updates:
 
     async def get(self) -> list[TokenDelta] | None:
         while not self._pending:
-            self._waiter = asyncio.get_running_loop().create_future()
+            self._waiter = self._loop.create_future()
             try:
                 await self._waiter
             finally:
@@ -195,7 +196,7 @@ class Sequence:
         elif fault is not None and fault.mid_generation and targets:
             # At least one token first, so a client always sees how far the answer got.
             self.abort_after = max(1, int(max(t for t, _ in targets) * fault.abort_fraction))
-        self.updates: Updates | None = Updates() if request.stream else None
+        self.updates: Updates | None = Updates(loop) if request.stream else None
         self.done: asyncio.Future[None] = loop.create_future()
 
     @property

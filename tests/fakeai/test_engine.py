@@ -259,7 +259,7 @@ async def test_no_delay_decodes_on_arrival_with_the_same_accounting(registry):
 
 async def test_a_started_engine_admits_without_asking_asyncio_for_the_loop(registry, monkeypatch):
     """Python 3.11's ``asyncio.get_running_loop`` makes a getpid system call: a started engine gives each
-    sequence the loop it runs on instead, and a sequence's completion still resolves on that loop."""
+    sequence the loop it runs on instead, for its completion and a stream's waits between steps."""
     engine, metrics = make_engine(registry)
     engine.start()
     running = asyncio.get_running_loop()
@@ -269,10 +269,15 @@ async def test_a_started_engine_admits_without_asking_asyncio_for_the_loop(regis
 
     monkeypatch.setattr(asyncio, "get_running_loop", refused)
     seq = engine.submit(request(max_tokens=3), metrics.request(EP, MODEL))
+    streamed = engine.submit(request(max_tokens=3, stream=True), metrics.request(EP, MODEL))
+    assert streamed.updates is not None
+    tokens = 0
+    while (deltas := await asyncio.wait_for(streamed.updates.get(), 5)) is not None:  # a wait a step
+        tokens += sum(delta.tokens for delta in deltas)
     monkeypatch.undo()
     assert seq.done.get_loop() is running
     await asyncio.wait_for(seq.done, 5)
-    assert seq.completion_tokens == 3
+    assert seq.completion_tokens == 3 and tokens == 3
     await engine.stop()
 
 
