@@ -53,7 +53,7 @@ class Subscriber(asyncio.Protocol):
                 if self.measuring_from <= received <= self.measuring_until:
                     self.lags.append(lag)
                 elif received < self.measuring_from:
-                    self.first_max = max(lag, self.first_max or lag)
+                    self.first_max = lag if self.first_max is None else max(lag, self.first_max)
         self._flush()
 
 
