@@ -218,16 +218,17 @@ class Window:
         """The window's increase per series (each restart on its own), summed per group and layout."""
         start = self.start.histograms.get(name, {})
         layouts: dict[tuple[str, bytes], HistogramSum] = {}
-        for key, after in self.end.histograms.get(name, {}).items():
+        for key, (bounds, cumulative, total, count) in self.end.histograms.get(name, {}).items():
             if not self._plan.keeps(key):
                 continue
             before = start.get(key)
-            if before is None or before.count > after.count:  # new, or restarted: all of it is new
-                delta, total, count = after.cumulative, after.total, after.count
+            if before is None or before[3] > count:  # new, or restarted: all of it is new
+                delta = cumulative
             else:
-                delta = bucket_increase(before.cumulative, after.cumulative)
-                total, count = after.total - before.total, after.count - before.count
-            add_histogram(layouts, (group_of(key, label), after.bounds.tobytes()), after.bounds, delta, total, count)
+                _, cumulative_before, total_before, count_before = before
+                delta = bucket_increase(cumulative_before, cumulative)
+                total, count = total - total_before, count - count_before
+            add_histogram(layouts, (group_of(key, label), bounds.tobytes()), bounds, delta, total, count)
         return layouts
 
 

@@ -29,12 +29,19 @@ class Wanted:
         return names
 
 
-@dataclass
-class Histogram:
-    bounds: np.ndarray
-    cumulative: np.ndarray
-    total: float
-    count: float
+Histogram = tuple[np.ndarray, np.ndarray, float, float]
+"""One histogram series: its bucket bounds (``+Inf`` last), cumulative counts, sum and count.
+
+A plain tuple, not a class, for the garbage collector: the ring keeps hundreds of snapshots of dozens of
+series, and an instance of a class stays on the collector's lists for good, where an exact tuple of
+untracked objects (arrays, floats), and then the dicts that hold only such tuples, leave them once a
+collection has seen them. With instances, a full collection walked about 14,000 of them on a ring of 332
+snapshots: 1.8 ms of the event loop in process, more in a busy server, landing on whichever request or
+stream tick allocated last (``tests/bridge/test_snapshot_gc.py``)."""
+
+
+def histogram(bounds: np.ndarray, cumulative: np.ndarray, total: float, count: float) -> Histogram:
+    return (bounds, cumulative, total, count)
 
 
 @dataclass
@@ -62,13 +69,12 @@ def went_back(before: Snapshot, after: Snapshot, counters: Iterable[str]) -> boo
                 return True
     for name, series in before.histograms.items():
         later_histograms = after.histograms.get(name, {})
-        for key, histogram in series.items():
+        for key, (_, cumulative, _, count) in series.items():
             now = later_histograms.get(key)
-            if now is None or now.count < histogram.count:
+            if now is None or now[3] < count:
                 return True
-            if now.cumulative is not histogram.cumulative and (
-                len(now.cumulative) != len(histogram.cumulative) or (now.cumulative < histogram.cumulative).any()
-            ):
+            grown = now[1]
+            if grown is not cumulative and (len(grown) != len(cumulative) or (grown < cumulative).any()):
                 return True
     return False
 
@@ -138,7 +144,7 @@ def take(families: Iterable[Metric], wanted: Wanted, timestamp: float, interner:
             buckets.sort()
             if not buckets or not math.isinf(buckets[-1][0]):
                 buckets.append((math.inf, count))
-            built[key] = Histogram(
+            built[key] = histogram(
                 interner.bounds(tuple(b for b, _ in buckets)),
                 np.array([c for _, c in buckets], dtype=float),
                 total,

@@ -19,7 +19,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from bridge.reader import fetch_text
-from bridge.snapshot import Histogram, Interner, LabelKey, Snapshot, Wanted, label_key, take
+from bridge.snapshot import Interner, LabelKey, Snapshot, Wanted, histogram, label_key, take
 
 
 class Source(Protocol):
@@ -148,7 +148,7 @@ class ChildrenSource:
                     if positions is not None:
                         cumulative = cumulative[positions]  # cumulative counts are exact at any subset
                     total = child._sum.get() if has_sum else 0.0
-                    histograms[self._key(metric, values, interner)] = Histogram(
+                    histograms[self._key(metric, values, interner)] = histogram(
                         bounds, cumulative, total, float(cumulative[-1])
                     )
             elif name in snapshot.values:
@@ -240,12 +240,11 @@ class PrometheusSource:
             start.histograms[name] = {}
             for key, h in histograms.items():
                 d = increments.get(key)
-                if d is None or len(d.cumulative) != len(h.cumulative):
+                if d is None or len(d[1]) != len(h[1]):
                     start.histograms[name][key] = h
                 else:
-                    start.histograms[name][key] = Histogram(
-                        h.bounds, h.cumulative - d.cumulative, h.total - d.total, h.count - d.count
-                    )
+                    bounds, cumulative, total, count = h
+                    start.histograms[name][key] = histogram(bounds, cumulative - d[1], total - d[2], count - d[3])
         return start, end
 
     async def collect(self, sample_names: set[str]) -> Iterable[Metric]:

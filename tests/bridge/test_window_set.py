@@ -17,7 +17,7 @@ from bridge.categories import (
 )
 from bridge.figures import ColumnFigures, FigureObject, dumps_figures, round_figure, round_figures
 from bridge.folds import FoldCache
-from bridge.snapshot import Histogram, Snapshot
+from bridge.snapshot import Snapshot, histogram
 
 MAPPING = Mapping(
     requests="req",
@@ -80,10 +80,11 @@ def history(seed: int, length: int = 24) -> list[Snapshot]:
                     added = np.cumsum(rng.integers(0, 6, size=len(BOUNDS))).astype(float)
                     spent = float(rng.random() * added[-1])
                     if before is None:
-                        histograms[name][series] = Histogram(BOUNDS, added, spent, float(added[-1]))
+                        histograms[name][series] = histogram(BOUNDS, added, spent, float(added[-1]))
                     else:
-                        histograms[name][series] = Histogram(
-                            BOUNDS, before.cumulative + added, before.total + spent, before.count + float(added[-1])
+                        _, cumulative, total, count = before
+                        histograms[name][series] = histogram(
+                            BOUNDS, cumulative + added, total + spent, count + float(added[-1])
                         )
         snapshots.append(
             Snapshot(
@@ -138,7 +139,7 @@ def test_a_group_with_two_bucket_layouts_is_computed_window_by_window():
     end = snapshots[-1]
     wide = np.array([0.1, 1.0, math.inf])
     # A second series in the same group ("/a", any model) with another layout and more observations.
-    end.histograms["latency"][key("/a", "m3")] = Histogram(wide, np.array([1.0, 500.0, 900.0]), 400.0, 900.0)
+    end.histograms["latency"][key("/a", "m3")] = histogram(wide, np.array([1.0, 500.0, 900.0]), 400.0, 900.0)
     starts = snapshots[:4]
     together = compute_many(WindowSet(starts, end, MAPPING, Selection(), FoldCache()), EVERYTHING)
     alone = [compute(Window(start, end, MAPPING, Selection(), FoldCache()), EVERYTHING) for start in starts]
