@@ -1,0 +1,149 @@
+"""Garbage-collector pauses of a server streaming to distinct filter sets, in process, by a driven clock.
+
+    PYTHONPATH=. python benchmarks/gc_pauses.py [--seconds 1800] [--sets 100] [--rounds 3]
+        [--baseline-tree DIR]
+
+A collection stops the event loop: whatever request or stream tick allocated last waits for it. The
+default app starts as the CLI starts it (a full collection, then ``gc.freeze``, before the lifespan);
+then each second of a driven clock it serves ten chat requests, samples, and delivers an update to each
+of ``--sets`` subscribers (windows of 10 s, 11 s, ...): the stream's ring and fold cache fill as on a
+server that has run ``--seconds`` with dashboards open. ``gc.callbacks`` time every collection; the
+figures are the number of full (generation 2) collections and their median and longest pause, and the
+longest pause of the younger generations. Each round is a process of its own.
+
+With ``--baseline-tree DIR`` (``git worktree add DIR <commit>``) the same runs from that checkout too,
+the two taking turns: before / after.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from common import spread
+
+HERE = Path(__file__).resolve().parent
+REQUESTS_PER_SECOND = 10
+
+
+async def measure(seconds: int, sets: int) -> dict[str, float]:
+    # Imported here, from whichever checkout ``PYTHONPATH`` names (see ``run_round``).
+    import gc
+
+    from prometheus_client import CollectorRegistry
+
+    from bridge.hub import Client
+    from bridge.protocol import Filters
+    from fakeai.app import create_app, settle_heap
+    from fakeai.settings import Settings
+
+    path = list(sys.path)
+    sys.path.insert(1, str(HERE))
+    from inprocess import call
+
+    sys.path[:] = path  # inprocess puts this checkout first; the one measured must stay first
+
+    class Clock:
+        now = time.time()
+
+        def __call__(self) -> float:
+            return self.now
+
+    pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
+    started = 0.0
+
+    def timed(phase: str, info: dict[str, int]) -> None:
+        nonlocal started
+        if phase == "start":
+            started = time.perf_counter()
+        else:
+            pauses[info["generation"]].append(time.perf_counter() - started)
+
+    app = create_app(Settings(no_delay=True), CollectorRegistry())
+    settle_heap()
+    async with app.router.lifespan_context(app):
+        hub = app.state.hub
+        await hub.stop()  # the clock is driven here
+        clock = Clock()
+        hub.clock = hub.sampler.clock = clock
+        for window in range(sets):
+            hub.register(Client(Filters(interval=1.0, window=10.0 + window)))
+        gc.callbacks.append(timed)
+        for _ in range(seconds):
+            clock.now += 1.0
+            for _ in range(REQUESTS_PER_SECOND):
+                await call(app)
+            await hub.sample()
+            await hub.deliver(clock.now)
+        gc.callbacks.remove(timed)
+    figures: dict[str, float] = {}
+    for generation, times in pauses.items():
+        found = sorted(times) or [0.0]
+        figures[f"gen{generation}"] = len(times)
+        figures[f"gen{generation}_median_ms"] = 1000 * statistics.median(found)
+        figures[f"gen{generation}_max_ms"] = 1000 * found[-1]
+    return figures
+
+
+def run_round(tree: Path, seconds: int, sets: int) -> dict[str, float]:
+    """One round in a process of its own, with ``tree``'s fakeai and bridge on the path."""
+    environment = dict(os.environ, PYTHONPATH=str(tree))
+    command = [sys.executable, str(HERE / "gc_pauses.py"), "--child", "--seconds", str(seconds), "--sets", str(sets)]
+    done = subprocess.run(command, env=environment, capture_output=True, text=True, check=False, timeout=1800)
+    if done.returncode != 0:
+        raise SystemExit(f"round in {tree} failed:\n{done.stderr[-3000:]}")
+    figures: dict[str, float] = json.loads(done.stdout.splitlines()[-1])
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=1800, help="seconds of the driven clock")
+    parser.add_argument("--sets", type=int, default=100, help="subscribers, each with a window of its own")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--baseline-tree", type=Path, help="compare against the server run from this checkout")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(asyncio.run(measure(args.seconds, args.sets))))
+        return
+    trees = {"after": HERE.parent}
+    if args.baseline_tree is not None:
+        trees["before"] = args.baseline_tree.resolve()
+    figures: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
+    for round_number in range(args.rounds):
+        for name in list(trees) if round_number % 2 == 0 else list(reversed(trees)):
+            found = run_round(trees[name], args.seconds, args.sets)
+            figures[name].append(found)
+            print(f"round {round_number + 1} {name:6} " + described(found), flush=True)
+    print(
+        f"\n{args.seconds} s of {REQUESTS_PER_SECOND} requests/s and {args.sets} distinct filter sets;",
+        "medians (ranges) of the rounds:",
+    )
+    for name, rounds in figures.items():
+        print(f"  {name:6}")
+        for generation in range(3):
+            counts = [r[f"gen{generation}"] for r in rounds]
+            median = [r[f"gen{generation}_median_ms"] for r in rounds]
+            longest = [r[f"gen{generation}_max_ms"] for r in rounds]
+            print(
+                f"    generation {generation}: {spread(counts, 0)} collections, "
+                f"median pause {spread(median, 2)} ms, longest {spread(longest, 2)} ms"
+            )
+
+
+def described(found: dict[str, float]) -> str:
+    return "; ".join(
+        f"generation {g}: {found[f'gen{g}']:.0f} collections, median {found[f'gen{g}_median_ms']:.2f} ms, "
+        f"longest {found[f'gen{g}_max_ms']:.2f} ms"
+        for g in range(3)
+    )
+
+
+if __name__ == "__main__":
+    main()
