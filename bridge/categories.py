@@ -222,12 +222,12 @@ class Window:
             if not self._plan.keeps(key):
                 continue
             before = start.get(key)
-            if before is None or before[3] > count:  # new, or restarted: all of it is new
-                delta = cumulative
-            else:
+            delta = cumulative  # new, or restarted: all of it is new
+            if before is not None:
                 _, cumulative_before, total_before, count_before = before
-                delta = bucket_increase(cumulative_before, cumulative)
-                total, count = total - total_before, count - count_before
+                if count_before <= count:
+                    delta = bucket_increase(cumulative_before, cumulative)
+                    total, count = total - total_before, count - count_before
             add_histogram(layouts, (group_of(key, label), bounds.tobytes()), bounds, delta, total, count)
         return layouts
 

@@ -111,7 +111,7 @@ class Fold:
     """``vector`` as Python floats: what a window computed alone reads, a number at a time. A tuple, not
     a list: the cache keeps hundreds of folds of thousands of numbers, and the garbage collector stops
     walking a tuple of floats once it has seen it, where it walks every item of a list on every full
-    collection (1.5 ms of the event loop for a full cache)."""
+    collection (measured with the cache full: 1.5 ms a full collection with lists, 0.95 ms with tuples)."""
     groups: dict[Read, dict[str, int]]
     """For each read, the groups this snapshot has, in the order its series met them, and their positions."""
     histograms: dict[Read, dict[tuple[str, bytes], tuple[np.ndarray, int]]]

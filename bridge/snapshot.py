@@ -71,9 +71,11 @@ def went_back(before: Snapshot, after: Snapshot, counters: Iterable[str]) -> boo
         later_histograms = after.histograms.get(name, {})
         for key, (_, cumulative, _, count) in series.items():
             now = later_histograms.get(key)
-            if now is None or now[3] < count:
+            if now is None:
                 return True
-            grown = now[1]
+            _, grown, _, grown_count = now
+            if grown_count < count:
+                return True
             if grown is not cumulative and (len(grown) != len(cumulative) or (grown < cumulative).any()):
                 return True
     return False

@@ -239,12 +239,15 @@ class PrometheusSource:
             increments = delta.histograms.get(name, {})
             start.histograms[name] = {}
             for key, h in histograms.items():
+                bounds, cumulative, total, count = h
                 d = increments.get(key)
-                if d is None or len(d[1]) != len(h[1]):
+                if d is None or len(d[1]) != len(cumulative):
                     start.histograms[name][key] = h
                 else:
-                    bounds, cumulative, total, count = h
-                    start.histograms[name][key] = histogram(bounds, cumulative - d[1], total - d[2], count - d[3])
+                    _, added, added_total, added_count = d
+                    start.histograms[name][key] = histogram(
+                        bounds, cumulative - added, total - added_total, count - added_count
+                    )
         return start, end
 
     async def collect(self, sample_names: set[str]) -> Iterable[Metric]:
