@@ -1,4 +1,5 @@
-"""What the benchmarks share: free ports, CPU pinning, a process's CPU time, wrk, and a median with its range."""
+"""What the benchmarks share: free ports, CPU pinning, a process's CPU time, wrk, rounds in processes of their own
+from a checkout, and a median with its range."""
 
 import contextlib
 import json
@@ -98,3 +99,15 @@ def verdict(name: str, failures: list[str]) -> int:
 def spread(values: list[float], digits: int = 1) -> str:
     """The median and the range of ``values``: ``"12.3 (11.0-15.2)"``."""
     return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
+
+
+def child_round(script: Path, tree: Path, arguments: list[str], timeout: float = 1800) -> dict[str, float]:
+    """``script --child ARGUMENTS`` in a process of its own, importing fakeai and bridge from ``tree``; the
+    figures it prints as JSON on its last line."""
+    environment = dict(os.environ, PYTHONPATH=str(tree))
+    command = [sys.executable, str(script), "--child", *arguments]
+    done = subprocess.run(command, env=environment, capture_output=True, text=True, check=False, timeout=timeout)
+    if done.returncode != 0:
+        raise SystemExit(f"round in {tree} failed:\n{done.stderr[-3000:]}")
+    figures: dict[str, float] = json.loads(done.stdout.splitlines()[-1])
+    return figures

@@ -18,21 +18,19 @@ the two taking turns: before / after.
 import argparse
 import asyncio
 import json
-import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from common import spread
+from common import child_round, spread
 
 HERE = Path(__file__).resolve().parent
 REQUESTS_PER_SECOND = 10
 
 
 async def measure(seconds: int, sets: int) -> dict[str, float]:
-    # Imported here, from whichever checkout ``PYTHONPATH`` names (see ``run_round``).
+    # Imported here, from whichever checkout ``PYTHONPATH`` names (see ``common.child_round``).
     import gc
 
     from prometheus_client import CollectorRegistry
@@ -90,17 +88,6 @@ async def measure(seconds: int, sets: int) -> dict[str, float]:
     return figures
 
 
-def run_round(tree: Path, seconds: int, sets: int) -> dict[str, float]:
-    """One round in a process of its own, with ``tree``'s fakeai and bridge on the path."""
-    environment = dict(os.environ, PYTHONPATH=str(tree))
-    command = [sys.executable, str(HERE / "gc_pauses.py"), "--child", "--seconds", str(seconds), "--sets", str(sets)]
-    done = subprocess.run(command, env=environment, capture_output=True, text=True, check=False, timeout=1800)
-    if done.returncode != 0:
-        raise SystemExit(f"round in {tree} failed:\n{done.stderr[-3000:]}")
-    figures: dict[str, float] = json.loads(done.stdout.splitlines()[-1])
-    return figures
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=1800, help="seconds of the driven clock")
@@ -118,7 +105,9 @@ def main() -> None:
     figures: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
     for round_number in range(args.rounds):
         for name in list(trees) if round_number % 2 == 0 else list(reversed(trees)):
-            found = run_round(trees[name], args.seconds, args.sets)
+            found = child_round(
+                HERE / "gc_pauses.py", trees[name], ["--seconds", str(args.seconds), "--sets", str(args.sets)]
+            )
             figures[name].append(found)
             print(f"round {round_number + 1} {name:6} " + described(found), flush=True)
     print(

@@ -19,14 +19,12 @@ checkout too, the two taking turns and swapping order every round: after / befor
 import argparse
 import asyncio
 import json
-import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from common import spread
+from common import child_round, spread
 
 HERE = Path(__file__).resolve().parent
 WARM_UP_SECONDS = 130
@@ -43,7 +41,7 @@ async def measure(sets: int, ticks: int) -> dict[str, float]:
 
 async def deliver_times(windows: list[float], ticks: int) -> list[float]:
     """Seconds of each tick's ``deliver`` for one subscriber per window."""
-    # Imported here, from whichever checkout ``PYTHONPATH`` names (see ``run_round``).
+    # Imported here, from whichever checkout ``PYTHONPATH`` names (see ``common.child_round``).
     import gc
 
     from prometheus_client import CollectorRegistry
@@ -94,17 +92,6 @@ async def deliver_times(windows: list[float], ticks: int) -> list[float]:
     return times
 
 
-def run_round(tree: Path, sets: int, ticks: int) -> dict[str, float]:
-    """One round in a process of its own, with ``tree``'s fakeai and bridge on the path."""
-    environment = dict(os.environ, PYTHONPATH=str(tree))
-    command = [sys.executable, str(HERE / "stream_deliver.py"), "--child", "--sets", str(sets), "--ticks", str(ticks)]
-    done = subprocess.run(command, env=environment, capture_output=True, text=True, check=False, timeout=600)
-    if done.returncode != 0:
-        raise SystemExit(f"round in {tree} failed:\n{done.stderr[-3000:]}")
-    figures: dict[str, float] = json.loads(done.stdout.splitlines()[-1])
-    return figures
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sets", type=int, default=100)
@@ -123,7 +110,9 @@ def main() -> None:
     for round_number in range(args.rounds):
         order = list(trees) if round_number % 2 == 0 else list(reversed(trees))
         for name in order:
-            found = run_round(trees[name], args.sets, args.ticks)
+            found = child_round(
+                HERE / "stream_deliver.py", trees[name], ["--sets", str(args.sets), "--ticks", str(args.ticks)], 600
+            )
             figures[name].append(found)
             print(f"round {round_number + 1} {name:6} distinct {found['distinct']:.2f} ms, ", end="")
             print(f"shared {found['shared']:.2f} ms", flush=True)
