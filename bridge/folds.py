@@ -18,6 +18,8 @@ from bridge.snapshot import LabelKey, Snapshot
 
 Read = tuple[str, str | None]
 """A family's name and the label its series are summed by (None: every series in one group, "")."""
+HistogramBlock = tuple[tuple[str, bytes], tuple[np.ndarray, int]]
+"""A histogram group's (group, bucket layout) and its (bounds, position) in a fold's vector."""
 
 
 @functools.lru_cache(maxsize=65536)
@@ -91,6 +93,7 @@ class FoldLayout:
 
     def __init__(self) -> None:
         self._positions: dict[tuple[str, str | None, str, bytes | None], int] = {}
+        self._blocks: dict[tuple[str, str | None, str, bytes], HistogramBlock] = {}
         self.size = 0
 
     def position(self, key: tuple[str, str | None, str, bytes | None], width: int) -> int:
@@ -98,6 +101,19 @@ class FoldLayout:
         if found is None:
             found = self._positions[key] = self.size
             self.size += width
+        return found
+
+    def block(self, read: Read, group: str, bucket_layout: bytes, bounds: np.ndarray) -> "HistogramBlock":
+        """Where a histogram group of ``read`` lives, as a fold's ``histograms`` holds it: the same two
+        tuples for every fold of the layout. A dict made of tuples that a collection has already seen is
+        never tracked by the garbage collector, where one made of new tuples is walked by every collection
+        until a full one: a fold a second, five such dicts a fold."""
+        name, label = read
+        key = (name, label, group, bucket_layout)
+        found = self._blocks.get(key)
+        if found is None:
+            position = self.position(key, len(bounds) + 2)
+            found = self._blocks[key] = ((group, bucket_layout), (bounds, position))
         return found
 
 
@@ -156,9 +172,9 @@ def fold(snapshot: Snapshot, plan: FoldPlan, layout: FoldLayout) -> Fold:
                 add_histogram(histogram_sums, grouped, bounds, cumulative, total, count)
         placed_blocks = histograms[read] = {}
         for (group, bucket_layout), summed in histogram_sums.items():
-            position = layout.position((name, label, group, bucket_layout), len(summed.bounds) + 2)
-            placed_blocks[(group, bucket_layout)] = (summed.bounds, position)
-            blocks.append((position, summed))
+            block_key, where = layout.block(read, group, bucket_layout, summed.bounds)
+            placed_blocks[block_key] = where  # the layout's own tuples, never new ones
+            blocks.append((where[1], summed))
     vector = np.zeros(layout.size)
     if numbers:
         positions, sums_in_order = zip(*numbers, strict=True)

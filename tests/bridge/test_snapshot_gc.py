@@ -13,6 +13,7 @@ import random
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from bridge.folds import FoldCache, FoldPlan
 from bridge.snapshot import Interner, Snapshot, Wanted, take
 from bridge.sources import ChildrenSource, RegistrySource
 
@@ -68,3 +69,20 @@ def test_a_kept_snapshot_leaves_the_collectors_lists(how):
         gc.collect()
     for snapshot in snapshots:
         assert still_tracked(snapshot) == []
+
+
+def test_a_fold_after_the_first_is_made_of_what_the_collector_has_seen():
+    snapshots = sampled("children")
+    plan = FoldPlan(
+        values=(("c_requests", "endpoint"),), histograms=(("h_seconds", "model"), ("h_signed", None)), keep=None
+    )
+    cache = FoldCache()
+    cache.fold(snapshots[0], plan)  # the layout's places, made once
+    gc.collect()
+    later = cache.fold(snapshots[1], plan)
+    assert all(later.histograms.values())  # something placed
+    # Each read's dict of places holds only the layout's tuples, seen by a collection already: it is
+    # never tracked, with no collection since it was made.
+    assert [read for read, placed in later.histograms.items() if gc.is_tracked(placed)] == []
+    gc.collect()
+    assert not gc.is_tracked(later.numbers)  # a tuple of floats, untracked by its first collection
