@@ -111,3 +111,14 @@ def child_round(script: Path, tree: Path, arguments: list[str], timeout: float =
         raise SystemExit(f"round in {tree} failed:\n{done.stderr[-3000:]}")
     figures: dict[str, float] = json.loads(done.stdout.splitlines()[-1])
     return figures
+
+
+def trees_in_turn(baseline: Path | None, rounds: int) -> Iterator[tuple[int, str, Path]]:
+    """(round, name, checkout) of each run: this checkout ("after") and, with ``baseline``, that one
+    ("before"), taking turns and swapping order every round."""
+    trees = {"after": Path(__file__).resolve().parent.parent}
+    if baseline is not None:
+        trees["before"] = baseline.resolve()
+    for round_number in range(rounds):
+        for name in list(trees) if round_number % 2 == 0 else list(reversed(trees)):
+            yield round_number, name, trees[name]

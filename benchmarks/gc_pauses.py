@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import child_round, spread
+from common import child_round, spread, trees_in_turn
 
 HERE = Path(__file__).resolve().parent
 REQUESTS_PER_SECOND = 10
@@ -99,17 +99,12 @@ def main() -> None:
     if args.child:
         print(json.dumps(asyncio.run(measure(args.seconds, args.sets))))
         return
-    trees = {"after": HERE.parent}
-    if args.baseline_tree is not None:
-        trees["before"] = args.baseline_tree.resolve()
-    figures: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
-    for round_number in range(args.rounds):
-        for name in list(trees) if round_number % 2 == 0 else list(reversed(trees)):
-            found = child_round(
-                HERE / "gc_pauses.py", trees[name], ["--seconds", str(args.seconds), "--sets", str(args.sets)]
-            )
-            figures[name].append(found)
-            print(f"round {round_number + 1} {name:6} " + described(found), flush=True)
+    figures: dict[str, list[dict[str, float]]] = {}
+    for round_number, name, tree in trees_in_turn(args.baseline_tree, args.rounds):
+        arguments = ["--seconds", str(args.seconds), "--sets", str(args.sets)]
+        found = child_round(HERE / "gc_pauses.py", tree, arguments)
+        figures.setdefault(name, []).append(found)
+        print(f"round {round_number + 1} {name:6} " + described(found), flush=True)
     print(
         f"\n{args.seconds} s of {REQUESTS_PER_SECOND} requests/s and {args.sets} distinct filter sets;",
         "medians (ranges) of the rounds:",

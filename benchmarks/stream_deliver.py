@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import child_round, spread
+from common import child_round, spread, trees_in_turn
 
 HERE = Path(__file__).resolve().parent
 WARM_UP_SECONDS = 130
@@ -103,19 +103,13 @@ def main() -> None:
     if args.child:
         print(json.dumps(asyncio.run(measure(args.sets, args.ticks))))
         return
-    trees = {"after": HERE.parent}
-    if args.baseline_tree is not None:
-        trees["before"] = args.baseline_tree.resolve()
-    figures: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
-    for round_number in range(args.rounds):
-        order = list(trees) if round_number % 2 == 0 else list(reversed(trees))
-        for name in order:
-            found = child_round(
-                HERE / "stream_deliver.py", trees[name], ["--sets", str(args.sets), "--ticks", str(args.ticks)], 600
-            )
-            figures[name].append(found)
-            print(f"round {round_number + 1} {name:6} distinct {found['distinct']:.2f} ms, ", end="")
-            print(f"shared {found['shared']:.2f} ms", flush=True)
+    figures: dict[str, list[dict[str, float]]] = {}
+    for round_number, name, tree in trees_in_turn(args.baseline_tree, args.rounds):
+        arguments = ["--sets", str(args.sets), "--ticks", str(args.ticks)]
+        found = child_round(HERE / "stream_deliver.py", tree, arguments, timeout=600)
+        figures.setdefault(name, []).append(found)
+        print(f"round {round_number + 1} {name:6} distinct {found['distinct']:.2f} ms, ", end="")
+        print(f"shared {found['shared']:.2f} ms", flush=True)
     print(f"\nHub.deliver, {args.sets} subscribers, median ms of {args.ticks} ticks; medians (ranges) of rounds")
     for name, rounds in figures.items():
         distinct, shared = [r["distinct"] for r in rounds], [r["shared"] for r in rounds]
