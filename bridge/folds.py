@@ -103,7 +103,7 @@ class FoldLayout:
             self.size += width
         return found
 
-    def block(self, read: Read, group: str, bucket_layout: bytes, bounds: np.ndarray) -> "HistogramBlock":
+    def block(self, read: Read, group: str, bucket_layout: bytes, bounds: np.ndarray) -> HistogramBlock:
         """Where a histogram group of ``read`` lives, as a fold's ``histograms`` holds it: the same two
         tuples for every fold of the layout. A dict made of tuples that a collection has already seen is
         never tracked by the garbage collector, where one made of new tuples is walked by every collection

@@ -2,8 +2,8 @@
 
 A full collection walks every tracked container, on the event loop. What a snapshot holds (dicts from
 label keys to floats, histogram series as tuples of arrays and floats) leaves the collector's lists once
-a collection has seen it, so a full collection costs as much on a ring of six hundred snapshots as on
-an empty one. An instance of a class (the old ``Histogram`` dataclass) never leaves them.
+a collection has seen it: three objects a snapshot stay, whatever it holds. An instance of a class (the
+old ``Histogram`` dataclass, 45 a snapshot on the default server) never leaves them.
 """
 
 import asyncio
@@ -43,9 +43,8 @@ def busy_registry() -> tuple[CollectorRegistry, list]:
 def still_tracked(snapshot: Snapshot) -> list[object]:
     """The containers of ``snapshot``'s figures that the collector still walks, beside the snapshot and its
     two dicts of families (a dict of dicts stays tracked: three objects a snapshot, whatever it holds)."""
-    families = [*snapshot.values.values(), *snapshot.histograms.values()]
-    parts: list[object] = [*families]
-    parts += [key for series in families for key in series]
+    families: list[dict] = [*snapshot.values.values(), *snapshot.histograms.values()]
+    parts: list[object] = [*families, *(key for series in families for key in series)]
     parts += [series for family in snapshot.histograms.values() for series in family.values()]
     return [part for part in parts if gc.is_tracked(part)]
 
