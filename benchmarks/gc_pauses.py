@@ -19,38 +19,21 @@ import argparse
 import asyncio
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
 from common import child_round, spread, trees_in_turn
+from driven import driven_server
 
 HERE = Path(__file__).resolve().parent
 REQUESTS_PER_SECOND = 10
 
 
 async def measure(seconds: int, sets: int) -> dict[str, float]:
-    # Imported here, from whichever checkout ``PYTHONPATH`` names (see ``common.child_round``).
     import gc
 
-    from prometheus_client import CollectorRegistry
-
-    from bridge.hub import Client
+    from bridge.hub import Client  # from the checkout ``PYTHONPATH`` names (``common.child_round``)
     from bridge.protocol import Filters
-    from fakeai.app import create_app, settle_heap
-    from fakeai.settings import Settings
-
-    path = list(sys.path)
-    sys.path.insert(1, str(HERE))
-    from inprocess import call
-
-    sys.path[:] = path  # inprocess puts this checkout first; the one measured must stay first
-
-    class Clock:
-        now = time.time()
-
-        def __call__(self) -> float:
-            return self.now
 
     pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
     started = 0.0
@@ -62,22 +45,13 @@ async def measure(seconds: int, sets: int) -> dict[str, float]:
         else:
             pauses[info["generation"]].append(time.perf_counter() - started)
 
-    app = create_app(Settings(no_delay=True), CollectorRegistry())
-    settle_heap()
-    async with app.router.lifespan_context(app):
-        hub = app.state.hub
-        await hub.stop()  # the clock is driven here
-        clock = Clock()
-        hub.clock = hub.sampler.clock = clock
+    async with driven_server(settled=True) as server:
         for window in range(sets):
-            hub.register(Client(Filters(interval=1.0, window=10.0 + window)))
+            server.hub.register(Client(Filters(interval=1.0, window=10.0 + window)))
         gc.callbacks.append(timed)
         for _ in range(seconds):
-            clock.now += 1.0
-            for _ in range(REQUESTS_PER_SECOND):
-                await call(app)
-            await hub.sample()
-            await hub.deliver(clock.now)
+            await server.second(REQUESTS_PER_SECOND)
+            await server.hub.deliver(server.clock.now)
         gc.callbacks.remove(timed)
     figures: dict[str, float] = {}
     for generation, times in pauses.items():

@@ -20,11 +20,11 @@ import argparse
 import asyncio
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
 from common import child_round, spread, trees_in_turn
+from driven import driven_server
 
 HERE = Path(__file__).resolve().parent
 WARM_UP_SECONDS = 130
@@ -41,52 +41,24 @@ async def measure(sets: int, ticks: int) -> dict[str, float]:
 
 async def deliver_times(windows: list[float], ticks: int) -> list[float]:
     """Seconds of each tick's ``deliver`` for one subscriber per window."""
-    # Imported here, from whichever checkout ``PYTHONPATH`` names (see ``common.child_round``).
     import gc
 
-    from prometheus_client import CollectorRegistry
-
-    from bridge.hub import Client
+    from bridge.hub import Client  # from the checkout ``PYTHONPATH`` names (``common.child_round``)
     from bridge.protocol import Filters
-    from fakeai.app import create_app
-    from fakeai.settings import Settings
 
-    path = list(sys.path)
-    sys.path.insert(1, str(HERE))
-    from inprocess import call
-
-    sys.path[:] = path  # inprocess puts this checkout first; the one measured must stay first
-
-    class Clock:
-        now = time.time()
-
-        def __call__(self) -> float:
-            return self.now
-
-    app = create_app(Settings(no_delay=True), CollectorRegistry())
-    async with app.router.lifespan_context(app):
-        hub = app.state.hub
-        await hub.stop()  # the benchmark drives the ticks
-        clock = Clock()
-        hub.clock = hub.sampler.clock = clock
-
-        async def second() -> None:
-            clock.now += 1.0
-            for _ in range(REQUESTS_PER_SECOND):
-                await call(app)
-            await hub.sample()
-
+    async with driven_server() as server:
+        hub = server.hub
         for _ in range(WARM_UP_SECONDS):
-            await second()
+            await server.second(REQUESTS_PER_SECOND)
         gc.collect()
         gc.freeze()  # as the server does after start-up
         for window in windows:
             hub.register(Client(Filters(interval=1.0, window=window)))
         times = []
         for _ in range(ticks):
-            await second()
+            await server.second(REQUESTS_PER_SECOND)
             started = time.perf_counter()
-            groups = await hub.deliver(clock.now)
+            groups = await hub.deliver(server.clock.now)
             times.append(time.perf_counter() - started)
         assert groups == len(set(windows)), groups
     return times
