@@ -218,16 +218,16 @@ class Window:
         """The window's increase per series (each restart on its own), summed per group and layout."""
         start = self.start.histograms.get(name, {})
         layouts: dict[tuple[str, bytes], HistogramSum] = {}
-        for key, (bounds, cumulative, total, count) in self.end.histograms.get(name, {}).items():
+        for key, bounds, cumulative, total, count in self.end.histogram_series(name):
             if not self._plan.keeps(key):
                 continue
             before = start.get(key)
             delta = cumulative  # new, or restarted: all of it is new
             if before is not None:
-                _, cumulative_before, total_before, count_before = before
+                count_before = float(before[-1])
                 if count_before <= count:
-                    delta = bucket_increase(cumulative_before, cumulative)
-                    total, count = total - total_before, count - count_before
+                    delta = bucket_increase(before[:-2], cumulative)
+                    total, count = total - float(before[-2]), count - count_before
             add_histogram(layouts, (group_of(key, label), bounds.tobytes()), bounds, delta, total, count)
         return layouts
 

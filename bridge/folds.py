@@ -166,7 +166,7 @@ def fold(snapshot: Snapshot, plan: FoldPlan, layout: FoldLayout) -> Fold:
     for read in plan.histograms:
         name, label = read
         histogram_sums: dict[tuple[str, bytes], HistogramSum] = {}
-        for key, (bounds, cumulative, total, count) in snapshot.histograms.get(name, {}).items():
+        for key, bounds, cumulative, total, count in snapshot.histogram_series(name):
             if plan.keeps(key):
                 grouped = (group_of(key, label), bounds.tobytes())
                 add_histogram(histogram_sums, grouped, bounds, cumulative, total, count)

@@ -1,7 +1,7 @@
 """One sample of the registry: the wanted families' series, typed, keyed by their label sets."""
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,19 +29,26 @@ class Wanted:
         return names
 
 
-Histogram = tuple[np.ndarray, np.ndarray, float, float]
-"""One histogram series: its bucket bounds (``+Inf`` last), cumulative counts, sum and count.
+Histogram = np.ndarray
+"""One histogram series' numbers in one float array: the cumulative count at each bound (``+Inf`` last),
+then the sum, then the count. Its bounds are kept beside it, in ``Snapshot.bounds``.
 
-A plain tuple, not a class, for the garbage collector: the ring keeps hundreds of snapshots of dozens of
-series, and an instance of a class stays on the collector's lists for good, where an exact tuple of
-untracked objects (arrays, floats), and then the dicts that hold only such tuples, leave them once a
-collection has seen them. With instances, a full collection walked about 14,000 of them on a ring of 332
-snapshots: 1.8 ms of the event loop in process, more in a busy server, landing on whichever request or
-stream tick allocated last (``tests/bridge/test_snapshot_gc.py``)."""
+One array, for the garbage collector: the ring keeps hundreds of snapshots of dozens of series, sampled
+every second. An array is no container the collector walks, and neither is a dict that holds only arrays
+and label keys it has seen: a snapshot's series add nothing to its lists. As an instance of a class, a
+series stayed on them for good (a full collection walked 14,000 of them on a ring of 332 snapshots); as a
+tuple of arrays and floats, each was one more allocation toward the next young collection (45 a sample)
+and kept the dict holding it on the lists until a full collection (``tests/bridge/test_snapshot_gc.py``,
+``benchmarks/gc_pauses.py``)."""
 
 
-def histogram(bounds: np.ndarray, cumulative: np.ndarray, total: float, count: float) -> Histogram:
-    return (bounds, cumulative, total, count)
+def histogram(cumulative: np.ndarray, total: float, count: float) -> Histogram:
+    """A series' numbers from its cumulative counts (``+Inf`` last), sum and count."""
+    numbers = np.empty(len(cumulative) + 2)
+    numbers[:-2] = cumulative
+    numbers[-2] = total
+    numbers[-1] = count
+    return numbers
 
 
 @dataclass
@@ -50,9 +57,18 @@ class Snapshot:
     values: dict[str, dict[LabelKey, float]] = field(default_factory=dict)
     """Counters (by family name, without _total) and gauges."""
     histograms: dict[str, dict[LabelKey, Histogram]] = field(default_factory=dict)
+    bounds: dict[str, dict[LabelKey, np.ndarray]] = field(default_factory=dict)
+    """Each histogram series' bucket bounds (``+Inf`` last), by family and label key. Never changed once
+    made: snapshots whose series are the same share one dict (``ChildrenSource``)."""
     epoch: int = 0
     """How many times a counter went back (a restart, a removed series) before this snapshot, as the
     sampler saw them: two snapshots of one epoch differ by increases only."""
+
+    def histogram_series(self, name: str) -> Iterator[tuple[LabelKey, np.ndarray, np.ndarray, float, float]]:
+        """Each series of histogram ``name``: its label key, bounds, cumulative counts, sum and count."""
+        bounds = self.bounds.get(name, {})
+        for key, numbers in self.histograms.get(name, {}).items():
+            yield key, bounds[key], numbers[:-2], float(numbers[-2]), float(numbers[-1])
 
 
 def went_back(before: Snapshot, after: Snapshot, counters: Iterable[str]) -> bool:
@@ -69,14 +85,14 @@ def went_back(before: Snapshot, after: Snapshot, counters: Iterable[str]) -> boo
                 return True
     for name, series in before.histograms.items():
         later_histograms = after.histograms.get(name, {})
-        for key, (_, cumulative, _, count) in series.items():
+        for key, numbers in series.items():
             now = later_histograms.get(key)
             if now is None:
                 return True
-            _, grown, _, grown_count = now
-            if grown_count < count:
-                return True
-            if grown is not cumulative and (len(grown) != len(cumulative) or (grown < cumulative).any()):
+            if now is numbers:
+                continue
+            # The cumulative counts and the count; not the sum, which negative observations lower.
+            if len(now) != len(numbers) or now[-1] < numbers[-1] or (now[:-2] < numbers[:-2]).any():
                 return True
     return False
 
@@ -142,15 +158,13 @@ def take(families: Iterable[Metric], wanted: Wanted, timestamp: float, interner:
                         break
     for name, series in partial.items():
         built: dict[LabelKey, Histogram] = {}
+        bounds: dict[LabelKey, np.ndarray] = {}
         for key, (buckets, (total, count)) in series.items():
             buckets.sort()
             if not buckets or not math.isinf(buckets[-1][0]):
                 buckets.append((math.inf, count))
-            built[key] = histogram(
-                interner.bounds(tuple(b for b, _ in buckets)),
-                np.array([c for _, c in buckets], dtype=float),
-                total,
-                count,
-            )
+            bounds[key] = interner.bounds(tuple(b for b, _ in buckets))
+            built[key] = histogram(np.array([c for _, c in buckets], dtype=float), total, count)
         snapshot.histograms[name] = built
+        snapshot.bounds[name] = bounds
     return snapshot

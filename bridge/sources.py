@@ -19,7 +19,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from bridge.reader import fetch_text
-from bridge.snapshot import Interner, LabelKey, Snapshot, Wanted, histogram, label_key, take
+from bridge.snapshot import Interner, LabelKey, Snapshot, Wanted, label_key, take
 
 
 class Source(Protocol):
@@ -106,6 +106,9 @@ class ChildrenSource:
                 self._shown[metric._name] = (tuple(shown), positions)
         self.slice_seconds = slice_seconds
         self._keys: dict[tuple[str, Sequence[str]], LabelKey] = {}
+        self._bounds: dict[str, dict[LabelKey, np.ndarray]] = {}
+        """Each histogram family's bounds by series, as the last snapshot had them: the next one shares
+        the dict while the family's series and bounds stay the same."""
 
     async def collect(self, sample_names: set[str]) -> Iterable[Metric]:
         """The public API's view of the same metrics (for callers that want families)."""
@@ -126,6 +129,13 @@ class ChildrenSource:
             cached = self._keys[(metric._name, values)] = interner.key(labels)
         return cached
 
+    def _family_bounds(self, name: str, series: dict[LabelKey, Any], bounds: np.ndarray) -> dict[LabelKey, np.ndarray]:
+        """``bounds`` for each of ``series``: the last snapshot's dict while it still fits."""
+        last = self._bounds.get(name)
+        if last is None or last.keys() != series.keys() or any(b is not bounds for b in last.values()):
+            last = self._bounds[name] = dict.fromkeys(series, bounds)
+        return last
+
     async def snapshot(self, wanted: Wanted, timestamp: float, interner: Interner) -> Snapshot:
         snapshot = Snapshot(timestamp, {name: {} for name in wanted.counters | wanted.gauges})
         for name in wanted.histograms:
@@ -139,18 +149,22 @@ class ChildrenSource:
                 shown, positions = self._shown.get(name, (None, None))
                 bounds = interner.bounds(shown or tuple(cast(prometheus_client.Histogram, metric)._upper_bounds))
                 has_sum = bounds[0] >= 0  # as collect(): no _sum when a bucket lies below zero
+                width = len(bounds)
                 for values, child in self._children(metric):
                     # Each bucket's float read as its ``get()`` reads it, without taking the bucket's lock
                     # (a read of one attribute is atomic; the lock orders writers): a tick reads about
                     # 1,400 buckets, and these reads were a quarter of an idle server's CPU.
                     buckets = child._buckets
-                    cumulative = np.cumsum(np.fromiter(map(_VALUE, buckets), float, len(buckets)))
-                    if positions is not None:
-                        cumulative = cumulative[positions]  # cumulative counts are exact at any subset
-                    total = child._sum.get() if has_sum else 0.0
-                    histograms[self._key(metric, values, interner)] = histogram(
-                        bounds, cumulative, total, float(cumulative[-1])
-                    )
+                    counts = np.fromiter(map(_VALUE, buckets), float, len(buckets))
+                    numbers = np.empty(width + 2)  # ``snapshot.histogram``'s layout, filled in place
+                    if positions is None:
+                        np.cumsum(counts, out=numbers[:width])
+                    else:
+                        numbers[:width] = np.cumsum(counts)[positions]  # exact at any subset of bounds
+                    numbers[width] = child._sum.get() if has_sum else 0.0
+                    numbers[width + 1] = numbers[width - 1]
+                    histograms[self._key(metric, values, interner)] = numbers
+                snapshot.bounds[name] = self._family_bounds(name, histograms, bounds)
             elif name in snapshot.values:
                 series = snapshot.values[name]
                 for values, child in self._children(metric):
@@ -230,7 +244,7 @@ class PrometheusSource:
         current, increases = await asyncio.to_thread(self._fetch, wanted.sample_names(), window, at)
         end = take(current, wanted, at)
         delta = take(increases, wanted, at)
-        start = Snapshot(at - window, epoch=end.epoch)  # built as end minus increases: one epoch
+        start = Snapshot(at - window, epoch=end.epoch, bounds=end.bounds)  # end minus increases: one epoch
         for name, values in end.values.items():
             changes = delta.values.get(name, {})
             is_counter = name in wanted.counters
@@ -238,16 +252,11 @@ class PrometheusSource:
         for name, histograms in end.histograms.items():
             increments = delta.histograms.get(name, {})
             start.histograms[name] = {}
-            for key, h in histograms.items():
-                bounds, cumulative, total, count = h
-                d = increments.get(key)
-                if d is None or len(d[1]) != len(cumulative):
-                    start.histograms[name][key] = h
-                else:
-                    _, added, added_total, added_count = d
-                    start.histograms[name][key] = histogram(
-                        bounds, cumulative - added, total - added_total, count - added_count
-                    )
+            for key, numbers in histograms.items():
+                added = increments.get(key)
+                # The same layout: the cumulative counts, the sum and the count each less their increase.
+                same = added is not None and len(added) == len(numbers)
+                start.histograms[name][key] = numbers - added if same else numbers
         return start, end
 
     async def collect(self, sample_names: set[str]) -> Iterable[Metric]:

@@ -46,11 +46,11 @@ def assert_same(direct: Snapshot, collected: Snapshot) -> None:
     assert direct.histograms.keys() == collected.histograms.keys()
     for name, series in collected.histograms.items():
         assert direct.histograms[name].keys() == series.keys(), name
-        for key, expected in series.items():
-            bounds, cumulative, total, count = direct.histograms[name][key]
-            np.testing.assert_array_equal(bounds, expected[0])
-            np.testing.assert_array_equal(cumulative, expected[1])
-            assert (total, count) == (expected[2], expected[3])
+        expected = {key: parts for key, *parts in collected.histogram_series(name)}
+        for key, bounds, cumulative, total, count in direct.histogram_series(name):
+            np.testing.assert_array_equal(bounds, expected[key][0])
+            np.testing.assert_array_equal(cumulative, expected[key][1])
+            assert (total, count) == (expected[key][2], expected[key][3])
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -70,8 +70,9 @@ def test_label_keys_and_bounds_are_shared_between_snapshots():
     second = asyncio.run(source.snapshot(WANTED, 2.0, interner))
     for a, b in zip(first.values["c_requests"], second.values["c_requests"], strict=True):
         assert a is b
-    h1, h2 = (next(iter(s.histograms["h_seconds"].values())) for s in (first, second))
-    assert h1[0] is h2[0]  # the bounds
+    h1, h2 = (next(s.histogram_series("h_seconds")) for s in (first, second))
+    assert h1[1] is h2[1]  # the bounds
+    assert first.bounds["h_seconds"] is second.bounds["h_seconds"]  # and the dict of them
 
 
 def test_refuses_types_it_cannot_read():
@@ -95,4 +96,4 @@ def test_a_histogram_read_at_its_exposed_bounds_is_the_histogram_of_those_bounds
     got = asyncio.run(ChildrenSource([keeping], exposed_bounds={"h_seconds": own}).snapshot(wanted, 1.0, Interner()))
     assert_same(got, expected)
     unfolded = asyncio.run(ChildrenSource([keeping]).snapshot(wanted, 1.0, Interner()))
-    assert len(next(iter(unfolded.histograms["h_seconds"].values()))[0]) == len(recorded) + 1  # the bounds
+    assert len(next(unfolded.histogram_series("h_seconds"))[1]) == len(recorded) + 1  # the bounds

@@ -1,14 +1,19 @@
-"""The stream's ring keeps hundreds of snapshots: the garbage collector must not walk them.
+"""The stream's ring keeps hundreds of snapshots, one more every second: the garbage collector must not
+walk them.
 
-A full collection walks every tracked container, on the event loop. What a snapshot holds (dicts from
-label keys to floats, histogram series as tuples of arrays and floats) leaves the collector's lists once
-a collection has seen it: three objects a snapshot stay, whatever it holds. An instance of a class (the
-old ``Histogram`` dataclass, 45 a snapshot on the default server) never leaves them.
+A collection walks every tracked container, on the event loop. What a snapshot holds (dicts from label
+keys to floats, histogram series as float arrays, their bounds) is never on the collector's lists once
+the label keys have been seen by a collection: a snapshot adds four objects, itself and its three dicts
+of families (a dict holding dicts is tracked), whatever it holds. An instance of a
+class (the old ``Histogram`` dataclass, 45 a snapshot on the default server) never left them; a tuple
+of arrays and floats (the form after it) left them at the next collection, and the dict holding it only
+at a full one.
 """
 
 import asyncio
 import gc
 import random
+from collections.abc import Callable
 
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -41,33 +46,55 @@ def busy_registry() -> tuple[CollectorRegistry, list]:
 
 
 def still_tracked(snapshot: Snapshot) -> list[object]:
-    """The containers of ``snapshot``'s figures that the collector still walks, beside the snapshot and its
-    two dicts of families (a dict of dicts stays tracked: three objects a snapshot, whatever it holds)."""
-    families: list[dict] = [*snapshot.values.values(), *snapshot.histograms.values()]
-    parts: list[object] = [*families, *(key for series in families for key in series)]
+    """The containers of ``snapshot``'s figures that the collector walks, beside the snapshot and its three
+    dicts of families."""
+    families: list[dict] = [*snapshot.values.values(), *snapshot.histograms.values(), *snapshot.bounds.values()]
+    parts: list[object] = [*families]
+    parts += [key for series in families for key in series]
     parts += [series for family in snapshot.histograms.values() for series in family.values()]
     return [part for part in parts if gc.is_tracked(part)]
 
 
-def sampled(how: str) -> list[Snapshot]:
+def sampler(how: str) -> Callable[[float], Snapshot]:
+    """Snapshots of one busy registry, as the stream's sampler takes them."""
     registry, metrics = busy_registry()
     interner = Interner()
     if how == "children":  # the server's own registry, read directly
         source = ChildrenSource(metrics)
-        return [asyncio.run(source.snapshot(WANTED, float(t), interner)) for t in range(5)]
+        return lambda t: asyncio.run(source.snapshot(WANTED, t, interner))
     # a registry's collect(), or a scrape parsed into the same families
     families = asyncio.run(RegistrySource(registry).collect(WANTED.sample_names()))
-    return [take(families, WANTED, float(t), interner) for t in range(5)]
+    return lambda t: take(families, WANTED, t, interner)
+
+
+def sampled(how: str) -> list[Snapshot]:
+    sample = sampler(how)
+    return [sample(float(t)) for t in range(5)]
 
 
 @pytest.mark.parametrize("how", ["children", "collected"])
 def test_a_kept_snapshot_leaves_the_collectors_lists(how):
     snapshots = sampled(how)
     assert all(snapshot.histograms["h_seconds"] for snapshot in snapshots)  # something to walk
-    for _ in range(3):  # dicts leave only in full collections, one level of nesting each
+    for _ in range(3):  # a label key is a tuple of tuples: one level of nesting a collection
         gc.collect()
     for snapshot in snapshots:
         assert still_tracked(snapshot) == []
+
+
+@pytest.mark.parametrize("how", ["children", "collected"])
+def test_a_snapshot_after_the_first_never_enters_the_collectors_lists(how):
+    sample = sampler(how)
+    sample(1.0)
+    for _ in range(3):  # the label keys made for the first snapshot are seen
+        gc.collect()
+    gc.disable()  # nothing may untrack what the next snapshot makes before it is looked at
+    try:
+        later = sample(2.0)
+        assert later.histograms["h_seconds"] and later.bounds["h_seconds"]  # something to walk
+        assert still_tracked(later) == []
+    finally:
+        gc.enable()
 
 
 def test_a_fold_after_the_first_is_made_of_what_the_collector_has_seen():

@@ -80,17 +80,15 @@ def history(seed: int, length: int = 24) -> list[Snapshot]:
                     added = np.cumsum(rng.integers(0, 6, size=len(BOUNDS))).astype(float)
                     spent = float(rng.random() * added[-1])
                     if before is None:
-                        histograms[name][series] = histogram(BOUNDS, added, spent, float(added[-1]))
-                    else:
-                        _, cumulative, total, count = before
-                        histograms[name][series] = histogram(
-                            BOUNDS, cumulative + added, total + spent, count + float(added[-1])
-                        )
+                        histograms[name][series] = histogram(added, spent, float(added[-1]))
+                    else:  # the cumulative counts, the sum and the count, each grown
+                        histograms[name][series] = before + np.array([*added, spent, added[-1]])
         snapshots.append(
             Snapshot(
                 float(t),
                 {name: dict(series) for name, series in values.items()},
                 {name: dict(series) for name, series in histograms.items()},
+                {name: dict.fromkeys(series, BOUNDS) for name, series in histograms.items()},
             )
         )
     return snapshots
@@ -139,7 +137,8 @@ def test_a_group_with_two_bucket_layouts_is_computed_window_by_window():
     end = snapshots[-1]
     wide = np.array([0.1, 1.0, math.inf])
     # A second series in the same group ("/a", any model) with another layout and more observations.
-    end.histograms["latency"][key("/a", "m3")] = histogram(wide, np.array([1.0, 500.0, 900.0]), 400.0, 900.0)
+    end.histograms["latency"][key("/a", "m3")] = histogram(np.array([1.0, 500.0, 900.0]), 400.0, 900.0)
+    end.bounds["latency"] = {**end.bounds["latency"], key("/a", "m3"): wide}
     starts = snapshots[:4]
     together = compute_many(WindowSet(starts, end, MAPPING, Selection(), FoldCache()), EVERYTHING)
     alone = [compute(Window(start, end, MAPPING, Selection(), FoldCache()), EVERYTHING) for start in starts]
