@@ -223,11 +223,9 @@ class Window:
                 continue
             before = start.get(key)
             delta = cumulative  # new, or restarted: all of it is new
-            if before is not None:
-                count_before = float(before[-1])
-                if count_before <= count:
-                    delta = bucket_increase(before[:-2], cumulative)
-                    total, count = total - float(before[-2]), count - count_before
+            if before is not None and before[-1] <= count:  # ``before``: cumulative counts, sum, count
+                delta = bucket_increase(before[:-2], cumulative)
+                total, count = total - float(before[-2]), count - float(before[-1])
             add_histogram(layouts, (group_of(key, label), bounds.tobytes()), bounds, delta, total, count)
         return layouts
 

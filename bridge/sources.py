@@ -106,9 +106,9 @@ class ChildrenSource:
                 self._shown[metric._name] = (tuple(shown), positions)
         self.slice_seconds = slice_seconds
         self._keys: dict[tuple[str, Sequence[str]], LabelKey] = {}
-        self._bounds: dict[str, dict[LabelKey, np.ndarray]] = {}
-        """Each histogram family's bounds by series, as the last snapshot had them: the next one shares
-        the dict while the family's series and bounds stay the same."""
+        self._bounds: dict[str, tuple[np.ndarray, dict[LabelKey, np.ndarray]]] = {}
+        """Each histogram family's bounds, and the dict of them by series the last snapshot had: the next
+        one shares the dict while the family's series and bounds stay the same."""
 
     async def collect(self, sample_names: set[str]) -> Iterable[Metric]:
         """The public API's view of the same metrics (for callers that want families)."""
@@ -132,9 +132,9 @@ class ChildrenSource:
     def _family_bounds(self, name: str, series: dict[LabelKey, Any], bounds: np.ndarray) -> dict[LabelKey, np.ndarray]:
         """``bounds`` for each of ``series``: the last snapshot's dict while it still fits."""
         last = self._bounds.get(name)
-        if last is None or last.keys() != series.keys() or any(b is not bounds for b in last.values()):
-            last = self._bounds[name] = dict.fromkeys(series, bounds)
-        return last
+        if last is None or last[0] is not bounds or last[1].keys() != series.keys():
+            last = self._bounds[name] = (bounds, dict.fromkeys(series, bounds))
+        return last[1]
 
     async def snapshot(self, wanted: Wanted, timestamp: float, interner: Interner) -> Snapshot:
         snapshot = Snapshot(timestamp, {name: {} for name in wanted.counters | wanted.gauges})
