@@ -1,11 +1,13 @@
 """What the routes share: settings, the metrics recorder and the engines. Built by ``create_app``."""
 
+import functools
+import re
 import secrets
 import time
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from pydantic import BaseModel, ValidationError
+import msgspec
 from starlette.requests import ClientDisconnect, Request
 
 from exporter.metrics import ServerMetrics
@@ -17,7 +19,7 @@ from fakeai.errors import ErrorKind, OpenAIError, missing_parameter
 from fakeai.http_metrics import ARRIVAL
 from fakeai.runtime_config import RuntimeConfig
 from fakeai.scenario_runner import ScenarioRunner
-from fakeai.schemas import ModelRequest
+from fakeai.schemas import CONTENT_PART_TYPES, ModelRequest
 from fakeai.settings import Settings
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -29,7 +31,7 @@ RETURN_ERROR_HEADER = b"x-return-error"
 """llm-d-inference-sim's forced error status (its docs/http-endpoints.md, "Request headers")."""
 FAULT_HEADERS = (FAULT_HEADER, RETURN_ERROR_HEADER)
 BodyT = TypeVar("BodyT", bound=ModelRequest)
-ParsedT = TypeVar("ParsedT", bound=BaseModel)
+ParsedT = TypeVar("ParsedT", bound=msgspec.Struct)
 
 
 @dataclass
@@ -156,37 +158,44 @@ async def read_body(request: Request) -> bytes:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-# How pydantic names the member of a union it tried, in a location: not a parameter.
-_UNION_MEMBERS = frozenset({"str", "int", "float", "bool", "none"})
+_ERROR_AT = re.compile(r"(?P<message>.*) - at `\$(?P<path>.*)`", re.DOTALL)
+_MISSING = re.compile(r"Object missing required field `(?P<field>[^`]*)`")
 
 
-def openai_param(location: tuple[int | str, ...]) -> str:
-    """A validation error's location as OpenAI names parameters: ``("messages", 0, "role")`` ->
-    ``messages[0].role``. Pydantic's names of union members (``str``, ``list[...]``) are left out, and so
-    is a tagged union's tag, which it puts before the field of the same name."""
-    param = ""
-    previous: int | str | None = None
-    for part in location:
-        member = isinstance(part, str) and (part in _UNION_MEMBERS or "[" in part)
-        if not member and part != previous:
-            param += f"[{part}]" if isinstance(part, int) else (f".{part}" if param else part)
-        previous = part
-    return param
+def openai_param(path: str) -> str:
+    """A JSON path as msgspec writes it after ``$`` (``.messages[0].role``) as OpenAI names the parameter
+    (``messages[0].role``)."""
+    return path.removeprefix(".")
 
 
-async def parse_body(request: Request, model: type[ParsedT]) -> ParsedT:
-    """Validate a JSON body; every failure is a 400 in OpenAI's envelope naming the parameter."""
+@functools.cache
+def decoder(body_type: type[ParsedT]) -> msgspec.json.Decoder[ParsedT]:
+    """One decoder per body type: building one compiles the type's validators, once."""
+    return msgspec.json.Decoder(body_type)
+
+
+async def parse_body(request: Request, body_type: type[ParsedT]) -> ParsedT:
+    """Decode and validate a JSON body; every failure is a 400 in OpenAI's envelope naming the parameter."""
     body = await read_body(request)
     try:
-        return model.model_validate_json(body)
-    except ValidationError as exc:
-        # The deepest location is the most specific: for a union, the member that came closest to fitting.
-        first = max(exc.errors(include_url=False, include_input=False), key=lambda error: len(error["loc"]))
-        if first["type"] == "json_invalid":
-            raise OpenAIError(ErrorKind.INVALID_JSON, f"The body is not valid JSON: {first['msg']}") from None
-        if not first["loc"]:
-            raise OpenAIError(ErrorKind.INVALID_REQUEST, "The body must be a JSON object.") from None
-        param = openai_param(first["loc"])
-        if first["type"] == "missing":
-            raise missing_parameter(param) from None
-        raise OpenAIError(ErrorKind.INVALID_REQUEST, f"Invalid '{param}': {first['msg']}.", param=param) from None
+        parsed: ParsedT = decoder(body_type).decode(body)  # ``functools.cache`` keeps no type parameters
+    except msgspec.ValidationError as exc:
+        raise invalid_body(str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise OpenAIError(ErrorKind.INVALID_JSON, f"The body is not valid JSON: {exc}") from None
+    return parsed
+
+
+def invalid_body(error: str) -> OpenAIError:
+    """msgspec's validation error (``Expected `int` >= 1 - at `$.max_tokens```) as OpenAI's 400."""
+    found = _ERROR_AT.fullmatch(error)
+    message, path = (found["message"], found["path"]) if found else (error, "")
+    missing = _MISSING.fullmatch(message)
+    if missing is not None:
+        return missing_parameter(openai_param(f"{path}.{missing['field']}"))
+    if not path:
+        return OpenAIError(ErrorKind.INVALID_REQUEST, "The body must be a JSON object.")
+    param = openai_param(path)
+    if message.startswith("Invalid value "):  # a tag no member of a tagged union has: the content parts'
+        message += f"; supported values are {', '.join(map(repr, CONTENT_PART_TYPES))}"
+    return OpenAIError(ErrorKind.INVALID_REQUEST, f"Invalid '{param}': {message}.", param=param)

@@ -3,8 +3,8 @@
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import msgspec
 from fastapi import FastAPI
-from pydantic import BaseModel
 from starlette.routing import Route
 
 
@@ -17,7 +17,7 @@ class DocumentedRoute(Route):
         endpoint: Callable[..., Any],
         *,
         methods: list[str],
-        body: type[BaseModel],
+        body: type[msgspec.Struct],
         tag: str,
         summary: str,
     ) -> None:
@@ -34,11 +34,11 @@ def add_to_schema(app: FastAPI, routes: Sequence[DocumentedRoute]) -> None:
             return app.openapi_schema
         schema = generate()
         components = schema.setdefault("components", {}).setdefault("schemas", {})
-        for route in routes:
-            body = route.body.model_json_schema(ref_template="#/components/schemas/{model}")
-            components.update(body.pop("$defs", {}))
-            components[route.body.__name__] = body
-            ref = {"$ref": f"#/components/schemas/{route.body.__name__}"}
+        refs, bodies = msgspec.json.schema_components(
+            [route.body for route in routes], ref_template="#/components/schemas/{name}"
+        )
+        components.update(bodies)
+        for route, ref in zip(routes, refs, strict=True):
             operation = {
                 "tags": [route.tag],
                 "summary": route.summary,

@@ -1,54 +1,81 @@
-"""Request bodies, validated strictly so a wrong type is a 400 naming the parameter, never a 500."""
+"""Request bodies, decoded and validated in one pass, so a wrong type is a 400 naming the parameter, never
+a 500.
+
+The bodies are msgspec ``Struct`` types, decoded straight from the JSON bytes by a ``msgspec.json.Decoder``
+(``fakeai.context.parse_body``). Pydantic did the same job at eight times the cost: under ``wrk`` its
+validation was a tenth of a request's CPU, most of it its code falling out of the instruction cache
+between requests (``benchmarks/HISTORY.md``, twenty-second session). vLLM depends on msgspec too
+(requirements/common.txt @ 0073e449), for its engine's messages.
+
+Decoding is strict, as before: a string where a number belongs is an error, never converted. Unknown
+fields are ignored, as vLLM does, so newer SDKs keep working. A list that may hold one of several kinds
+(``prompt``, ``input``) is declared as a list of their union, which msgspec accepts, and checked to hold
+one kind after decoding.
+"""
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+import msgspec
+from msgspec import UNSET, Meta, UnsetType
+
+from fakeai.errors import ErrorKind, OpenAIError
 
 MAX_STOP = 4
-TokenId = Annotated[int, Field(ge=0, lt=2**31)]
+TokenId = Annotated[int, Meta(ge=0, lt=2**31)]
 MAX_N = 20
+MAX_BATCH = 2048
+"""Texts or token lists in one embeddings request, as OpenAI limits them."""
 
 
-class _Body(BaseModel):
-    # Unknown parameters are ignored, as vLLM does, so newer SDKs keep working.
-    model_config = ConfigDict(extra="ignore", strict=True)
+class _Body(msgspec.Struct, kw_only=True, gc=False):
+    # ``kw_only`` (each class says it: msgspec applies it to a class's own fields): required fields may
+    # follow a base's optional ones. ``gc=False``: a body holds no cycles, so the collector need not track
+    # the thousands made a second.
+    pass
 
 
-class TextPart(_Body):
-    type: Literal["text"]
+class _Part(_Body, tag_field="type", kw_only=True):
+    """A chat message's content part, told apart by its ``type``; a bad part's error names that field."""
+
+
+class TextPart(_Part, tag="text", kw_only=True):
     text: str
 
 
-class ImageURL(_Body):
+class ImageURL(_Body, kw_only=True):
     url: str
 
 
-class InputAudio(_Body):
+class InputAudio(_Body, kw_only=True):
     data: str
     format: str
 
 
-class ImagePart(_Body):
-    type: Literal["image_url"]
+class ImagePart(_Part, tag="image_url", kw_only=True):
     image_url: ImageURL
 
 
-class AudioPart(_Body):
-    type: Literal["input_audio"]
+class AudioPart(_Part, tag="input_audio", kw_only=True):
     input_audio: InputAudio
 
 
-class OtherPart(_Body):
-    type: Literal["file", "refusal"]
+class FilePart(_Part, tag="file", kw_only=True):
+    pass
 
 
-# Tagged by ``type``, so a bad part's error names the field it lacks, not every kind of part.
-ContentPart = Annotated[TextPart | ImagePart | AudioPart | OtherPart, Field(discriminator="type")]
+class RefusalPart(_Part, tag="refusal", kw_only=True):
+    pass
 
 
-class ChatMessage(_Body):
+ContentPart = TextPart | ImagePart | AudioPart | FilePart | RefusalPart
+CONTENT_PART_TYPES = ("text", "image_url", "input_audio", "file", "refusal")
+"""The ``type`` of each ``ContentPart``, for the error that names a part of none of them."""
+
+
+class ChatMessage(_Body, kw_only=True):
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
-    content: str | list[ContentPart] | None = None
+    content: str | list[ContentPart] | UnsetType | None = UNSET
+    """``UNSET`` when the message has no ``content`` key: a ``function`` message must give one, even null."""
     name: str | None = None
     tool_calls: list[dict[str, Any]] | None = None
     function_call: dict[str, Any] | None = None
@@ -60,15 +87,16 @@ class ChatMessage(_Body):
         if self.role == "assistant" and (self.tool_calls or self.function_call):
             return False
         if self.role == "function":
-            return "content" not in self.model_fields_set
-        return self.content is None
+            return self.content is UNSET
+        return self.content is None or self.content is UNSET
 
     def text(self) -> str:
-        if self.content is None:
-            return ""
-        if isinstance(self.content, str):
-            return self.content
-        return "".join(part.text for part in self.content if isinstance(part, TextPart))
+        content = self.content
+        if isinstance(content, str):
+            return content
+        if isinstance(content, list):
+            return "".join(part.text for part in content if isinstance(part, TextPart))
+        return ""
 
     def media(self) -> list[str]:
         """The content of each image and audio item: what vLLM's multi-modal cache is keyed by."""
@@ -81,44 +109,37 @@ class ChatMessage(_Body):
         ]
 
 
-class StreamOptions(_Body):
+class StreamOptions(_Body, kw_only=True):
     include_usage: bool = False
     continuous_usage_stats: bool = False
     """vLLM's extension: every chunk carries the usage so far."""
 
 
-Stop = str | Annotated[list[str], Field(max_length=MAX_STOP)] | None
+StopSequence = Annotated[str, Meta(min_length=1)]
+Stop = StopSequence | Annotated[list[StopSequence], Meta(max_length=MAX_STOP)] | None
 
 
-class ModelRequest(_Body):
+class ModelRequest(_Body, kw_only=True):
     """A body that names the served model it is for."""
 
-    model: str = Field(min_length=1)
+    model: Annotated[str, Meta(min_length=1)]
 
 
-class GenerationParams(ModelRequest):
+class GenerationParams(ModelRequest, kw_only=True):
     stream: bool = False
     stream_options: StreamOptions | None = None
-    n: int = Field(1, ge=1, le=MAX_N)
-    max_tokens: int | None = Field(None, ge=1)
+    n: Annotated[int, Meta(ge=1, le=MAX_N)] = 1
+    max_tokens: Annotated[int, Meta(ge=1)] | None = None
     stop: Stop = None
-    temperature: float | None = Field(None, ge=0, le=2)
-    top_p: float | None = Field(None, ge=0, le=1)
+    temperature: Annotated[float, Meta(ge=0, le=2)] | None = None
+    top_p: Annotated[float, Meta(ge=0, le=1)] | None = None
     seed: int | None = None
     user: str | None = None
     ignore_eos: bool = False
-    min_tokens: int = Field(0, ge=0)
-    priority: int = Field(0, ge=-(2**31), lt=2**31)
+    min_tokens: Annotated[int, Meta(ge=0)] = 0
+    priority: Annotated[int, Meta(ge=-(2**31), lt=2**31)] = 0
     """vLLM's extension: lower runs first under --scheduling-policy priority; anything but 0 otherwise is
     an error, as in vLLM."""
-
-    @field_validator("stop")
-    @classmethod
-    def _non_empty_stops(cls, value: Stop) -> Stop:
-        stops = [value] if isinstance(value, str) else value or []
-        if any(not s for s in stops):
-            raise ValueError("stop sequences must not be empty")
-        return value
 
     def stops(self) -> tuple[str, ...]:
         if self.stop is None:
@@ -126,14 +147,14 @@ class GenerationParams(ModelRequest):
         return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
 
 
-class ChatCompletionRequest(GenerationParams):
-    messages: list[ChatMessage] = Field(min_length=1)
-    max_completion_tokens: int | None = Field(None, ge=1)
+class ChatCompletionRequest(GenerationParams, kw_only=True):
+    messages: Annotated[list[ChatMessage], Meta(min_length=1)]
+    max_completion_tokens: Annotated[int, Meta(ge=1)] | None = None
 
     def message_without_content(self) -> int | None:
         """Index of the first message that needs ``content`` and has none."""
         for index, message in enumerate(self.messages):
-            if message.content is None and message.lacks_content():  # the rule's cases all lack content first
+            if not isinstance(message.content, str) and message.lacks_content():  # text needs no more checks
                 return index
         return None
 
@@ -141,36 +162,54 @@ class ChatCompletionRequest(GenerationParams):
         return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
 
 
-class CompletionRequest(GenerationParams):
-    prompt: (
-        str | Annotated[list[TokenId], Field(min_length=1)] | Annotated[list[str], Field(min_length=1, max_length=1)]
-    )
+def _one_kind(param: str, items: list[Any], kinds: tuple[type, ...], expected: str) -> type:
+    """The one kind of ``kinds`` every item of a decoded list has; a 400 naming ``param`` if they mix."""
+    kind = next(k for k in kinds if isinstance(items[0], k))
+    if any(not isinstance(item, kind) for item in items):
+        raise OpenAIError(ErrorKind.INVALID_REQUEST, f"Invalid '{param}': expected {expected}.", param=param)
+    return kind
+
+
+class CompletionRequest(GenerationParams, kw_only=True):
+    prompt: str | Annotated[list[TokenId | str], Meta(min_length=1)]
+    """Text, token ids, or a list of one text."""
     echo: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.prompt, list):
+            expected = "a string, a list of token ids, or a list of one string"
+            if _one_kind("prompt", self.prompt, (int, str), expected) is str and len(self.prompt) > 1:
+                raise OpenAIError(ErrorKind.INVALID_REQUEST, f"Invalid 'prompt': expected {expected}.", param="prompt")
 
     def token_limit(self) -> int | None:
         return 16 if self.max_tokens is None else self.max_tokens  # OpenAI's legacy default
 
 
-class EmbeddingRequest(ModelRequest):
-    input: (
-        str
-        | Annotated[list[str], Field(min_length=1, max_length=2048)]
-        | Annotated[list[TokenId], Field(min_length=1)]
-        | Annotated[list[Annotated[list[TokenId], Field(min_length=1)]], Field(min_length=1, max_length=2048)]
-    )
+class EmbeddingRequest(ModelRequest, kw_only=True):
+    input: str | Annotated[list[str | TokenId | Annotated[list[TokenId], Meta(min_length=1)]], Meta(min_length=1)]
+    """Text, texts, token ids, or lists of token ids."""
     encoding_format: Literal["float", "base64"] = "float"
-    dimensions: int | None = Field(None, ge=1, le=8192)
+    dimensions: Annotated[int, Meta(ge=1, le=8192)] | None = None
     user: str | None = None
 
+    def __post_init__(self) -> None:
+        if isinstance(self.input, list):
+            expected = "a string, a list of strings, a list of token ids, or a list of lists of token ids"
+            kind = _one_kind("input", self.input, (str, int, list), expected)
+            if kind is not int and len(self.input) > MAX_BATCH:
+                raise OpenAIError(
+                    ErrorKind.INVALID_REQUEST, f"Invalid 'input': at most {MAX_BATCH} items.", param="input"
+                )
 
-class ResponseContentPart(_Body):
+
+class ResponseContentPart(_Body, kw_only=True):
     """A part of a Responses API input message; only text parts count as prompt text."""
 
     type: Literal["input_text", "output_text", "input_image", "input_file", "input_audio", "refusal"]
     text: str | None = None
 
 
-class ResponseInputMessage(_Body):
+class ResponseInputMessage(_Body, kw_only=True):
     type: Literal["message"] = "message"
     role: Literal["user", "assistant", "system", "developer"]
     content: str | list[ResponseContentPart]
@@ -181,13 +220,13 @@ class ResponseInputMessage(_Body):
         return "".join(part.text or "" for part in self.content if part.type in ("input_text", "output_text"))
 
 
-class ResponsesRequest(GenerationParams):
+class ResponsesRequest(GenerationParams, kw_only=True):
     """OpenAI's ``POST /v1/responses``: ``input`` (text, or messages), ``instructions`` (a system message
     before them), ``max_output_tokens``. One answer (no ``n``); streamed as the Responses events."""
 
-    input: str | Annotated[list[ResponseInputMessage], Field(min_length=1)]
+    input: str | Annotated[list[ResponseInputMessage], Meta(min_length=1)]
     instructions: str | None = None
-    max_output_tokens: int | None = Field(None, ge=1)
+    max_output_tokens: Annotated[int, Meta(ge=1)] | None = None
 
     def messages(self) -> list[tuple[str, str]]:
         """(role, text) of the conversation the model answers, ``instructions`` first."""
@@ -197,21 +236,21 @@ class ResponsesRequest(GenerationParams):
         return [*framed, *((m.role, m.text()) for m in self.input)]
 
 
-class TokenizeRequest(_Body):
+class TokenizeRequest(_Body, kw_only=True):
     """vLLM's ``POST /tokenize``: ``TokenizeCompletionRequest`` (``prompt``) or ``TokenizeChatRequest``
     (``messages``), as vllm/entrypoints/serve/tokenize/protocol.py @030ea52e declares them. fakeai's
     tokenizer adds no BOS, so ``add_special_tokens`` changes nothing."""
 
     model: str | None = None
     prompt: str | None = None
-    messages: Annotated[list[ChatMessage], Field(min_length=1)] | None = None
+    messages: Annotated[list[ChatMessage], Meta(min_length=1)] | None = None
     add_special_tokens: bool | None = None
     add_generation_prompt: bool = True
     return_token_strs: bool | None = False
 
 
-class DetokenizeRequest(_Body):
+class DetokenizeRequest(_Body, kw_only=True):
     """vLLM's ``POST /detokenize`` (same file): token ids back to text."""
 
     model: str | None = None
-    tokens: list[Annotated[int, Field(ge=0, le=2**63 - 1)]]
+    tokens: list[Annotated[int, Meta(ge=0, le=2**63 - 1)]]

@@ -29,7 +29,8 @@ def embed(tokens: Sequence[Token], dimensions: int) -> np.ndarray:
     return vector / np.linalg.norm(vector)
 
 
-def _inputs(raw: str | list[str] | list[int] | list[list[int]]) -> list[Sequence[Token]]:
+def _inputs(raw: str | list[str | int | list[int]]) -> list[Sequence[Token]]:
+    """The token lists of ``input``, whose list holds one kind (``EmbeddingRequest`` checked it)."""
     if isinstance(raw, str):
         return [tokenize(raw)]
     if all(isinstance(item, int) for item in raw):

@@ -9,9 +9,11 @@ and unloads (``fakeai.control``). fakeai loads nothing from the path: the adapte
 """
 
 import os
+from typing import Annotated
 
+import msgspec
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
+from msgspec import Meta
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 
@@ -29,16 +31,14 @@ def runtime_updates_allowed() -> bool:
     return os.environ.get("VLLM_ALLOW_RUNTIME_LORA_UPDATING", "0").strip().lower() in ("1", "true")
 
 
-class LoadLoRAAdapterRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore", strict=True)
-    lora_name: str = Field("", max_length=MAX_NAME)
-    lora_path: str = Field("", max_length=4096)
+class LoadLoRAAdapterRequest(msgspec.Struct, kw_only=True):
+    lora_name: Annotated[str, Meta(max_length=MAX_NAME)] = ""
+    lora_path: Annotated[str, Meta(max_length=4096)] = ""
     load_inplace: bool = False
 
 
-class UnloadLoRAAdapterRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore", strict=True)
-    lora_name: str = Field("", max_length=MAX_NAME)
+class UnloadLoRAAdapterRequest(msgspec.Struct, kw_only=True):
+    lora_name: Annotated[str, Meta(max_length=MAX_NAME)] = ""
     lora_int_id: int | None = None
 
 

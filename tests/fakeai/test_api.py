@@ -214,6 +214,41 @@ async def test_bad_requests_get_openai_errors(app_client, body, status, code, pa
     assert registry.get_sample_value("fakeai_requests_total", EM) == 0  # refused before acceptance
 
 
+@pytest.mark.parametrize(
+    ("endpoint", "body", "param"),
+    [
+        ("/v1/completions", {"prompt": [1, "two"]}, "prompt"),
+        ("/v1/completions", {"prompt": ["one", "two"]}, "prompt"),
+        ("/v1/completions", {"prompt": [-1]}, "prompt[0]"),
+        ("/v1/embeddings", {"input": ["a cat", [1, 2]]}, "input"),
+        ("/v1/embeddings", {"input": ["a"] * 2049}, "input"),
+        ("/v1/embeddings", {"input": [[1], []]}, "input[1]"),
+        ("/v1/chat/completions", {"messages": CHAT, "n": True}, "n"),
+        ("/v1/chat/completions", {"messages": CHAT, "stop": ["ok", ""]}, "stop[1]"),
+        ("/v1/chat/completions", {"messages": CHAT, "stop": ["a", "b", "c", "d", "e"]}, "stop"),
+        ("/v1/chat/completions", {"messages": CHAT, "temperature": "0.5"}, "temperature"),
+        ("/v1/chat/completions", {"messages": [{"role": "user", "content": [{}]}]}, "messages[0].content[0].type"),
+    ],
+)
+async def test_lists_of_one_kind_and_strict_types_name_the_parameter(app_client, endpoint, body, param):
+    async with app_client(no_delay=True) as (client, registry):
+        response = await client.post(endpoint, json={"model": MODEL, **body})
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["param"] == param and error["type"] == "invalid_request_error" and error["message"]
+    assert registry.get_sample_value("fakeai_requests_total", {"endpoint": endpoint, "model": MODEL}) == 0
+
+
+async def test_each_kind_of_prompt_and_input_is_served(app_client):
+    async with app_client(no_delay=True) as (client, _):
+        for prompt in ("Once", [1, 2, 3], ["Once"]):
+            body = {"model": MODEL, "prompt": prompt, "max_tokens": 2}
+            assert (await client.post("/v1/completions", json=body)).status_code == 200, prompt
+        for text in ("a cat", ["a cat", "a dog"], [1, 2], [[1, 2], [3]]):
+            answer = (await client.post("/v1/embeddings", json={"model": MODEL, "input": text})).json()
+            assert len(answer["data"]) == (2 if isinstance(text, list) and not isinstance(text[0], int) else 1), text
+
+
 async def test_one_version_number_from_the_package_metadata(app_client):
     async with app_client(no_delay=True) as (client, _):
         health = (await client.get("/health")).json()

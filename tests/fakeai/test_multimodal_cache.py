@@ -57,6 +57,12 @@ async def test_an_image_part_without_its_url_is_a_400_naming_it(app_client):
         assert response.json()["error"]["param"] == "messages[0].content[1].image_url.url"
         unknown = await client.post("/v1/chat/completions", json=chat({"type": "video"}))
         assert unknown.status_code == 400
-        assert unknown.json()["error"]["param"] == "messages[0].content[1]"
+        assert unknown.json()["error"]["param"] == "messages[0].content[1].type"
         assert "'image_url', 'input_audio'" in unknown.json()["error"]["message"]
         assert samples(registry)["vllm:mm_cache_queries_total"] == 0.0
+
+
+def test_every_content_part_type_is_named_in_the_error_for_an_unknown_one():
+    from fakeai.schemas import CONTENT_PART_TYPES, ContentPart
+
+    assert {part.__struct_config__.tag for part in ContentPart.__args__} == set(CONTENT_PART_TYPES)
