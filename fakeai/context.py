@@ -183,6 +183,8 @@ async def parse_body(request: Request, body_type: type[ParsedT]) -> ParsedT:
         raise invalid_body(str(exc)) from None
     except msgspec.DecodeError as exc:
         raise OpenAIError(ErrorKind.INVALID_JSON, f"The body is not valid JSON: {exc}") from None
+    except RecursionError:  # msgspec stops at the interpreter's recursion limit, as json.loads does
+        raise OpenAIError(ErrorKind.INVALID_JSON, "The body is not valid JSON: nested too deeply.") from None
     return parsed
 
 

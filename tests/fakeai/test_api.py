@@ -427,6 +427,16 @@ async def test_oversized_body_is_refused_with_the_envelope(app_client):
     assert response.status_code == 400 and "bytes" in response.json()["error"]["message"]
 
 
+async def test_json_nested_past_the_recursion_limit_is_a_400(app_client):
+    deep = b"[" * 100_000 + b"]" * 100_000
+    body = b'{"model": "%s", "messages": [{"role": "assistant", "tool_calls": [{"a": %s}]}]}' % (MODEL.encode(), deep)
+    async with app_client(no_delay=True) as (client, _):
+        response = await client.post("/v1/chat/completions", content=body, headers={"content-type": "application/json"})
+        again = await client.post("/v1/chat/completions", json={"model": MODEL, "messages": CHAT, "max_tokens": 2})
+    assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_json"
+    assert again.status_code == 200
+
+
 async def test_a_bug_behind_a_generation_endpoint_is_an_openai_500_and_counted(app_client, monkeypatch, caplog):
     def broken(self, request, recorder):
         raise RuntimeError("bug in the engine")
