@@ -215,9 +215,9 @@ def main() -> None:
     # streaming at least 0.8 of bare's chunk rate.
     goal = 0.8 if args.stream else 1.0
     print(f"  fakeai / bare, wall clock (median of rounds):       {spread(wall_ratios, 2)}")
-    print(f"  fakeai / bare, CPU per request (median of rounds):  {spread(cpu_ratios, 2)}   (goal >= {goal})")
+    print(f"  CPU per request, bare / fakeai (median of rounds):  {spread(cpu_ratios, 2)}   (goal >= {goal})")
     by_turn = turn_ratios(results[BARE], results[FAKE])
-    print(f"  fakeai / bare, CPU per request (median of {len(by_turn)} turn pairs): {spread(by_turn, 2)}")
+    print(f"  CPU per request, bare / fakeai (median of {len(by_turn)} turn pairs): {spread(by_turn, 2)}")
 
 
 def chat_request(stream: bool) -> dict:
