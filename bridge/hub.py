@@ -26,6 +26,14 @@ from bridge.sources import Source
 log = logging.getLogger("bridge")
 
 
+TOGETHER_FROM = 7
+"""Below this many windows a tick computes each on its own: computing windows together as arrays costs
+a fixed ~1 ms (numpy's per-call overhead over every measure) and little per window, one window alone
+about 0.13 ms. Measured with ``Hub.deliver`` in process: 2 windows 1.07 ms together against 0.52 ms one by
+one, 6 windows 1.16 against 1.03, 8 windows 1.17 against 1.28 (benchmarks/HISTORY.md, twenty-second
+session)."""
+
+
 def _whole_seconds(seconds: float) -> bool:
     return abs(seconds - round(seconds)) < 1e-9
 
@@ -112,6 +120,8 @@ class Hub:
         self._history: dict[tuple[Any, ...], tuple[float, list[dict[str, Any]]]] = {}
         self.folds = FoldCache()
         """Sums over snapshots that windows share (``bridge.categories.Window``)."""
+        self.together_from = TOGETHER_FROM
+        """Windows that end at one snapshot are computed together (``WindowSet``) from this many on."""
 
     @property
     def ticks(self) -> int:
@@ -208,22 +218,28 @@ class Hub:
         window = Window(start, end, self.mapping, Selection(filters.endpoints, filters.models), self.folds)
         return compute(window, filters.metric_types)
 
+    async def _fold_in_turns(self, snapshots: tuple[Snapshot, ...], selection: Selection) -> None:
+        """Fold ``snapshots`` into the cache, giving the loop a turn whenever ``slice_seconds`` have passed.
+
+        Summing a snapshot's series (a fold, ~0.4 ms on a default server) is the longest single step, and
+        every window new to the cache needs one: after a burst of subscribers, a hundred at once. Made
+        here one by one, with turns between them, the computation finds them all in the cache."""
+        plan = fold_plan(self.mapping, selection)
+        due = time.perf_counter() + self.slice_seconds
+        for snapshot in snapshots:
+            self.folds.fold(snapshot, plan)
+            if time.perf_counter() >= due:
+                await asyncio.sleep(0)
+                due = time.perf_counter() + self.slice_seconds
+
     async def _compute_together(
         self, starts: list[Snapshot], end: Snapshot, filters: protocol.Filters
     ) -> ColumnFigures | DictFigures:
         """The figures of windows from each of ``starts`` to ``end`` (all within one epoch), in order,
         measure by measure, the event loop given a turn whenever ``slice_seconds`` have passed."""
         selection = Selection(filters.endpoints, filters.models)
+        await self._fold_in_turns((*starts, end), selection)
         due = time.perf_counter() + self.slice_seconds
-        # Summing a snapshot's series (a fold, ~0.4 ms on a default server) is the longest single step, and
-        # every window new to the cache needs one: after a burst of subscribers, a hundred at once. Made
-        # here one by one, with turns between them, the set finds them all in the cache.
-        plan = fold_plan(self.mapping, selection)
-        for snapshot in (*starts, end):
-            self.folds.fold(snapshot, plan)
-            if time.perf_counter() >= due:
-                await asyncio.sleep(0)
-                due = time.perf_counter() + self.slice_seconds
         steps = compute_in_steps(WindowSet(starts, end, self.mapping, selection, self.folds), filters.metric_types)
         while True:
             try:
@@ -307,7 +323,7 @@ class Hub:
                 same = (id(start), *shared)
                 if same not in computed:
                     pending = together.get(shared, {})
-                    if id(start) in pending and len(pending) > 1:
+                    if id(start) in pending and len(pending) >= self.together_from:
                         starts = list(pending.values())
                         pending.clear()
                         payloads = await self._compute_together(starts, end, filters)
@@ -318,6 +334,8 @@ class Hub:
                         due_yield = time.perf_counter() + self.slice_seconds
                     else:
                         pending.pop(id(start), None)
+                        if start.epoch == end.epoch:  # a window across a counter reset folds only its end
+                            await self._fold_in_turns((start, end), Selection(filters.endpoints, filters.models))
                         data = self._compute(start, end, filters)
                         deltas = {name: data[cat][field] for name, cat, field in DELTA_FIELDS if cat in data}
                         computed[same] = (deltas, dumps_figures(data))

@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from bridge.categories import METRIC_TYPES, Mapping, Selection, Window, compute, fold_plan
 from bridge.folds import FoldCache
-from bridge.hub import Client, Hub, StreamSettings
+from bridge.hub import TOGETHER_FROM, Client, Hub, StreamSettings
 from bridge.math import histogram_quantile
 from bridge.protocol import Filters
 from bridge.server import handle
@@ -267,6 +267,34 @@ async def test_windows_new_to_the_fold_cache_are_folded_with_a_turn_of_the_loop_
     folds_at_each_turn.append(len(hub.folds))
     made = [after - before for before, after in itertools.pairwise(folds_at_each_turn)]
     assert sum(made) == 5 and max(made) == 1  # four starts and the end, never two without a turn between
+
+
+@pytest.mark.parametrize("windows", [2, TOGETHER_FROM - 1, TOGETHER_FROM, 12])
+async def test_windows_computed_one_by_one_or_together_post_the_same_updates(windows):
+    """Below ``TOGETHER_FROM`` windows a tick computes each alone (cheaper than the arrays' fixed cost);
+    either way every client gets the same text."""
+    s = Service()
+    clock = FakeClock()
+    source = RegistrySource(s.registry)
+    hubs = [Hub(source, MAPPING, StreamSettings(min_interval=0.5), clock=clock) for _ in range(2)]
+    hubs[0].together_from, hubs[1].together_from = 2, 10**6  # always together; always one by one
+    for _ in range(20):
+        clock.now += 1.0
+        s.traffic("/a", "m1", 10, 0.05)
+        for hub in hubs:
+            await hub.sample()
+    clients = [[Client(Filters(interval=0.5, window=2.0 + i)) for i in range(windows)] for _ in hubs]
+    for hub, mine in zip(hubs, clients, strict=True):
+        for client in mine:
+            hub.register(client)
+    for _ in range(2):  # the first update, then one with deltas
+        clock.now += 1.0
+        s.traffic("/a", "m1", 5, 0.2)
+        for hub in hubs:
+            await hub.sample()
+            assert await hub.deliver(clock.now) == windows
+        together, alone = ([c.update for c in mine] for mine in clients)
+        assert together == alone and len(set(together)) == windows
 
 
 async def test_mailbox_keeps_only_the_latest_update_but_every_reply():
