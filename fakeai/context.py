@@ -198,6 +198,6 @@ def invalid_body(error: str) -> OpenAIError:
     if not path:
         return OpenAIError(ErrorKind.INVALID_REQUEST, "The body must be a JSON object.")
     param = openai_param(path)
-    if message.startswith("Invalid value "):  # a tag no member of a tagged union has: the content parts'
+    if message.startswith("Invalid value ") and ".content[" in path:  # a content part's unknown ``type`` tag
         message += f"; supported values are {', '.join(map(repr, CONTENT_PART_TYPES))}"
     return OpenAIError(ErrorKind.INVALID_REQUEST, f"Invalid '{param}': {message}.", param=param)

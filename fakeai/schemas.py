@@ -13,6 +13,7 @@ fields are ignored, as vLLM does, so newer SDKs keep working. A list that may ho
 one kind after decoding.
 """
 
+import math
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -162,12 +163,11 @@ class ChatCompletionRequest(GenerationParams, kw_only=True):
         return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
 
 
-def _one_kind(param: str, items: list[Any], kinds: tuple[type, ...], expected: str) -> type:
-    """The one kind of ``kinds`` every item of a decoded list has; a 400 naming ``param`` if they mix."""
-    kind = next(k for k in kinds if isinstance(items[0], k))
-    if any(not isinstance(item, kind) for item in items):
+def _one_kind(param: str, items: list[Any], expected: str, most: dict[type, float]) -> None:
+    """A 400 naming ``param`` unless a decoded list holds one kind of ``most``, and at most that many."""
+    kind = next(k for k in most if isinstance(items[0], k))
+    if len(items) > most[kind] or any(not isinstance(item, kind) for item in items):
         raise OpenAIError(ErrorKind.INVALID_REQUEST, f"Invalid '{param}': expected {expected}.", param=param)
-    return kind
 
 
 class CompletionRequest(GenerationParams, kw_only=True):
@@ -178,8 +178,7 @@ class CompletionRequest(GenerationParams, kw_only=True):
     def __post_init__(self) -> None:
         if isinstance(self.prompt, list):
             expected = "a string, a list of token ids, or a list of one string"
-            if _one_kind("prompt", self.prompt, (int, str), expected) is str and len(self.prompt) > 1:
-                raise OpenAIError(ErrorKind.INVALID_REQUEST, f"Invalid 'prompt': expected {expected}.", param="prompt")
+            _one_kind("prompt", self.prompt, expected, {int: math.inf, str: 1})
 
     def token_limit(self) -> int | None:
         return 16 if self.max_tokens is None else self.max_tokens  # OpenAI's legacy default
@@ -194,12 +193,8 @@ class EmbeddingRequest(ModelRequest, kw_only=True):
 
     def __post_init__(self) -> None:
         if isinstance(self.input, list):
-            expected = "a string, a list of strings, a list of token ids, or a list of lists of token ids"
-            kind = _one_kind("input", self.input, (str, int, list), expected)
-            if kind is not int and len(self.input) > MAX_BATCH:
-                raise OpenAIError(
-                    ErrorKind.INVALID_REQUEST, f"Invalid 'input': at most {MAX_BATCH} items.", param="input"
-                )
+            expected = f"a string, at most {MAX_BATCH} strings, token ids, or at most {MAX_BATCH} lists of token ids"
+            _one_kind("input", self.input, expected, {str: MAX_BATCH, int: math.inf, list: MAX_BATCH})
 
 
 class ResponseContentPart(_Body, kw_only=True):
