@@ -58,13 +58,15 @@ class Subscriber(asyncio.Protocol):
 
 
 async def main() -> None:
-    url, count, distinct, duration = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "distinct", float(sys.argv[4])
+    # ``sets`` distinct filter sets (windows of 10 s, 11 s, ...) among ``count`` subscribers, round robin;
+    # one set is the default filters.
+    url, count, sets, duration = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
     uri = parse_uri(url)
     loop = asyncio.get_running_loop()
     lags: list[float] = []
     subscribers = []
     for i in range(count):
-        filters = {"interval": 1.0, "window": 10 + i} if distinct else {"interval": 1.0}
+        filters = {"interval": 1.0, "window": 10 + i % sets} if sets > 1 else {"interval": 1.0}
         opened = loop.create_future()
         message = json.dumps({"type": "subscribe", "filters": filters}).encode()
         _, protocol = await loop.create_connection(

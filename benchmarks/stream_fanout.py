@@ -1,25 +1,29 @@
 """Server CPU and delivery lag of /metrics/stream for 1, 100 and 1,000 subscribers sharing one filter
-set, and for 10 and 100 distinct filter sets, next to a bare Starlette fan-out of the same payload, in
-one run.
+set, next to a bare Starlette fan-out of the same payload; and for 100 subscribers spread over 1, 10
+and 100 distinct filter sets beside the same chat traffic, in one run.
 
     python benchmarks/stream_fanout.py [--duration 20] [--rounds 3] [--traffic-rps 10]
-        [--scenarios 1 100 1000 10-sets 100-sets] [--server-tree DIR]
+        [--scenarios 1 100 1000 10-sets 100-sets 100-in-1-set 100-in-10-sets] [--server-tree DIR]
 
 The distinct sets' windows are 10 s, 11 s, 12 s..., and the server first runs long enough (about two
 minutes a round for 100 sets) to hold a snapshot at each window's start: a hundred distinct windows a
-tick. While it does, and while the distinct sets are measured, a client in its own process streams
+tick. While it does, and while the sets are measured, a client in its own process streams
 ``--traffic-rps`` chat requests a second to it, so every window holds requests, tokens, latencies and
-cache lookups to compute (on an idle server every quantile is empty, and cheap). Lag of N distinct sets
-next to the lag of N subscribers of one set is what "flat in the number of sets" compares.
+cache lookups to compute (on an idle server every quantile is empty, and cheap).
+
+"Flat in the number of sets" compares like with like: the same 100 subscribers and the same traffic,
+in 1 set (``100-in-1-set``), 10 sets (``100-in-10-sets``, ten subscribers a set) and 100 sets
+(``100-sets``); the summary prints each one's lag p99 over the one set's, round by round. ``10-sets``
+is 10 subscribers in 10 sets (the row of earlier sessions).
 
 The server is pinned to CPU 0 and the subscribers (their own process) to CPU 1. Lag is the time from
 the message's timestamp (taken by the server when it built the update) to its arrival, in the steady
 state: measured from the time every subscriber has had three updates. The largest lag before that (the
 server's first ticks for the new subscribers, when each new window's start is summed for the first time)
-is reported apart, as "first max". Each round runs
-every scenario on fakeai and then on the bare app; the summary gives medians and ranges over rounds,
-and the CPU ratio fakeai / bare of each round (a process's CPU time is read in 10 ms ticks: at under 1%
-CPU, runs shorter than 20 s are mostly rounding).
+is reported apart, as "first max". Each round runs every scenario on fakeai and then, for those without
+traffic, on the bare app; the summary gives medians and ranges over rounds, and the CPU ratio fakeai /
+bare of each round (a process's CPU time is read in 10 ms ticks: at under 1% CPU, runs shorter than
+20 s are mostly rounding).
 """
 
 import argparse
@@ -30,19 +34,40 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 from common import background, cpu_seconds, fakeai_command, free_port, pinned, spread, wait_port
 
 HERE = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class Scenario:
+    label: str
+    subscribers: int
+    sets: int
+    traffic: bool
+    """Chat traffic beside the stream (then no bare run: the bare app serves no chat)."""
+
+    @property
+    def title(self) -> str:
+        sets = "1 filter set" if self.sets == 1 else f"{self.sets} filter sets"
+        return f"{self.subscribers} subscribers, {sets}{', traffic' if self.traffic else ''}"
+
+
 SCENARIOS = (
-    ("1", "shared", 1),
-    ("100", "shared", 100),
-    ("1000", "shared", 1000),
-    ("10-sets", "distinct", 10),
-    ("100-sets", "distinct", 100),
+    Scenario("1", 1, 1, traffic=False),
+    Scenario("100", 100, 1, traffic=False),
+    Scenario("1000", 1000, 1, traffic=False),
+    Scenario("10-sets", 10, 10, traffic=True),
+    Scenario("100-in-1-set", 100, 1, traffic=True),
+    Scenario("100-in-10-sets", 100, 10, traffic=True),
+    Scenario("100-sets", 100, 100, traffic=True),
 )
+FLAT = ("100-in-1-set", ("100-in-10-sets", "100-sets"))
+"""The one-set scenario and those compared with it: the same subscribers and traffic, more sets."""
 MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 
 
@@ -59,20 +84,23 @@ def traffic(port: int, rps: float, seconds: float) -> Iterator[None]:
 
 
 def measure(
-    server: list[str], port: int, mode: str, count: int, duration: float, rps: float = 0.0, tree: Path | None = None
+    server: list[str], port: int, scenario: Scenario, duration: float, rps: float = 0.0, tree: Path | None = None
 ) -> dict:
-    # Distinct sets ask for windows of 10 to 10 + count - 1 s: the server keeps a snapshot a second from
+    # Distinct sets ask for windows of 10 to 10 + sets - 1 s: the server keeps a snapshot a second from
     # its start, so it runs that long first, or the longer windows would all begin at its oldest
     # snapshot and share one computation (the hub computes equal (start, end, selection) once) instead
-    # of measuring ``count`` distinct ones.
-    warm_up = 1.5 if mode == "shared" else 10.0 + count + 2.0
+    # of measuring ``sets`` distinct ones. One set with traffic waits as long as ten sets: its window
+    # holds as much.
+    warm_up = 1.5 if not scenario.traffic else 10.0 + max(scenario.sets, 10) + 2.0
     with background(server, cpu=0, tree=tree) as process:
         wait_port(port)
         with traffic(port, rps, warm_up + duration + 10.0):
             time.sleep(warm_up)
             command = [sys.executable, str(HERE / "fanout_clients.py"), f"ws://127.0.0.1:{port}/metrics/stream"]
             clients = subprocess.Popen(
-                pinned(1, [*command, str(count), mode, str(duration)]), stdout=subprocess.PIPE, text=True
+                pinned(1, [*command, str(scenario.subscribers), str(scenario.sets), str(duration)]),
+                stdout=subprocess.PIPE,
+                text=True,
             )
             ready = json.loads(clients.stdout.readline())
             assert ready["event"] == "ready"
@@ -97,9 +125,9 @@ def main() -> None:
     parser.add_argument(
         "--scenarios",
         nargs="+",
-        choices=[label for label, _, _ in SCENARIOS],
-        default=[label for label, _, _ in SCENARIOS],
-        help="the scenarios to run (default: all); '100-sets' is the 100 distinct filter sets",
+        choices=[scenario.label for scenario in SCENARIOS],
+        default=[scenario.label for scenario in SCENARIOS],
+        help="the scenarios to run (default: all); '100-sets' is 100 subscribers in 100 distinct filter sets",
     )
     parser.add_argument(
         "--traffic-rps", type=float, default=10.0, help="chat requests a second while distinct sets run (0: none)"
@@ -108,7 +136,7 @@ def main() -> None:
         "--server-tree", type=Path, help="run fakeai from this checkout (git worktree add DIR <commit>): before/after"
     )
     args = parser.parse_args()
-    scenarios = [(mode, count) for label, mode, count in SCENARIOS if label in args.scenarios]
+    scenarios = [scenario for scenario in SCENARIOS if scenario.label in args.scenarios]
     with tempfile.TemporaryDirectory() as tmp:
         # The payload the bare fan-out pushes: a real update of a server that has seen some traffic.
         port = free_port()
@@ -134,42 +162,48 @@ def main() -> None:
         payload.write_text(json.dumps(update))
         size = len(json.dumps(update))
         print(f"payload {size} bytes, interval 1 s, {args.duration:.0f} s per scenario, {args.rounds} rounds\n")
-        print(f"{'scenario':<34}{'server':>8}{'CPU %':>9}{'lag p50 ms':>12}{'lag p99 ms':>12}{'updates':>9}", end="")
+        print(f"{'scenario':<44}{'server':>8}{'CPU %':>9}{'lag p50 ms':>12}{'lag p99 ms':>12}{'updates':>9}", end="")
         print(f"{'first max ms':>14}")
         results: dict[tuple[str, str], list[dict]] = {}
         for _ in range(args.rounds):
-            for mode, count in scenarios:
-                label = f"{count} subscribers, {'1 filter set' if mode == 'shared' else f'{count} filter sets'}"
+            for scenario in scenarios:
                 port = free_port()
                 for name, command in (
                     ("fakeai", fakeai_command(port, *flags)),
                     ("bare", [sys.executable, str(HERE / "bare_fanout.py"), str(port), str(payload), "1.0"]),
                 ):
-                    if name == "bare" and mode == "distinct":
-                        continue  # the bare app has no filters: its 100-subscriber row is the baseline
-                    rps = args.traffic_rps if mode == "distinct" else 0.0
+                    if name == "bare" and scenario.traffic:
+                        continue  # the bare app serves no chat: its rows are those without traffic
+                    rps = args.traffic_rps if scenario.traffic else 0.0
                     r = measure(
-                        command, port, mode, count, args.duration, rps, args.server_tree if name == "fakeai" else None
+                        command, port, scenario, args.duration, rps, args.server_tree if name == "fakeai" else None
                     )
-                    results.setdefault((label, name), []).append(r)
+                    results.setdefault((scenario.label, name), []).append(r)
                     print(
-                        f"{label:<34}{name:>8}{r['cpu_percent']:>9.2f}{r['p50_ms']:>12.1f}{r['p99_ms']:>12.1f}"
-                        f"{r['updates']:>9}{r['first_max_ms']:>14.1f}",
+                        f"{scenario.title:<44}{name:>8}{r['cpu_percent']:>9.2f}{r['p50_ms']:>12.1f}"
+                        f"{r['p99_ms']:>12.1f}{r['updates']:>9}{r['first_max_ms']:>14.1f}",
                         flush=True,
                     )
         print(f"\nmedians (ranges) over {args.rounds} rounds")
-        print(f"{'scenario':<34}{'server':>8}{'CPU %':>20}{'CPU / bare':>20}", end="")
+        print(f"{'scenario':<44}{'server':>8}{'CPU %':>20}{'CPU / bare':>20}", end="")
         print(f"{'lag p50 ms':>20}{'lag p99 ms':>20}{'first max ms':>20}")
+        titles = {scenario.label: scenario.title for scenario in SCENARIOS}
         for (label, name), runs in results.items():
-            # The distinct sets' baseline is the bare fan-out to as many subscribers, when it was run.
-            bare = results.get((label, "bare")) or results.get((label.split(",")[0] + ", 1 filter set", "bare"))
+            bare = results.get((label, "bare"))
             ratios = [f["cpu_percent"] / max(b["cpu_percent"], 1e-9) for f, b in zip(runs, bare or runs, strict=True)]
             print(
-                f"{label:<34}{name:>8}{spread([r['cpu_percent'] for r in runs], 2):>20}"
+                f"{titles[label]:<44}{name:>8}{spread([r['cpu_percent'] for r in runs], 2):>20}"
                 f"{spread(ratios, 2) if name == 'fakeai' and bare else '':>20}"
                 f"{spread([r['p50_ms'] for r in runs]):>20}{spread([r['p99_ms'] for r in runs]):>20}"
                 f"{spread([r['first_max_ms'] for r in runs]):>20}"
             )
+        one_set, compared = FLAT
+        if (one_set, "fakeai") in results:
+            print(f"\nflat in the number of sets: lag p99 over that of {titles[one_set]}, round by round")
+            for label in compared:
+                if (label, "fakeai") in results:
+                    pairs = zip(results[(label, "fakeai")], results[(one_set, "fakeai")], strict=True)
+                    print(f"  {titles[label]:<42}{spread([a['p99_ms'] / b['p99_ms'] for a, b in pairs], 2):>20}")
 
 
 if __name__ == "__main__":
