@@ -14,8 +14,15 @@ from typing import Any, ClassVar, cast
 import numpy as np
 
 from bridge.figures import ColumnFigures, DictFigures, FigureObject, round_figure
-from bridge.folds import Fold, FoldCache, FoldPlan, HistogramSum, Read, add_histogram, group_of, labels
-from bridge.math import bucket_increase, histogram_summaries_of_layouts, histogram_summary, increase, mean
+from bridge.folds import Fold, FoldCache, FoldLayout, FoldPlan, HistogramSum, Read, add_histogram, group_of, labels
+from bridge.math import (
+    bucket_increase,
+    histogram_summaries_of_layouts,
+    histogram_summary,
+    increase,
+    mean,
+    padded_summaries,
+)
 from bridge.snapshot import LabelKey, Snapshot, Wanted
 
 
@@ -266,6 +273,66 @@ class _Summaries:
         return self.quantiles[:, [self.qs.index(q) for q in qs]]
 
 
+@dataclass(frozen=True, eq=False)
+class HistogramTable:
+    """Where the histogram groups of a fold's layout lie, for reading them all in one gather: a row per
+    group, its bucket counts right-aligned in ``width`` columns (the padding on the left, at bound 0,
+    as ``histogram_summaries_of_layouts`` pads), then its sum, then its count. The same for every tick
+    until a group appears: made once (``histogram_table``), not per tick."""
+
+    entries: tuple[tuple[Read, str, np.ndarray, tuple[float, ...]], ...]
+    """Each group's read, name, bounds and quantiles, in the fold's order."""
+    width: int
+    index: np.ndarray
+    """A group's positions in a fold's vector: a row of ``width + 2`` (the padding's read position 0)."""
+    padding: np.ndarray
+    """Where ``index`` holds no position of the group: read as 0."""
+    bounds: np.ndarray
+    """A group's bounds, padded with 0 on the left: a row of ``width``."""
+    wanted: np.ndarray
+    """A group's quantiles, its last repeated to the longest group's number of them."""
+    apart: bool
+    """Some layout is one that padding would change (its first bound 0 or below, no +Inf, a quantile
+    outside (0, 1]): every group is then taken on its own."""
+
+
+@functools.lru_cache(maxsize=64)
+def histogram_table(
+    layout: FoldLayout, mapping: Mapping, signature: tuple[tuple[Read, tuple[tuple[str, bytes], ...]], ...]
+) -> HistogramTable:
+    """The ``HistogramTable`` of the groups that ``signature`` names (each read's (group, bucket layout)
+    pairs, as a fold's ``histograms`` has them), at their places in ``layout``. Raises ``PerWindow`` when
+    a group has several bucket layouts."""
+    wanted = set_quantiles(mapping)
+    entries = []
+    positions = []
+    for read, blocks in signature:
+        seen = set()
+        for group, bucket_layout in blocks:
+            if group in seen:
+                raise PerWindow(f"{read[0]}: several bucket layouts in group {group!r}")
+            seen.add(group)
+            _, (bounds, position) = layout.block(read, group, bucket_layout, np.frombuffer(bucket_layout))
+            entries.append((read, group, bounds, wanted[read]))
+            positions.append(position)
+    width = max((len(bounds) for _, _, bounds, _ in entries), default=0)
+    most = max((len(qs) for *_, qs in entries), default=0)
+    index = np.zeros((len(entries), width + 2), dtype=np.intp)
+    padding = np.zeros((len(entries), width + 2), dtype=bool)
+    padded_bounds = np.zeros((len(entries), width))
+    padded_wanted = np.zeros((len(entries), most))
+    apart = False
+    for row, ((_, _, bounds, qs), position) in enumerate(zip(entries, positions, strict=True)):
+        gap = width - len(bounds)
+        index[row, gap:] = np.arange(position, position + len(bounds) + 2)
+        padding[row, :gap] = True
+        padded_bounds[row, gap:] = bounds
+        padded_wanted[row] = [*qs, *[qs[-1]] * (most - len(qs))]  # the repeats are not returned
+        paddable = len(bounds) >= 2 and bounds[0] > 0 and math.isinf(bounds[-1])
+        apart = apart or not (paddable and bool(qs) and all(0 < q <= 1 for q in qs))
+    return HistogramTable(tuple(entries), width, index, padding, padded_bounds, padded_wanted, apart)
+
+
 class WindowSet:
     """Windows that end at one snapshot, over one selection, each within one epoch: what a hundred
     filter sets with different windows ask for on one tick. Every measure is computed for all of them
@@ -314,6 +381,16 @@ class WindowSet:
         """``Window.increase`` of every window: each group's increases, one per window."""
         memo_key = ("increase", role, by)
         found: dict[str, np.ndarray] | None = self._memo.get(memo_key)
+        if found is None:
+            names, increases = self.increase_block(role, by)
+            found = self._memo[memo_key] = dict(zip(names, increases.T, strict=True))
+        return found
+
+    def increase_block(self, role: str, by: str | None = None) -> tuple[list[str], np.ndarray]:
+        """``increase`` as the groups' names, in the fold's order, and one array: a row per window, a
+        column per group (a measure over every group is then one array operation, not one per group)."""
+        memo_key = ("block", role, by)
+        found: tuple[list[str], np.ndarray] | None = self._memo.get(memo_key)
         if found is not None:
             return found
         name = getattr(self.mapping, role)
@@ -321,8 +398,8 @@ class WindowSet:
         if self._increases is None:
             self._increases = self._every_increase()
         column_of, increases = self._increases
-        columns = increases[:, [column_of[position] for position in groups.values()]]
-        found = self._memo[memo_key] = dict(zip(groups, columns.T, strict=True))
+        columns = [column_of[position] for position in groups.values()]
+        found = self._memo[memo_key] = (list(groups), increases[:, columns])
         return found
 
     def _every_increase(self) -> tuple[dict[int, int], np.ndarray]:
@@ -338,17 +415,50 @@ class WindowSet:
     def summaries(self, role: str, by: str | None = None) -> dict[str, "_Summaries"]:
         """Each group's histogram increase over every window, with the minimum and the quantiles
         (``set_quantiles``) of each window's increase. Computed on the first call for every histogram the
-        table reads, in one pass of array work (``histogram_summaries_of_layouts``); raises
-        ``PerWindow`` when a group's series have several bucket layouts."""
+        table reads, in one pass of array work (``HistogramTable``); raises ``PerWindow`` when a group's
+        series have several bucket layouts."""
         if self._summaries is None:
-            increases = {read: self._histogram_increases(read) for read in self._end.histograms}
-            wanted = set_quantiles(self.mapping)
-            found = [(read, group, summed) for read, groups in increases.items() for group, summed in groups.items()]
-            figures = histogram_summaries_of_layouts([(wanted[read], f.bounds, f.counts) for read, _, f in found])
-            self._summaries = {read: {} for read in increases}
-            for (read, group, summed), (minimums, quantiles) in zip(found, figures, strict=True):
-                self._summaries[read][group] = _Summaries(summed, minimums, quantiles, wanted[read])
+            signature = tuple((read, tuple(blocks)) for read, blocks in self._end.histograms.items())
+            table = histogram_table(self._end.layout, self.mapping, signature)
+            self._summaries = self._summaries_together(table) or self._summaries_by_layout()
         return self._summaries[(getattr(self.mapping, role), _label(self.mapping, by))]
+
+    def _summaries_together(self, table: "HistogramTable") -> dict[Read, dict[str, "_Summaries"]] | None:
+        """``summaries`` from one gather of every group's counts, sum and count (``table.index``) out of
+        the folds, padded as ``histogram_summaries_of_layouts`` pads them, so every figure is the one it
+        gives. None when it cannot: a layout it computes on its own, or a count below 0 in a window."""
+        if table.apart:
+            return None
+        summaries: dict[Read, dict[str, _Summaries]] = {read: {} for read in self._end.histograms}
+        if not table.entries:
+            return summaries
+        windows, groups, width = len(self), len(table.entries), table.width
+        gathered = self._end.vector[table.index] - self._starts[:, table.index]  # a window, a group, a column
+        gathered[:, table.padding] = 0.0
+        counts = gathered[:, :, :width].transpose(1, 0, 2).reshape(groups * windows, width)  # a group's windows
+        if (counts < 0).any():
+            return None
+        minimums, quantiles = padded_summaries(
+            np.repeat(table.wanted, windows, axis=0), np.repeat(table.bounds, windows, axis=0), counts
+        )
+        for slot, (read, group, bounds, qs) in enumerate(table.entries):
+            block = gathered[:, slot]
+            increases = _Increases(bounds, block[:, width - len(bounds) : width], block[:, width], block[:, width + 1])
+            rows = slice(slot * windows, (slot + 1) * windows)
+            summaries[read][group] = _Summaries(increases, minimums[rows], quantiles[rows, : len(qs)], qs)
+        return summaries
+
+    def _summaries_by_layout(self) -> dict[Read, dict[str, "_Summaries"]]:
+        """``summaries``, each group's increase taken on its own (``histogram_summaries_of_layouts``
+        decides which to pad together)."""
+        increases = {read: self._histogram_increases(read) for read in self._end.histograms}
+        wanted = set_quantiles(self.mapping)
+        found = [(read, group, summed) for read, groups in increases.items() for group, summed in groups.items()]
+        figures = histogram_summaries_of_layouts([(wanted[read], f.bounds, f.counts) for read, _, f in found])
+        summaries: dict[Read, dict[str, _Summaries]] = {read: {} for read in increases}
+        for (read, group, summed), (minimums, quantiles) in zip(found, figures, strict=True):
+            summaries[read][group] = _Summaries(summed, minimums, quantiles, wanted[read])
+        return summaries
 
     def _histogram_increases(self, read: Read) -> dict[str, _Increases]:
         groups: dict[str, _Increases] = {}
@@ -384,19 +494,20 @@ class Rate:
         return {k: round_figure(v / w.seconds) for k, v in sorted(grouped.items()) if v > 0 and w.seconds}
 
     def compute_many(self, ws: WindowSet, out: ColumnFigures) -> int | FigureObject:
-        grouped = ws.increase(self.role, self.by)
         timed = ws.seconds > 0
-
-        def per_second(increases: np.ndarray) -> np.ndarray:
-            rates: np.ndarray = np.divide(increases, ws.seconds, out=np.zeros(len(ws)), where=timed)
-            return rates
-
         if self.by is None:
-            found = grouped.get("")
-            return out.figure(0.0 if found is None else per_second(found))
+            found = ws.increase(self.role).get("")
+            if found is None:
+                return out.figure(0.0)
+            return out.figure(np.divide(found, ws.seconds, out=np.zeros(len(ws)), where=timed))
+        # Every group at once: a column each.
+        groups, increases = ws.increase_block(self.role, self.by)
+        timed = timed[:, None]
+        figures = out.figures(np.divide(increases, ws.seconds[:, None], out=np.zeros(increases.shape), where=timed))
+        masks = out.masks((increases > 0) & timed)
         rates = FigureObject()
-        for group, increases in sorted(grouped.items()):
-            rates.add(group, out.figure(per_second(increases)), out.mask((increases > 0) & timed))
+        for index in sorted(range(len(groups)), key=groups.__getitem__):
+            rates.add(groups[index], figures[index], masks[index])
         return rates
 
 
@@ -442,11 +553,15 @@ class Percent:
         return round_figure(self.scale * num / den) if den > 0 else 0.0
 
     def compute_many(self, ws: WindowSet, out: ColumnFigures) -> int:
-        shape = (len(ws),)
         # ``sum`` over the groups' arrays: the same additions, in the same order, as ``compute``'s.
-        den = np.broadcast_to(sum(ws.increase(self.denominator).values()), shape).astype(float)
-        num = np.broadcast_to(sum(ws.increase(self.numerator).values()), shape).astype(float)
-        return out.figure(np.divide(self.scale * num, den, out=np.zeros(shape), where=den > 0))
+        den = _per_window(sum(ws.increase(self.denominator).values()), len(ws))
+        num = _per_window(sum(ws.increase(self.numerator).values()), len(ws))
+        return out.figure(np.divide(self.scale * num, den, out=np.zeros(len(ws)), where=den > 0))
+
+
+def _per_window(total: float | np.ndarray, windows: int) -> np.ndarray:
+    """A sum over groups as one float per window: the sum of none (0) in every window."""
+    return total if isinstance(total, np.ndarray) else np.full(windows, float(total))
 
 
 SUMMARY_QUANTILES = (1.0, 0.5, 0.9, 0.99)
@@ -469,11 +584,11 @@ def _summary_object(
     observed = found.observations > 0
     with np.errstate(divide="ignore", invalid="ignore"):
         means = found.totals / found.observations  # ``mean``, where there are observations
-    quantiles = summaries.at(SUMMARY_QUANTILES).T
-    columns = dict(zip(SUMMARY_KEYS, (means, summaries.minimums, *quantiles), strict=True))
+    columns = dict(zip(SUMMARY_KEYS, (means, summaries.minimums, *summaries.at(SUMMARY_QUANTILES).T), strict=True))
+    block = np.column_stack([columns[key] for key in keys])
     summary = FigureObject()
-    for key in keys:
-        summary.add(key, out.figure(np.where(observed, columns[key] * scale, 0.0)))
+    for key, figure in zip(keys, out.figures(np.where(observed[:, None], block * scale, 0.0)), strict=True):
+        summary.add(key, figure)
     summary.add("count", out.figure(found.observations))
     return summary, observed
 

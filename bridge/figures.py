@@ -88,15 +88,26 @@ class ColumnFigures:
     def __init__(self, windows: int) -> None:
         self.windows = windows
         self.root = FigureObject()
-        self._columns: list[float | np.ndarray] = []
+        self._columns: list[tuple[int, float | np.ndarray]] = []
+        """Each figure's first column and its values: a value, a column, or a block of columns."""
+        self._width = 0
         self._masks: list[np.ndarray] = []
         self._matrix: np.ndarray | None = None
 
     def figure(self, values: float | np.ndarray) -> int:
         """A figure of every window (a value, or an array of one per window), rounded when written."""
-        self._columns.append(values)
+        self._columns.append((self._width, values))
+        self._width += 1
         self._matrix = None
-        return len(self._columns) - 1
+        return self._width - 1
+
+    def figures(self, block: np.ndarray) -> range:
+        """A figure per column of ``block`` (a row per window): one entry, not one per column."""
+        first = self._width
+        self._columns.append((first, block))
+        self._width += block.shape[1]
+        self._matrix = None
+        return range(first, self._width)
 
     def mask(self, present: np.ndarray) -> int | None:
         """Where a key is present (None: in every window)."""
@@ -105,12 +116,20 @@ class ColumnFigures:
         self._masks.append(present)
         return len(self._masks) - 1
 
+    def masks(self, present: np.ndarray) -> list[int | None]:
+        """``mask`` of each column of ``present`` (a row per window)."""
+        every = cast(list[bool], present.all(axis=0).tolist())
+        return [None if all_set else self.mask(column) for all_set, column in zip(every, present.T, strict=True)]
+
     def _rounded_matrix(self) -> np.ndarray:
         """Every window's figures, rounded: a row per window, a column per figure."""
         if self._matrix is None:
-            matrix = np.empty((self.windows, len(self._columns)))
-            for index, values in enumerate(self._columns):
-                matrix[:, index] = values  # a value fills the column
+            matrix = np.empty((self.windows, self._width))
+            for first, values in self._columns:
+                if isinstance(values, np.ndarray) and values.ndim == 2:
+                    matrix[:, first : first + values.shape[1]] = values
+                else:
+                    matrix[:, first] = values  # a value fills the column
             self._matrix = _rounded(matrix)
         return self._matrix
 

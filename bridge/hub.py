@@ -305,11 +305,15 @@ class Hub:
         # and windows longer than the server's life all begin at its oldest snapshot. Sets that select the
         # same series but begin at different snapshots (windows of 10 s, 30 s, 60 s...) end at the same one:
         # their figures are computed together (``WindowSet``), measure by measure.
-        windows = {key: self.sampler.window(c[0].filters.window, latest) for key, c in groups.items()} if latest else {}
+        windows: dict[tuple[Any, ...], tuple[Snapshot, Snapshot, tuple[Any, ...]]] = {}  # start, end, shared
         together: dict[tuple[Any, ...], dict[int, Snapshot]] = {}  # starts not computed yet, by what they share
-        for key, (start, end) in windows.items():
-            if start.epoch == end.epoch:
-                together.setdefault(self._shared(groups[key][0].filters, end), {})[id(start)] = start
+        if latest is not None:
+            for key, clients in groups.items():
+                start, end = self.sampler.window(clients[0].filters.window, latest)
+                shared = self._shared(clients[0].filters, end)
+                windows[key] = (start, end, shared)
+                if start.epoch == end.epoch:
+                    together.setdefault(shared, {})[id(start)] = start
         # Each payload's text, and the figures its deltas are taken from.
         computed: dict[tuple[Any, ...], tuple[dict[str, float], str]] = {}
         for key, clients in groups.items():
@@ -318,8 +322,7 @@ class Hub:
                 figures: dict[str, float] = {}
                 data_text = "{}"
             else:
-                start, end = windows[key]
-                shared = self._shared(filters, end)
+                start, end, shared = windows[key]
                 same = (id(start), *shared)
                 if same not in computed:
                     pending = together.get(shared, {})
@@ -328,9 +331,11 @@ class Hub:
                         pending.clear()
                         payloads = await self._compute_together(starts, end, filters)
                         columns = [(name, payloads.column(cat, field)) for name, cat, field in DELTA_FIELDS]
-                        for index, (one, written) in enumerate(zip(starts, payloads.texts(), strict=True)):
-                            deltas = {name: values[index] for name, values in columns if values is not None}
-                            computed[(id(one), *shared)] = (deltas, written)
+                        names = [name for name, values in columns if values is not None]
+                        present = [values for _, values in columns if values is not None]
+                        rows = list(zip(*present, strict=True)) if present else [()] * len(starts)
+                        for one, written, row in zip(starts, payloads.texts(), rows, strict=True):
+                            computed[(id(one), *shared)] = (dict(zip(names, row, strict=True)), written)
                         due_yield = time.perf_counter() + self.slice_seconds
                     else:
                         pending.pop(id(start), None)
@@ -340,8 +345,7 @@ class Hub:
                         deltas = {name: data[cat][field] for name, cat, field in DELTA_FIELDS if cat in data}
                         computed[same] = (deltas, dumps_figures(data))
                 figures, data_text = computed[same]
-            window = repr(filters.window)
-            head = f'{{"type":"metrics_update","timestamp":{stamp},"window":{window},"data":{data_text},"deltas":'
+            head = f'{{"type":"metrics_update","timestamp":{stamp},"window":{filters.window!r},"data":'
             # Clients that got the same last update (the same figures object) get the same text.
             texts: dict[int, str] = {}
             for client in clients:
@@ -350,7 +354,8 @@ class Hub:
                 previous = client.previous
                 text = texts.get(id(previous))
                 if text is None:
-                    text = texts[id(previous)] = f"{head}{dumps_figures(_deltas(figures, previous))}}}"
+                    deltas_text = dumps_figures(_deltas(figures, previous))
+                    text = texts[id(previous)] = f'{head}{data_text},"deltas":{deltas_text}}}'
                 client.previous = figures
                 client.post_update(text)
                 # On schedule: keep the client's own grid, quantized to ticks; late (first update, a new

@@ -130,13 +130,21 @@ def histogram_summaries_of_layouts(
             padded[first : first + size, width - len(bounds) :] = rows
             wanted[first : first + size] = [*qs, *[qs[-1]] * (most - len(qs))]  # the repeats are not returned
             first += size
-        at = _monotonic(padded)
-        minimums, quantiles = _minimums(padded_bounds, at), _quantiles(wanted, padded_bounds, at)
+        minimums, quantiles = padded_summaries(wanted, padded_bounds, padded)
         first = 0
         for index, size in zip(together, sizes, strict=True):
             results[index] = (minimums[first : first + size], quantiles[first : first + size, : len(layouts[index][0])])
             first += size
     return cast(list[tuple[np.ndarray, np.ndarray]], results)
+
+
+def padded_summaries(wanted: np.ndarray, bounds: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The one pass of ``histogram_summaries_of_layouts`` over layouts already padded to one width: rows of
+    cumulative ``counts`` (none below 0), each at its row of ``bounds`` (the first above 0 but for the
+    padding's, the last +Inf) with its row of quantiles ``wanted`` (each in (0, 1]). Returns the minimums
+    (one per row) and the quantiles (a row per row of counts, a column per q)."""
+    at = _monotonic(counts)
+    return _minimums(bounds, at), _quantiles(wanted, bounds, at)
 
 
 def _summaries(qs: Sequence[float], bounds: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -14,6 +14,7 @@ from bridge.categories import (
     compute,
     compute_figures,
     compute_many,
+    histogram_table,
 )
 from bridge.figures import ColumnFigures, FigureObject, dumps_figures, round_figure, round_figures
 from bridge.folds import FoldCache
@@ -44,6 +45,18 @@ COUNTERS = [name for role in Mapping.COUNTERS if (name := getattr(MAPPING, role)
 GAUGES = [getattr(MAPPING, role) for role in Mapping.GAUGES]
 HISTOGRAMS = [getattr(MAPPING, role) for role in Mapping.HISTOGRAMS]
 BOUNDS = np.array([0.0, 0.005, 0.05, 0.5, 5.0, math.inf])
+FROM_ZERO = dict.fromkeys(HISTOGRAMS, BOUNDS)
+"""A first bucket at 0: a layout padding would change, so each group is summarized on its own."""
+ABOVE_ZERO = {
+    name: np.array([*bounds, math.inf])
+    for name, bounds in zip(
+        HISTOGRAMS,
+        ([0.001, 0.01, 0.1, 1.0, 10.0], [0.02, 0.2], [0.005, 0.05, 0.5, 5.0], [0.25], [0.01, 0.1, 1.0]),
+        strict=True,
+    )
+}
+"""Layouts of different widths whose first bound is above 0, as a server's are: padded and summarized
+together (``bridge.categories.HistogramTable``)."""
 ENDPOINTS, MODELS = ("/a", "/b", "/c"), ("m1", "m2")
 EVERYTHING = frozenset(METRIC_TYPES)
 
@@ -52,7 +65,7 @@ def key(endpoint: str, model: str, **extra: str) -> tuple[tuple[str, str], ...]:
     return tuple(sorted({"endpoint": endpoint, "model": model, **extra}.items()))
 
 
-def history(seed: int, length: int = 24) -> list[Snapshot]:
+def history(seed: int, length: int = 24, bounds: dict[str, np.ndarray] = FROM_ZERO) -> list[Snapshot]:
     """Snapshots a second apart of one epoch: counters and histograms only grow, by whole and by
     fractional steps (float noise), and series appear along the way (new groups in later windows)."""
     rng = np.random.default_rng(seed)
@@ -77,7 +90,7 @@ def history(seed: int, length: int = 24) -> list[Snapshot]:
                     values[name][series] = float(rng.integers(0, 9))
                 for name in HISTOGRAMS:
                     before = histograms[name].get(series)
-                    added = np.cumsum(rng.integers(0, 6, size=len(BOUNDS))).astype(float)
+                    added = np.cumsum(rng.integers(0, 6, size=len(bounds[name]))).astype(float)
                     spent = float(rng.random() * added[-1])
                     if before is None:
                         histograms[name][series] = histogram(added, spent, float(added[-1]))
@@ -88,7 +101,7 @@ def history(seed: int, length: int = 24) -> list[Snapshot]:
                 float(t),
                 {name: dict(series) for name, series in values.items()},
                 {name: dict(series) for name, series in histograms.items()},
-                {name: dict.fromkeys(series, BOUNDS) for name, series in histograms.items()},
+                {name: dict.fromkeys(series, bounds[name]) for name, series in histograms.items()},
             )
         )
     return snapshots
@@ -104,8 +117,9 @@ SELECTIONS = (
 
 @pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize("selection", SELECTIONS)
-def test_each_window_of_a_set_has_exactly_its_own_figures(seed, selection):
-    snapshots = history(seed)
+@pytest.mark.parametrize("bounds", [FROM_ZERO, ABOVE_ZERO], ids=["from-zero", "above-zero"])
+def test_each_window_of_a_set_has_exactly_its_own_figures(seed, selection, bounds):
+    snapshots = history(seed, bounds=bounds)
     end = snapshots[-1]
     # The oldest start, the end itself (an empty window), and everything between, in no order.
     starts = [snapshots[i] for i in np.random.default_rng(seed).permutation(len(snapshots))[:12]]
@@ -144,6 +158,32 @@ def test_a_group_with_two_bucket_layouts_is_computed_window_by_window():
     alone = [compute(Window(start, end, MAPPING, Selection(), FoldCache()), EVERYTHING) for start in starts]
     assert together == alone
     assert together[0]["latency"]["/a"]["max"] == 1000.0  # the wide layout's, in every window
+
+
+def test_a_histogram_series_that_vanishes_within_an_epoch_gives_each_window_its_own_figures():
+    # A series gone from the end (its worker retired it) leaves its group's counts lower than at the
+    # starts: negative increases, which the one gather of every group does not pad; the figures are
+    # still each window's own.
+    snapshots = history(4, length=8, bounds=ABOVE_ZERO)
+    end = snapshots[-1]
+    for name in HISTOGRAMS:
+        gone = next(iter(end.histograms[name]))
+        del end.histograms[name][gone]
+    starts = snapshots[:6]
+    figures = compute_figures(WindowSet(starts, end, MAPPING, Selection(), FoldCache()), EVERYTHING)
+    alone = [compute(Window(start, end, MAPPING, Selection(), FoldCache()), EVERYTHING) for start in starts]
+    assert figures.rows() == alone
+    assert figures.texts() == [dumps_figures(data) for data in alone]
+
+
+def test_the_histogram_table_is_made_once_for_the_ticks_that_share_a_layout():
+    snapshots = history(9, bounds=ABOVE_ZERO)
+    cache = FoldCache()
+    before = histogram_table.cache_info()
+    for end in snapshots[-3:]:  # three ticks; every group has appeared by then
+        compute_figures(WindowSet(snapshots[:8], end, MAPPING, Selection(), cache), EVERYTHING)
+    after = histogram_table.cache_info()
+    assert (after.misses - before.misses, after.hits - before.hits) == (1, 2)
 
 
 def test_windows_across_a_restart_are_not_a_set():
