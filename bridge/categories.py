@@ -582,8 +582,8 @@ def _summary_object(
     figure of a window without observations but its count; and where there were observations."""
     found = summaries.increases
     observed = found.observations > 0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        means = found.totals / found.observations  # ``mean``, where there are observations
+    # ``mean``, where there are observations (elsewhere the figure is 0, whatever this holds).
+    means = np.divide(found.totals, found.observations, out=np.zeros(len(observed)), where=observed)
     columns = dict(zip(SUMMARY_KEYS, (means, summaries.minimums, *summaries.at(SUMMARY_QUANTILES).T), strict=True))
     block = np.column_stack([columns[key] for key in keys])
     summary = FigureObject()

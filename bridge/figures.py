@@ -118,8 +118,14 @@ class ColumnFigures:
 
     def masks(self, present: np.ndarray) -> list[int | None]:
         """``mask`` of each column of ``present`` (a row per window)."""
-        every = cast(list[bool], present.all(axis=0).tolist())
-        return [None if all_set else self.mask(column) for all_set, column in zip(every, present.T, strict=True)]
+        found: list[int | None] = []
+        for every, column in zip(cast(list[bool], present.all(axis=0).tolist()), present.T, strict=True):
+            if every:
+                found.append(None)
+            else:
+                self._masks.append(column)
+                found.append(len(self._masks) - 1)
+        return found
 
     def _rounded_matrix(self) -> np.ndarray:
         """Every window's figures, rounded: a row per window, a column per figure."""
