@@ -1,5 +1,5 @@
 """What the benchmarks share: free ports, CPU pinning, a process's CPU time, wrk, rounds in processes of their own
-from a checkout, and a median with its range."""
+from a checkout, instruction counts by Valgrind, and a median with its range."""
 
 import contextlib
 import json
@@ -122,3 +122,29 @@ def trees_in_turn(baseline: Path | None, rounds: int) -> Iterator[tuple[int, str
     for round_number in range(rounds):
         for name in list(trees) if round_number % 2 == 0 else list(reversed(trees)):
             yield round_number, name, trees[name]
+
+
+CACHEGRIND_SUMMARY = {
+    "instructions": re.compile(r"I\s+refs:\s+([\d,]+)"),
+    "I1 misses": re.compile(r"I1\s+misses:\s+([\d,]+)"),
+    "D1 read misses": re.compile(r"D1\s+misses:\s+([\d,]+)\s+\(\s*([\d,]+) rd"),
+}
+
+
+def cachegrind(arguments: list[str], tree: Path, cache_sim: bool = False) -> dict[str, int]:
+    """Valgrind's totals for ``python ARGUMENTS`` run from ``tree`` (its checkout first on ``sys.path``):
+    instructions, and with ``cache_sim`` first-level instruction and data read misses."""
+    command = ["valgrind", "--tool=cachegrind", f"--cache-sim={'yes' if cache_sim else 'no'}"]
+    command += ["--cachegrind-out-file=/dev/null", sys.executable, *arguments]
+    # A fixed hash seed: dict and set layouts, and with them the counts, are the same every run. OpenBLAS's
+    # worker threads wait for work by spinning, for as long as the clock says: one thread, none of them.
+    env = {**os.environ, "PYTHONHASHSEED": "0", "OPENBLAS_NUM_THREADS": "1", "PYTHONPATH": str(tree)}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tree)
+    if done.returncode != 0:
+        raise SystemExit(f"valgrind exited {done.returncode} in {tree}:\n{done.stderr[-2000:]}")
+    totals = {}
+    for name, pattern in CACHEGRIND_SUMMARY.items():
+        found = pattern.search(done.stderr)
+        if found is not None:
+            totals[name] = int(found.groups()[-1].replace(",", ""))
+    return totals

@@ -30,26 +30,20 @@ import argparse
 import asyncio
 import gc
 import json
-import os
-import re
 import shutil
-import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
+from common import cachegrind
+
 HERE = Path(__file__).resolve().parent
 WARM_UP = 300
 """Requests every run makes before the counted ones: caches, series and code paths made."""
 FEW = 100
 """The short run's counted requests: it repeats whatever the long run does once, so only requests differ."""
-SUMMARY = {
-    "instructions": re.compile(r"I\s+refs:\s+([\d,]+)"),
-    "I1 misses": re.compile(r"I1\s+misses:\s+([\d,]+)"),
-    "D1 read misses": re.compile(r"D1\s+misses:\s+([\d,]+)\s+\(\s*([\d,]+) rd"),
-}
 
 
 @dataclass(frozen=True)
@@ -94,32 +88,8 @@ def drive(inprocess: ModuleType, which: str, requests: int) -> None:
 
 def counted(app: App, requests: int, cache_sim: bool) -> dict[str, int]:
     """Valgrind's totals for one run of ``drive``."""
-    command = [
-        "valgrind",
-        "--tool=cachegrind",
-        f"--cache-sim={'yes' if cache_sim else 'no'}",
-        "--cachegrind-out-file=/dev/null",
-        sys.executable,
-        str(Path(__file__).resolve()),
-        "--drive",
-        app.which,
-        "--tree",
-        str(app.tree),
-        "--requests",
-        str(requests),
-    ]
-    # A fixed hash seed: dict and set layouts, and with them the counts, are the same every run. OpenBLAS's
-    # worker threads wait for work by spinning, for as long as the clock says: one thread, none of them.
-    env = {**os.environ, "PYTHONHASHSEED": "0", "OPENBLAS_NUM_THREADS": "1"}
-    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=app.tree)
-    if done.returncode != 0:
-        raise SystemExit(f"{app.label}: valgrind exited {done.returncode}:\n{done.stderr[-2000:]}")
-    totals = {}
-    for name, pattern in SUMMARY.items():
-        found = pattern.search(done.stderr)
-        if found is not None:
-            totals[name] = int(found.groups()[-1].replace(",", ""))
-    return totals
+    arguments = [str(Path(__file__).resolve()), "--drive", app.which, "--tree", str(app.tree)]
+    return cachegrind([*arguments, "--requests", str(requests)], app.tree, cache_sim)
 
 
 def per_request(app: App, requests: int, cache_sim: bool, pool: ThreadPoolExecutor) -> dict[str, float]:
