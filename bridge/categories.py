@@ -268,8 +268,10 @@ class _Summaries:
     quantiles: np.ndarray
     qs: tuple[float, ...]
 
-    def at(self, qs: Sequence[float]) -> np.ndarray:
+    def at(self, qs: tuple[float, ...]) -> np.ndarray:
         """The quantiles at ``qs``: a column per q, a row per window."""
+        if qs == self.qs:  # the usual case: a histogram only ``Quantiles`` reads
+            return self.quantiles
         return self.quantiles[:, [self.qs.index(q) for q in qs]]
 
 
@@ -584,10 +586,11 @@ def _summary_object(
     observed = found.observations > 0
     # ``mean``, where there are observations (elsewhere the figure is 0, whatever this holds).
     means = np.divide(found.totals, found.observations, out=np.zeros(len(observed)), where=observed)
-    columns = dict(zip(SUMMARY_KEYS, (means, summaries.minimums, *summaries.at(SUMMARY_QUANTILES).T), strict=True))
-    block = np.column_stack([columns[key] for key in keys])
+    every = np.column_stack((means, summaries.minimums, summaries.at(SUMMARY_QUANTILES)))  # SUMMARY_KEYS' order
+    block = every if keys == SUMMARY_KEYS else every[:, [SUMMARY_KEYS.index(key) for key in keys]]
+    scaled = np.multiply(block, scale, out=np.zeros(block.shape), where=observed[:, None])
     summary = FigureObject()
-    for key, figure in zip(keys, out.figures(np.where(observed[:, None], block * scale, 0.0)), strict=True):
+    for key, figure in zip(keys, out.figures(scaled), strict=True):
         summary.add(key, figure)
     summary.add("count", out.figure(found.observations))
     return summary, observed
@@ -747,13 +750,13 @@ class CacheByEndpoint:
             looked = lookups > 0
             if not looked.any():
                 continue
-            with np.errstate(divide="ignore", invalid="ignore"):
-                columns = (
-                    100 * lookup_hits / lookups,
-                    np.divide(100 * hits, queries, out=np.zeros(len(ws)), where=queries != 0),
-                    lookups,
-                    lookup_hits,
-                )
+            # Figures only where the endpoint was looked up (the key is absent elsewhere): no NaN to round.
+            columns = (
+                np.divide(100 * lookup_hits, lookups, out=np.zeros(len(ws)), where=looked),
+                np.divide(100 * hits, queries, out=np.zeros(len(ws)), where=queries != 0),
+                lookups,
+                lookup_hits,
+            )
             figures = FigureObject()
             for key, values in zip(_CACHE_KEYS, columns, strict=True):
                 figures.add(key, out.figure(values))
