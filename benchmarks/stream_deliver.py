@@ -29,11 +29,14 @@ before within 3 % as no change. Needs ``valgrind``.
 
 import argparse
 import asyncio
+import contextlib
 import json
 import statistics
 import time
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from common import cachegrind, child_round, spread, trees_in_turn
 from driven import driven_server
@@ -58,30 +61,39 @@ def windows_of(kind: str, sets: int) -> list[float]:
     return [10.0 + i for i in range(sets)] if kind == "distinct" else [10.0] * sets
 
 
-async def deliver_again(windows: list[float], ticks: int) -> None:
-    """``ticks`` deliveries on the last snapshot, for ``--instructions``: the same traffic, warm-up and
-    subscribers as ``deliver_times``, then only the clock moves."""
+@contextlib.asynccontextmanager
+async def subscribed(windows: list[float], *, turns: bool = True) -> AsyncIterator[Any]:
+    """The driven server after ``WARM_UP_SECONDS`` of traffic, its heap frozen as the server's is after
+    start-up, with one subscriber per window registered on its hub. Without ``turns`` the hub gives the
+    loop none within a tick."""
     import gc
 
-    from bridge.hub import Client
+    from bridge.hub import Client  # from the checkout ``PYTHONPATH`` names (``common.child_round``)
     from bridge.protocol import Filters
 
     async with driven_server() as server:
-        hub = server.hub
-        # No turns for the loop: how many a tick takes follows the clock, which Valgrind stretches.
-        hub.slice_seconds = float("inf")
+        if not turns:
+            server.hub.slice_seconds = float("inf")
         for _ in range(WARM_UP_SECONDS):
             await server.second(REQUESTS_PER_SECOND)
         gc.collect()
         gc.freeze()
         for window in windows:
-            hub.register(Client(Filters(interval=1.0, window=window)))
+            server.hub.register(Client(Filters(interval=1.0, window=window)))
+        yield server
+
+
+async def deliver_again(windows: list[float], ticks: int) -> None:
+    """``ticks`` deliveries on the last snapshot, for ``--instructions``: the ticks of ``deliver_times``
+    but for the turns (how many a tick takes follows the clock, which Valgrind stretches), then only the
+    clock moves."""
+    async with subscribed(windows, turns=False) as server:
         for _ in range(3):  # the caches filled
             await server.second(REQUESTS_PER_SECOND)
-            await hub.deliver(server.clock.now)
+            await server.hub.deliver(server.clock.now)
         for _ in range(ticks):
             server.clock.now += 1.0
-            await hub.deliver(server.clock.now)
+            await server.hub.deliver(server.clock.now)
 
 
 def count_instructions(sets: int, ticks: int, baseline: Path | None) -> None:
@@ -111,24 +123,12 @@ def count_instructions(sets: int, ticks: int, baseline: Path | None) -> None:
 
 async def deliver_times(windows: list[float], ticks: int) -> list[float]:
     """Seconds of each tick's ``deliver`` for one subscriber per window."""
-    import gc
-
-    from bridge.hub import Client  # from the checkout ``PYTHONPATH`` names (``common.child_round``)
-    from bridge.protocol import Filters
-
-    async with driven_server() as server:
-        hub = server.hub
-        for _ in range(WARM_UP_SECONDS):
-            await server.second(REQUESTS_PER_SECOND)
-        gc.collect()
-        gc.freeze()  # as the server does after start-up
-        for window in windows:
-            hub.register(Client(Filters(interval=1.0, window=window)))
+    async with subscribed(windows) as server:
         times = []
         for _ in range(ticks):
             await server.second(REQUESTS_PER_SECOND)
             started = time.perf_counter()
-            groups = await hub.deliver(server.clock.now)
+            groups = await server.hub.deliver(server.clock.now)
             times.append(time.perf_counter() - started)
         assert groups == len(set(windows)), groups
     return times
