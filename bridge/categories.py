@@ -428,7 +428,8 @@ class WindowSet:
     def _summaries_together(self, table: "HistogramTable") -> dict[Read, dict[str, "_Summaries"]] | None:
         """``summaries`` from one gather of every group's counts, sum and count (``table.index``) out of
         the folds, padded as ``histogram_summaries_of_layouts`` pads them, so every figure is the one it
-        gives. None when it cannot: a layout it computes on its own, or a count below 0 in a window."""
+        gives. None when it cannot: a layout padding would change (``table.apart``), or a count below 0 in a
+        window (a series gone since a start)."""
         if table.apart:
             return None
         summaries: dict[Read, dict[str, _Summaries]] = {read: {} for read in self._end.histograms}
