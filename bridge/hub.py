@@ -9,6 +9,7 @@ a warning and a ``source_unavailable`` error to clients, the second a logged tra
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from typing import Any, cast
 
 from bridge import protocol
 from bridge.categories import Mapping, Selection, Window, WindowSet, compute, compute_in_steps, fold_plan
-from bridge.figures import ColumnFigures, DictFigures, dumps_figures
+from bridge.figures import ColumnFigures, DictFigures, deltas_texts, dumps_figures
 from bridge.folds import FoldCache
 from bridge.sampler import Sampler, SourceUnavailable
 from bridge.snapshot import Snapshot
@@ -34,6 +35,19 @@ one, 6 windows 1.16 against 1.03, 8 windows 1.17 against 1.28 (benchmarks/HISTOR
 session)."""
 
 
+class _Turns:
+    """Gives the event loop a turn whenever ``seconds`` have passed since the last (or the start)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.due = time.perf_counter() + seconds
+
+    async def take(self) -> None:
+        if time.perf_counter() >= self.due:
+            await asyncio.sleep(0)
+            self.due = time.perf_counter() + self.seconds
+
+
 def _whole_seconds(seconds: float) -> bool:
     return abs(seconds - round(seconds)) < 1e-9
 
@@ -44,6 +58,12 @@ DELTA_FIELDS = (
     ("total_errors_per_sec", "error", "total_errors_per_sec"),
     ("active_streams_delta", "streaming", "active_streams"),
 )
+DELTA_NAMES = tuple(name for name, _, _ in DELTA_FIELDS)
+
+GroupKey = tuple[Any, ...]
+"""``protocol.Filters.group_key``: the clients of one filter set."""
+ByStart = dict[int, tuple[Snapshot, list[GroupKey]]]
+"""The filter sets whose windows begin at each start snapshot (by its id), with that snapshot."""
 
 
 @dataclass(frozen=True)
@@ -79,7 +99,8 @@ class Client:
     update: str | None = None
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     next_due: float = 0.0
-    previous: dict[str, float] | None = None
+    previous: tuple[float, ...] | None = None
+    """The figures the last update's deltas were taken from (``DELTA_FIELDS``'s), None before the first."""
 
     def post_reply(self, text: str) -> None:
         self.replies.append(text)
@@ -225,12 +246,10 @@ class Hub:
         every window new to the cache needs one: after a burst of subscribers, a hundred at once. Made
         here one by one, with turns between them, the computation finds them all in the cache."""
         plan = fold_plan(self.mapping, selection)
-        due = time.perf_counter() + self.slice_seconds
+        turns = _Turns(self.slice_seconds)
         for snapshot in snapshots:
             self.folds.fold(snapshot, plan)
-            if time.perf_counter() >= due:
-                await asyncio.sleep(0)
-                due = time.perf_counter() + self.slice_seconds
+            await turns.take()
 
     async def _compute_together(
         self, starts: list[Snapshot], end: Snapshot, filters: protocol.Filters
@@ -239,16 +258,14 @@ class Hub:
         measure by measure, the event loop given a turn whenever ``slice_seconds`` have passed."""
         selection = Selection(filters.endpoints, filters.models)
         await self._fold_in_turns((*starts, end), selection)
-        due = time.perf_counter() + self.slice_seconds
+        turns = _Turns(self.slice_seconds)
         steps = compute_in_steps(WindowSet(starts, end, self.mapping, selection, self.folds), filters.metric_types)
         while True:
             try:
                 next(steps)
             except StopIteration as done:
                 return cast(ColumnFigures | DictFigures, done.value)
-            if time.perf_counter() >= due:
-                await asyncio.sleep(0)
-                due = time.perf_counter() + self.slice_seconds
+            await turns.take()
 
     async def history(self, filters: protocol.Filters) -> list[dict[str, Any]]:
         """The last ``history_seconds`` at 1 s spacing, oldest first; shared by clients with equal filters.
@@ -262,12 +279,10 @@ class Hub:
         if cached is not None and cached[0] == latest.timestamp:
             return cached[1]
         points = []
-        due = time.perf_counter() + self.slice_seconds
+        turns = _Turns(self.slice_seconds)
         for snapshot in self.sampler.ring.spaced(self.settings.history_seconds, 1.0):
             points.append({"timestamp": snapshot.timestamp, "data": self.data(filters, snapshot)})
-            if time.perf_counter() >= due:
-                await asyncio.sleep(0)
-                due = time.perf_counter() + self.slice_seconds
+            await turns.take()
         if len(self._history) > 64:
             self._history.clear()
         self._history[filters.group_key] = (latest.timestamp, points)
@@ -293,87 +308,138 @@ class Hub:
         """
         # Half a tick of tolerance: ticks and wall-clock readings jitter by milliseconds.
         slack = self.tick_seconds() / 2
-        groups: dict[tuple[Any, ...], list[Client]] = {}
+        groups: dict[GroupKey, list[Client]] = {}
         for client in self.clients:
             if client.next_due <= now + slack:
                 groups.setdefault(client.filters.group_key, []).append(client)
-        due_yield = time.perf_counter() + self.slice_seconds
         stamp = repr(now)
         latest = self.sampler.ring.latest
-        # Filter sets whose windows begin at the same snapshot and select the same series have the same
-        # figures: computed once. Long windows meet on the ring's coarse snapshots (ten seconds apart),
-        # and windows longer than the server's life all begin at its oldest snapshot. Sets that select the
-        # same series but begin at different snapshots (windows of 10 s, 30 s, 60 s...) end at the same one:
-        # their figures are computed together (``WindowSet``), measure by measure.
-        windows: dict[tuple[Any, ...], tuple[Snapshot, Snapshot, tuple[Any, ...]]] = {}  # start, end, shared
-        together: dict[tuple[Any, ...], dict[int, Snapshot]] = {}  # starts not computed yet, by what they share
-        if latest is not None:
-            for key, clients in groups.items():
-                start, end = self.sampler.window(clients[0].filters.window, latest)
-                shared = self._shared(clients[0].filters, end)
-                windows[key] = (start, end, shared)
-                if start.epoch == end.epoch:
-                    together.setdefault(shared, {})[id(start)] = start
-        # Each payload's text, and the figures its deltas are taken from.
-        computed: dict[tuple[Any, ...], tuple[dict[str, float], str]] = {}
+        if latest is None:
+            empty = (math.nan,) * len(DELTA_NAMES)
+            nothing = [
+                (key, clients, _Payload(_prefix(stamp, clients), "{}", empty)) for key, clients in groups.items()
+            ]
+            self._post(nothing, now, slack)
+            return len(groups)
+        selections, across = self._windows(groups, latest)
+        turns = _Turns(self.slice_seconds)
+        for filters, end, by_start in selections:
+            if len(by_start) >= self.together_from:
+                windows = list(by_start.values())
+                payloads = await self._compute_together([start for start, _ in windows], end, filters)
+                columns = [payloads.column(category, field) for _, category, field in DELTA_FIELDS]
+                absent = [math.nan] * len(windows)
+                rows = zip(*(absent if column is None else column for column in columns), strict=True)
+                updates = [
+                    (key, groups[key], _Payload(_prefix(stamp, groups[key]), written, row))
+                    for (_, keys), written, row in zip(windows, payloads.texts(), rows, strict=True)
+                    for key in keys
+                ]
+                self._post(updates, now, slack)
+            else:
+                for start, keys in by_start.values():
+                    await self._fold_in_turns((start, end), Selection(filters.endpoints, filters.models))
+                    self._post_alone(start, end, keys, groups, stamp, now, slack)
+                    await turns.take()
+            await turns.take()
+        for start, end, key in across:  # a window across a counter reset folds only its end
+            self._post_alone(start, end, [key], groups, stamp, now, slack)
+            await turns.take()
+        return len(groups)
+
+    def _windows(
+        self, groups: dict[GroupKey, list[Client]], latest: Snapshot
+    ) -> tuple[list[tuple[protocol.Filters, Snapshot, ByStart]], list[tuple[Snapshot, Snapshot, GroupKey]]]:
+        """Each group's window, by what windows share to be computed together (the series they select,
+        as the filters of the first group say, and their end snapshot) and then by start; the windows
+        across a counter reset apart. (A windowed source's windows end where it computed each.)
+
+        Filter sets whose windows begin at the same snapshot and select the same series have the same
+        figures: computed once. Long windows meet on the ring's coarse snapshots (ten seconds apart), and
+        windows longer than the server's life all begin at its oldest snapshot. Sets that select the same
+        series but begin at different snapshots (windows of 10 s, 30 s, 60 s...) end at the same one: their
+        figures are computed together (``WindowSet``), measure by measure."""
+        selections: dict[tuple[Any, ...], tuple[protocol.Filters, Snapshot, ByStart]] = {}
+        across = []
         for key, clients in groups.items():
             filters = clients[0].filters
-            if latest is None:
-                figures: dict[str, float] = {}
-                data_text = "{}"
+            start, end = self.sampler.window(filters.window, latest)
+            if start.epoch != end.epoch:
+                across.append((start, end, key))
+                continue
+            selected = (id(end), filters.endpoints, filters.models, filters.metric_types)
+            if selected not in selections:
+                selections[selected] = (filters, end, {})
+            by_start = selections[selected][2]
+            if id(start) in by_start:
+                by_start[id(start)][1].append(key)
             else:
-                start, end, shared = windows[key]
-                same = (id(start), *shared)
-                if same not in computed:
-                    pending = together.get(shared, {})
-                    if id(start) in pending and len(pending) >= self.together_from:
-                        starts = list(pending.values())
-                        pending.clear()
-                        payloads = await self._compute_together(starts, end, filters)
-                        columns = [(name, payloads.column(cat, field)) for name, cat, field in DELTA_FIELDS]
-                        names = [name for name, values in columns if values is not None]
-                        present = [values for _, values in columns if values is not None]
-                        rows = list(zip(*present, strict=True)) if present else [()] * len(starts)
-                        for one, written, row in zip(starts, payloads.texts(), rows, strict=True):
-                            computed[(id(one), *shared)] = (dict(zip(names, row, strict=True)), written)
-                        due_yield = time.perf_counter() + self.slice_seconds
-                    else:
-                        pending.pop(id(start), None)
-                        if start.epoch == end.epoch:  # a window across a counter reset folds only its end
-                            await self._fold_in_turns((start, end), Selection(filters.endpoints, filters.models))
-                        data = self._compute(start, end, filters)
-                        deltas = {name: data[cat][field] for name, cat, field in DELTA_FIELDS if cat in data}
-                        computed[same] = (deltas, dumps_figures(data))
-                figures, data_text = computed[same]
-            head = f'{{"type":"metrics_update","timestamp":{stamp},"window":{filters.window!r},"data":'
-            # Clients that got the same last update (the same figures object) get the same text.
-            texts: dict[int, str] = {}
+                by_start[id(start)] = (start, [key])
+        return list(selections.values()), across
+
+    def _post_alone(
+        self,
+        start: Snapshot,
+        end: Snapshot,
+        keys: list[GroupKey],
+        groups: dict[GroupKey, list[Client]],
+        stamp: str,
+        now: float,
+        slack: float,
+    ) -> None:
+        """Compute one window (for the sets ``keys``, which share it) and post it."""
+        filters = groups[keys[0]][0].filters
+        data = self._compute(start, end, filters)
+        written = dumps_figures(data)
+        figures = tuple(data[category][field] if category in data else math.nan for _, category, field in DELTA_FIELDS)
+        self._post(
+            [(key, groups[key], _Payload(_prefix(stamp, groups[key]), written, figures)) for key in keys], now, slack
+        )
+
+    def _post(self, updates: list[tuple[GroupKey, list[Client], "_Payload"]], now: float, slack: float) -> None:
+        """Post each group's update to its clients, with each client's deltas, written at once for all.
+
+        Clients that got the same last update (the same figures) get the same text."""
+        payloads: list[_Payload] = []
+        pairs: list[tuple[tuple[float, ...], tuple[float, ...] | None]] = []  # they keep the ids' objects alive
+        members: list[list[Client]] = []  # the clients of each (payload, previous) pair
+        for key, clients, payload in updates:
+            pair_of: dict[int, list[Client]] = {}  # by the id of the figures a client's last update had
             for client in clients:
                 if client.filters.group_key != key or client not in self.clients:
                     continue  # re-subscribed or gone while another set was computed: nothing stale
                 previous = client.previous
-                text = texts.get(id(previous))
-                if text is None:
-                    deltas_text = dumps_figures(_deltas(figures, previous))
-                    text = texts[id(previous)] = f'{head}{data_text},"deltas":{deltas_text}}}'
+                alike = pair_of.get(id(previous))
+                if alike is None:
+                    alike = pair_of[id(previous)] = []
+                    members.append(alike)
+                    payloads.append(payload)
+                    pairs.append((payload.figures, previous))
+                alike.append(client)
+        late = now - slack
+        for payload, deltas, alike in zip(payloads, deltas_texts(DELTA_NAMES, pairs), members, strict=True):
+            text = f'{payload.prefix}{payload.data},"deltas":{deltas}}}'
+            figures = payload.figures
+            for client in alike:
                 client.previous = figures
                 client.post_update(text)
                 # On schedule: keep the client's own grid, quantized to ticks; late (first update, a new
                 # interval): restart it.
-                on_time = client.next_due >= now - slack
-                client.next_due = (client.next_due if on_time else now) + client.filters.interval
-            if time.perf_counter() >= due_yield:
-                await asyncio.sleep(0)
-                due_yield = time.perf_counter() + self.slice_seconds
-        return len(groups)
-
-    @staticmethod
-    def _shared(filters: protocol.Filters, end: Snapshot) -> tuple[Any, ...]:
-        """What windows must share to be computed together: their end and what they select."""
-        return (id(end), filters.endpoints, filters.models, filters.metric_types)
+                due = client.next_due
+                client.next_due = (due if due >= late else now) + client.filters.interval
 
 
-def _deltas(figures: dict[str, float], previous: dict[str, float] | None) -> dict[str, float]:
-    if previous is None:
-        return {}
-    return {k: round(v - previous[k], 4) for k, v in figures.items() if k in previous}
+@dataclass(frozen=True, slots=True)
+class _Payload:
+    """One filter set's update but for its deltas (each client's own): the message's text before its data,
+    the data's, and the figures the deltas are taken from (``DELTA_FIELDS``'s, NaN where the set's
+    categories hold none)."""
+
+    prefix: str
+    data: str
+    figures: tuple[float, ...]
+
+
+def _prefix(stamp: str, clients: list[Client]) -> str:
+    """The text of an update to ``clients`` (a group: one window) before its data."""
+    return f'{{"type":"metrics_update","timestamp":{stamp},"window":{clients[0].filters.window!r},"data":'

@@ -297,6 +297,43 @@ async def test_windows_computed_one_by_one_or_together_post_the_same_updates(win
         assert together == alone and len(set(together)) == windows
 
 
+class WindowsOf:
+    """A windowed source (as ``PrometheusSource``) whose windows end at snapshots of their own."""
+
+    def __init__(self, pairs: dict[float, tuple[Snapshot, Snapshot]]) -> None:
+        self.pairs = pairs
+
+    async def window(self, wanted, window: float, at: float) -> tuple[Snapshot, Snapshot]:
+        return self.pairs[window]
+
+    async def collect(self, sample_names):
+        raise AssertionError("a windowed source is asked for windows")
+
+
+@pytest.mark.parametrize("together_from", [2, 10**6], ids=["together", "one-by-one"])
+async def test_each_window_of_a_windowed_source_is_computed_from_its_own_end(together_from):
+    s = Service()
+    start = snapshot(s, 0.0)
+    s.traffic("/a", "m1", 10, 0.05)
+    ten = snapshot(s, 10.0)
+    s.traffic("/a", "m1", 30, 0.05)
+    twenty = snapshot(s, 20.0)
+    # Requests a second: 30 in the last 10 s, 40 in 20 s (two windows that end together at different
+    # starts: computed together), and, as the longest window's pair, 10 in the first 10 s (its end is
+    # the sampler's latest).
+    source = WindowsOf({10.0: (ten, twenty), 20.0: (start, twenty), 30.0: (start, ten)})
+    clock = FakeClock()
+    hub = Hub(source, MAPPING, StreamSettings(min_interval=0.5), clock=clock)
+    hub.together_from = together_from
+    clients = {w: Client(Filters(interval=0.5, window=w)) for w in (10.0, 20.0, 30.0)}
+    for client in clients.values():
+        hub.register(client)
+    await hub.sample()
+    assert await hub.deliver(clock.now) == 3
+    rates = {w: json.loads(c.update)["data"]["throughput"]["total_requests_per_sec"] for w, c in clients.items()}
+    assert rates == {10.0: 3.0, 20.0: 2.0, 30.0: 1.0}
+
+
 async def test_mailbox_keeps_only_the_latest_update_but_every_reply():
     client = Client(Filters())
     client.post_update("old")

@@ -16,7 +16,15 @@ from bridge.categories import (
     compute_many,
     histogram_table,
 )
-from bridge.figures import ColumnFigures, FigureObject, dumps_figures, round_figure, round_figures
+from bridge.figures import (
+    DELTAS_TOGETHER_FROM,
+    ColumnFigures,
+    FigureObject,
+    deltas_texts,
+    dumps_figures,
+    round_figure,
+    round_figures,
+)
 from bridge.folds import FoldCache
 from bridge.snapshot import Snapshot, histogram
 
@@ -246,3 +254,33 @@ def test_figures_alike_in_every_window_are_written_into_the_template_and_read_th
     assert figures.rows() == expected
     assert figures.texts() == [dumps_figures(row) for row in expected]
     assert figures.column("gauge") == [7.0] * windows and figures.column("rate") == varying.tolist()
+
+
+@pytest.mark.parametrize("pairs", [1, DELTAS_TOGETHER_FROM - 1, DELTAS_TOGETHER_FROM, 50])
+def test_deltas_written_together_are_each_pair_written_alone(pairs):
+    """Each client's deltas: now minus before, rounded as a figure, where both hold a number; none before
+    the first update. Many pairs take one ``ColumnFigures``, a few a dict each: the same text either way."""
+    rng = np.random.default_rng(pairs)
+    names = ("requests", "tokens", "errors", "streams")
+    cases: list[tuple[tuple[float, ...], tuple[float, ...] | None]] = []
+    for index in range(pairs):
+        now = tuple(round_figure(v) for v in rng.uniform(-50, 50, len(names)))
+        before = tuple(round_figure(v) for v in rng.uniform(-50, 50, len(names)))
+        if index % 4 == 1:
+            before = None  # a client's first update
+        elif index % 4 == 2:  # a category the client does not receive: NaN now and before
+            now, before = (*now[:2], math.nan, now[3]), (*before[:2], math.nan, before[3])
+        elif index % 4 == 3:
+            before = now  # nothing changed
+        cases.append((now, before))
+    expected = []
+    for now, before in cases:
+        changes = (
+            {}
+            if before is None
+            else {name: round_figure(a - b) for name, a, b in zip(names, now, before, strict=True) if not math.isnan(a)}
+        )
+        expected.append(dumps_figures(changes))
+    assert deltas_texts(names, cases) == expected
+    assert [deltas_texts(names, [case])[0] for case in cases] == expected
+    assert expected[0] != "{}" and (pairs < 2 or expected[1] == "{}")
