@@ -3,6 +3,11 @@
 Each subscriber is an asyncio protocol around websockets' sans-I/O client, stamping a frame's arrival
 in ``data_received``: with a thousand subscribers in one process, the high-level client's per-message
 work would queue the last frames of a burst and be measured as the server's lag.
+
+    python benchmarks/fanout_clients.py URL SUBSCRIBERS SETS SECONDS [deflate]
+
+With ``deflate`` every subscriber offers permessage-deflate as a browser does (``client_max_window_bits``
+and nothing else) and reads compressed frames.
 """
 
 import asyncio
@@ -11,6 +16,7 @@ import sys
 import time
 
 from websockets.client import ClientProtocol
+from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 from websockets.frames import Frame, Opcode
 from websockets.uri import parse_uri
 
@@ -19,8 +25,12 @@ WARM_UP_UPDATES = 3
 
 
 class Subscriber(asyncio.Protocol):
-    def __init__(self, url: str, subscribe: bytes | None, lags: list[float], opened: asyncio.Future) -> None:
-        self.ws = ClientProtocol(parse_uri(url), max_size=None)
+    def __init__(
+        self, url: str, subscribe: bytes | None, lags: list[float], opened: asyncio.Future, deflate: bool
+    ) -> None:
+        # What a browser offers: permessage-deflate; client_max_window_bits.
+        offers = [ClientPerMessageDeflateFactory(client_max_window_bits=True)] if deflate else None
+        self.ws = ClientProtocol(parse_uri(url), extensions=offers, max_size=None)
         self.subscribe, self.lags, self.opened = subscribe, lags, opened
         self.measuring_from = self.measuring_until = float("inf")
         self.updates = 0
@@ -61,6 +71,7 @@ async def main() -> None:
     # ``sets`` distinct filter sets (windows of 10 s, 11 s, ...) among ``count`` subscribers, round robin;
     # one set is the default filters.
     url, count, sets, duration = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+    deflate = sys.argv[5:] == ["deflate"]
     uri = parse_uri(url)
     loop = asyncio.get_running_loop()
     lags: list[float] = []
@@ -70,7 +81,7 @@ async def main() -> None:
         opened = loop.create_future()
         message = json.dumps({"type": "subscribe", "filters": filters}).encode()
         _, protocol = await loop.create_connection(
-            lambda m=message, o=opened: Subscriber(url, m, lags, o), uri.host, uri.port
+            lambda m=message, o=opened: Subscriber(url, m, lags, o, deflate), uri.host, uri.port
         )
         await opened
         subscribers.append(protocol)

@@ -4,6 +4,7 @@ and 100 distinct filter sets beside the same chat traffic, in one run.
 
     python benchmarks/stream_fanout.py [--duration 20] [--rounds 3] [--traffic-rps 10]
         [--scenarios 1 100 1000 10-sets 100-sets 100-in-1-set 100-in-10-sets] [--server-tree DIR]
+        [--deflate]
 
 The distinct sets' windows are 10 s, 11 s, 12 s..., and the server first runs long enough (about two
 minutes a round for 100 sets) to hold a snapshot at each window's start: a hundred distinct windows a
@@ -24,6 +25,10 @@ is reported apart, as "first max". Each round runs every scenario on fakeai and 
 traffic, on the bare app; the summary gives medians and ranges over rounds, and the CPU ratio fakeai /
 bare of each round (a process's CPU time is read in 10 ms ticks: at under 1% CPU, runs shorter than
 20 s are mostly rounding).
+
+With ``--deflate`` every subscriber offers permessage-deflate as a browser does, and both servers
+compress: the bare app as uvicorn does, once per connection with context takeover; fakeai once per
+distinct update (``bridge.frames``).
 """
 
 import argparse
@@ -84,7 +89,13 @@ def traffic(port: int, rps: float, seconds: float) -> Iterator[None]:
 
 
 def measure(
-    server: list[str], port: int, scenario: Scenario, duration: float, rps: float = 0.0, tree: Path | None = None
+    server: list[str],
+    port: int,
+    scenario: Scenario,
+    duration: float,
+    rps: float = 0.0,
+    tree: Path | None = None,
+    deflate: bool = False,
 ) -> dict:
     # Distinct sets ask for windows of 10 to 10 + sets - 1 s: the server keeps a snapshot a second from
     # its start, so it runs that long first, or the longer windows would all begin at its oldest
@@ -98,7 +109,11 @@ def measure(
             time.sleep(warm_up)
             command = [sys.executable, str(HERE / "fanout_clients.py"), f"ws://127.0.0.1:{port}/metrics/stream"]
             clients = subprocess.Popen(
-                pinned(1, [*command, str(scenario.subscribers), str(scenario.sets), str(duration)]),
+                pinned(
+                    1,
+                    [*command, str(scenario.subscribers), str(scenario.sets), str(duration)]
+                    + (["deflate"] if deflate else []),
+                ),
                 stdout=subprocess.PIPE,
                 text=True,
             )
@@ -132,6 +147,7 @@ def main() -> None:
     parser.add_argument(
         "--traffic-rps", type=float, default=10.0, help="chat requests a second while distinct sets run (0: none)"
     )
+    parser.add_argument("--deflate", action="store_true", help="subscribers offer permessage-deflate, as browsers do")
     parser.add_argument(
         "--server-tree", type=Path, help="run fakeai from this checkout (git worktree add DIR <commit>): before/after"
     )
@@ -161,7 +177,9 @@ def main() -> None:
         payload = Path(tmp) / "payload.json"
         payload.write_text(json.dumps(update))
         size = len(json.dumps(update))
-        print(f"payload {size} bytes, interval 1 s, {args.duration:.0f} s per scenario, {args.rounds} rounds\n")
+        compressed = ", permessage-deflate" if args.deflate else ""
+        print(f"payload {size} bytes{compressed}, interval 1 s, ", end="")
+        print(f"{args.duration:.0f} s per scenario, {args.rounds} rounds\n")
         print(f"{'scenario':<44}{'server':>8}{'CPU %':>9}{'lag p50 ms':>12}{'lag p99 ms':>12}{'updates':>9}", end="")
         print(f"{'first max ms':>14}")
         results: dict[tuple[str, str], list[dict]] = {}
@@ -175,9 +193,8 @@ def main() -> None:
                     if name == "bare" and scenario.traffic:
                         continue  # the bare app serves no chat: its rows are those without traffic
                     rps = args.traffic_rps if scenario.traffic else 0.0
-                    r = measure(
-                        command, port, scenario, args.duration, rps, args.server_tree if name == "fakeai" else None
-                    )
+                    tree = args.server_tree if name == "fakeai" else None
+                    r = measure(command, port, scenario, args.duration, rps, tree, args.deflate)
                     results.setdefault((scenario.label, name), []).append(r)
                     print(
                         f"{scenario.title:<44}{name:>8}{r['cpu_percent']:>9.2f}{r['p50_ms']:>12.1f}"

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import uvicorn
 
+from bridge import frames
 from bridge.app import create_bridge_app
 from bridge.categories import Mapping
 from bridge.hub import Hub, StreamSettings
@@ -75,7 +76,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     sock.listen(2048)  # connections made as soon as the address is printed wait instead of being refused
     host, port = sock.getsockname()[:2]
     print(f"bridge streaming {streamed}\n  stream:  ws://{host}:{port}/metrics/stream", flush=True)
-    config = uvicorn.Config(create_bridge_app(hub), log_level="warning", timeout_graceful_shutdown=5)
+    config = uvicorn.Config(
+        create_bridge_app(hub), log_level="warning", timeout_graceful_shutdown=5, ws=frames.PROTOCOL
+    )
     uvicorn.Server(config).run(sockets=[sock])
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import uvicorn
 from prometheus_client import CollectorRegistry
 
+from bridge import frames
 from fakeai import __version__
 from fakeai.app import SETTINGS_ENV, create_app, settle_heap
 from fakeai.scenario import ScenarioError
@@ -116,6 +117,7 @@ def serve(settings: Settings) -> None:
         "log_level": settings.log_level,
         "access_log": settings.log_level == "debug",
         "timeout_graceful_shutdown": 5,
+        "ws": frames.PROTOCOL,  # /metrics/stream: an update framed once for all its subscribers
     }
     if settings.workers == 1:
         config = uvicorn.Config(create_app(settings, server_registry()), **options)
