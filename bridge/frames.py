@@ -3,20 +3,23 @@ connection that sends it.
 
 A tick posts one text to every subscriber of a filter set, and uvicorn's WebSocket protocol would
 encode it, compress it (permessage-deflate, which every browser negotiates) and frame it once per
-connection: about 22 us a subscriber for a 1.5 KB update, more than computing it. ``SharedFrames`` is
-uvicorn's protocol (``websockets``' sans-I/O ``ServerProtocol`` underneath) with two changes:
+connection: 20 to 30 us a subscriber for a 1.5 KB update, more than computing it. ``SharedFrames`` is
+uvicorn's protocol (``websockets``' sans-I/O ``ServerProtocol`` underneath) with three changes:
 
 - permessage-deflate is negotiated with ``server_no_context_takeover`` (RFC 7692, 7.1.1.1: a server may
   answer any offer with it), so a message's compressed bytes depend on the message and the negotiated
   parameters alone, not on what the connection sent before;
-- a text message's frame comes from ``FrameCache``, keyed by the text and those parameters: the first
-  connection to send a text encodes, compresses and frames it (websockets' own ``serialize``, with the
-  connection's own extension: the very bytes it would have written); the others write the same bytes.
+- a text shorter than ``COMPRESS_FROM`` goes uncompressed (RFC 7692 lets a sender choose message by
+  message: a frame without RSV1 is plain; Node's ``ws`` sends what is under 1 KiB so): an update of a few
+  kilobytes a second is cheaper to send as it is than to compress, even once, for a subscriber of a
+  filter set of its own; the history (a subscriber's first message, up to ~100 KB) is compressed;
+- a text message's frame comes from ``FrameCache``, keyed by the text and what decides its bytes (plain,
+  or the connection's deflate parameters): the first connection to send a text frames it (websockets'
+  own ``serialize``, with the connection's own extension when compressed: the very bytes it would have
+  written); the others write the same bytes.
 
-The price of no context takeover: an update compresses to ~500 bytes instead of ~100, and a text sent to
-one subscriber only (a filter set of its own) is compressed from scratch, as fast as with the history
-(about 17 us against 12 in zlib). Anything else (binary messages, a connection closing, extensions other
-than permessage-deflate) goes through uvicorn's own ``send``.
+Anything else (binary messages, a connection closing, extensions other than permessage-deflate) goes
+through uvicorn's own ``send``.
 """
 
 from collections.abc import Hashable, Sequence
@@ -32,6 +35,13 @@ from websockets.server import ServerProtocol
 
 PROTOCOL = "bridge.frames:SharedFrames"
 """What to pass as uvicorn's ``ws`` (an import string: worker processes import it)."""
+
+COMPRESS_FROM = 16 << 10
+"""Texts of at least this many characters are compressed where permessage-deflate is negotiated: a
+history, not an update (2 to 5 KB on a default server; compressing one costs ~20 us and saves a few
+kilobytes a second, which no LAN notices)."""
+PLAIN: Hashable = ()
+"""The kind of a frame without extensions: a plain connection's, or a short text's on any connection."""
 
 WINDOW_BITS = 12
 COMPRESS_SETTINGS = {"memLevel": 5}
@@ -81,7 +91,7 @@ def frame_kind(extensions: Sequence[Extension]) -> Hashable | None:
     """What decides a text's frame on a connection with ``extensions``: None when a frame depends on
     more than the text (an extension with state between messages, or one this module does not know)."""
     if not extensions:
-        return ()
+        return PLAIN
     if len(extensions) == 1 and isinstance(extensions[0], PerMessageDeflate):
         deflate = extensions[0]
         if deflate.local_no_context_takeover:
@@ -130,5 +140,7 @@ class SharedFrames(WebSocketsSansIOProtocol):
             self._kind, self._kind_known = frame_kind(self.conn.extensions), True
         if self._kind is None:
             await super().send(message)
-            return
-        self.transport.write(self.frame_cache.frame(text, self._kind, self.conn.extensions))
+        elif len(text) < COMPRESS_FROM:
+            self.transport.write(self.frame_cache.frame(text, PLAIN, ()))
+        else:
+            self.transport.write(self.frame_cache.frame(text, self._kind, self.conn.extensions))

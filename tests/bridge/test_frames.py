@@ -1,5 +1,5 @@
 """A text sent to many WebSocket connections is encoded, compressed and framed once per kind of
-connection, and every client, compressing or not, reads exactly what was sent."""
+connection (a short one once for all), and every client, compressing or not, reads exactly what was sent."""
 
 import asyncio
 import contextlib
@@ -14,12 +14,13 @@ from starlette.websockets import WebSocket
 from websockets.asyncio.client import connect
 from websockets.extensions.permessage_deflate import PerMessageDeflate
 
-from bridge.frames import PROTOCOL, FrameCache, SharedFrames
+from bridge.frames import COMPRESS_FROM, PLAIN, PROTOCOL, FrameCache, SharedFrames
 
-# Two texts alike enough that a compressor with history would encode the second by reference to the
-# first: a client given them in another order than the first one could not read it.
-FIRST = json.dumps({"type": "metrics_update", "data": {f"figure_{i}": i * 1.25 for i in range(80)}})
-SECOND = FIRST.replace("1.25", "2.5")
+# Two texts long enough to be compressed, and alike enough that a compressor with history would encode
+# the second by reference to the first: a client given them in another order could not read it.
+FIRST = json.dumps({"type": "historical_data", "data": {f"figure_{i}": i * 1.25 for i in range(1000)}})
+SECOND = FIRST.replace("figure_", "number_")
+assert min(len(FIRST), len(SECOND)) >= COMPRESS_FROM
 
 
 async def send_in_the_order_asked(websocket: WebSocket) -> None:
@@ -68,9 +69,11 @@ async def test_clients_compressing_or_not_read_every_text_and_each_text_is_frame
     deflating = [extensions for (_, extensions), c in zip(results, compressions, strict=True) if c]
     assert all(isinstance(e[0], PerMessageDeflate) and e[0].remote_no_context_takeover for e in deflating)
     assert all(extensions == [] for (_, extensions), c in zip(results, compressions, strict=True) if not c)
-    # Four texts (FIRST, SECOND, two "yours"), each framed once for the compressing clients and once for
-    # the others; fifteen sent.
-    assert cache.framed == 4 * 2 and cache.reused == 5 * 3 - 4 * 2
+    # FIRST and SECOND framed once for the compressing clients and once for the others; the two short
+    # "yours" texts once for all, uncompressed; fifteen sent.
+    assert cache.framed == 2 * 2 + 2 and cache.reused == 5 * 3 - cache.framed
+    cache.frame("yours: first", PLAIN, ())
+    assert cache.framed == 6
 
 
 def test_the_cache_keeps_its_byte_budget_and_frames_a_long_text_without_keeping_it():
