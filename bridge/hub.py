@@ -23,6 +23,7 @@ from bridge.folds import FoldCache
 from bridge.sampler import Sampler, SourceUnavailable
 from bridge.snapshot import Snapshot
 from bridge.sources import Source
+from bridge.turns import Turns
 
 log = logging.getLogger("bridge")
 
@@ -33,19 +34,6 @@ a fixed ~1 ms (numpy's per-call overhead over every measure) and little per wind
 about 0.13 ms. Measured with ``Hub.deliver`` in process: 2 windows 1.07 ms together against 0.52 ms one by
 one, 6 windows 1.16 against 1.03, 8 windows 1.17 against 1.28 (benchmarks/HISTORY.md, twenty-second
 session)."""
-
-
-class _Turns:
-    """Gives the event loop a turn whenever ``seconds`` have passed since the last (or the start)."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.due = time.perf_counter() + seconds
-
-    async def take(self) -> None:
-        if time.perf_counter() >= self.due:
-            await asyncio.sleep(0)
-            self.due = time.perf_counter() + self.seconds
 
 
 def _whole_seconds(seconds: float) -> bool:
@@ -246,7 +234,7 @@ class Hub:
         every window new to the cache needs one: after a burst of subscribers, a hundred at once. Made
         here one by one, with turns between them, the computation finds them all in the cache."""
         plan = fold_plan(self.mapping, selection)
-        turns = _Turns(self.slice_seconds)
+        turns = Turns(self.slice_seconds)
         for snapshot in snapshots:
             self.folds.fold(snapshot, plan)
             await turns.take()
@@ -258,7 +246,7 @@ class Hub:
         measure by measure, the event loop given a turn whenever ``slice_seconds`` have passed."""
         selection = Selection(filters.endpoints, filters.models)
         await self._fold_in_turns((*starts, end), selection)
-        turns = _Turns(self.slice_seconds)
+        turns = Turns(self.slice_seconds)
         steps = compute_in_steps(WindowSet(starts, end, self.mapping, selection, self.folds), filters.metric_types)
         while True:
             try:
@@ -279,7 +267,7 @@ class Hub:
         if cached is not None and cached[0] == latest.timestamp:
             return cached[1]
         points = []
-        turns = _Turns(self.slice_seconds)
+        turns = Turns(self.slice_seconds)
         for snapshot in self.sampler.ring.spaced(self.settings.history_seconds, 1.0):
             points.append({"timestamp": snapshot.timestamp, "data": self.data(filters, snapshot)})
             await turns.take()
@@ -322,7 +310,7 @@ class Hub:
             self._post(nothing, now, slack)
             return len(groups)
         selections, across = self._windows(groups, latest)
-        turns = _Turns(self.slice_seconds)
+        turns = Turns(self.slice_seconds)
         for filters, end, by_start in selections:
             if len(by_start) >= self.together_from:
                 windows = list(by_start.values())

@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bridge.reader import fetch_text
 from bridge.snapshot import Interner, LabelKey, Snapshot, Wanted, label_key, take
+from bridge.turns import Turns
 
 
 class Source(Protocol):
@@ -49,12 +50,10 @@ class RegistrySource:
     async def collect(self, sample_names: set[str]) -> Iterable[Metric]:
         source = self.registry.restricted_registry(sample_names) if self.restrict else self.registry
         families = []
-        due = time.perf_counter() + self.slice_seconds
+        turns = Turns(self.slice_seconds)
         for family in source.collect():
             families.append(family)
-            if time.perf_counter() >= due:
-                await asyncio.sleep(0)
-                due = time.perf_counter() + self.slice_seconds
+            await turns.take()
         return families
 
 
@@ -140,7 +139,7 @@ class ChildrenSource:
         snapshot = Snapshot(timestamp, {name: {} for name in wanted.counters | wanted.gauges})
         for name in wanted.histograms:
             snapshot.histograms[name] = {}
-        due = time.perf_counter() + self.slice_seconds
+        turns = Turns(self.slice_seconds)
         for metric in self.metrics:
             name = metric._name
             if name in snapshot.histograms:
@@ -169,9 +168,7 @@ class ChildrenSource:
                 series = snapshot.values[name]
                 for values, child in self._children(metric):
                     series[self._key(metric, values, interner)] = child._value.get()
-            if time.perf_counter() >= due:
-                await asyncio.sleep(0)
-                due = time.perf_counter() + self.slice_seconds
+            await turns.take()
         return snapshot
 
 
