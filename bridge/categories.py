@@ -14,7 +14,7 @@ from typing import Any, ClassVar, cast
 import numpy as np
 
 from bridge.figures import ColumnFigures, DictFigures, FigureObject, round_figure
-from bridge.folds import Fold, FoldCache, FoldLayout, FoldPlan, HistogramSum, Read, add_histogram, group_of, labels
+from bridge.folds import Fold, FoldCache, FoldPlan, FoldShape, HistogramSum, Read, add_histogram, group_of, labels
 from bridge.math import (
     bucket_increase,
     histogram_summaries_of_layouts,
@@ -299,16 +299,14 @@ class HistogramTable:
 
 
 @functools.lru_cache(maxsize=64)
-def histogram_table(
-    layout: FoldLayout, mapping: Mapping, signature: tuple[tuple[Read, tuple[tuple[str, bytes], ...]], ...]
-) -> HistogramTable:
-    """The ``HistogramTable`` of the groups that ``signature`` names (each read's (group, bucket layout)
-    pairs, as a fold's ``histograms`` has them), at their places in ``layout``. Raises ``PerWindow`` when
-    a group has several bucket layouts."""
+def histogram_table(shape: FoldShape, mapping: Mapping) -> HistogramTable:
+    """The ``HistogramTable`` of the histogram groups of folds of ``shape``. Raises ``PerWindow`` when a
+    group has several bucket layouts."""
     wanted = set_quantiles(mapping)
+    layout = shape.layout
     entries = []
     positions = []
-    for read, blocks in signature:
+    for read, blocks in shape.signature:
         seen = set()
         for group, bucket_layout in blocks:
             if group in seen:
@@ -365,7 +363,7 @@ class WindowSet:
         self.seconds = np.maximum(end.timestamp - np.array([start.timestamp for start in starts], dtype=float), 0.0)
         self._memo: dict[tuple[str, str, str | None], Any] = {}
         self._summaries: dict[Read, dict[str, _Summaries]] | None = None
-        self._increases: tuple[dict[int, int], np.ndarray] | None = None
+        self._increases: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -396,23 +394,24 @@ class WindowSet:
         if found is not None:
             return found
         name = getattr(self.mapping, role)
-        groups = {} if name is None else self._end.groups[(name, _label(self.mapping, by))]
+        if name is None:
+            found = self._memo[memo_key] = ([], np.zeros((len(self), 0)))
+            return found
         if self._increases is None:
             self._increases = self._every_increase()
-        column_of, increases = self._increases
-        columns = [column_of[position] for position in groups.values()]
-        found = self._memo[memo_key] = (list(groups), increases[:, columns])
+        groups, columns = self._end.shape.columns[(name, _label(self.mapping, by))]
+        found = self._memo[memo_key] = (groups, self._increases[:, columns])
         return found
 
-    def _every_increase(self) -> tuple[dict[int, int], np.ndarray]:
-        """The increase of every number the end's fold has, over every window, in one array operation:
-        the column of each fold position, and a row per window."""
-        positions = sorted({position for groups in self._end.groups.values() for position in groups.values()})
+    def _every_increase(self) -> np.ndarray:
+        """The increase of every number the end's fold has (``FoldShape.positions``, a column each),
+        over every window (a row each), in one array operation."""
+        positions = self._end.shape.positions
         after = self._end.vector[positions]
         differences = after - self._starts[:, positions]
         # ``_difference``: float noise below 1e-9 relative is no increase.
         differences[np.abs(differences) <= 1e-9 * np.maximum(1.0, np.abs(after))] = 0.0
-        return {position: column for column, position in enumerate(positions)}, differences
+        return differences
 
     def summaries(self, role: str, by: str | None = None) -> dict[str, "_Summaries"]:
         """Each group's histogram increase over every window, with the minimum and the quantiles
@@ -420,8 +419,7 @@ class WindowSet:
         table reads, in one pass of array work (``HistogramTable``); raises ``PerWindow`` when a group's
         series have several bucket layouts."""
         if self._summaries is None:
-            signature = tuple((read, tuple(blocks)) for read, blocks in self._end.histograms.items())
-            table = histogram_table(self._end.layout, self.mapping, signature)
+            table = histogram_table(self._end.shape, self.mapping)
             self._summaries = self._summaries_together(table) or self._summaries_by_layout()
         return self._summaries[(getattr(self.mapping, role), _label(self.mapping, by))]
 

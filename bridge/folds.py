@@ -22,6 +22,11 @@ HistogramBlock = tuple[tuple[str, bytes], tuple[np.ndarray, int]]
 """A histogram group's (group, bucket layout) and its (bounds, position) in a fold's vector."""
 
 
+MAX_SHAPES = 64
+"""The ``FoldShape``s a layout keeps: a source whose groups change between snapshots makes a new one each
+time (selections keep a few each)."""
+
+
 @functools.lru_cache(maxsize=65536)
 def labels(key: LabelKey) -> dict[str, str]:
     """A series key as a dict, made once per series (keys are bounded by the source's cardinality).
@@ -94,6 +99,7 @@ class FoldLayout:
     def __init__(self) -> None:
         self._positions: dict[tuple[str, str | None, str, bytes | None], int] = {}
         self._blocks: dict[tuple[str, str | None, str, bytes], HistogramBlock] = {}
+        self._shapes: dict[tuple[Any, ...], FoldShape] = {}
         self.size = 0
 
     def position(self, key: tuple[str, str | None, str, bytes | None], width: int) -> int:
@@ -116,6 +122,58 @@ class FoldLayout:
             found = self._blocks[key] = ((group, bucket_layout), (bounds, position))
         return found
 
+    def shape(
+        self,
+        groups: dict[Read, dict[str, int]],
+        histograms: dict[Read, dict[tuple[str, bytes], tuple[np.ndarray, int]]],
+    ) -> "FoldShape":
+        """The one ``FoldShape`` of this layout that holds these groups at these places."""
+        key = (
+            tuple((read, tuple(placed.items())) for read, placed in groups.items()),
+            tuple((read, tuple(blocks)) for read, blocks in histograms.items()),
+        )
+        found = self._shapes.get(key)
+        if found is None:
+            if len(self._shapes) >= MAX_SHAPES:
+                self._shapes.clear()  # groups that keep changing: bounded, at the cost of indexes made again
+            found = self._shapes[key] = FoldShape(self, groups, histograms)
+        return found
+
+
+class FoldShape:
+    """Which groups a fold holds and where: its ``groups`` and ``histograms`` (see ``Fold``), with the
+    array indexes that windows computed together read them by (``bridge.categories.WindowSet``), made once.
+    The folds of successive snapshots nearly always hold the same groups at the same places, and share
+    one shape (``FoldLayout.shape``): a tick's hundred windows then look these indexes up instead of
+    making them again from the dicts."""
+
+    def __init__(
+        self,
+        layout: "FoldLayout",
+        groups: dict[Read, dict[str, int]],
+        histograms: dict[Read, dict[tuple[str, bytes], tuple[np.ndarray, int]]],
+    ) -> None:
+        self.layout, self.groups, self.histograms = layout, groups, histograms
+
+    @functools.cached_property
+    def positions(self) -> np.ndarray:
+        """Every number's position (not the histograms'), ascending."""
+        return np.array(sorted({position for placed in self.groups.values() for position in placed.values()}), np.intp)
+
+    @functools.cached_property
+    def columns(self) -> dict[Read, tuple[list[str], np.ndarray]]:
+        """For each read, its groups in order and where each one's number lies in ``positions``."""
+        column_of = {position: column for column, position in enumerate(self.positions.tolist())}
+        return {
+            read: (list(placed), np.array([column_of[position] for position in placed.values()], np.intp))
+            for read, placed in self.groups.items()
+        }
+
+    @functools.cached_property
+    def signature(self) -> tuple[tuple[Read, tuple[tuple[str, bytes], ...]], ...]:
+        """Each histogram read's (group, bucket layout) pairs, in order."""
+        return tuple((read, tuple(blocks)) for read, blocks in self.histograms.items())
+
 
 @dataclass(eq=False)
 class Fold:
@@ -128,10 +186,17 @@ class Fold:
     a list: the cache keeps hundreds of folds of thousands of numbers, and the garbage collector stops
     walking a tuple of floats once it has seen it, where it walks every item of a list on every full
     collection (measured with the cache full: 1.5 ms a full collection with lists, 0.95 ms with tuples)."""
-    groups: dict[Read, dict[str, int]]
-    """For each read, the groups this snapshot has, in the order its series met them, and their positions."""
-    histograms: dict[Read, dict[tuple[str, bytes], tuple[np.ndarray, int]]]
-    """For each read, each (group, bucket layout) this snapshot has: its bounds and the block's position."""
+    shape: FoldShape
+
+    @property
+    def groups(self) -> dict[Read, dict[str, int]]:
+        """For each read, the groups this snapshot has, in the order its series met them, and their positions."""
+        return self.shape.groups
+
+    @property
+    def histograms(self) -> dict[Read, dict[tuple[str, bytes], tuple[np.ndarray, int]]]:
+        """For each read, each (group, bucket layout) this snapshot has: its bounds and the block's position."""
+        return self.shape.histograms
 
     def number(self, position: int) -> float:
         return self.numbers[position] if position < len(self.numbers) else 0.0
@@ -184,7 +249,7 @@ def fold(snapshot: Snapshot, plan: FoldPlan, layout: FoldLayout) -> Fold:
         vector[position : position + width] = summed.counts
         vector[position + width] = summed.total
         vector[position + width + 1] = summed.count
-    return Fold(layout, vector, tuple(vector.tolist()), groups, histograms)
+    return Fold(layout, vector, tuple(vector.tolist()), layout.shape(groups, histograms))
 
 
 class FoldCache:

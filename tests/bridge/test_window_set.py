@@ -1,5 +1,6 @@
 """Windows that share an end, computed together, give each window's own figures, byte for byte."""
 
+import itertools
 import math
 
 import numpy as np
@@ -14,6 +15,7 @@ from bridge.categories import (
     compute,
     compute_figures,
     compute_many,
+    fold_plan,
     histogram_table,
 )
 from bridge.figures import (
@@ -25,7 +27,7 @@ from bridge.figures import (
     round_figure,
     round_figures,
 )
-from bridge.folds import FoldCache
+from bridge.folds import MAX_SHAPES, FoldCache, FoldLayout
 from bridge.snapshot import Snapshot, histogram
 
 MAPPING = Mapping(
@@ -152,6 +154,31 @@ def test_a_set_shares_the_fold_cache_with_windows_computed_alone():
     together = compute_many(WindowSet(snapshots[3:6], end, MAPPING, Selection(), cache), EVERYTHING)
     assert together[0] == alone
     assert len(cache) == folds + 2  # two more starts folded; the end's and the first start's reused
+
+
+def test_folds_share_a_shape_exactly_when_they_hold_the_same_groups_at_the_same_places():
+    cache = FoldCache()
+    plan = fold_plan(MAPPING, Selection())
+    folds = [cache.fold(snapshot, plan) for snapshot in history(3)]
+
+    def places(fold):
+        return (
+            [(read, list(placed.items())) for read, placed in fold.groups.items()],
+            [(read, list(blocks)) for read, blocks in fold.histograms.items()],
+        )
+
+    for before, after in itertools.pairwise(folds):
+        assert (before.shape is after.shape) == (places(before) == places(after))
+    shapes = {id(fold.shape) for fold in folds}
+    assert 1 < len(shapes) < len(folds)  # series appear early on, then every fold of the epoch shares one
+
+
+def test_a_layout_keeps_a_bounded_number_of_shapes():
+    layout = FoldLayout()
+    made = [layout.shape({("f", None): {f"group{i}": i}}, {}) for i in range(3 * MAX_SHAPES)]
+    assert len({id(shape) for shape in made}) == len(made)
+    assert layout.shape({("f", None): {f"group{len(made) - 1}": len(made) - 1}}, {}) is made[-1]
+    assert layout.shape({("f", None): {"group0": 0}}, {}) is not made[0]  # dropped long since
 
 
 def test_a_group_with_two_bucket_layouts_is_computed_window_by_window():
