@@ -408,7 +408,7 @@ class WindowSet:
         over every window (a row each), in one array operation."""
         positions = self._end.shape.positions
         after = self._end.vector[positions]
-        differences = after - self._starts[:, positions]
+        differences: np.ndarray = after - self._starts[:, positions]
         # ``_difference``: float noise below 1e-9 relative is no increase.
         differences[np.abs(differences) <= 1e-9 * np.maximum(1.0, np.abs(after))] = 0.0
         return differences
