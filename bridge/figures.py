@@ -177,7 +177,10 @@ class ColumnFigures:
         )
         slots = {column: slot for slot, column in enumerate(np.flatnonzero(varies).tolist())}
         if slots:
-            written = orjson.dumps(matrix[:, varies].tolist()).decode()  # "[[1.0,2.5],[...]]"
+            # "[[1.0,2.5],[...]]", written by orjson from the array: the same text as from its list of
+            # floats, without making the list (tests/bridge/test_window_set.py holds every text to
+            # ``dumps_figures``).
+            written = orjson.dumps(np.ascontiguousarray(matrix[:, varies]), option=orjson.OPT_SERIALIZE_NUMPY).decode()
             numbers_text = [row.split(",") for row in written[2:-2].split("],[")]
         else:
             numbers_text = [[] for _ in range(self.windows)]

@@ -417,7 +417,7 @@ class Hub:
                 client.next_due = (due if due >= late else now) + client.filters.interval
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs four times as much, a set a tick
 class _Payload:
     """One filter set's update but for its deltas (each client's own): the message's text before its data,
     the data's, and the figures the deltas are taken from (``DELTA_FIELDS``'s, NaN where the set's
