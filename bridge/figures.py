@@ -93,12 +93,14 @@ class ColumnFigures:
         self._width = 0
         self._masks: list[np.ndarray] = []
         self._matrix: np.ndarray | None = None
+        self._numbers_text: tuple[dict[int, str], dict[int, int], list[list[str]]] | None = None
+        self._templates: dict[int, dict[tuple[bool, ...], tuple[list[str], Callable[[list[str]], Sequence[str]]]]] = {}
 
     def figure(self, values: float | np.ndarray) -> int:
         """A figure of every window (a value, or an array of one per window), rounded when written."""
         self._columns.append((self._width, values))
         self._width += 1
-        self._matrix = None
+        self._matrix = self._numbers_text = None
         return self._width - 1
 
     def figures(self, block: np.ndarray) -> range:
@@ -106,7 +108,7 @@ class ColumnFigures:
         first = self._width
         self._columns.append((first, block))
         self._width += block.shape[1]
-        self._matrix = None
+        self._matrix = self._numbers_text = None
         return range(first, self._width)
 
     def mask(self, present: np.ndarray) -> int | None:
@@ -168,28 +170,24 @@ class ColumnFigures:
         A figure with the same value in every window (a gauge's current value, an error rate of 0, all
         of them when there is one window) is written once, into the templates; only the others are
         written per window."""
+        return self._texts(self.root)
+
+    def entry_texts(self) -> dict[str, list[str]]:
+        """The text of each object at the root (each present in every window), window by window: what
+        ``texts`` writes after its key. A client that asked for some categories of the message gets
+        those pieces joined (``join_entries``), byte for byte ``dumps_figures`` of its categories."""
+        return {key: self._texts(value) for key, value, _ in self.root.entries if isinstance(value, FigureObject)}
+
+    def _texts(self, node: FigureObject) -> list[str]:
         if not self.windows:
             return []
-        matrix = self._rounded_matrix()
-        varies = (matrix != matrix[:1]).any(axis=0)
-        constants = dict(
-            zip(np.flatnonzero(~varies).tolist(), _number_texts(matrix[:1, ~varies].ravel().tolist()), strict=True)
-        )
-        slots = {column: slot for slot, column in enumerate(np.flatnonzero(varies).tolist())}
-        if slots:
-            # "[[1.0,2.5],[...]]", written by orjson from the array: the same text as from its list of
-            # floats, without making the list (tests/bridge/test_window_set.py holds every text to
-            # ``dumps_figures``).
-            written = orjson.dumps(np.ascontiguousarray(matrix[:, varies]), option=orjson.OPT_SERIALIZE_NUMPY).decode()
-            numbers_text = [row.split(",") for row in written[2:-2].split("],[")]
-        else:
-            numbers_text = [[] for _ in range(self.windows)]
-        templates: dict[tuple[bool, ...], tuple[list[str], Callable[[list[str]], Sequence[str]]]] = {}
+        constants, slots, numbers_text = self._written()
+        templates = self._templates.setdefault(id(node), {})
         texts = []
         for row, present in zip(numbers_text, self._patterns(), strict=True):
             found = templates.get(present)
             if found is None:
-                found = templates[present] = self._template(present, constants, slots)
+                found = templates[present] = self._template(node, present, constants, slots)
             parts, choose = found
             # The numbers into the gaps, then one join: a ``%``-template would be parsed again for every
             # window, all of its two kilobytes, for a few numbers.
@@ -197,12 +195,33 @@ class ColumnFigures:
             texts.append("".join(parts))
         return texts
 
+    def _written(self) -> tuple[dict[int, str], dict[int, int], list[list[str]]]:
+        """The text of the figures alike in every window (by column), where each other figure lies in a
+        window's numbers (by column), and each window's numbers as text, in that order."""
+        if self._numbers_text is None:
+            matrix = self._rounded_matrix()
+            varies = (matrix != matrix[:1]).any(axis=0)
+            texts = _number_texts(matrix[:1, ~varies].ravel().tolist())
+            constants = dict(zip(np.flatnonzero(~varies).tolist(), texts, strict=True))
+            slots = {column: slot for slot, column in enumerate(np.flatnonzero(varies).tolist())}
+            if slots:
+                # "[[1.0,2.5],[...]]", written by orjson from the array: the same text as from its list of
+                # floats, without making the list (tests/bridge/test_window_set.py holds every text to
+                # ``dumps_figures``).
+                written = orjson.dumps(np.ascontiguousarray(matrix[:, varies]), option=orjson.OPT_SERIALIZE_NUMPY)
+                numbers_text = [row.split(",") for row in written.decode()[2:-2].split("],[")]
+            else:
+                numbers_text = [[] for _ in range(self.windows)]
+            self._numbers_text = (constants, slots, numbers_text)
+            self._templates.clear()  # made for other constants
+        return self._numbers_text
+
     def _template(
-        self, present: tuple[bool, ...], constants: dict[int, str], slots: dict[int, int]
+        self, node: FigureObject, present: tuple[bool, ...], constants: dict[int, str], slots: dict[int, int]
     ) -> tuple[list[str], Callable[[list[str]], Sequence[str]]]:
-        """The text of the windows whose masks are ``present`` as its pieces: text, then a gap for each
-        figure not in ``constants`` (those are written in), each followed by text; and what picks the gaps'
-        numbers from a row of the figures at ``slots``, in order."""
+        """The text of ``node`` in the windows whose masks are ``present`` as its pieces: text, then a gap
+        for each figure not in ``constants`` (those are written in), each followed by text; and what picks
+        the gaps' numbers from a row of the figures at ``slots``, in order."""
         pieces: list[str] = []  # the text since the last gap
         parts: list[str] = []
         chosen: list[int] = []
@@ -227,7 +246,7 @@ class ColumnFigures:
                     chosen.append(slots[value])
             pieces.append("}")
 
-        write(self.root)
+        write(node)
         parts.append("".join(pieces))
         if chosen == list(range(len(slots))):
             return parts, _every
@@ -255,12 +274,17 @@ class DictFigures:
 
     def __init__(self, rows: list[dict[str, Any]]) -> None:
         self._rows = rows
+        self.windows = len(rows)
 
     def rows(self) -> list[dict[str, Any]]:
         return self._rows
 
     def texts(self) -> list[str]:
         return [dumps_figures(row) for row in self._rows]
+
+    def entry_texts(self) -> dict[str, list[str]]:
+        keys = self._rows[0] if self._rows else {}
+        return {key: [dumps_figures(row[key]) for row in self._rows] for key in keys}
 
     def column(self, *path: str) -> list[float] | None:
         values = []
@@ -272,6 +296,11 @@ class DictFigures:
                 found = found[key]
             values.append(found)
         return values
+
+
+def join_entries(texts: dict[str, str]) -> str:
+    """The object of these entries' texts (``ColumnFigures.entry_texts``), in their order."""
+    return "{" + ",".join(_key_text(key) + text for key, text in texts.items()) + "}"
 
 
 DELTAS_TOGETHER_FROM = 8

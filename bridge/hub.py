@@ -13,12 +13,12 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 from bridge import protocol
 from bridge.categories import Mapping, Selection, Window, WindowSet, compute, compute_in_steps, fold_plan
-from bridge.figures import ColumnFigures, DictFigures, deltas_texts, dumps_figures
+from bridge.figures import ColumnFigures, DictFigures, deltas_texts, join_entries
 from bridge.folds import FoldCache
 from bridge.sampler import Sampler, SourceUnavailable
 from bridge.snapshot import Snapshot
@@ -314,39 +314,38 @@ class Hub:
         for filters, end, by_start in selections:
             if len(by_start) >= self.together_from:
                 windows = list(by_start.values())
-                payloads = await self._compute_together([start for start, _ in windows], end, filters)
-                columns = [payloads.column(category, field) for _, category, field in DELTA_FIELDS]
-                absent = [math.nan] * len(windows)
-                rows = zip(*(absent if column is None else column for column in columns), strict=True)
+                data = _Data(await self._compute_together([start for start, _ in windows], end, filters), filters)
                 updates = [
-                    (key, groups[key], _Payload(_prefix(stamp, groups[key]), written, row))
-                    for (_, keys), written, row in zip(windows, payloads.texts(), rows, strict=True)
+                    (key, groups[key], data.payload(row, groups[key], stamp))
+                    for row, (_, keys) in enumerate(windows)
                     for key in keys
                 ]
                 self._post(updates, now, slack)
             else:
                 for start, keys in by_start.values():
                     await self._fold_in_turns((start, end), Selection(filters.endpoints, filters.models))
-                    self._post_alone(start, end, keys, groups, stamp, now, slack)
+                    self._post_alone(start, end, filters, keys, groups, stamp, now, slack)
                     await turns.take()
             await turns.take()
         for start, end, key in across:  # a window across a counter reset folds only its end
-            self._post_alone(start, end, [key], groups, stamp, now, slack)
+            self._post_alone(start, end, groups[key][0].filters, [key], groups, stamp, now, slack)
             await turns.take()
         return len(groups)
 
     def _windows(
         self, groups: dict[GroupKey, list[Client]], latest: Snapshot
     ) -> tuple[list[tuple[protocol.Filters, Snapshot, ByStart]], list[tuple[Snapshot, Snapshot, GroupKey]]]:
-        """Each group's window, by what windows share to be computed together (the series they select,
-        as the filters of the first group say, and their end snapshot) and then by start; the windows
-        across a counter reset apart. (A windowed source's windows end where it computed each.)
+        """Each group's window, by what windows share to be computed together (the series they select
+        and their end snapshot) and then by start; the windows across a counter reset apart. (A windowed
+        source's windows end where it computed each.) Each selection comes with the filters it is
+        computed for: the series it selects, and every category one of its sets asked for.
 
         Filter sets whose windows begin at the same snapshot and select the same series have the same
-        figures: computed once. Long windows meet on the ring's coarse snapshots (ten seconds apart), and
-        windows longer than the server's life all begin at its oldest snapshot. Sets that select the same
-        series but begin at different snapshots (windows of 10 s, 30 s, 60 s...) end at the same one: their
-        figures are computed together (``WindowSet``), measure by measure."""
+        figures: computed once, whichever categories each asked for (each gets its own). Long windows
+        meet on the ring's coarse snapshots (ten seconds apart), and windows longer than the server's life
+        all begin at its oldest snapshot. Sets that select the same series but begin at different
+        snapshots (windows of 10 s, 30 s, 60 s...) end at the same one: their figures are computed
+        together (``WindowSet``), measure by measure."""
         selections: dict[tuple[Any, ...], tuple[protocol.Filters, Snapshot, ByStart]] = {}
         across = []
         for key, clients in groups.items():
@@ -355,10 +354,14 @@ class Hub:
             if start.epoch != end.epoch:
                 across.append((start, end, key))
                 continue
-            selected = (id(end), filters.endpoints, filters.models, filters.metric_types)
-            if selected not in selections:
-                selections[selected] = (filters, end, {})
-            by_start = selections[selected][2]
+            selected = (id(end), filters.endpoints, filters.models)
+            found = selections.get(selected)
+            if found is None:
+                found = selections[selected] = (filters, end, {})
+            elif not filters.metric_types <= found[0].metric_types:
+                wider = replace(found[0], metric_types=found[0].metric_types | filters.metric_types)
+                found = selections[selected] = (wider, end, found[2])
+            by_start = found[2]
             if id(start) in by_start:
                 by_start[id(start)][1].append(key)
             else:
@@ -369,20 +372,16 @@ class Hub:
         self,
         start: Snapshot,
         end: Snapshot,
+        filters: protocol.Filters,
         keys: list[GroupKey],
         groups: dict[GroupKey, list[Client]],
         stamp: str,
         now: float,
         slack: float,
     ) -> None:
-        """Compute one window (for the sets ``keys``, which share it) and post it."""
-        filters = groups[keys[0]][0].filters
-        data = self._compute(start, end, filters)
-        written = dumps_figures(data)
-        figures = tuple(data[category][field] if category in data else math.nan for _, category, field in DELTA_FIELDS)
-        self._post(
-            [(key, groups[key], _Payload(_prefix(stamp, groups[key]), written, figures)) for key in keys], now, slack
-        )
+        """Compute one window for ``filters`` (for the sets ``keys``, which share it) and post it."""
+        data = _Data(DictFigures([self._compute(start, end, filters)]), filters)
+        self._post([(key, groups[key], data.payload(0, groups[key], stamp)) for key in keys], now, slack)
 
     def _post(self, updates: list[tuple[GroupKey, list[Client], "_Payload"]], now: float, slack: float) -> None:
         """Post each group's update to its clients, with each client's deltas, written at once for all.
@@ -431,3 +430,45 @@ class _Payload:
 def _prefix(stamp: str, clients: list[Client]) -> str:
     """The text of an update to ``clients`` (a group: one window) before its data."""
     return f'{{"type":"metrics_update","timestamp":{stamp},"window":{clients[0].filters.window!r},"data":'
+
+
+class _Data:
+    """The figures of a computation's windows (a row each), as each filter set gets them: the whole text
+    where the set asked for every category computed (the usual case), its own categories' texts joined
+    otherwise; and the figures its deltas are taken from."""
+
+    def __init__(self, figures: ColumnFigures | DictFigures, computed: protocol.Filters) -> None:
+        self.figures = figures
+        self.computed = computed.metric_types
+        self._texts: list[str] | None = None
+        self._entries: dict[str, list[str]] | None = None
+        columns = [figures.column(category, field) for _, category, field in DELTA_FIELDS]
+        absent = [math.nan] * figures.windows
+        self._figures = list(zip(*(absent if column is None else column for column in columns), strict=True))
+        self._made: dict[tuple[int, frozenset[str]], tuple[str, tuple[float, ...]]] = {}
+
+    def payload(self, row: int, clients: list[Client], stamp: str) -> "_Payload":
+        """The update of window ``row`` to ``clients`` (a group) but for its deltas."""
+        types = clients[0].filters.metric_types
+        made = self._made.get((row, types))
+        if made is None:
+            made = self._made[(row, types)] = self._text(row, types), self._delta_figures(row, types)
+        return _Payload(_prefix(stamp, clients), *made)
+
+    def _text(self, row: int, types: frozenset[str]) -> str:
+        if types == self.computed:
+            if self._texts is None:
+                self._texts = self.figures.texts()
+            return self._texts[row]
+        if self._entries is None:
+            self._entries = self.figures.entry_texts()
+        return join_entries({category: texts[row] for category, texts in self._entries.items() if category in types})
+
+    def _delta_figures(self, row: int, types: frozenset[str]) -> tuple[float, ...]:
+        figures = self._figures[row]
+        if types == self.computed:
+            return figures
+        return tuple(
+            figure if category in types else math.nan
+            for figure, (_, category, _) in zip(figures, DELTA_FIELDS, strict=True)
+        )

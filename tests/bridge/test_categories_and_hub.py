@@ -9,8 +9,9 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from bridge.categories import METRIC_TYPES, Mapping, Selection, Window, compute, fold_plan
+from bridge.figures import dumps_figures
 from bridge.folds import FoldCache
-from bridge.hub import TOGETHER_FROM, Client, Hub, StreamSettings
+from bridge.hub import DELTA_FIELDS, TOGETHER_FROM, Client, Hub, StreamSettings
 from bridge.math import histogram_quantile
 from bridge.protocol import Filters
 from bridge.server import handle
@@ -295,6 +296,48 @@ async def test_windows_computed_one_by_one_or_together_post_the_same_updates(win
             assert await hub.deliver(clock.now) == windows
         together, alone = ([c.update for c in mine] for mine in clients)
         assert together == alone and len(set(together)) == windows
+
+
+@pytest.mark.parametrize("together_from", [2, 10**6], ids=["together", "one-by-one"])
+async def test_sets_that_differ_in_categories_share_one_computation_and_each_gets_its_own(together_from):
+    s = Service()
+    clock = FakeClock()
+    hub = Hub(RegistrySource(s.registry), MAPPING, StreamSettings(min_interval=0.5), clock=clock)
+    hub.together_from = together_from
+    for second in range(20):
+        clock.now += 1.0
+        s.traffic("/a" if second % 3 else "/b", "m1", 1 + second % 4, 0.01 * (1 + second % 5))
+        await hub.sample()
+    kinds = [("latency",), ("throughput", "error"), ("streaming",), ("cache", "queue"), METRIC_TYPES]
+    clients = [
+        Client(Filters(interval=1.0, window=window, metric_types=frozenset(kind)))
+        for window in (5.0, 10.0)
+        for kind in kinds
+    ]
+    for client in clients:
+        hub.register(client)
+    computed: list[frozenset[str]] = []  # the categories of each window computed, alone or together
+    alone, together = hub._compute, hub._compute_together
+    hub._compute = lambda start, end, filters: computed.append(filters.metric_types) or alone(start, end, filters)
+    hub._compute_together = lambda starts, end, filters: (
+        computed.extend([filters.metric_types] * len(starts)) or together(starts, end, filters)
+    )
+    for tick in range(2):  # the first update, then one with deltas
+        clock.now += 1.0
+        s.traffic("/a", "m1", 3, 0.05)
+        await hub.sample()
+        computed.clear()
+        assert await hub.deliver(clock.now) == len(clients)
+        assert computed == [frozenset(METRIC_TYPES)] * 2  # two windows, each once, for every set of each
+        hub._compute = alone  # (what each set would get computed on its own)
+        for client in clients:
+            text = client.update
+            data = text[text.index('"data":') + len('"data":') : text.index(',"deltas":')]
+            assert data == dumps_figures(hub.data(client.filters))  # its own categories, byte for byte
+            deltas = json.loads(text)["deltas"]
+            mine = {name for name, category, _ in DELTA_FIELDS if category in client.filters.metric_types}
+            assert set(deltas) == (mine if tick else set())
+        hub._compute = lambda start, end, filters: computed.append(filters.metric_types) or alone(start, end, filters)
 
 
 class WindowsOf:

@@ -24,6 +24,7 @@ from bridge.figures import (
     FigureObject,
     deltas_texts,
     dumps_figures,
+    join_entries,
     round_figure,
     round_figures,
 )
@@ -154,6 +155,20 @@ def test_a_set_shares_the_fold_cache_with_windows_computed_alone():
     together = compute_many(WindowSet(snapshots[3:6], end, MAPPING, Selection(), cache), EVERYTHING)
     assert together[0] == alone
     assert len(cache) == folds + 2  # two more starts folded; the end's and the first start's reused
+
+
+@pytest.mark.parametrize("bounds", [FROM_ZERO, ABOVE_ZERO], ids=["from-zero", "above-zero"])
+def test_a_windows_categories_joined_from_the_entries_are_the_text_of_those_categories_alone(bounds):
+    snapshots = history(11, bounds=bounds)
+    end, starts = snapshots[-1], snapshots[:6]
+    entries = compute_figures(WindowSet(starts, end, MAPPING, Selection(), FoldCache()), EVERYTHING).entry_texts()
+    assert list(entries) == list(METRIC_TYPES)
+    for size in (1, 2, 5):
+        for kind in itertools.islice(itertools.combinations(METRIC_TYPES, size), 4):
+            for row, start in enumerate(starts):
+                alone = compute(Window(start, end, MAPPING, Selection(), FoldCache()), frozenset(kind))
+                joined = join_entries({category: texts[row] for category, texts in entries.items() if category in kind})
+                assert joined == dumps_figures(alone)
 
 
 def test_folds_share_a_shape_exactly_when_they_hold_the_same_groups_at_the_same_places():
