@@ -2,7 +2,7 @@
 N subscribers of one set, without sockets (the computing and posting alone, not the sending).
 
     PYTHONPATH=. python benchmarks/stream_deliver.py [--sets 100] [--ticks 40] [--rounds 4]
-        [--baseline-tree DIR] [--instructions]
+        [--vary windows|categories|selections] [--baseline-tree DIR] [--instructions]
 
 The server first serves ten chat requests a second for 130 seconds of a driven clock (the hub sampling
 once a second), so the distinct sets' windows (10 s, 11 s, ... 10 + N - 1 s) each begin at a snapshot
@@ -11,6 +11,10 @@ and times ``deliver``. Each round runs in a process of its own. The figures are 
 time of a round's ticks, and distinct / shared: what ``stream_fanout.py``'s lag for N distinct sets
 holds of the server's computing, next to the same number of subscribers on one set ("flat in the
 number of sets" is a ratio near 1).
+
+``--vary`` says what the distinct sets differ in (``VARIED``): their windows (the default, the sets of
+``stream_fanout.py``), the categories they ask for, or the models and endpoints they select, the kinds
+of sets a dashboard with a panel per category or per model opens.
 
 With ``--baseline-tree DIR`` (``git worktree add DIR <commit>``) the same measurement runs from that
 checkout too, the two taking turns and swapping order every round: after / before, round by round.
@@ -30,6 +34,7 @@ before within 3 % as no change. Needs ``valgrind``.
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import statistics
 import time
@@ -48,21 +53,48 @@ COUNTED_FEW = 10
 """The short run's ticks under ``--instructions``: it repeats whatever the long run does once."""
 
 
-async def measure(sets: int, ticks: int) -> dict[str, float]:
+async def measure(sets: int, ticks: int, vary: str) -> dict[str, float]:
     """Median ``deliver`` milliseconds for ``sets`` distinct sets and for ``sets`` subscribers of one."""
-    distinct = await deliver_times(windows_of("distinct", sets), ticks)
-    shared = await deliver_times(windows_of("shared", sets), ticks)
+    distinct = await deliver_times(filters_of("distinct", sets, vary), ticks)
+    shared = await deliver_times(filters_of("shared", sets, vary), ticks)
     # The first ticks fill the caches.
     return {"distinct": 1000 * statistics.median(distinct[3:]), "shared": 1000 * statistics.median(shared[3:])}
 
 
-def windows_of(kind: str, sets: int) -> list[float]:
-    """One subscriber's window each: ``sets`` distinct ones, or ``sets`` of one."""
-    return [10.0 + i for i in range(sets)] if kind == "distinct" else [10.0] * sets
+VARIED = ("windows", "categories", "selections")
+"""What distinct sets differ in (``--vary``): their window (10 s, 11 s, ...); the categories they ask for
+(each of the 63 non-empty sets of the six, on windows of 10 s and then 11 s); or the models and endpoints
+they select (each set of the default server's three models with each set of its three generation
+endpoints, 64 in all, then again on a window of 11 s)."""
+
+
+def filters_of(kind: str, sets: int, vary: str = "windows") -> list[dict[str, Any]]:
+    """One subscriber's filters each: ``sets`` distinct ones, or ``sets`` of one (the default's)."""
+    if kind == "shared":
+        return [{}] * sets
+    if vary == "windows":
+        return [{"window": 10.0 + i} for i in range(sets)]
+    if vary == "categories":
+        from bridge.categories import METRIC_TYPES
+
+        kinds = [frozenset(c) for size in range(1, 7) for c in itertools.combinations(METRIC_TYPES, size)]
+        return [{"metric_types": kinds[i % len(kinds)], "window": 10.0 + i // len(kinds)} for i in range(sets)]
+    from fakeai.app import MODEL_ENDPOINTS
+    from fakeai.settings import Settings
+
+    models, endpoints = (
+        [frozenset(c) for size in range(len(names) + 1) for c in itertools.combinations(names, size)]
+        for names in (Settings().models, MODEL_ENDPOINTS)
+    )
+    pairs = list(itertools.product(models, endpoints))
+    return [
+        {"models": pairs[i % len(pairs)][0], "endpoints": pairs[i % len(pairs)][1], "window": 10.0 + i // len(pairs)}
+        for i in range(sets)
+    ]
 
 
 @contextlib.asynccontextmanager
-async def subscribed(windows: list[float], *, turns: bool = True) -> AsyncIterator[Any]:
+async def subscribed(subscribers: list[dict[str, Any]], *, turns: bool = True) -> AsyncIterator[Any]:
     """The driven server after ``WARM_UP_SECONDS`` of traffic, its heap frozen as the server's is after
     start-up, with one subscriber per window registered on its hub. Without ``turns`` the hub gives the
     loop none within a tick."""
@@ -78,16 +110,16 @@ async def subscribed(windows: list[float], *, turns: bool = True) -> AsyncIterat
             await server.second(REQUESTS_PER_SECOND)
         gc.collect()
         gc.freeze()
-        for window in windows:
-            server.hub.register(Client(Filters(interval=1.0, window=window)))
+        for filters in subscribers:
+            server.hub.register(Client(Filters(**{"interval": 1.0, **filters})))
         yield server
 
 
-async def deliver_again(windows: list[float], ticks: int) -> None:
+async def deliver_again(subscribers: list[dict[str, Any]], ticks: int) -> None:
     """``ticks`` deliveries on the last snapshot, for ``--instructions``: the ticks of ``deliver_times``
     but for the turns (how many a tick takes follows the clock, which Valgrind stretches), then only the
     clock moves."""
-    async with subscribed(windows, turns=False) as server:
+    async with subscribed(subscribers, turns=False) as server:
         for _ in range(3):  # the caches filled
             await server.second(REQUESTS_PER_SECOND)
             await server.hub.deliver(server.clock.now)
@@ -96,13 +128,14 @@ async def deliver_again(windows: list[float], ticks: int) -> None:
             await server.hub.deliver(server.clock.now)
 
 
-def count_instructions(sets: int, ticks: int, baseline: Path | None) -> None:
+def count_instructions(sets: int, ticks: int, vary: str, baseline: Path | None) -> None:
     """Instructions of a tick's ``deliver`` per checkout and kind, each the difference of two runs."""
     trees = {"after": HERE.parent} | ({"before": baseline.resolve()} if baseline is not None else {})
     counts: dict[tuple[str, str], float] = {}
 
     def run(tree: Path, kind: str, ticks_run: int) -> int:
         arguments = [str(HERE / "stream_deliver.py"), "--count", kind, "--sets", str(sets), "--ticks", str(ticks_run)]
+        arguments += ["--vary", vary]
         return cachegrind(arguments, tree)["instructions"]
 
     with ThreadPoolExecutor(2) as pool:
@@ -121,16 +154,16 @@ def count_instructions(sets: int, ticks: int, baseline: Path | None) -> None:
             print(f"  after / before, {kind}: {counts[('after', kind)] / counts[('before', kind)]:.3f}")
 
 
-async def deliver_times(windows: list[float], ticks: int) -> list[float]:
+async def deliver_times(subscribers: list[dict[str, Any]], ticks: int) -> list[float]:
     """Seconds of each tick's ``deliver`` for one subscriber per window."""
-    async with subscribed(windows) as server:
+    async with subscribed(subscribers) as server:
         times = []
         for _ in range(ticks):
             await server.second(REQUESTS_PER_SECOND)
             started = time.perf_counter()
             groups = await server.hub.deliver(server.clock.now)
             times.append(time.perf_counter() - started)
-        assert groups == len(set(windows)), groups
+        assert groups == len({tuple(sorted(filters.items())) for filters in subscribers}), groups
     return times
 
 
@@ -139,23 +172,24 @@ def main() -> None:
     parser.add_argument("--sets", type=int, default=100)
     parser.add_argument("--ticks", type=int, default=40)
     parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--vary", choices=VARIED, default="windows", help="what distinct sets differ in")
     parser.add_argument("--baseline-tree", type=Path, help="compare against the hub run from this checkout")
     parser.add_argument("--instructions", action="store_true", help="count instructions a tick (Valgrind)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--count", choices=["distinct", "shared"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(asyncio.run(measure(args.sets, args.ticks))))
+        print(json.dumps(asyncio.run(measure(args.sets, args.ticks, args.vary))))
         return
     if args.count is not None:
-        asyncio.run(deliver_again(windows_of(args.count, args.sets), args.ticks))
+        asyncio.run(deliver_again(filters_of(args.count, args.sets, args.vary), args.ticks))
         return
     if args.instructions:
-        count_instructions(args.sets, args.ticks, args.baseline_tree)
+        count_instructions(args.sets, args.ticks, args.vary, args.baseline_tree)
         return
     figures: dict[str, list[dict[str, float]]] = {}
     for round_number, name, tree in trees_in_turn(args.baseline_tree, args.rounds):
-        arguments = ["--sets", str(args.sets), "--ticks", str(args.ticks)]
+        arguments = ["--sets", str(args.sets), "--ticks", str(args.ticks), "--vary", args.vary]
         found = child_round(HERE / "stream_deliver.py", tree, arguments, timeout=600)
         figures.setdefault(name, []).append(found)
         print(f"round {round_number + 1} {name:6} distinct {found['distinct']:.2f} ms, ", end="")
