@@ -14,7 +14,18 @@ from typing import Any, ClassVar, cast
 import numpy as np
 
 from bridge.figures import ColumnFigures, DictFigures, FigureObject, round_figure
-from bridge.folds import Fold, FoldCache, FoldPlan, FoldShape, HistogramSum, Read, add_histogram, group_of, labels
+from bridge.folds import (
+    MAX_SHAPES,
+    Fold,
+    FoldCache,
+    FoldPlan,
+    FoldShape,
+    HistogramSum,
+    Read,
+    add_histogram,
+    group_of,
+    labels,
+)
 from bridge.math import (
     bucket_increase,
     histogram_summaries_of_layouts,
@@ -119,7 +130,8 @@ def fold_plan(mapping: Mapping, selection: Selection) -> FoldPlan:
         return _selected(key, selection, mapping.endpoint_label, mapping.model_label)
 
     selects = selection.endpoints or selection.models
-    return FoldPlan(reads("values"), reads("histograms"), keep if selects else None)
+    cells = (mapping.endpoint_label, mapping.model_label)
+    return FoldPlan(reads("values"), reads("histograms"), keep if selects else None, cells)
 
 
 def _label(mapping: Mapping, by: str | None) -> str | None:
@@ -298,7 +310,7 @@ class HistogramTable:
     outside (0, 1]): every group is then taken on its own."""
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=MAX_SHAPES)
 def histogram_table(shape: FoldShape, mapping: Mapping) -> HistogramTable:
     """The ``HistogramTable`` of the histogram groups of folds of ``shape``. Raises ``PerWindow`` when a
     group has several bucket layouts."""

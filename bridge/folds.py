@@ -20,11 +20,18 @@ Read = tuple[str, str | None]
 """A family's name and the label its series are summed by (None: every series in one group, "")."""
 HistogramBlock = tuple[tuple[str, bytes], tuple[np.ndarray, int]]
 """A histogram group's (group, bucket layout) and its (bounds, position) in a fold's vector."""
+Cell = tuple[str | None, str | None]
+"""A series' values of a plan's ``cell_labels`` (its endpoint and its model)."""
+Places = dict[Read, dict[str, int]]
+HistogramPlaces = dict[Read, dict[tuple[str, bytes], tuple[np.ndarray, int]]]
+CellPlaces = tuple[Places, HistogramPlaces]
 
 
-MAX_SHAPES = 64
-"""The ``FoldShape``s a layout keeps: a source whose groups change between snapshots makes a new one each
-time (selections keep a few each)."""
+MAX_SHAPES = 1024
+"""The ``FoldShape``s (and ``CellsShape``s) a layout keeps, and the selections a ``CellsShape`` knows: a
+selection's folds share one shape while its groups stay the same, and a hundred subscribers may select a
+hundred ways. A source whose groups change between snapshots makes a new shape each time: bounded, at
+the cost of indexes made again."""
 
 
 @functools.lru_cache(maxsize=65536)
@@ -78,9 +85,17 @@ class FoldPlan:
     histograms: tuple[Read, ...]
     keep: Callable[[LabelKey], bool] | None
     """Whether the selection keeps a series; None: it keeps every series (and no call is made)."""
+    cell_labels: tuple[str, str] | None = None
+    """The labels ``keep`` reads (no other): a plan that keeps some series is then folded from the
+    snapshot's ``CellFolds``, which every selection of the same reads shares."""
 
     def keeps(self, key: LabelKey) -> bool:
         return self.keep is None or self.keep(key)
+
+    @functools.cached_property
+    def cells_key(self) -> tuple[Any, ...]:
+        """What the ``CellFolds`` this plan is folded from depend on: the reads and the cells' labels."""
+        return (self.values, self.histograms, self.cell_labels)
 
     @functools.cached_property
     def families(self) -> tuple[tuple[str, tuple[str | None, ...]], ...]:
@@ -100,6 +115,7 @@ class FoldLayout:
         self._positions: dict[tuple[str, str | None, str, bytes | None], int] = {}
         self._blocks: dict[tuple[str, str | None, str, bytes], HistogramBlock] = {}
         self._shapes: dict[tuple[Any, ...], FoldShape] = {}
+        self._cells_shapes: dict[tuple[Any, ...], CellsShape] = {}
         self.size = 0
 
     def position(self, key: tuple[str, str | None, str, bytes | None], width: int) -> int:
@@ -135,8 +151,25 @@ class FoldLayout:
         found = self._shapes.get(key)
         if found is None:
             if len(self._shapes) >= MAX_SHAPES:
-                self._shapes.clear()  # groups that keep changing: bounded, at the cost of indexes made again
+                self._shapes.clear()
             found = self._shapes[key] = FoldShape(self, groups, histograms)
+        return found
+
+    def cells_shape(self, cells: dict[Cell, CellPlaces], representatives: list[LabelKey]) -> "CellsShape":
+        """The one ``CellsShape`` of this layout whose cells hold these groups at these places."""
+        key = tuple(
+            (
+                cell,
+                tuple((read, tuple(placed.items())) for read, placed in groups.items()),
+                tuple((read, tuple(blocks)) for read, blocks in histograms.items()),
+            )
+            for cell, (groups, histograms) in cells.items()
+        )
+        found = self._cells_shapes.get(key)
+        if found is None:
+            if len(self._cells_shapes) >= MAX_SHAPES:
+                self._cells_shapes.clear()
+            found = self._cells_shapes[key] = CellsShape(self, tuple(cells.values()), tuple(representatives))
         return found
 
 
@@ -252,17 +285,140 @@ def fold(snapshot: Snapshot, plan: FoldPlan, layout: FoldLayout) -> Fold:
     return Fold(layout, vector, tuple(vector.tolist()), layout.shape(groups, histograms))
 
 
+class CellsShape:
+    """Which groups each cell of a snapshot's ``CellFolds`` holds and where (as ``Fold.groups`` and
+    ``Fold.histograms`` do), with a series of each cell. Shared by the cell folds of successive
+    snapshots (``FoldLayout.cells_shape``), with what each selection keeps of them, found once."""
+
+    def __init__(
+        self, layout: "FoldLayout", places: tuple[CellPlaces, ...], representatives: tuple[LabelKey, ...]
+    ) -> None:
+        self.layout, self.places, self.representatives = layout, places, representatives
+        self._kept: dict[FoldPlan, tuple[list[int], FoldShape]] = {}
+
+    def kept(self, plan: FoldPlan) -> tuple[list[int], FoldShape]:
+        """The rows of the cells ``plan`` keeps (its ``keep`` reads only the cells' labels, so a series
+        of each cell answers for all of them), and the shape of a fold of those cells: every group any of
+        them holds, cell by cell in order."""
+        found = self._kept.get(plan)
+        if found is None:
+            rows = [row for row, key in enumerate(self.representatives) if plan.keeps(key)]
+            groups: Places = {read: {} for read in plan.values}
+            histograms: HistogramPlaces = {read: {} for read in plan.histograms}
+            for row in rows:
+                cell_groups, cell_histograms = self.places[row]
+                for read, placed in cell_groups.items():
+                    groups[read].update(placed)
+                for read, blocks in cell_histograms.items():
+                    histograms[read].update(blocks)
+            if len(self._kept) >= MAX_SHAPES:
+                self._kept.clear()
+            found = self._kept[plan] = (rows, self.layout.shape(groups, histograms))
+        return found
+
+
+@dataclass(eq=False)
+class CellFolds:
+    """A snapshot's series summed per group within each cell (a pair of endpoint and model), a row of
+    ``matrix`` per cell at the layout's places. Summing is linear: the fold of any selection of endpoints
+    and models is the sum of the rows of the cells it keeps (``select``), one array operation, where
+    folding the snapshot again would take a pass over its thousands of series per selection."""
+
+    layout: FoldLayout
+    matrix: np.ndarray
+    shape: CellsShape
+
+
+def fold_cells(snapshot: Snapshot, plan: FoldPlan, layout: FoldLayout) -> CellFolds:
+    """The ``CellFolds`` of ``snapshot``: every series (whatever ``plan`` keeps) summed per group of
+    each read of ``plan`` within its cell, the cells in the order the series meet them."""
+    assert plan.cell_labels is not None
+    endpoint_label, model_label = plan.cell_labels
+    rows: dict[Cell, int] = {}
+    representatives: list[LabelKey] = []
+    sums: dict[tuple[int, Read], dict[str, float]] = {}  # only the reads a cell has series of
+    histogram_sums: dict[tuple[int, Read], dict[tuple[str, bytes], HistogramSum]] = {}
+
+    def row_of(key: LabelKey, found: dict[str, str]) -> int:
+        cell = (found.get(endpoint_label), found.get(model_label))
+        row = rows.get(cell)
+        if row is None:
+            row = rows[cell] = len(representatives)
+            representatives.append(key)
+        return row
+
+    for name, grouped_by in plan.families:
+        for key, value in snapshot.values.get(name, {}).items():
+            found = labels(key)
+            row = row_of(key, found)
+            for label in grouped_by:
+                into = sums.get((row, (name, label)))
+                if into is None:
+                    into = sums[(row, (name, label))] = {}
+                group = found.get(label, "") if label else ""
+                into[group] = into.get(group, 0.0) + value
+    for read in plan.histograms:
+        name, label = read
+        for key, bounds, cumulative, total, count in snapshot.histogram_series(name):
+            found = labels(key)
+            into_read = histogram_sums.setdefault((row_of(key, found), read), {})
+            grouped = (found.get(label, "") if label else "", bounds.tobytes())
+            add_histogram(into_read, grouped, bounds, cumulative, total, count)
+    places: list[CellPlaces] = [({}, {}) for _ in rows]
+    at_rows: list[int] = []
+    positions: list[int] = []
+    values: list[float] = []
+    for (row, read), group_sums in sums.items():
+        name, label = read
+        placed = places[row][0][read] = {group: layout.position((name, label, group, None), 1) for group in group_sums}
+        at_rows.extend([row] * len(placed))
+        positions.extend(placed.values())
+        values.extend(group_sums.values())
+    blocks: list[tuple[int, int, HistogramSum]] = []
+    for (row, read), summed_groups in histogram_sums.items():
+        placed_blocks = places[row][1][read] = {}
+        for (group, bucket_layout), summed in summed_groups.items():
+            block_key, where = layout.block(read, group, bucket_layout, summed.bounds)
+            placed_blocks[block_key] = where  # the layout's own tuples, never new ones
+            blocks.append((row, where[1], summed))
+    matrix = np.zeros((len(rows), layout.size))
+    matrix[at_rows, positions] = values
+    for row, position, summed in blocks:
+        width = len(summed.bounds)
+        matrix[row, position : position + width] = summed.counts
+        matrix[row, position + width] = summed.total
+        matrix[row, position + width + 1] = summed.count
+    return CellFolds(layout, matrix, layout.cells_shape(dict(zip(rows, places, strict=True)), representatives))
+
+
+def select(cells: CellFolds, plan: FoldPlan) -> Fold:
+    """The fold of the series ``plan`` keeps: the sum of the rows of the cells it keeps."""
+    rows, shape = cells.shape.kept(plan)
+    vector = cells.matrix[rows].sum(axis=0) if rows else np.zeros(cells.matrix.shape[1])
+    return Fold(cells.layout, vector, tuple(vector.tolist()), shape)
+
+
+CELLS_BYTES = 16 * 1024 * 1024
+"""The most the ``CellFolds`` a ``FoldCache`` keeps may hold, least recently used dropped first. A default
+server's are 9 cells of 253 places, 18 KiB a snapshot: the ring's last two minutes fit many times over,
+so a selection's fold of a window's start, dropped from the cache of folds by a hundred other selections'
+since, is summed again from its cells instead of from the snapshot's series."""
+
+
 class FoldCache:
     """The folds of recently used (snapshot, plan) pairs, least recently used dropped first, in one
-    layout. A default server's layout is about 2,000 positions (16 KiB a fold). Memory is bounded by
-    ``limit`` folds of at most ``max_positions`` numbers (and one snapshot's worth): a source whose
-    groups outgrow it starts a new layout, and its folds are made again."""
+    layout, and the ``CellFolds`` that selections are folded from. A default server's stream reads 253
+    positions (a fold's vector 2 KiB, its numbers' tuple about 8 KiB). Memory is bounded by ``limit``
+    folds of at most ``max_positions`` numbers (and one snapshot's worth) and ``CELLS_BYTES`` of cells: a
+    source whose groups outgrow it starts a new layout, and its folds are made again."""
 
     def __init__(self, limit: int = 512, max_positions: int = 16384) -> None:
         self.limit = limit
         self.max_positions = max_positions
         self.layout = FoldLayout()
         self._entries: OrderedDict[tuple[int, FoldPlan], tuple[Snapshot, Fold]] = OrderedDict()
+        self._cells: OrderedDict[tuple[int, tuple[Any, ...]], tuple[Snapshot, CellFolds]] = OrderedDict()
+        self._cells_bytes = 0
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -276,10 +432,30 @@ class FoldCache:
         if self.layout.size > self.max_positions:
             self.layout = FoldLayout()
             self._entries.clear()
-        made = fold(snapshot, plan, self.layout)
+            self._cells.clear()
+            self._cells_bytes = 0
+        if plan.keep is None or plan.cell_labels is None:
+            made = fold(snapshot, plan, self.layout)
+        else:  # a selection: from the cells every selection of these reads shares
+            made = select(self._fold_cells(snapshot, plan), plan)
         self._entries[key] = (snapshot, made)
         if len(self._entries) > self.limit:
             self._entries.popitem(last=False)
+        return made
+
+    def _fold_cells(self, snapshot: Snapshot, plan: FoldPlan) -> CellFolds:
+        key = (id(snapshot), plan.cells_key)
+        entry = self._cells.get(key)
+        if entry is not None and entry[0] is snapshot:
+            self._cells.move_to_end(key)
+            return entry[1]
+        if entry is not None:  # another snapshot's, which had this one's id
+            self._cells_bytes -= entry[1].matrix.nbytes
+        made = fold_cells(snapshot, plan, self.layout)
+        self._cells[key] = (snapshot, made)
+        self._cells_bytes += made.matrix.nbytes
+        while self._cells_bytes > CELLS_BYTES and len(self._cells) > 1:
+            self._cells_bytes -= self._cells.popitem(last=False)[1][1].matrix.nbytes
         return made
 
     def fold_together(self, snapshots: Sequence[Snapshot], plan: FoldPlan) -> list[Fold]:

@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 
+import bridge.folds
 from bridge.categories import (
     METRIC_TYPES,
     Mapping,
@@ -28,7 +29,7 @@ from bridge.figures import (
     round_figure,
     round_figures,
 )
-from bridge.folds import MAX_SHAPES, FoldCache, FoldLayout
+from bridge.folds import MAX_SHAPES, FoldCache, FoldLayout, fold
 from bridge.snapshot import Snapshot, histogram
 
 MAPPING = Mapping(
@@ -186,6 +187,38 @@ def test_folds_share_a_shape_exactly_when_they_hold_the_same_groups_at_the_same_
         assert (before.shape is after.shape) == (places(before) == places(after))
     shapes = {id(fold.shape) for fold in folds}
     assert 1 < len(shapes) < len(folds)  # series appear early on, then every fold of the epoch shares one
+
+
+@pytest.mark.parametrize("selection", SELECTIONS[1:])
+def test_a_selections_fold_summed_from_the_cells_is_the_fold_of_its_series(selection):
+    plan = fold_plan(MAPPING, selection)
+    cache = FoldCache()
+    for snapshot in history(5)[::6]:
+        summed = cache.fold(snapshot, plan)  # a selection: the sum of the cells it keeps
+        direct = fold(snapshot, plan, cache.layout)  # its series summed one by one
+        assert summed.groups == direct.groups and summed.histograms.keys() == direct.histograms.keys()
+        for read, blocks in direct.histograms.items():
+            assert summed.histograms[read].keys() == blocks.keys()
+        width = len(direct.vector)
+        # The same numbers; sums of fractions in another order may differ in their last bits.
+        np.testing.assert_allclose(summed.vector[:width], direct.vector, rtol=1e-12, atol=0)
+        assert not summed.vector[width:].any()
+
+
+def test_every_selection_of_a_snapshot_is_summed_from_one_pass_over_its_series(monkeypatch):
+    passes = []
+    cells = bridge.folds.fold_cells
+    monkeypatch.setattr(bridge.folds, "fold_cells", lambda *args: passes.append(args[0]) or cells(*args))
+    snapshots = history(6)
+    cache = FoldCache()
+    for snapshot in snapshots[-3:]:
+        for selection in SELECTIONS[1:]:
+            cache.fold(snapshot, fold_plan(MAPPING, selection))
+        cache.fold(snapshot, fold_plan(MAPPING, Selection()))  # every series: summed directly
+    assert passes == snapshots[-3:]
+    # The shapes of the later folds are those of the first (nothing new appeared): looked up, not made.
+    folds = [cache.fold(snapshot, fold_plan(MAPPING, SELECTIONS[1])) for snapshot in snapshots[-2:]]
+    assert folds[0].shape is folds[1].shape
 
 
 def test_a_layout_keeps_a_bounded_number_of_shapes():
