@@ -346,36 +346,63 @@ def histogram_table(shape: FoldShape, mapping: Mapping) -> HistogramTable:
 
 
 class WindowSet:
-    """Windows that end at one snapshot, over one selection, each within one epoch: what a hundred
-    filter sets with different windows ask for on one tick. Every measure is computed for all of them
-    at once (an array with one value per window): the starts' folds stack into one matrix, so a
+    """Windows that end at one snapshot, each within one epoch: what a hundred filter sets with different
+    windows, or selecting different series, ask for on one tick. Every measure is computed for all of
+    them at once (an array with one value per window): the starts' folds stack into one matrix, so a
     group's increase over every window is the end's fold minus one column of it, and the figures are
     columns (``bridge.figures.ColumnFigures``): no pass over the series, lookup per role or dict per
     window.
+
+    Windows over one ``selection``, or each over its own (``selections``, one per start): then the ends'
+    folds differ but share their shape (their places and groups), as folds summed from one snapshot's
+    cells do (``bridge.folds.CellsShape.shape``), and each window's increase is its end's row minus its
+    start's.
 
     ``compute_many`` gives, window by window, exactly what ``compute`` gives for each ``Window``
     (``tests/bridge/test_window_set.py``)."""
 
     def __init__(
-        self, starts: Sequence[Snapshot], end: Snapshot, mapping: Mapping, selection: Selection, cache: FoldCache
+        self,
+        starts: Sequence[Snapshot],
+        end: Snapshot,
+        mapping: Mapping,
+        selection: Selection,
+        cache: FoldCache,
+        *,
+        selections: Sequence[Selection] | None = None,
     ) -> None:
         if any(start.epoch != end.epoch for start in starts):
             raise ValueError("every window of a WindowSet lies within one epoch")
-        self.starts, self.end, self.mapping, self.selection, self._cache = starts, end, mapping, selection, cache
-        *start_folds, self._end = cache.fold_together([*starts, end], fold_plan(mapping, selection))
+        self.starts, self.end, self.mapping, self._cache = starts, end, mapping, cache
+        self.selections = list(selections) if selections is not None else [selection] * len(starts)
+        if selections is None or len(set(selections)) == 1:
+            *start_folds, self._end = cache.fold_together([*starts, end], fold_plan(mapping, self.selections[0]))
+            end_folds = [self._end]
+        else:
+            start_folds, end_folds = self._fold_each(starts, end)
+            self._end = end_folds[0]
         # Columns past the end's vector are never read (the end has every group read); a fold made
         # before the layout grew is shorter, and reads 0 where it ends.
         width = len(self._end.vector)
-        if all(len(start.vector) == width for start in start_folds):  # the usual case: one array call
-            self._starts = np.array([start.vector for start in start_folds]).reshape(len(starts), width)
-        else:
-            self._starts = np.zeros((len(starts), width))
-            for row, start in zip(self._starts, start_folds, strict=True):
-                row[: len(start.vector)] = start.vector[:width]
+        self._starts = _stacked([start.vector for start in start_folds], width)
+        self._ends = _stacked([fold.vector for fold in end_folds], width)
+        """The end's fold (a row), or each window's (a row each)."""
         self.seconds = np.maximum(end.timestamp - np.array([start.timestamp for start in starts], dtype=float), 0.0)
         self._memo: dict[tuple[str, str, str | None], Any] = {}
         self._summaries: dict[Read, dict[str, _Summaries]] | None = None
         self._increases: np.ndarray | None = None
+
+    def _fold_each(self, starts: Sequence[Snapshot], end: Snapshot) -> tuple[list[Fold], list[Fold]]:
+        """Each window's start and end folds, of its own selection, all in the cache's one layout."""
+        for _ in range(2):  # a layout that starts over midway leaves the second pass's folds in the new one
+            plans = [fold_plan(self.mapping, selection) for selection in self.selections]
+            start_folds = [self._cache.fold(start, plan) for start, plan in zip(starts, plans, strict=True)]
+            end_folds = [self._cache.fold(end, plan) for plan in plans]
+            if all(fold.layout is self._cache.layout for fold in (*start_folds, *end_folds)):
+                break
+        if len({id(fold.shape) for fold in end_folds}) != 1:
+            raise ValueError("windows of several selections are a set where their ends' folds share a shape")
+        return start_folds, end_folds
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -383,11 +410,23 @@ class WindowSet:
     @property
     def windows(self) -> list[Window]:
         """Each window on its own (for ``PerWindow``)."""
-        return [Window(start, self.end, self.mapping, self.selection, self._cache) for start in self.starts]
+        return [
+            Window(start, self.end, self.mapping, selection, self._cache)
+            for start, selection in zip(self.starts, self.selections, strict=True)
+        ]
 
-    def current(self, role: str, by: str | None = None) -> dict[str, float]:
-        """As ``Window.current``: the end's, the same for every window."""
-        return _current(self._end, getattr(self.mapping, role), _label(self.mapping, by))
+    def current(self, role: str, by: str | None = None) -> dict[str, Any]:
+        """As ``Window.current``: the end's, the same for every window (a number per group), or with
+        several selections each window's end's (an array per group)."""
+        if len(self._ends) == 1:
+            return _current(self._end, getattr(self.mapping, role), _label(self.mapping, by))
+        name = getattr(self.mapping, role)
+        if name is None:
+            return {}
+        return {
+            group: self._ends[:, position]
+            for group, position in self._end.groups[(name, _label(self.mapping, by))].items()
+        }
 
     def increase(self, role: str, by: str | None = None) -> dict[str, np.ndarray]:
         """``Window.increase`` of every window: each group's increases, one per window."""
@@ -419,7 +458,7 @@ class WindowSet:
         """The increase of every number the end's fold has (``FoldShape.positions``, a column each),
         over every window (a row each), in one array operation."""
         positions = self._end.shape.positions
-        after = self._end.vector[positions]
+        after = self._ends[:, positions]
         differences: np.ndarray = after - self._starts[:, positions]
         # ``_difference``: float noise below 1e-9 relative is no increase.
         differences[np.abs(differences) <= 1e-9 * np.maximum(1.0, np.abs(after))] = 0.0
@@ -446,7 +485,7 @@ class WindowSet:
         if not table.entries:
             return summaries
         windows, groups, width = len(self), len(table.entries), table.width
-        gathered = self._end.vector[table.index] - self._starts[:, table.index]  # a window, a group, a column
+        gathered = self._ends[:, table.index] - self._starts[:, table.index]  # a window, a group, a column
         gathered[:, table.padding] = 0.0
         counts = gathered[:, :, :width].transpose(1, 0, 2).reshape(groups * windows, width)  # a group's windows
         if (counts < 0).any():
@@ -481,9 +520,20 @@ class WindowSet:
                 raise PerWindow(f"{name}: several bucket layouts in group {group!r}")
             width = len(bounds)
             block = slice(position, position + width + 2)  # the counts, the sum, the count
-            increases = self._end.vector[block] - self._starts[:, block]
+            increases = self._ends[:, block] - self._starts[:, block]
             groups[group] = _Increases(bounds, increases[:, :width], increases[:, width], increases[:, width + 1])
         return groups
+
+
+def _stacked(vectors: list[np.ndarray], width: int) -> np.ndarray:
+    """Fold vectors as the rows of one matrix ``width`` wide: a shorter one (made before the layout grew)
+    reads 0 where it ends."""
+    if all(len(vector) == width for vector in vectors):  # the usual case: one array call
+        return np.array(vectors).reshape(len(vectors), width)
+    stacked = np.zeros((len(vectors), width))
+    for row, vector in zip(stacked, vectors, strict=True):
+        row[: len(vector)] = vector[:width]
+    return stacked
 
 
 # -- measures -------------------------------------------------------------------------------------------

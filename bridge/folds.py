@@ -214,12 +214,16 @@ class Fold:
 
     layout: FoldLayout
     vector: np.ndarray
-    numbers: tuple[float, ...]
-    """``vector`` as Python floats: what a window computed alone reads, a number at a time. A tuple, not
-    a list: the cache keeps hundreds of folds of thousands of numbers, and the garbage collector stops
-    walking a tuple of floats once it has seen it, where it walks every item of a list on every full
-    collection (measured with the cache full: 1.5 ms a full collection with lists, 0.95 ms with tuples)."""
     shape: FoldShape
+
+    @functools.cached_property
+    def numbers(self) -> tuple[float, ...]:
+        """``vector`` as Python floats: what a window computed alone reads, a number at a time (made when
+        one first does: windows computed together read the vector). A tuple, not a list: the cache keeps
+        hundreds of folds of thousands of numbers, and the garbage collector stops walking a tuple of
+        floats once it has seen it, where it walks every item of a list on every full collection
+        (measured with the cache full: 1.5 ms a full collection with lists, 0.95 ms with tuples)."""
+        return tuple(self.vector.tolist())
 
     @property
     def groups(self) -> dict[Read, dict[str, int]]:
@@ -282,39 +286,49 @@ def fold(snapshot: Snapshot, plan: FoldPlan, layout: FoldLayout) -> Fold:
         vector[position : position + width] = summed.counts
         vector[position + width] = summed.total
         vector[position + width + 1] = summed.count
-    return Fold(layout, vector, tuple(vector.tolist()), layout.shape(groups, histograms))
+    return Fold(layout, vector, layout.shape(groups, histograms))
 
 
 class CellsShape:
     """Which groups each cell of a snapshot's ``CellFolds`` holds and where (as ``Fold.groups`` and
     ``Fold.histograms`` do), with a series of each cell. Shared by the cell folds of successive
-    snapshots (``FoldLayout.cells_shape``), with what each selection keeps of them, found once."""
+    snapshots (``FoldLayout.cells_shape``), with what each selection keeps of them, found once, and the
+    shape of the folds summed from them."""
 
     def __init__(
         self, layout: "FoldLayout", places: tuple[CellPlaces, ...], representatives: tuple[LabelKey, ...]
     ) -> None:
         self.layout, self.places, self.representatives = layout, places, representatives
-        self._kept: dict[FoldPlan, tuple[list[int], FoldShape]] = {}
+        self._kept: dict[FoldPlan, list[int]] = {}
+        self._shape: FoldShape | None = None
 
-    def kept(self, plan: FoldPlan) -> tuple[list[int], FoldShape]:
+    def kept(self, plan: FoldPlan) -> list[int]:
         """The rows of the cells ``plan`` keeps (its ``keep`` reads only the cells' labels, so a series
-        of each cell answers for all of them), and the shape of a fold of those cells: every group any of
-        them holds, cell by cell in order."""
+        of each cell answers for all of them)."""
         found = self._kept.get(plan)
         if found is None:
-            rows = [row for row, key in enumerate(self.representatives) if plan.keeps(key)]
+            if len(self._kept) >= MAX_SHAPES:
+                self._kept.clear()
+            found = self._kept[plan] = [row for row, key in enumerate(self.representatives) if plan.keeps(key)]
+        return found
+
+    def shape(self, plan: FoldPlan) -> FoldShape:
+        """The shape of every fold summed from these cells, whichever cells it keeps: every group of every
+        cell, cell by cell in order, those of cells a selection drops reading 0. So the folds of one
+        snapshot for different selections share a shape, and windows of different selections that end
+        at one snapshot are computed together (``bridge.categories.WindowSet``). A group reading 0 in a
+        window shows in no figure: a map lists the groups with something in the window, and a total
+        or a rate adds nothing."""
+        if self._shape is None:
             groups: Places = {read: {} for read in plan.values}
             histograms: HistogramPlaces = {read: {} for read in plan.histograms}
-            for row in rows:
-                cell_groups, cell_histograms = self.places[row]
+            for cell_groups, cell_histograms in self.places:
                 for read, placed in cell_groups.items():
                     groups[read].update(placed)
                 for read, blocks in cell_histograms.items():
                     histograms[read].update(blocks)
-            if len(self._kept) >= MAX_SHAPES:
-                self._kept.clear()
-            found = self._kept[plan] = (rows, self.layout.shape(groups, histograms))
-        return found
+            self._shape = self.layout.shape(groups, histograms)
+        return self._shape
 
 
 @dataclass(eq=False)
@@ -393,9 +407,9 @@ def fold_cells(snapshot: Snapshot, plan: FoldPlan, layout: FoldLayout) -> CellFo
 
 def select(cells: CellFolds, plan: FoldPlan) -> Fold:
     """The fold of the series ``plan`` keeps: the sum of the rows of the cells it keeps."""
-    rows, shape = cells.shape.kept(plan)
+    rows = cells.shape.kept(plan)
     vector = cells.matrix[rows].sum(axis=0) if rows else np.zeros(cells.matrix.shape[1])
-    return Fold(cells.layout, vector, tuple(vector.tolist()), shape)
+    return Fold(cells.layout, vector, cells.shape.shape(plan))
 
 
 CELLS_BYTES = 16 * 1024 * 1024
@@ -405,16 +419,27 @@ so a selection's fold of a window's start, dropped from the cache of folds by a 
 since, is summed again from its cells instead of from the snapshot's series."""
 
 
+FOLDS_BYTES = 32 * 1024 * 1024
+"""The most a ``FoldCache``'s folds may hold, each counted as its vector and its numbers' tuple (five
+times the vector, made or not)."""
+
+
+def _fold_bytes(made: Fold) -> int:
+    return 5 * made.vector.nbytes
+
+
 class FoldCache:
     """The folds of recently used (snapshot, plan) pairs, least recently used dropped first, in one
     layout, and the ``CellFolds`` that selections are folded from. A default server's stream reads 253
-    positions (a fold's vector 2 KiB, its numbers' tuple about 8 KiB). Memory is bounded by ``limit``
-    folds of at most ``max_positions`` numbers (and one snapshot's worth) and ``CELLS_BYTES`` of cells: a
+    positions (a fold's vector 2 KiB, its numbers' tuple about 8 KiB): a hundred selections with windows
+    of ten seconds keep some 1,100 folds in use. Memory is bounded by ``limit`` folds and ``FOLDS_BYTES``,
+    folds of at most ``max_positions`` numbers (and one snapshot's worth), and ``CELLS_BYTES`` of cells: a
     source whose groups outgrow it starts a new layout, and its folds are made again."""
 
-    def __init__(self, limit: int = 512, max_positions: int = 16384) -> None:
+    def __init__(self, limit: int = 2048, max_positions: int = 16384) -> None:
         self.limit = limit
         self.max_positions = max_positions
+        self._bytes = 0
         self.layout = FoldLayout()
         self._entries: OrderedDict[tuple[int, FoldPlan], tuple[Snapshot, Fold]] = OrderedDict()
         self._cells: OrderedDict[tuple[int, tuple[Any, ...]], tuple[Snapshot, CellFolds]] = OrderedDict()
@@ -433,14 +458,17 @@ class FoldCache:
             self.layout = FoldLayout()
             self._entries.clear()
             self._cells.clear()
-            self._cells_bytes = 0
+            self._bytes = self._cells_bytes = 0
         if plan.keep is None or plan.cell_labels is None:
             made = fold(snapshot, plan, self.layout)
         else:  # a selection: from the cells every selection of these reads shares
             made = select(self._fold_cells(snapshot, plan), plan)
+        if entry is not None:  # another snapshot's, which had this one's id
+            self._bytes -= _fold_bytes(entry[1])
         self._entries[key] = (snapshot, made)
-        if len(self._entries) > self.limit:
-            self._entries.popitem(last=False)
+        self._bytes += _fold_bytes(made)
+        while len(self._entries) > 1 and (len(self._entries) > self.limit or self._bytes > FOLDS_BYTES):
+            self._bytes -= _fold_bytes(self._entries.popitem(last=False)[1][1])
         return made
 
     def _fold_cells(self, snapshot: Snapshot, plan: FoldPlan) -> CellFolds:

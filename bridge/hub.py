@@ -12,7 +12,7 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
@@ -50,8 +50,8 @@ DELTA_NAMES = tuple(name for name, _, _ in DELTA_FIELDS)
 
 GroupKey = tuple[Any, ...]
 """``protocol.Filters.group_key``: the clients of one filter set."""
-ByStart = dict[int, tuple[Snapshot, list[GroupKey]]]
-"""The filter sets whose windows begin at each start snapshot (by its id), with that snapshot."""
+_Row = tuple[Snapshot, Selection, list[GroupKey]]
+"""A window to compute: its start, what it selects, and the filter sets that get it."""
 
 
 @dataclass(frozen=True)
@@ -227,27 +227,36 @@ class Hub:
         window = Window(start, end, self.mapping, Selection(filters.endpoints, filters.models), self.folds)
         return compute(window, filters.metric_types)
 
-    async def _fold_in_turns(self, snapshots: tuple[Snapshot, ...], selection: Selection) -> None:
-        """Fold ``snapshots`` into the cache, giving the loop a turn whenever ``slice_seconds`` have passed.
+    async def _fold_in_turns(self, snapshots: Sequence[Snapshot], selections: Sequence[Selection]) -> None:
+        """Fold each of ``snapshots`` for its selection into the cache, giving the loop a turn whenever
+        ``slice_seconds`` have passed.
 
         Summing a snapshot's series (a fold, ~0.4 ms on a default server) is the longest single step, and
         every window new to the cache needs one: after a burst of subscribers, a hundred at once. Made
         here one by one, with turns between them, the computation finds them all in the cache."""
-        plan = fold_plan(self.mapping, selection)
         turns = Turns(self.slice_seconds)
-        for snapshot in snapshots:
-            self.folds.fold(snapshot, plan)
+        for snapshot, selection in zip(snapshots, selections, strict=True):
+            self.folds.fold(snapshot, fold_plan(self.mapping, selection))
             await turns.take()
 
     async def _compute_together(
-        self, starts: list[Snapshot], end: Snapshot, filters: protocol.Filters
+        self,
+        starts: list[Snapshot],
+        end: Snapshot,
+        filters: protocol.Filters,
+        selections: list[Selection] | None = None,
     ) -> ColumnFigures | DictFigures:
         """The figures of windows from each of ``starts`` to ``end`` (all within one epoch), in order,
-        measure by measure, the event loop given a turn whenever ``slice_seconds`` have passed."""
-        selection = Selection(filters.endpoints, filters.models)
-        await self._fold_in_turns((*starts, end), selection)
+        measure by measure, the event loop given a turn whenever ``slice_seconds`` have passed. The
+        windows select what ``filters`` does, or each what its ``selections`` does (the ends' folds of
+        one shape)."""
+        if selections is None:
+            await self._fold_in_turns((*starts, end), [filters.selection] * (len(starts) + 1))
+        else:  # the ends' folds are made already (``_by_shape``)
+            await self._fold_in_turns(starts, selections)
+        windows = WindowSet(starts, end, self.mapping, filters.selection, self.folds, selections=selections)
         turns = Turns(self.slice_seconds)
-        steps = compute_in_steps(WindowSet(starts, end, self.mapping, selection, self.folds), filters.metric_types)
+        steps = compute_in_steps(windows, filters.metric_types)
         while True:
             try:
                 next(steps)
@@ -309,44 +318,64 @@ class Hub:
             ]
             self._post(nothing, now, slack)
             return len(groups)
-        selections, across = self._windows(groups, latest)
+        computations, across = self._windows(groups, latest)
         turns = Turns(self.slice_seconds)
-        for filters, end, by_start in selections:
-            if len(by_start) >= self.together_from:
-                windows = list(by_start.values())
-                data = _Data(await self._compute_together([start for start, _ in windows], end, filters), filters)
-                updates = [
-                    (key, groups[key], data.payload(row, groups[key], stamp))
-                    for row, (_, keys) in enumerate(windows)
-                    for key in keys
-                ]
-                self._post(updates, now, slack)
-            else:
-                for start, keys in by_start.values():
-                    await self._fold_in_turns((start, end), Selection(filters.endpoints, filters.models))
-                    self._post_alone(start, end, filters, keys, groups, stamp, now, slack)
-                    await turns.take()
-            await turns.take()
+        for filters, end, rows in computations:
+            for part in await self._by_shape(end, rows):
+                if len(part) >= self.together_from:
+                    starts = [start for start, _, _ in part]
+                    chosen = [selection for _, selection, _ in part]
+                    if len(set(chosen)) == 1:
+                        figures = await self._compute_together(starts, end, _selecting(filters, chosen[0]))
+                    else:
+                        figures = await self._compute_together(starts, end, filters, chosen)
+                    data = _Data(figures, filters)
+                    updates = [
+                        (key, groups[key], data.payload(row, groups[key], stamp))
+                        for row, (_, _, keys) in enumerate(part)
+                        for key in keys
+                    ]
+                    self._post(updates, now, slack)
+                else:
+                    for start, selection, keys in part:
+                        await self._fold_in_turns((start, end), (selection, selection))
+                        self._post_alone(start, end, _selecting(filters, selection), keys, groups, stamp, now, slack)
+                        await turns.take()
+                await turns.take()
         for start, end, key in across:  # a window across a counter reset folds only its end
             self._post_alone(start, end, groups[key][0].filters, [key], groups, stamp, now, slack)
             await turns.take()
         return len(groups)
 
+    async def _by_shape(self, end: Snapshot, rows: list["_Row"]) -> list[list["_Row"]]:
+        """``rows`` (windows ending at ``end``) in parts that can be computed together: with one selection,
+        all of them; with several, those whose ends' folds share a shape (every selection but the one of
+        every series: they are summed from the snapshot's cells)."""
+        selections = list({selection: None for _, selection, _ in rows})
+        if len(selections) == 1:
+            return [rows]
+        await self._fold_in_turns([end] * len(selections), selections)
+        parts: dict[int, list[_Row]] = {}
+        for row in rows:
+            shape = self.folds.fold(end, fold_plan(self.mapping, row[1])).shape
+            parts.setdefault(id(shape), []).append(row)
+        return list(parts.values())
+
     def _windows(
         self, groups: dict[GroupKey, list[Client]], latest: Snapshot
-    ) -> tuple[list[tuple[protocol.Filters, Snapshot, ByStart]], list[tuple[Snapshot, Snapshot, GroupKey]]]:
-        """Each group's window, by what windows share to be computed together (the series they select
-        and their end snapshot) and then by start; the windows across a counter reset apart. (A windowed
-        source's windows end where it computed each.) Each selection comes with the filters it is
-        computed for: the series it selects, and every category one of its sets asked for.
+    ) -> tuple[list[tuple[protocol.Filters, Snapshot, list["_Row"]]], list[tuple[Snapshot, Snapshot, GroupKey]]]:
+        """Each group's window, by the snapshot it ends at, and then by start and selection (the series it
+        selects); the windows across a counter reset apart. (A windowed source's windows end where it
+        computed each.) Each end comes with the filters its windows are computed for: every category one
+        of its sets asked for.
 
         Filter sets whose windows begin at the same snapshot and select the same series have the same
         figures: computed once, whichever categories each asked for (each gets its own). Long windows
         meet on the ring's coarse snapshots (ten seconds apart), and windows longer than the server's life
-        all begin at its oldest snapshot. Sets that select the same series but begin at different
-        snapshots (windows of 10 s, 30 s, 60 s...) end at the same one: their figures are computed
-        together (``WindowSet``), measure by measure."""
-        selections: dict[tuple[Any, ...], tuple[protocol.Filters, Snapshot, ByStart]] = {}
+        all begin at its oldest snapshot. Windows that begin at different snapshots (10 s, 30 s, 60 s...)
+        or select different series end at the same one: their figures are computed together
+        (``WindowSet``), measure by measure."""
+        computations: dict[int, tuple[protocol.Filters, Snapshot, dict[tuple[int, Selection], _Row]]] = {}
         across = []
         for key, clients in groups.items():
             filters = clients[0].filters
@@ -354,19 +383,19 @@ class Hub:
             if start.epoch != end.epoch:
                 across.append((start, end, key))
                 continue
-            selected = (id(end), filters.endpoints, filters.models)
-            found = selections.get(selected)
+            found = computations.get(id(end))
             if found is None:
-                found = selections[selected] = (filters, end, {})
+                found = computations[id(end)] = (filters, end, {})
             elif not filters.metric_types <= found[0].metric_types:
                 wider = replace(found[0], metric_types=found[0].metric_types | filters.metric_types)
-                found = selections[selected] = (wider, end, found[2])
-            by_start = found[2]
-            if id(start) in by_start:
-                by_start[id(start)][1].append(key)
+                found = computations[id(end)] = (wider, end, found[2])
+            rows = found[2]
+            row = rows.get((id(start), filters.selection))
+            if row is None:
+                rows[(id(start), filters.selection)] = (start, filters.selection, [key])
             else:
-                by_start[id(start)] = (start, [key])
-        return list(selections.values()), across
+                row[2].append(key)
+        return [(filters, end, list(rows.values())) for filters, end, rows in computations.values()], across
 
     def _post_alone(
         self,
@@ -425,6 +454,13 @@ class _Payload:
     prefix: str
     data: str
     figures: tuple[float, ...]
+
+
+def _selecting(filters: protocol.Filters, selection: Selection) -> protocol.Filters:
+    """``filters`` (every category a computation's sets asked for) over the series ``selection`` selects."""
+    if filters.selection == selection:
+        return filters
+    return replace(filters, endpoints=selection.endpoints, models=selection.models)
 
 
 def _prefix(stamp: str, clients: list[Client]) -> str:

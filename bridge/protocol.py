@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
-from bridge.categories import METRIC_TYPES
+from bridge.categories import METRIC_TYPES, Selection
 
 ALL = "all"
 MAX_INTERVAL = 3600.0
@@ -31,6 +31,11 @@ class Filters:
         """Clients whose filters agree on this share one computed, serialized payload per tick. (Made
         once: a hundred subscribers' filters are grouped, and checked again, every tick.)"""
         return (self.endpoints, self.models, self.metric_types, self.window)
+
+    @functools.cached_property
+    def selection(self) -> Selection:
+        """The series these filters select."""
+        return Selection(self.endpoints, self.models)
 
     def describe(self) -> dict[str, Any]:
         return {

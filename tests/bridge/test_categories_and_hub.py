@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+import bridge.folds
 from bridge.categories import METRIC_TYPES, Mapping, Selection, Window, compute, fold_plan
 from bridge.figures import dumps_figures
 from bridge.folds import FoldCache
@@ -467,6 +468,21 @@ def test_the_fold_cache_is_bounded_and_never_confuses_two_snapshots():
     assert cache.fold(snapshots[0], plan) is not folds[0]  # the oldest were dropped, and are made again
     assert cache.fold(snapshots[4], fold_plan(MAPPING, Selection(models=frozenset({"m"})))) is not folds[4]
     assert fold_plan(MAPPING, Selection()) is plan  # one plan (one entry) per mapping and selection
+
+
+def test_the_fold_cache_holds_folds_and_cells_within_their_byte_budgets(monkeypatch):
+    s = Service()
+    for route in ("/a", "/b", "/c"):
+        s.traffic(route, "m1", 1, 0.05)
+    snapshots = [snapshot(s, float(t)) for t in range(12)]
+    cache = FoldCache()
+    plan = fold_plan(MAPPING, Selection(models=frozenset({"m1"})))  # a selection: summed from cells
+    one_fold, one_cell = 5 * cache.fold(snapshots[0], plan).vector.nbytes, cache._cells_bytes
+    monkeypatch.setattr(bridge.folds, "FOLDS_BYTES", 4 * one_fold)
+    monkeypatch.setattr(bridge.folds, "CELLS_BYTES", 3 * one_cell)
+    folds = [cache.fold(snapshot, plan) for snapshot in snapshots]
+    assert (len(cache), cache._bytes, len(cache._cells), cache._cells_bytes) == (4, 4 * one_fold, 3, 3 * one_cell)
+    assert cache.fold(snapshots[-1], plan) is folds[-1] and cache.fold(snapshots[0], plan) is not folds[0]
 
 
 def test_a_group_whose_series_have_two_bucket_layouts_is_the_layout_with_more_observations():

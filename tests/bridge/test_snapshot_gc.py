@@ -110,5 +110,6 @@ def test_a_fold_after_the_first_is_made_of_what_the_collector_has_seen():
     # Each read's dict of places holds only the layout's tuples, seen by a collection already: it is
     # never tracked, with no collection since it was made.
     assert [read for read, placed in later.histograms.items() if gc.is_tracked(placed)] == []
+    numbers = later.numbers  # made when a window computed alone first reads them
     gc.collect()
-    assert not gc.is_tracked(later.numbers)  # a tuple of floats, untracked by its first collection
+    assert not gc.is_tracked(numbers)  # a tuple of floats, untracked by its first collection

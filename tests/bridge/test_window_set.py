@@ -1,6 +1,8 @@
 """Windows that share an end, computed together, give each window's own figures, byte for byte."""
 
+import dataclasses
 import itertools
+import json
 import math
 
 import numpy as np
@@ -189,20 +191,62 @@ def test_folds_share_a_shape_exactly_when_they_hold_the_same_groups_at_the_same_
     assert 1 < len(shapes) < len(folds)  # series appear early on, then every fold of the epoch shares one
 
 
+class SeriesByFold(FoldCache):
+    """Folds every plan from the snapshot's series, one by one, as plans without cells are."""
+
+    def fold(self, snapshot, plan):
+        return super().fold(snapshot, dataclasses.replace(plan, cell_labels=None))
+
+
 @pytest.mark.parametrize("selection", SELECTIONS[1:])
 def test_a_selections_fold_summed_from_the_cells_is_the_fold_of_its_series(selection):
     plan = fold_plan(MAPPING, selection)
     cache = FoldCache()
-    for snapshot in history(5)[::6]:
+    snapshots = history(5)
+    for snapshot in snapshots[::6]:
         summed = cache.fold(snapshot, plan)  # a selection: the sum of the cells it keeps
         direct = fold(snapshot, plan, cache.layout)  # its series summed one by one
-        assert summed.groups == direct.groups and summed.histograms.keys() == direct.histograms.keys()
-        for read, blocks in direct.histograms.items():
-            assert summed.histograms[read].keys() == blocks.keys()
         width = len(direct.vector)
+        for read, placed in summed.groups.items():  # every group of every cell: 0 in those dropped
+            for group, position in placed.items():
+                if group not in direct.groups[read]:
+                    assert summed.vector[position] == 0.0
+                else:
+                    assert direct.groups[read][group] == position
+        for read, blocks in direct.histograms.items():
+            assert blocks.keys() <= summed.histograms[read].keys()
         # The same numbers; sums of fractions in another order may differ in their last bits.
         np.testing.assert_allclose(summed.vector[:width], direct.vector, rtol=1e-12, atol=0)
         assert not summed.vector[width:].any()
+    # And the same figures as the selection's series folded one by one, every category.
+    for start in snapshots[6:20:4]:
+        end = snapshots[-1]
+        assert compute(Window(start, end, MAPPING, selection, cache), EVERYTHING) == compute(
+            Window(start, end, MAPPING, selection, SeriesByFold()), EVERYTHING
+        )
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("bounds", [FROM_ZERO, ABOVE_ZERO], ids=["from-zero", "above-zero"])
+def test_windows_of_different_selections_computed_together_each_have_their_own_figures(seed, bounds):
+    snapshots = history(20 + seed, bounds=bounds)
+    end = snapshots[-1]
+    rows = [(start, selection) for start in snapshots[2:20:5] for selection in SELECTIONS[1:]]
+    cache = FoldCache()
+    windows = WindowSet(
+        [start for start, _ in rows], end, MAPPING, Selection(), cache, selections=[selection for _, selection in rows]
+    )
+    figures = compute_figures(windows, EVERYTHING)
+    alone = [compute(Window(start, end, MAPPING, selection, FoldCache()), EVERYTHING) for start, selection in rows]
+    assert figures.rows() == alone
+    assert figures.texts() == [dumps_figures(data) for data in alone]
+    assert len({json.dumps(data, sort_keys=True) for data in alone}) > len(rows) // 2  # the windows differ
+
+
+def test_windows_of_selections_whose_ends_differ_in_shape_are_not_a_set():
+    snapshots = history(3)
+    with pytest.raises(ValueError, match="share a shape"):  # every series: folded directly, a shape of its own
+        WindowSet(snapshots[:2], snapshots[-1], MAPPING, Selection(), FoldCache(), selections=SELECTIONS[:2])
 
 
 def test_every_selection_of_a_snapshot_is_summed_from_one_pass_over_its_series(monkeypatch):
