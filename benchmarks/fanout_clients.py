@@ -4,10 +4,11 @@ Each subscriber is an asyncio protocol around websockets' sans-I/O client, stamp
 in ``data_received``: with a thousand subscribers in one process, the high-level client's per-message
 work would queue the last frames of a burst and be measured as the server's lag.
 
-    python benchmarks/fanout_clients.py URL SUBSCRIBERS SETS SECONDS [deflate]
+    python benchmarks/fanout_clients.py URL SUBSCRIBERS SETS SECONDS [vary=windows|categories|selections] [deflate]
 
 With ``deflate`` every subscriber offers permessage-deflate as a browser does (``client_max_window_bits``
-and nothing else) and reads compressed frames.
+and nothing else) and reads compressed frames. ``vary`` says what the distinct sets differ in
+(``stream_deliver.filters_of``; windows unless said).
 """
 
 import asyncio
@@ -15,6 +16,7 @@ import json
 import sys
 import time
 
+from stream_deliver import filters_of
 from websockets.client import ClientProtocol
 from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 from websockets.frames import Frame, Opcode
@@ -68,16 +70,19 @@ class Subscriber(asyncio.Protocol):
 
 
 async def main() -> None:
-    # ``sets`` distinct filter sets (windows of 10 s, 11 s, ...) among ``count`` subscribers, round robin;
-    # one set is the default filters.
+    # ``sets`` distinct filter sets (windows of 10 s, 11 s, ... unless ``vary`` says otherwise) among
+    # ``count`` subscribers, round robin; one set is the default filters.
     url, count, sets, duration = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
-    deflate = sys.argv[5:] == ["deflate"]
+    options = sys.argv[5:]
+    deflate = "deflate" in options
+    vary = next((option.split("=", 1)[1] for option in options if option.startswith("vary=")), "windows")
+    kinds = [_json_filters(filters) for filters in filters_of("distinct", sets, vary)] if sets > 1 else [{}]
     uri = parse_uri(url)
     loop = asyncio.get_running_loop()
     lags: list[float] = []
     subscribers = []
     for i in range(count):
-        filters = {"interval": 1.0, "window": 10 + i % sets} if sets > 1 else {"interval": 1.0}
+        filters = {"interval": 1.0, **kinds[i % len(kinds)]}
         opened = loop.create_future()
         message = json.dumps({"type": "subscribe", "filters": filters}).encode()
         _, protocol = await loop.create_connection(
@@ -111,6 +116,19 @@ async def main() -> None:
     )
     for protocol in subscribers:
         protocol.transport.close()
+
+
+WIRE_NAMES = {"endpoints": "endpoint", "models": "model", "metric_types": "metric_type"}
+
+
+def _json_filters(filters: dict) -> dict:
+    """``Filters``' fields as a subscribe message names them (docs/METRICS_STREAMING.md): sets as lists,
+    an empty one (everything) left out."""
+    return {
+        WIRE_NAMES.get(key, key): sorted(value) if isinstance(value, frozenset) else value
+        for key, value in filters.items()
+        if value or not isinstance(value, frozenset)
+    }
 
 
 if __name__ == "__main__":

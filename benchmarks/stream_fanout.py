@@ -3,8 +3,8 @@ set, next to a bare Starlette fan-out of the same payload; and for 100 subscribe
 and 100 distinct filter sets beside the same chat traffic, in one run.
 
     python benchmarks/stream_fanout.py [--duration 20] [--rounds 3] [--traffic-rps 10]
-        [--scenarios 1 100 1000 10-sets 100-sets 100-in-1-set 100-in-10-sets] [--server-tree DIR]
-        [--deflate]
+        [--scenarios 1 100 1000 10-sets 100-sets 100-in-1-set 100-in-10-sets 100-sets-by-category
+        100-sets-by-selection] [--server-tree DIR] [--deflate]
 
 The distinct sets' windows are 10 s, 11 s, 12 s..., and the server first runs long enough (about two
 minutes a round for 100 sets) to hold a snapshot at each window's start: a hundred distinct windows a
@@ -15,7 +15,10 @@ cache lookups to compute (on an idle server every quantile is empty, and cheap).
 "Flat in the number of sets" compares like with like: the same 100 subscribers and the same traffic,
 in 1 set (``100-in-1-set``), 10 sets (``100-in-10-sets``, ten subscribers a set) and 100 sets
 (``100-sets``); the summary prints each one's lag p99 over the one set's, round by round. ``10-sets``
-is 10 subscribers in 10 sets (the row of earlier sessions).
+is 10 subscribers in 10 sets (the row of earlier sessions). The sets of ``100-sets`` differ in their
+windows; those of ``100-sets-by-category`` in the categories they ask for (63 kinds, on windows of 10 and
+11 s), those of ``100-sets-by-selection`` in the models and endpoints they select (64 kinds, the same
+two windows): ``stream_deliver.py``'s ``--vary``.
 
 The server is pinned to CPU 0 and the subscribers (their own process) to CPU 1. Lag is the time from
 the message's timestamp (taken by the server when it built the update) to its arrival, in the steady
@@ -44,6 +47,7 @@ from pathlib import Path
 
 import httpx
 from common import background, cpu_seconds, fakeai_command, free_port, pinned, spread, wait_port
+from stream_deliver import filters_of
 
 HERE = Path(__file__).resolve().parent
 
@@ -55,11 +59,22 @@ class Scenario:
     sets: int
     traffic: bool
     """Chat traffic beside the stream (then no bare run: the bare app serves no chat)."""
+    vary: str = "windows"
+    """What the distinct sets differ in (``stream_deliver.VARIED``)."""
 
     @property
     def title(self) -> str:
         sets = "1 filter set" if self.sets == 1 else f"{self.sets} filter sets"
+        if self.vary != "windows":
+            sets += {"categories": " by category", "selections": " by selection"}[self.vary]
         return f"{self.subscribers} subscribers, {sets}{', traffic' if self.traffic else ''}"
+
+    @property
+    def longest_window(self) -> float:
+        """The longest window a subscriber asks for (the server runs that long first)."""
+        if self.sets == 1:
+            return 10.0
+        return max(filters["window"] for filters in filters_of("distinct", self.sets, self.vary))
 
 
 SCENARIOS = (
@@ -70,8 +85,10 @@ SCENARIOS = (
     Scenario("100-in-1-set", 100, 1, traffic=True),
     Scenario("100-in-10-sets", 100, 10, traffic=True),
     Scenario("100-sets", 100, 100, traffic=True),
+    Scenario("100-sets-by-category", 100, 100, traffic=True, vary="categories"),
+    Scenario("100-sets-by-selection", 100, 100, traffic=True, vary="selections"),
 )
-FLAT = ("100-in-1-set", ("100-in-10-sets", "100-sets"))
+FLAT = ("100-in-1-set", ("100-in-10-sets", "100-sets", "100-sets-by-category", "100-sets-by-selection"))
 """The one-set scenario and those compared with it: the same subscribers and traffic, more sets."""
 MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 
@@ -102,7 +119,7 @@ def measure(
     # snapshot and share one computation (the hub computes equal (start, end, selection) once) instead
     # of measuring ``sets`` distinct ones. One set with traffic waits as long as ten sets: its window
     # holds as much.
-    warm_up = 1.5 if not scenario.traffic else 10.0 + max(scenario.sets, 10) + 2.0
+    warm_up = 1.5 if not scenario.traffic else max(scenario.longest_window, 20.0) + 2.0
     with background(server, cpu=0, tree=tree) as process:
         wait_port(port)
         with traffic(port, rps, warm_up + duration + 10.0):
@@ -111,7 +128,7 @@ def measure(
             clients = subprocess.Popen(
                 pinned(
                     1,
-                    [*command, str(scenario.subscribers), str(scenario.sets), str(duration)]
+                    [*command, str(scenario.subscribers), str(scenario.sets), str(duration), f"vary={scenario.vary}"]
                     + (["deflate"] if deflate else []),
                 ),
                 stdout=subprocess.PIPE,
