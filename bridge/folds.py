@@ -76,6 +76,10 @@ def add_histogram(
         found.count += count
 
 
+_CELLS_KEYS: dict[tuple[Any, ...], int] = {}
+"""``FoldPlan.cells_key``'s numbers: one per mapping's reads, a handful in a process."""
+
+
 @dataclass(frozen=True, eq=False)
 class FoldPlan:
     """What a fold sums: families read as numbers and as histograms, each with its grouping label, and
@@ -93,9 +97,11 @@ class FoldPlan:
         return self.keep is None or self.keep(key)
 
     @functools.cached_property
-    def cells_key(self) -> tuple[Any, ...]:
-        """What the ``CellFolds`` this plan is folded from depend on: the reads and the cells' labels."""
-        return (self.values, self.histograms, self.cell_labels)
+    def cells_key(self) -> int:
+        """What the ``CellFolds`` this plan is folded from depend on (the reads and the cells' labels), as
+        a number: the same for every plan that shares them, and cheaper to hash than the reads, a few
+        hundred times a tick."""
+        return _CELLS_KEYS.setdefault((self.values, self.histograms, self.cell_labels), len(_CELLS_KEYS))
 
     @functools.cached_property
     def families(self) -> tuple[tuple[str, tuple[str | None, ...]], ...]:
@@ -442,7 +448,7 @@ class FoldCache:
         self._bytes = 0
         self.layout = FoldLayout()
         self._entries: OrderedDict[tuple[int, FoldPlan], tuple[Snapshot, Fold]] = OrderedDict()
-        self._cells: OrderedDict[tuple[int, tuple[Any, ...]], tuple[Snapshot, CellFolds]] = OrderedDict()
+        self._cells: OrderedDict[tuple[int, int], tuple[Snapshot, CellFolds]] = OrderedDict()
         self._cells_bytes = 0
 
     def __len__(self) -> int:

@@ -224,7 +224,7 @@ class Hub:
         return self._compute(start, end, filters)
 
     def _compute(self, start: Snapshot, end: Snapshot, filters: protocol.Filters) -> dict[str, Any]:
-        window = Window(start, end, self.mapping, Selection(filters.endpoints, filters.models), self.folds)
+        window = Window(start, end, self.mapping, filters.selection, self.folds)
         return compute(window, filters.metric_types)
 
     async def _fold_in_turns(self, snapshots: Sequence[Snapshot], selections: Sequence[Selection]) -> None:

@@ -341,6 +341,41 @@ async def test_sets_that_differ_in_categories_share_one_computation_and_each_get
         hub._compute = lambda start, end, filters: computed.append(filters.metric_types) or alone(start, end, filters)
 
 
+async def test_sets_that_select_different_series_are_computed_together_each_with_its_own_figures():
+    s = Service()
+    clock = FakeClock()
+    hub = Hub(RegistrySource(s.registry), MAPPING, StreamSettings(min_interval=0.5), clock=clock)
+    for second in range(30):
+        clock.now += 1.0
+        for route, llm in itertools.product(("/a", "/b", "/c"), ("m1", "m2")):
+            if (second + len(route) * len(llm)) % 3:
+                s.traffic(route, llm, 1 + second % 4, 0.01 * (1 + second % 7))
+        await hub.sample()
+    selections = [
+        {"endpoints": frozenset(routes), "models": frozenset(llms)}
+        for routes in ((), ("/a",), ("/b", "/c"), ("/a", "/c"))
+        for llms in ((), ("m1",), ("m2",))
+    ]
+    clients = [Client(Filters(interval=1.0, window=window, **chosen)) for chosen in selections for window in (5.0, 9.0)]
+    for client in clients:
+        hub.register(client)
+    together: list[list] = []  # the selections of each set of windows computed together
+    original = hub._compute_together
+    hub._compute_together = lambda starts, end, filters, chosen=None: (
+        together.append(chosen or [filters.selection] * len(starts)) or original(starts, end, filters, chosen)
+    )
+    assert await hub.deliver(clock.now) == len(clients)
+    # The sets in one computation: every one but, where its fold's groups lie in another order than the
+    # cells', the two of every series (folded from the series, not summed from the cells).
+    assert len(together) == 1 and len(together[0]) >= len(clients) - 2
+    assert len(set(together[0])) >= len(selections) - 1
+    for client in clients:
+        text = client.update
+        data = text[text.index('"data":') + len('"data":') : text.index(',"deltas":')]
+        assert data == dumps_figures(hub.data(client.filters))  # what the set gets computed on its own
+    assert len({client.update for client in clients}) > len(clients) // 2
+
+
 class WindowsOf:
     """A windowed source (as ``PrometheusSource``) whose windows end at snapshots of their own."""
 
