@@ -109,6 +109,21 @@ class Selection:
     endpoints: frozenset[str] = frozenset()
     models: frozenset[str] = frozenset()
 
+    def __hash__(self) -> int:
+        return self._hash
+
+    @functools.cached_property
+    def _hash(self) -> int:
+        """Made once: a tick looks selections up a few times a filter set (``selection_of``)."""
+        return hash((self.endpoints, self.models))
+
+
+@functools.lru_cache(maxsize=4096)
+def selection_of(endpoints: frozenset[str], models: frozenset[str]) -> Selection:
+    """The one ``Selection`` of these endpoints and models: a dict lookup of a key that is the very
+    object it holds takes no comparison of the two sets of names."""
+    return Selection(endpoints, models)
+
 
 @functools.lru_cache(maxsize=65536)
 def _selected(key: LabelKey, selection: Selection, endpoint_label: str, model_label: str) -> bool:

@@ -19,7 +19,7 @@ from typing import Any, cast
 from bridge import protocol
 from bridge.categories import Mapping, Selection, Window, WindowSet, compute, compute_in_steps, fold_plan
 from bridge.figures import ColumnFigures, DictFigures, deltas_texts, join_entries
-from bridge.folds import FoldCache
+from bridge.folds import FoldCache, FoldPlan
 from bridge.sampler import Sampler, SourceUnavailable
 from bridge.snapshot import Snapshot
 from bridge.sources import Source
@@ -235,8 +235,12 @@ class Hub:
         every window new to the cache needs one: after a burst of subscribers, a hundred at once. Made
         here one by one, with turns between them, the computation finds them all in the cache."""
         turns = Turns(self.slice_seconds)
+        plans: dict[int, FoldPlan] = {}  # by the selection's id: the selections are alive meanwhile
         for snapshot, selection in zip(snapshots, selections, strict=True):
-            self.folds.fold(snapshot, fold_plan(self.mapping, selection))
+            plan = plans.get(id(selection))
+            if plan is None:
+                plan = plans[id(selection)] = fold_plan(self.mapping, selection)
+            self.folds.fold(snapshot, plan)
             await turns.take()
 
     async def _compute_together(
@@ -325,7 +329,7 @@ class Hub:
                 if len(part) >= self.together_from:
                     starts = [start for start, _, _ in part]
                     chosen = [selection for _, selection, _ in part]
-                    if len(set(chosen)) == 1:
+                    if chosen.count(chosen[0]) == len(chosen):  # one selection (``count`` tries identity first)
                         figures = await self._compute_together(starts, end, _selecting(filters, chosen[0]))
                     else:
                         figures = await self._compute_together(starts, end, filters, chosen)
@@ -351,7 +355,7 @@ class Hub:
         """``rows`` (windows ending at ``end``) in parts that can be computed together: with one selection,
         all of them; with several, those whose ends' folds share a shape (every selection but the one of
         every series: they are summed from the snapshot's cells)."""
-        selections = list({selection: None for _, selection, _ in rows})
+        selections = list({id(selection): selection for _, selection, _ in rows}.values())
         if len(selections) == 1:
             return [rows]
         await self._fold_in_turns([end] * len(selections), selections)
@@ -375,7 +379,7 @@ class Hub:
         all begin at its oldest snapshot. Windows that begin at different snapshots (10 s, 30 s, 60 s...)
         or select different series end at the same one: their figures are computed together
         (``WindowSet``), measure by measure."""
-        computations: dict[int, tuple[protocol.Filters, Snapshot, dict[tuple[int, Selection], _Row]]] = {}
+        computations: dict[int, tuple[protocol.Filters, Snapshot, dict[tuple[int, int], _Row]]] = {}
         across = []
         for key, clients in groups.items():
             filters = clients[0].filters
@@ -390,9 +394,10 @@ class Hub:
                 wider = replace(found[0], metric_types=found[0].metric_types | filters.metric_types)
                 found = computations[id(end)] = (wider, end, found[2])
             rows = found[2]
-            row = rows.get((id(start), filters.selection))
+            chosen = filters.selection  # one object per selection (``selection_of``): its id says which
+            row = rows.get((id(start), id(chosen)))
             if row is None:
-                rows[(id(start), filters.selection)] = (start, filters.selection, [key])
+                rows[(id(start), id(chosen))] = (start, chosen, [key])
             else:
                 row[2].append(key)
         return [(filters, end, list(rows.values())) for filters, end, rows in computations.values()], across
@@ -458,7 +463,7 @@ class _Payload:
 
 def _selecting(filters: protocol.Filters, selection: Selection) -> protocol.Filters:
     """``filters`` (every category a computation's sets asked for) over the series ``selection`` selects."""
-    if filters.selection == selection:
+    if filters.selection is selection:
         return filters
     return replace(filters, endpoints=selection.endpoints, models=selection.models)
 
@@ -486,6 +491,10 @@ class _Data:
     def payload(self, row: int, clients: list[Client], stamp: str) -> "_Payload":
         """The update of window ``row`` to ``clients`` (a group) but for its deltas."""
         types = clients[0].filters.metric_types
+        if types is self.computed:  # the usual case: every set of the computation asked for everything
+            if self._texts is None:
+                self._texts = self.figures.texts()
+            return _Payload(_prefix(stamp, clients), self._texts[row], self._figures[row])
         made = self._made.get((row, types))
         if made is None:
             made = self._made[(row, types)] = self._text(row, types), self._delta_figures(row, types)

@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
-from bridge.categories import METRIC_TYPES, Selection
+from bridge.categories import METRIC_TYPES, Selection, selection_of
 
 ALL = "all"
 MAX_INTERVAL = 3600.0
@@ -34,8 +34,8 @@ class Filters:
 
     @functools.cached_property
     def selection(self) -> Selection:
-        """The series these filters select."""
-        return Selection(self.endpoints, self.models)
+        """The series these filters select (one object for all filters that select the same)."""
+        return selection_of(self.endpoints, self.models)
 
     def describe(self) -> dict[str, Any]:
         return {
