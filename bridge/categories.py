@@ -168,7 +168,8 @@ def _current(end: Fold, name: str | None, label: str | None) -> dict[str, float]
     """Each group's sum at the fold's snapshot."""
     if name is None:  # a role the mapping leaves out: nothing to read
         return {}
-    return {group: end.numbers[position] for group, position in end.groups[(name, label)].items()}
+    numbers = end.numbers
+    return {group: numbers[position] for group, position in end.groups[(name, label)].items()}
 
 
 class Window:
@@ -222,8 +223,9 @@ class Window:
             return dict.fromkeys(self._start_and_end()[1].groups[(name, label)], 0.0)
         if self.folded:
             start, end = self._start_and_end()
+            at_end, at_start = end.numbers, start.numbers  # a fold made before the layout grew is shorter
             return {
-                group: _difference(end.numbers[position], start.number(position))
+                group: _difference(at_end[position], at_start[position] if position < len(at_start) else 0.0)
                 for group, position in end.groups[(name, label)].items()
             }
         before = self.start.values.get(name, {})
@@ -240,14 +242,15 @@ class Window:
         layouts: dict[tuple[str, bytes], HistogramSum]
         if self.folded:
             start, end = self._start_and_end()
+            numbers = end.numbers
             layouts = {}
             for layout, (bounds, position) in end.histograms[(name, label)].items():
                 width = len(bounds)
                 layouts[layout] = HistogramSum(
                     bounds,
                     end.vector[position : position + width] - start.block(position, width),
-                    end.numbers[position + width] - start.number(position + width),
-                    end.numbers[position + width + 1] - start.number(position + width + 1),
+                    numbers[position + width] - start.number(position + width),
+                    numbers[position + width + 1] - start.number(position + width + 1),
                 )
         else:
             layouts = self._series_increases(name, label)

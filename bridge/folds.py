@@ -242,7 +242,8 @@ class Fold:
         return self.shape.histograms
 
     def number(self, position: int) -> float:
-        return self.numbers[position] if position < len(self.numbers) else 0.0
+        numbers = self.numbers
+        return numbers[position] if position < len(numbers) else 0.0
 
     def block(self, position: int, width: int) -> np.ndarray:
         """``width`` numbers from ``position``, zeros past the vector's end."""
