@@ -3,6 +3,7 @@
 import asyncio
 import itertools
 import json
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -177,6 +178,23 @@ class FakeClock:
         return self.now
 
 
+async def hub_after(seconds: int, traffic: Callable[[Service, int], None]) -> tuple[Service, FakeClock, Hub]:
+    """A hub that sampled ``seconds`` seconds of ``traffic`` (called each second with its number)."""
+    s = Service()
+    clock = FakeClock()
+    hub = Hub(RegistrySource(s.registry), MAPPING, StreamSettings(min_interval=0.5), clock=clock)
+    for second in range(seconds):
+        clock.now += 1.0
+        traffic(s, second)
+        await hub.sample()
+    return s, clock, hub
+
+
+def data_text(update: str) -> str:
+    """An update's ``data`` as the server wrote it."""
+    return update[update.index('"data":') + len('"data":') : update.index(',"deltas":')]
+
+
 async def test_hub_computes_once_per_filter_set_and_keeps_per_client_deltas():
     s = Service()
     clock = FakeClock()
@@ -301,14 +319,10 @@ async def test_windows_computed_one_by_one_or_together_post_the_same_updates(win
 
 @pytest.mark.parametrize("together_from", [2, 10**6], ids=["together", "one-by-one"])
 async def test_sets_that_differ_in_categories_share_one_computation_and_each_gets_its_own(together_from):
-    s = Service()
-    clock = FakeClock()
-    hub = Hub(RegistrySource(s.registry), MAPPING, StreamSettings(min_interval=0.5), clock=clock)
+    s, clock, hub = await hub_after(
+        20, lambda s, second: s.traffic("/a" if second % 3 else "/b", "m1", 1 + second % 4, 0.01 * (1 + second % 5))
+    )
     hub.together_from = together_from
-    for second in range(20):
-        clock.now += 1.0
-        s.traffic("/a" if second % 3 else "/b", "m1", 1 + second % 4, 0.01 * (1 + second % 5))
-        await hub.sample()
     kinds = [("latency",), ("throughput", "error"), ("streaming",), ("cache", "queue"), METRIC_TYPES]
     clients = [
         Client(Filters(interval=1.0, window=window, metric_types=frozenset(kind)))
@@ -332,25 +346,21 @@ async def test_sets_that_differ_in_categories_share_one_computation_and_each_get
         assert computed == [frozenset(METRIC_TYPES)] * 2  # two windows, each once, for every set of each
         hub._compute = alone  # (what each set would get computed on its own)
         for client in clients:
-            text = client.update
-            data = text[text.index('"data":') + len('"data":') : text.index(',"deltas":')]
-            assert data == dumps_figures(hub.data(client.filters))  # its own categories, byte for byte
-            deltas = json.loads(text)["deltas"]
+            # Its own categories, byte for byte.
+            assert data_text(client.update) == dumps_figures(hub.data(client.filters))
+            deltas = json.loads(client.update)["deltas"]
             mine = {name for name, category, _ in DELTA_FIELDS if category in client.filters.metric_types}
             assert set(deltas) == (mine if tick else set())
         hub._compute = lambda start, end, filters: computed.append(filters.metric_types) or alone(start, end, filters)
 
 
 async def test_sets_that_select_different_series_are_computed_together_each_with_its_own_figures():
-    s = Service()
-    clock = FakeClock()
-    hub = Hub(RegistrySource(s.registry), MAPPING, StreamSettings(min_interval=0.5), clock=clock)
-    for second in range(30):
-        clock.now += 1.0
+    def traffic(s: Service, second: int) -> None:
         for route, llm in itertools.product(("/a", "/b", "/c"), ("m1", "m2")):
             if (second + len(route) * len(llm)) % 3:
                 s.traffic(route, llm, 1 + second % 4, 0.01 * (1 + second % 7))
-        await hub.sample()
+
+    _, clock, hub = await hub_after(30, traffic)
     selections = [
         {"endpoints": frozenset(routes), "models": frozenset(llms)}
         for routes in ((), ("/a",), ("/b", "/c"), ("/a", "/c"))
@@ -370,9 +380,7 @@ async def test_sets_that_select_different_series_are_computed_together_each_with
     assert len(together) == 1 and len(together[0]) >= len(clients) - 2
     assert len(set(together[0])) >= len(selections) - 1
     for client in clients:
-        text = client.update
-        data = text[text.index('"data":') + len('"data":') : text.index(',"deltas":')]
-        assert data == dumps_figures(hub.data(client.filters))  # what the set gets computed on its own
+        assert data_text(client.update) == dumps_figures(hub.data(client.filters))  # as computed on its own
     assert len({client.update for client in clients}) > len(clients) // 2
 
 
@@ -537,13 +545,12 @@ def test_a_group_whose_series_have_two_bucket_layouts_is_the_layout_with_more_ob
 
 
 async def test_sets_with_different_windows_are_computed_together_each_with_its_own_figures():
-    s = Service()
-    clock = FakeClock()
-    hub = Hub(RegistrySource(s.registry), MAPPING, StreamSettings(min_interval=0.5), clock=clock)
-    for second in range(40):
-        clock.now += 1.0
-        s.traffic("/a" if second % 3 else "/b", "m1" if second % 2 else "m2", second % 7, 0.005 * (second % 5))
-        await hub.sample()
+    _, clock, hub = await hub_after(
+        40,
+        lambda s, second: s.traffic(
+            "/a" if second % 3 else "/b", "m1" if second % 2 else "m2", second % 7, 0.005 * (second % 5)
+        ),
+    )
     clients = [Client(Filters(interval=1.0, window=float(w))) for w in range(1, 31)]
     clients.append(Client(Filters(interval=1.0, window=5.0, models=frozenset({"m2"}))))
     for client in clients:
