@@ -233,7 +233,8 @@ class Fold:
 
     @property
     def groups(self) -> dict[Read, dict[str, int]]:
-        """For each read, the groups this snapshot has, in the order its series met them, and their positions."""
+        """For each read, the groups this snapshot has (in the order its series, or its cells, met them) and
+        their positions."""
         return self.shape.groups
 
     @property
