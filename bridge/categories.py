@@ -223,9 +223,9 @@ class Window:
             return dict.fromkeys(self._start_and_end()[1].groups[(name, label)], 0.0)
         if self.folded:
             start, end = self._start_and_end()
-            at_end, at_start = end.numbers, start.numbers  # a fold made before the layout grew is shorter
+            at_end = end.numbers
             return {
-                group: _difference(at_end[position], at_start[position] if position < len(at_start) else 0.0)
+                group: _difference(at_end[position], start.number(position))
                 for group, position in end.groups[(name, label)].items()
             }
         before = self.start.values.get(name, {})

@@ -112,6 +112,29 @@ class FoldPlan:
         return tuple((name, tuple(grouped_by)) for name, grouped_by in by_family.items())
 
 
+HistogramSignature = tuple[tuple[Read, tuple[tuple[str, bytes], ...]], ...]
+
+
+def _places_key(
+    groups: Places, histograms: HistogramPlaces
+) -> tuple[tuple[tuple[Read, tuple[tuple[str, int], ...]], ...], HistogramSignature]:
+    """What says two folds hold the same groups at the same places: each read's groups and positions,
+    and each histogram read's (group, bucket layout) pairs (their places are the layout's), in order."""
+    return (
+        tuple((read, tuple(placed.items())) for read, placed in groups.items()),
+        tuple((read, tuple(blocks)) for read, blocks in histograms.items()),
+    )
+
+
+def _write_block(into: np.ndarray, position: int, summed: HistogramSum) -> None:
+    """A histogram group's sums at its place in a fold's vector (or a cell's row): the bucket counts,
+    then the sum, then the count."""
+    width = len(summed.bounds)
+    into[position : position + width] = summed.counts
+    into[position + width] = summed.total
+    into[position + width + 1] = summed.count
+
+
 class FoldLayout:
     """Where each sum lives in a fold's vector: a number takes one position, a histogram's group takes
     its bucket counts, then its sum, then its count. Positions are only added (groups appear as series
@@ -150,10 +173,7 @@ class FoldLayout:
         histograms: dict[Read, dict[tuple[str, bytes], tuple[np.ndarray, int]]],
     ) -> "FoldShape":
         """The one ``FoldShape`` of this layout that holds these groups at these places."""
-        key = (
-            tuple((read, tuple(placed.items())) for read, placed in groups.items()),
-            tuple((read, tuple(blocks)) for read, blocks in histograms.items()),
-        )
+        key = _places_key(groups, histograms)
         found = self._shapes.get(key)
         if found is None:
             if len(self._shapes) >= MAX_SHAPES:
@@ -163,14 +183,7 @@ class FoldLayout:
 
     def cells_shape(self, cells: dict[Cell, CellPlaces], representatives: list[LabelKey]) -> "CellsShape":
         """The one ``CellsShape`` of this layout whose cells hold these groups at these places."""
-        key = tuple(
-            (
-                cell,
-                tuple((read, tuple(placed.items())) for read, placed in groups.items()),
-                tuple((read, tuple(blocks)) for read, blocks in histograms.items()),
-            )
-            for cell, (groups, histograms) in cells.items()
-        )
+        key = tuple((cell, *_places_key(groups, histograms)) for cell, (groups, histograms) in cells.items())
         found = self._cells_shapes.get(key)
         if found is None:
             if len(self._cells_shapes) >= MAX_SHAPES:
@@ -209,9 +222,9 @@ class FoldShape:
         }
 
     @functools.cached_property
-    def signature(self) -> tuple[tuple[Read, tuple[tuple[str, bytes], ...]], ...]:
+    def signature(self) -> HistogramSignature:
         """Each histogram read's (group, bucket layout) pairs, in order."""
-        return tuple((read, tuple(blocks)) for read, blocks in self.histograms.items())
+        return _places_key({}, self.histograms)[1]
 
 
 @dataclass(eq=False)
@@ -290,10 +303,7 @@ def fold(snapshot: Snapshot, plan: FoldPlan, layout: FoldLayout) -> Fold:
         positions, sums_in_order = zip(*numbers, strict=True)
         vector[list(positions)] = sums_in_order
     for position, summed in blocks:
-        width = len(summed.bounds)
-        vector[position : position + width] = summed.counts
-        vector[position + width] = summed.total
-        vector[position + width + 1] = summed.count
+        _write_block(vector, position, summed)
     return Fold(layout, vector, layout.shape(groups, histograms))
 
 
@@ -406,10 +416,7 @@ def fold_cells(snapshot: Snapshot, plan: FoldPlan, layout: FoldLayout) -> CellFo
     matrix = np.zeros((len(rows), layout.size))
     matrix[at_rows, positions] = values
     for row, position, summed in blocks:
-        width = len(summed.bounds)
-        matrix[row, position : position + width] = summed.counts
-        matrix[row, position + width] = summed.total
-        matrix[row, position + width + 1] = summed.count
+        _write_block(matrix[row], position, summed)
     return CellFolds(layout, matrix, layout.cells_shape(dict(zip(rows, places, strict=True)), representatives))
 
 
