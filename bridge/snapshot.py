@@ -22,6 +22,9 @@ class Wanted:
     gauges: frozenset[str] = frozenset()
     histograms: frozenset[str] = frozenset()
 
+    def families(self) -> frozenset[str]:
+        return self.counters | self.gauges | self.histograms
+
     def sample_names(self) -> set[str]:
         names = {c + "_total" for c in self.counters} | set(self.gauges)
         for h in self.histograms:

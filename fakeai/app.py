@@ -4,7 +4,7 @@ import gc
 import inspect
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Collection, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
@@ -12,8 +12,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
-from prometheus_client.metrics_core import Metric
-from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+from prometheus_client.multiprocess import mark_process_dead
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -22,10 +21,11 @@ from starlette.types import ASGIApp
 
 from bridge.hub import Hub, StreamSettings
 from bridge.server import stream_endpoint
-from bridge.sources import ChildrenSource, PrometheusSource, RegistrySource, Source
+from bridge.sources import ChildrenSource, PrometheusSource, Source, ThreadedRegistrySource
 from exporter.exposition import metrics_endpoint
 from exporter.kept_bounds import HiddenBounds
 from exporter.metrics import ServerMetrics
+from exporter.multiprocess import FilesCollector
 from exporter.stream import STREAM_MAPPING
 from exporter.views import (
     CacheConfig,
@@ -190,19 +190,15 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FakeaiApp:
         exposed_bounds=metrics.families.exposed_bounds,
     )
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Every worker's files, read and merged for each /metrics; a view reads only the families it needs.
+        files = FilesCollector()
         # The collector has no names to register under; /metrics?name[]= needs it kept all the same.
         exposed = CollectorRegistry(support_collectors_without_names=True)
-        exposed.register(HiddenBounds(MultiProcessCollector(None), hidden, hidden_families))  # type: ignore[no-untyped-call]
-        aggregated = CollectorRegistry()
-        MultiProcessCollector(aggregated)  # type: ignore[no-untyped-call]
-
-        def read_aggregated(names: Collection[str]) -> Iterator[Metric]:
-            return (family for family in aggregated.collect() if family.name in names)
-
-        native = read_aggregated
+        exposed.register(HiddenBounds(files, hidden, hidden_families))
+        native = files.read
         streamed = CollectorRegistry(support_collectors_without_names=True)
-        streamed.register(HiddenBounds(MultiProcessCollector(None), hidden, hidden_families))  # type: ignore[no-untyped-call]
-        stream_source = RegistrySource(streamed, restrict=False)
+        streamed.register(HiddenBounds(FilesCollector(names=wanted.families()), hidden, hidden_families))
+        stream_source = ThreadedRegistrySource(streamed)
     else:
         # What vLLM's API server exposes from prometheus-client's default registry: process_*, python_gc_*
         # and python_info. In multiprocess mode vLLM (and prometheus-client) drop them, and so do we: a
