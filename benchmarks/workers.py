@@ -1,9 +1,19 @@
-"""Non-streaming chat requests/s with 1 and 2 workers, and /metrics scrape time with 2, in one run.
+"""Non-streaming chat requests/s with 1 and 2 workers, and /metrics scrape time with 2, in one run; then
+what two workers' metric files cost the clients being served.
 
-    python benchmarks/workers.py [--duration 10] [--connections 64]
+    python benchmarks/workers.py [--duration 10] [--connections 64] [--stall-rounds 3] [--requests 400]
+        [--baseline-tree DIR] [--skip-throughput]
 
 Needs ``wrk``. On a 2-core machine wrk and the workers share the cores, which caps the second
 worker's gain; the figures say what this machine gives, side by side.
+
+Stall: a server with ``--workers 2`` (default latency profile), 16 streaming clients in a process of
+their own (``scrape.py``'s), with no scraper and then with one hitting /metrics three times a second, as
+NVIDIA AIPerf does: client TTFT p50 and p99 each way, and the median of 10 scrapes. With workers, every
+read of the metrics merges every worker's files (prometheus-client's multiprocess mode): each worker's
+stream hub does it once a second whether or not anyone subscribes, and every /metrics does it once.
+With ``--baseline-tree DIR`` (``git worktree add DIR <commit>``) the server runs from that checkout too,
+the two taking turns and swapping order every round.
 """
 
 import argparse
@@ -13,7 +23,8 @@ import time
 from pathlib import Path
 
 import httpx
-from common import background, fakeai_command, free_port, require_wrk, wrk_script
+from common import background, fakeai_command, free_port, require_wrk, spread, trees_in_turn, wrk_script
+from scrape import Scraper, client_ttft
 from throughput import REQUEST, run_wrk, wait_ready
 
 
@@ -32,11 +43,66 @@ def measure(workers: int, args: argparse.Namespace, script: Path) -> tuple[float
         return rate, scrapes
 
 
+def stall(tree: Path, requests: int) -> dict[str, float]:
+    """Client TTFT p50/p99 (ms) of ``requests`` streams with no scraper and with a 3 Hz one, and the
+    median /metrics (gzip, as Prometheus asks), on a server with two workers run from ``tree``."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with background(fakeai_command(port, "--workers", "2"), tree=tree):
+        wait_ready(url)
+        client_ttft(url, 200)  # warm-up: both workers' connections, caches and files
+        quiet = client_ttft(url, requests)
+        with Scraper(url + "/metrics", 1 / 3):
+            scraped = client_ttft(url, requests)
+        scrapes = []
+        with httpx.Client(headers={"accept-encoding": "gzip"}) as client:
+            for _ in range(10):
+                start = time.perf_counter()
+                client.get(url + "/metrics").raise_for_status()
+                scrapes.append(1000 * (time.perf_counter() - start))
+    return {
+        "quiet p50": quiet[0],
+        "quiet p99": quiet[1],
+        "scraped p50": scraped[0],
+        "scraped p99": scraped[1],
+        "scrape ms": statistics.median(scrapes),
+    }
+
+
+def stall_rounds(args: argparse.Namespace) -> None:
+    figures: dict[str, list[dict[str, float]]] = {}
+    print(f"\nstall: 2 workers, {args.requests} streams x 16 concurrent per run, no scraper | 3 Hz scraper")
+    for round_number, name, tree in trees_in_turn(args.baseline_tree, args.stall_rounds):
+        got = stall(tree, args.requests)
+        figures.setdefault(name, []).append(got)
+        print(
+            f"  round {round_number + 1} {name:<6} TTFT p50 {got['quiet p50']:6.1f} p99 {got['quiet p99']:6.1f} ms | "
+            f"p50 {got['scraped p50']:6.1f} p99 {got['scraped p99']:6.1f} ms | /metrics {got['scrape ms']:6.1f} ms"
+        )
+    print("\nmedians (ranges) of rounds")
+    for name, rounds in figures.items():
+        column = {key: [got[key] for got in rounds] for key in rounds[0]}
+        print(
+            f"  {name:<6} TTFT p99 {spread(column['quiet p99'])} ms, with the scraper {spread(column['scraped p99'])} "
+            f"ms; /metrics {spread(column['scrape ms'])} ms"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--stall-rounds", type=int, default=3)
+    parser.add_argument("--requests", type=int, default=400, help="streams per stall run")
+    parser.add_argument("--baseline-tree", type=Path, help="a checkout to run the stall's server from too")
+    parser.add_argument("--skip-throughput", action="store_true", help="only the stall")
     args = parser.parse_args()
+    if not args.skip_throughput:
+        throughput(args)
+    stall_rounds(args)
+
+
+def throughput(args: argparse.Namespace) -> None:
     require_wrk()
     with tempfile.TemporaryDirectory() as tmp:
         script = wrk_script(Path(tmp), REQUEST)
