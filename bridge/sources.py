@@ -36,9 +36,9 @@ class WindowedSource(Protocol):
 
 class RegistrySource:
     """One ``collect()`` of only the families the categories need, in slices: the registry lives on the
-    event loop that serves requests, so the sampler yields to it every ``slice_seconds``. (A registry
-    whose collectors register no names and yield nothing before they have read everything, such as
-    prometheus-client's ``MultiProcessCollector``, is a ``ThreadedRegistrySource``.)
+    event loop that serves requests, so the sampler yields to it every ``slice_seconds``. (The files of
+    prometheus-client's multiprocess mode, which its collector reads in one call, are read by
+    ``exporter.multiprocess.FilesSource``, on a thread.)
     """
 
     def __init__(self, registry: CollectorRegistry, *, slice_seconds: float = 0.001) -> None:
@@ -61,31 +61,6 @@ class SnapshotSource(Protocol):
     async def snapshot(self, wanted: Wanted, timestamp: float, interner: Interner) -> Snapshot: ...
 
 
-class ThreadedRegistrySource:
-    """A registry whose ``collect()`` is one call that cannot be sliced, read into a snapshot on a worker
-    thread.
-
-    prometheus-client's ``MultiProcessCollector`` (``--workers``) reads and merges every worker's files
-    before it yields a single family: some 60-90 ms on a default server with two workers, and ~10 ms
-    more to make the snapshot. Every worker's hub samples once a second whether or not anyone
-    subscribes (the history a new subscriber gets), so on the event loop that was a stall of each
-    worker's requests every second. On a thread the loop only waits for the GIL, at most the
-    interpreter's switch interval at a time. The interner is the sampler's, which samples one tick at a
-    time, so the thread is its only user meanwhile."""
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.registry = registry
-
-    async def collect(self, sample_names: set[str]) -> Iterable[Metric]:
-        return await asyncio.to_thread(lambda: list(self.registry.collect()))
-
-    async def snapshot(self, wanted: Wanted, timestamp: float, interner: Interner) -> Snapshot:
-        return await asyncio.to_thread(self._snapshot, wanted, timestamp, interner)
-
-    def _snapshot(self, wanted: Wanted, timestamp: float, interner: Interner) -> Snapshot:
-        return take(self.registry.collect(), wanted, timestamp, interner)
-
-
 _VALUE = operator.attrgetter("_value")
 """A ``MutexValue``'s float (what its ``get()`` returns)."""
 
@@ -100,7 +75,7 @@ class ChildrenSource:
     holds it to what ``collect()`` gives for the same registry: an upgrade that changes them fails CI.
 
     For one process only: in multiprocess mode a child's value is this process's own file, not the
-    server's total (use ``RegistrySource`` over a ``MultiProcessCollector`` there). Counters, gauges set
+    server's total (``exporter.multiprocess.FilesSource`` reads every worker's there). Counters, gauges set
     by ``set``/``inc``/``dec`` and histograms; other metric types are refused when the source is made.
     """
 

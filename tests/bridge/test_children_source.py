@@ -2,17 +2,13 @@
 
 import asyncio
 import random
-import threading
 
 import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary
-from prometheus_client.registry import Collector
 
-from bridge.sampler import Sampler
 from bridge.snapshot import Interner, Snapshot, Wanted, take
-from bridge.sources import ChildrenSource, RegistrySource, ThreadedRegistrySource
-from exporter.stream import STREAM_MAPPING
+from bridge.sources import ChildrenSource, RegistrySource
 
 WANTED = Wanted(
     counters=frozenset({"c_requests", "c_plain"}),
@@ -101,28 +97,3 @@ def test_a_histogram_read_at_its_exposed_bounds_is_the_histogram_of_those_bounds
     assert_same(got, expected)
     unfolded = asyncio.run(ChildrenSource([keeping]).snapshot(wanted, 1.0, Interner()))
     assert len(next(unfolded.histogram_series("h_seconds"))[1]) == len(recorded) + 1  # the bounds
-
-
-def test_a_registry_read_on_a_thread_gives_the_same_snapshot_and_leaves_the_loop_free():
-    """``--workers``: the merge of every worker's files is one call that cannot be sliced."""
-    registry, _ = busy_registry(0)
-    readers: list[int] = []
-
-    class Watched(Collector):
-        def collect(self):
-            readers.append(threading.get_ident())
-            yield from registry.collect()
-
-    watched = CollectorRegistry(support_collectors_without_names=True)
-    watched.register(Watched())
-    source = ThreadedRegistrySource(watched)
-    assert Sampler(source, STREAM_MAPPING, tick=1.0, history_seconds=10).direct is source
-
-    async def read() -> tuple[int, Snapshot, list]:
-        snapshot = await source.snapshot(WANTED, 1.0, Interner())
-        return threading.get_ident(), snapshot, list(await source.collect(WANTED.sample_names()))
-
-    loop_thread, snapshot, families = asyncio.run(read())
-    assert len(readers) == 2 and loop_thread not in readers
-    assert_same(snapshot, take(registry.collect(), WANTED, 1.0))
-    assert [family.name for family in families] == [family.name for family in registry.collect()]

@@ -1,15 +1,24 @@
-"""``FilesCollector`` reads prometheus-client's multiprocess files with its keys parsed once: it must give
-exactly what ``MultiProcessCollector`` gives, on files written by real processes in multiprocess mode."""
+"""``FilesCollector`` reads prometheus-client's multiprocess files with its keys parsed once, and
+``FilesSource`` reads them straight into the stream's snapshot: they must give exactly what
+``MultiProcessCollector`` (and ``take`` of its families) gives, on files written by prometheus-client's own
+multiprocess values."""
 
+import asyncio
 import os
 import random
+import threading
 
+import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary, generate_latest, values
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
+from bridge.sampler import Sampler
+from bridge.snapshot import Interner, Snapshot, Wanted, take
 from exporter import multiprocess
-from exporter.multiprocess import FilesCollector
+from exporter.kept_bounds import HiddenBounds
+from exporter.multiprocess import FilesCollector, FilesSource
+from exporter.stream import STREAM_MAPPING
 
 GAUGE_MODES = ("all", "liveall", "min", "livemin", "max", "livemax", "sum", "livesum", "mostrecent", "livemostrecent")
 
@@ -67,11 +76,10 @@ def test_a_reader_of_some_families_merges_only_those(tmp_path, monkeypatch):
     run_worker(tmp_path, monkeypatch, 102)
     names = {"w_seconds", "w_livesum", "w_requests"}
     whole = {family.name: family for family in MultiProcessCollector(None, str(tmp_path)).collect()}
-    for read in (FilesCollector(str(tmp_path), names=names).collect(), FilesCollector(str(tmp_path)).read(names)):
-        families = {family.name: family for family in read}
-        assert families.keys() == names
-        for name in names:
-            assert families[name].samples == whole[name].samples, name
+    families = {family.name: family for family in FilesCollector(str(tmp_path)).read(names)}
+    assert families.keys() == names
+    for name in names:
+        assert families[name].samples == whole[name].samples, name
 
 
 def test_the_key_cache_is_bounded_and_starting_over_changes_nothing(tmp_path, monkeypatch):
@@ -79,11 +87,9 @@ def test_the_key_cache_is_bounded_and_starting_over_changes_nothing(tmp_path, mo
     expected = exposition(MultiProcessCollector(None, str(tmp_path)))
     monkeypatch.setattr(multiprocess, "KEY_LIMIT", 10)
     files = FilesCollector(str(tmp_path))
-    assert exposition(files) == expected
-    filled = len(files._keys)
-    assert filled > 10
-    assert exposition(files) == expected  # over the limit: cleared, parsed again
-    assert len(files._keys) == filled
+    for _ in range(3):
+        assert exposition(files) == expected
+        assert 0 < len(files._keys) <= 11
 
 
 def test_a_dead_workers_live_gauge_file_removed_meanwhile_is_skipped(tmp_path, monkeypatch):
@@ -97,3 +103,64 @@ def test_a_dead_workers_live_gauge_file_removed_meanwhile_is_skipped(tmp_path, m
     os.remove(next(path for path in listed if "counter_" in path))
     with pytest.raises(FileNotFoundError):
         list(FilesCollector(str(tmp_path)).collect())
+
+
+WANTED = Wanted(
+    counters=frozenset({"w_requests", "w_plain", "w_absent"}),
+    gauges=frozenset({f"w_{mode}" for mode in GAUGE_MODES}),
+    histograms=frozenset({"w_seconds", "w_unrecorded"}),
+)
+
+
+def assert_same_snapshot(direct: Snapshot, collected: Snapshot) -> None:
+    assert direct.values == collected.values
+    assert direct.histograms.keys() == collected.histograms.keys()
+    for name, series in collected.histograms.items():
+        assert direct.histograms[name].keys() == series.keys(), name
+        expected = {key: parts for key, *parts in collected.histogram_series(name)}
+        for key, bounds, cumulative, total, count in direct.histogram_series(name):
+            np.testing.assert_array_equal(bounds, expected[key][0])
+            np.testing.assert_array_equal(cumulative, expected[key][1])
+            assert (total, count) == (expected[key][2], expected[key][3])
+
+
+@pytest.mark.parametrize("shown", [None, (0.1, 10.0)])
+def test_the_streams_snapshot_of_the_files_is_what_the_collector_and_take_give(tmp_path, monkeypatch, shown):
+    """Tick after tick, as workers come, write more and die: the same numbers as the collector's families
+    (less the hidden bounds) made into a snapshot."""
+    exposed = {"w_seconds": shown} if shown else {}
+    hidden = {"w_seconds": frozenset({"0.01", "1.0"})} if shown else {}
+    source = FilesSource(str(tmp_path), exposed_bounds=exposed)
+    interner = Interner()
+    for pid, steps in ((101, 300), (102, 200), (101, 150), (103, 1)):
+        run_worker(tmp_path, monkeypatch, pid, steps)  # 101 again: the same files, more entries and values
+        if pid == 103:
+            mark_process_dead(102, str(tmp_path))  # its live gauges' files go
+        collected = take(HiddenBounds(MultiProcessCollector(None, str(tmp_path)), hidden).collect(), WANTED, 1.0)
+        direct = asyncio.run(source.snapshot(WANTED, 1.0, interner))
+        assert_same_snapshot(direct, collected)
+        assert direct.values["w_livesum"] and direct.histograms["w_seconds"] and direct.values["w_mostrecent"]
+        if shown:
+            assert {len(bounds) for bounds in direct.bounds["w_seconds"].values()} == {3}
+    assert direct.histograms["w_unrecorded"] == {} and direct.values["w_absent"] == {}
+    assert {pid for key in direct.values["w_all"] for label, pid in key if label == "pid"} == {"101", "102", "103"}
+    families = asyncio.run(source.collect(set()))
+    assert {family.name for family in families} >= {"w_requests", "w_seconds", "w_livesum"}
+
+
+def test_the_streams_snapshot_is_read_on_a_thread_and_the_sampler_takes_it_as_one(tmp_path, monkeypatch):
+    """The merge of every worker's files cannot be sliced: the loop that serves requests must not run it."""
+    run_worker(tmp_path, monkeypatch, 101)
+    source = FilesSource(str(tmp_path))
+    assert Sampler(source, STREAM_MAPPING, tick=1.0, history_seconds=10).direct is source
+    readers: list[int] = []
+    listed = multiprocess.glob.glob
+    monkeypatch.setattr(
+        multiprocess.glob, "glob", lambda pattern: readers.append(threading.get_ident()) or listed(pattern)
+    )
+
+    async def read() -> int:
+        await source.snapshot(WANTED, 1.0, Interner())
+        return threading.get_ident()
+
+    assert readers == [] and asyncio.run(read()) not in readers and len(readers) == 1
