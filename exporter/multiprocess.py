@@ -1,22 +1,25 @@
-"""Reading the ``--workers`` metric files: prometheus-client's ``MultiProcessCollector``, without parsing
-every series' key again on every read.
+"""Reading the ``--workers`` metric files: what prometheus-client's ``MultiProcessCollector`` gives, without
+parsing every file again on every read.
 
-Each worker writes its values into memory-mapped files (``counter_<pid>.db``, ``histogram_<pid>.db``...),
-one entry per sample: the sample's key (a JSON list of family, sample name, labels and help) and its
-value. ``MultiProcessCollector`` reads them all and merges them across workers on every collect, and
-parses every key with ``json.loads`` each time: a third of its time on a default server (some 6,700
-entries with two workers). Keys never change once written, and a label set's key is the same in every
-worker's file, so ``FilesCollector`` keeps each key's parse for good (bounded: ``KEY_LIMIT``), and a
-reader that needs a few families (a view's hidden families) merges only those. Its merging is
-prometheus-client's own (``MultiProcessCollector._accumulate_metrics``).
+Each worker writes its values into memory-mapped files (``counter_<pid>.db``, ``gauge_livesum_<pid>.db``,
+``histogram_<pid>.db``...), one entry per sample: the sample's key (a JSON list of family, sample name,
+labels and help), its value and a timestamp. ``MultiProcessCollector`` reads them all and merges them
+across workers on every collect: it decodes every entry and parses every key with ``json.loads`` each
+time, and merges sample by sample (some 6,700 entries with two workers after some traffic: 65-85 ms).
+Entries are only ever appended, and an entry's value stays where it was written, so ``Folder`` parses a
+file's entries once while the file is the same and holds as much, and a read takes the values from where
+they lie. On that:
 
-The stream's sampler needs no families, only their numbers: ``FilesSource`` reads the files straight
-into its snapshot, each file's entries parsed once while the file holds the same ones, on a thread.
+- ``FilesCollector`` (``/metrics``, and a view's hidden families) merges exactly as
+  ``MultiProcessCollector`` does, into the same families with the same samples in the same order, from
+  each entry's merge worked out once;
+- ``FilesSource`` (the stream) reads the files straight into its snapshot, on a thread.
 
-Both read the files with prometheus-client's own ``mmap_dict`` functions, and
-``tests/exporter/test_multiprocess.py`` holds them to ``MultiProcessCollector``'s output on files written by
-prometheus-client's multiprocess values, so an upgrade that changes these internals fails CI instead of
-changing what is exposed or streamed.
+The files are parsed with prometheus-client's own ``mmap_dict._read_all_values``, and
+``tests/exporter/test_multiprocess.py`` holds both to ``MultiProcessCollector``'s output on files written
+by prometheus-client's multiprocess values (every metric type and gauge mode, workers coming, writing
+more and dying), so an upgrade that changes these internals fails CI instead of changing what is exposed
+or streamed.
 """
 
 import asyncio
@@ -27,39 +30,93 @@ import mmap
 import os
 import struct
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from prometheus_client.metrics_core import Metric
-from prometheus_client.mmap_dict import MmapedDict, _read_all_values
+from prometheus_client.mmap_dict import _read_all_values
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.samples import Sample
+from prometheus_client.utils import floatToGoString
 
 from bridge.snapshot import Interner, LabelKey, Snapshot, Wanted, histogram
 
 KEY_LIMIT = 200_000
-"""The most parsed keys kept (about 60 MB); past it the cache starts over. A default server with two
-workers has some 6,700, and the labels are bounded: growth here means new series, not new reads."""
+"""The most parsed keys a ``Folder`` keeps (about 60 MB); past it the cache starts over. A default server
+with two workers has some 6,700, and the labels are bounded: growth here means new series, not reads."""
 
-ParsedKey = tuple[str, str, tuple[tuple[str, str], ...], str]
+Labels = tuple[tuple[str, str], ...]
+ParsedKey = tuple[str, str, Labels, str]
 """A key's family name, sample name, sorted labels and help text."""
 
 
-class FilesCollector(MultiProcessCollector):
-    """``MultiProcessCollector`` of the folder ``path`` (default: ``PROMETHEUS_MULTIPROC_DIR``), registered
-    with no registry (register it where it is read)."""
+@dataclass(eq=False)
+class FileEntries:
+    """A file's entries, parsed once: valid while the file is the same one (``inode``) and holds as much
+    (``used`` bytes). Readers keep what they work out of them in ``derived``, by their own key."""
+
+    kind: str
+    """``counter``, ``gauge``, ``histogram`` or ``summary``: the file's name's first part."""
+    mode: str
+    """A gauge file's multiprocess mode (``livesum``...), the second part; ``""`` for the others."""
+    pid: str
+    inode: int
+    used: int
+    keys: list[ParsedKey]
+    positions: np.ndarray
+    """Where each entry's value lies, in float64 words from the file's start (its timestamp is the next)."""
+    derived: dict[Any, Any] = field(default_factory=dict)
+
+
+class Folder:
+    """The multiprocess folder ``path`` (default: ``PROMETHEUS_MULTIPROC_DIR``): its files as they are now,
+    each parsed once while it holds the same entries, every key parsed once for good."""
 
     def __init__(self, path: str | None = None) -> None:
-        super().__init__(None, path)  # type: ignore[no-untyped-call]
+        path = path or os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        if not path or not os.path.isdir(path):
+            raise ValueError("env PROMETHEUS_MULTIPROC_DIR is not set or not a directory")
+        self.path = path
         self._keys: dict[str, ParsedKey] = {}
+        self._files: dict[str, FileEntries] = {}
 
-    def collect(self) -> Iterable[Metric]:
-        return self.read(None)
+    def read(self) -> list[tuple[FileEntries, np.ndarray]]:
+        """Every file now in the folder, in ``MultiProcessCollector``'s order (``glob``'s), with its
+        contents as float64 words."""
+        paths = glob.glob(os.path.join(self.path, "*.db"))
+        found = [read for read in map(self._read, paths) if read is not None]
+        present = set(paths)
+        if len(present) < len(self._files):
+            self._files = {path: entries for path, entries in self._files.items() if path in present}
+        return found
 
-    def read(self, names: Collection[str] | None) -> Iterable[Metric]:
-        """The merged families, every one or only those in ``names``."""
-        files = glob.glob(os.path.join(self._path, "*.db"))
-        merged: Iterable[Metric] = MultiProcessCollector._accumulate_metrics(self._read(files, names), True)  # type: ignore[no-untyped-call]
-        return merged
+    def _read(self, path: str) -> tuple[FileEntries, np.ndarray] | None:
+        """The file at ``path``, or None if it went since the folder was listed (a dead worker's live
+        gauges, which ``mark_process_dead`` removes)."""
+        parts = os.path.basename(path)[: -len(".db")].split("_")
+        kind = parts[0]
+        try:
+            with open(path, "rb") as file:
+                inode = os.fstat(file.fileno()).st_ino
+                data = file.read(mmap.PAGESIZE)  # as mmap_dict reads: the used size, then the rest of it
+                used = struct.unpack_from("i", data, 0)[0]
+                if used > len(data):
+                    data += file.read(used - len(data))
+        except FileNotFoundError:
+            if kind == "gauge" and parts[1].startswith("live"):
+                return None
+            raise
+        entries = self._files.get(path)
+        if entries is None or entries.inode != inode or entries.used != used:
+            keys, positions = [], []
+            for key, _, _, position in _read_all_values(data, used):  # type: ignore[no-untyped-call]
+                keys.append(self.parse(key))
+                positions.append(position // 8)
+            mode = parts[1] if kind == "gauge" else ""
+            where = np.array(positions, dtype=np.intp)
+            entries = self._files[path] = FileEntries(kind, mode, parts[-1], inode, used, keys, where)
+        return entries, np.frombuffer(data, dtype=np.float64, count=len(data) // 8)
 
     def parse(self, key: str) -> ParsedKey:
         """A file entry's key: its family, sample name, sorted labels and help, parsed once."""
@@ -71,81 +128,167 @@ class FilesCollector(MultiProcessCollector):
             parsed = self._keys[key] = (family, sample, tuple(sorted(labels.items())), help_text)
         return parsed
 
-    def _read(self, files: list[str], names: Collection[str] | None) -> dict[str, Metric]:
-        """``MultiProcessCollector._read_metrics`` (its samples in its order), with the parsed keys kept."""
-        keys = self._keys
-        metrics: dict[str, Metric] = {}
-        for path in files:
-            parts = os.path.basename(path).split("_")
-            kind = parts[0]
-            try:
-                entries = MmapedDict.read_all_values_from_file(path)  # type: ignore[no-untyped-call]
-            except FileNotFoundError:
-                if kind == "gauge" and parts[1].startswith("live"):
-                    continue  # a dead worker's live gauges, removed since the glob (mark_process_dead)
-                raise
-            for key, value, timestamp, _ in entries:
-                parsed = keys.get(key)
-                if parsed is None:
-                    parsed = self.parse(key)
-                family, sample, labels_key, help_text = parsed
-                if names is not None and family not in names:
-                    continue
-                metric = metrics.get(family)
-                if metric is None:
-                    metric = metrics[family] = Metric(family, help_text, kind)
-                if kind == "gauge":
-                    metric._multiprocess_mode = parts[1]  # type: ignore[attr-defined]
-                    metric.add_sample(sample, (*labels_key, ("pid", parts[2][:-3])), value, timestamp)  # type: ignore[arg-type]
-                else:
-                    metric.add_sample(sample, labels_key, value)  # type: ignore[arg-type]
-        return metrics
 
-
-# What a file entry adds to a snapshot (``FilesSource``): a counter's or a summed gauge's value, a
-# gauge by another mode, a histogram's bucket or sum; entries of families nobody wants are left out.
-_ADD, _MAX, _MIN, _LATEST, _EACH, _BUCKET, _SUM = range(7)
-_GAUGE_OPS = {
+# How an entry merges into its family (``MultiProcessCollector._accumulate_metrics``'s cases): added up
+# (counters, summaries, a histogram's sum, gauges of mode sum), the least or the greatest, the most
+# recently set, each worker's own (mode all: the series keeps its ``pid``), or a histogram's bucket.
+_ADD, _MIN, _MAX, _LATEST, _EACH, _BUCKET = range(6)
+_GAUGE_MERGES = {
     "sum": _ADD,
     "livesum": _ADD,
-    "max": _MAX,
-    "livemax": _MAX,
     "min": _MIN,
     "livemin": _MIN,
+    "max": _MAX,
+    "livemax": _MAX,
     "mostrecent": _LATEST,
     "livemostrecent": _LATEST,
-    "all": _EACH,
-    "liveall": _EACH,
 }
 
-Entry = tuple[int, int, str, LabelKey, float]
-"""Where its value is (in float64 words from the file's start), what it adds to (``_ADD``...), its
-family, its series' label key (a gauge of mode ``all`` with its ``pid``) and, for a bucket, its bound."""
+Merge = tuple[str, str, str, int, Labels, tuple[str, Labels], float]
+"""An entry's family, help and the type its file gives the family, how it merges, the series it merges
+into (its labels without ``le``, and without ``pid`` but in mode ``all``), the sample it is (name and
+labels) and, for a bucket, its bound."""
 
 
-@dataclass
-class _FilePlan:
-    """A file's wanted entries, parsed once: valid while the file is the same and holds as much."""
+def _merges(entries: FileEntries) -> list[Merge]:
+    """How each entry of a file merges, worked out as ``MultiProcessCollector`` does it for each sample."""
+    merges: list[Merge] = []
+    for family, sample, labels, help_text in entries.keys:
+        how, bound = _ADD, math.nan
+        if entries.kind == "gauge":
+            labels = (*labels, ("pid", entries.pid))
+            how = _GAUGE_MERGES.get(entries.mode, _EACH)
+            if how != _EACH:
+                labels = tuple(label for label in labels if label[0] != "pid")
+        elif entries.kind == "histogram":
+            le = next((value for name, value in labels if name == "le"), None)
+            if le is not None:
+                how, bound = _BUCKET, float(le)
+                labels = tuple(label for label in labels if label[0] != "le")
+        merges.append((family, help_text, entries.kind, how, labels, (sample, labels), bound))
+    return merges
 
-    inode: int
-    used: int
-    wanted: Wanted
-    entries: list[Entry]
-    positions: np.ndarray
-    """Where each entry's value lies, in float64 words from the file's start (the entries' first items)."""
+
+class _Merged:
+    """One family being merged: its samples by series, and a histogram's buckets by series."""
+
+    __slots__ = ("buckets", "metric", "series", "times")
+
+    def __init__(self, family: str, help_text: str, kind: str) -> None:
+        self.metric = Metric(family, help_text, kind)
+        self.series: dict[Labels, dict[tuple[str, Labels], float]] = {}
+        self.buckets: dict[Labels, dict[float, float]] = {}
+        self.times: dict[tuple[str, Labels], float] = {}
+
+    def samples(self, bucket_samples: dict[tuple[str, Labels, float], tuple[str, Labels]]) -> Metric:
+        """The family, as ``MultiProcessCollector`` writes it: each series' samples in the order they came,
+        a histogram's cumulative buckets and count after them. ``bucket_samples``: each bucket's sample
+        (name and labels) by family, series and bound, made once."""
+        metric, bucket, count = self.metric, self.metric.name + "_bucket", self.metric.name + "_count"
+        for labels, by_bound in self.buckets.items():
+            samples = self.series.setdefault(labels, {})
+            total = 0.0
+            for bound in sorted(by_bound):
+                total += by_bound[bound]
+                sample = bucket_samples.get((bucket, labels, bound))
+                if sample is None:
+                    sample = bucket_samples[(bucket, labels, bound)] = (bucket, (*labels, ("le", _go_float(bound))))
+                samples[sample] = total
+            samples[(count, labels)] = total
+        metric.samples = [
+            Sample(name, dict(labels), value)
+            for samples in self.series.values()
+            for (name, labels), value in samples.items()
+        ]
+        return metric
+
+
+_GO_FLOATS: dict[float, str] = {}
+
+
+def _go_float(bound: float) -> str:
+    """``floatToGoString`` (how prometheus-client writes a bound), once per bound."""
+    text = _GO_FLOATS.get(bound)
+    if text is None:
+        text = _GO_FLOATS[bound] = floatToGoString(bound)  # type: ignore[no-untyped-call]
+    return text
+
+
+class FilesCollector(MultiProcessCollector):
+    """``MultiProcessCollector`` of the folder ``path`` (default: ``PROMETHEUS_MULTIPROC_DIR``), registered
+    with no registry (register it where it is read)."""
+
+    def __init__(self, path: str | None = None) -> None:
+        super().__init__(None, path)  # type: ignore[no-untyped-call]
+        self.folder = Folder(self._path)
+        self._bucket_samples: dict[tuple[str, Labels, float], tuple[str, Labels]] = {}
+
+    def collect(self) -> Iterable[Metric]:
+        return self.read(None)
+
+    def read(self, names: Collection[str] | None) -> list[Metric]:
+        """The merged families, every one or only those in ``names``, in the collector's order."""
+        merged: dict[str, _Merged] = {}
+        for entries, words in self.folder.read():
+            merges = entries.derived.get(FilesCollector)
+            if merges is None:
+                merges = entries.derived[FilesCollector] = _merges(entries)
+            values = words[entries.positions].tolist()
+            for index, (family, help_text, kind, how, labels, sample, bound) in enumerate(merges):
+                if names is not None and family not in names:
+                    continue
+                into = merged.get(family)
+                if into is None:
+                    into = merged[family] = _Merged(family, help_text, kind)
+                    if kind == "gauge":
+                        into.metric._multiprocess_mode = entries.mode  # type: ignore[attr-defined]
+                value = values[index]
+                if how == _BUCKET:
+                    by_bound = into.buckets.get(labels)
+                    if by_bound is None:
+                        by_bound = into.buckets[labels] = {}
+                    by_bound[bound] = by_bound.get(bound, 0.0) + value
+                    continue
+                if how == _LATEST:
+                    at = float(words[entries.positions[index] + 1] or 0)  # its timestamp, beside the value
+                    if into.times.get(sample, 0.0) < at:
+                        into.series.setdefault(labels, {})[sample] = value
+                        into.times[sample] = at
+                    continue
+                samples = into.series.get(labels)
+                if samples is None:
+                    samples = into.series[labels] = {}
+                if how == _ADD:
+                    samples[sample] = samples.get(sample, 0.0) + value
+                elif how == _EACH:
+                    samples[sample] = value
+                else:
+                    current = samples.setdefault(sample, value)
+                    if (value < current) if how == _MIN else (value > current):
+                        samples[sample] = value
+        if len(self._bucket_samples) > KEY_LIMIT:
+            self._bucket_samples.clear()
+        return [family.samples(self._bucket_samples) for family in merged.values()]
+
+
+# What an entry adds to the stream's snapshot (``FilesSource``): the merges above, where a counter's
+# ``_total``, a gauge and a histogram's buckets and sum are all the snapshot keeps.
+SnapshotEntry = tuple[int, int, str, LabelKey, float]
+"""The entry's index in its file, how it merges (a histogram's sum: ``_SUM``), its family, its series'
+label key (a gauge of mode ``all`` with its ``pid``) and, for a bucket, its bound."""
+_SUM = _BUCKET + 1
 
 
 class FilesSource:
     """The stream's snapshot of every worker's files (``--workers``), read straight into it on a thread.
 
     What ``take(HiddenBounds(MultiProcessCollector).collect())`` gives, without the collector's families:
-    each file's wanted entries are parsed once (while the file holds the same entries), and a tick reads
-    their values where they lie and merges them as ``MultiProcessCollector`` does (files and entries in
-    the same order, so every sum is the same float): 4 ms where the collector and ``take`` took 110 on a
-    default server with two workers after some traffic. A worker's
-    hub samples once a second whether or not anyone subscribes (the history a subscriber gets), so this
-    is most of an idle worker's CPU. ``tests/exporter/test_multiprocess.py`` holds it to that
-    collector-and-``take`` path on real workers' files.
+    each file's wanted entries are worked out once (while the file holds the same entries), and a tick
+    reads their values where they lie and merges them as ``MultiProcessCollector`` does (files and
+    entries in the same order, so every sum is the same float): 4 ms where the collector and ``take``
+    took 110 on a default server with two workers after some traffic. A worker's hub samples once a
+    second whether or not anyone subscribes (the history a subscriber gets), so this was most of an idle
+    worker's CPU, and on the event loop, a stall of its requests every second.
 
     ``exposed_bounds``: as ``bridge.sources.ChildrenSource``'s, the bounds a histogram exposes where it
     records at more (the rest left out, as ``HiddenBounds`` leaves them out; +Inf always kept).
@@ -153,15 +296,13 @@ class FilesSource:
 
     def __init__(self, path: str | None = None, *, exposed_bounds: Mapping[str, Sequence[float]] | None = None) -> None:
         self.collector = FilesCollector(path)
-        self._path: str = self.collector._path
         self._shown = {
             name: frozenset(map(float, bounds)) | {math.inf} for name, bounds in (exposed_bounds or {}).items()
         }
-        self._plans: dict[str, _FilePlan] = {}
 
     async def collect(self, sample_names: set[str]) -> Iterable[Metric]:
         """The public API's view of the same files (for callers that want families)."""
-        return await asyncio.to_thread(lambda: list(self.collector.collect()))
+        return await asyncio.to_thread(self.collector.read, None)
 
     async def snapshot(self, wanted: Wanted, timestamp: float, interner: Interner) -> Snapshot:
         return await asyncio.to_thread(self.read, wanted, timestamp, interner)
@@ -172,38 +313,31 @@ class FilesSource:
         latest: dict[tuple[str, LabelKey], float] = {}  # a ``mostrecent`` gauge's time, by series
         buckets: dict[tuple[str, LabelKey], dict[float, float]] = {}
         sums: dict[tuple[str, LabelKey], float] = {}
-        paths = glob.glob(os.path.join(self._path, "*.db"))
-        for path in paths:
-            found = self._entries(path, wanted, interner)
-            if found is None:
-                continue
-            plan, words = found
-            for (where, op, family, key, bound), value in zip(
-                plan.entries, words[plan.positions].tolist(), strict=True
-            ):
-                if op == _BUCKET:
+        for entries, words in self.collector.folder.read():
+            plan = self._plan(entries, wanted, interner)
+            read = words[entries.positions[plan[0]]].tolist()
+            for (index, how, family, key, bound), value in zip(plan[1], read, strict=True):
+                if how == _BUCKET:
                     series = buckets.get((family, key))
                     if series is None:
                         series = buckets[(family, key)] = {}
                     series[bound] = series.get(bound, 0.0) + value
-                elif op == _SUM:
+                elif how == _SUM:
                     sums[(family, key)] = sums.get((family, key), 0.0) + value
                 else:
                     into = values[family]
-                    if op == _ADD:
+                    if how == _ADD:
                         into[key] = into.get(key, 0.0) + value
-                    elif op == _EACH:
+                    elif how == _EACH:
                         into[key] = value
-                    elif op == _LATEST:
-                        at = float(words[where + 1] or 0)  # its timestamp, beside the value
+                    elif how == _LATEST:
+                        at = float(words[entries.positions[index] + 1] or 0)
                         if latest.get((family, key), 0.0) < at:
                             into[key], latest[(family, key)] = value, at
                     else:
                         current = into.setdefault(key, value)
-                        if (value > current) if op == _MAX else (value < current):
+                        if (value < current) if how == _MIN else (value > current):
                             into[key] = value
-        present = set(paths)
-        self._plans = {path: plan for path, plan in self._plans.items() if path in present}  # files gone
         snapshot = Snapshot(timestamp, values)
         for name in wanted.histograms:
             snapshot.histograms[name] = {}
@@ -219,49 +353,27 @@ class FilesSource:
             snapshot.bounds[family][key] = interner.bounds(tuple(bounds))
         return snapshot
 
-    def _entries(self, path: str, wanted: Wanted, interner: Interner) -> tuple[_FilePlan, np.ndarray] | None:
-        """The plan of the file at ``path`` (its wanted entries) and the file's words (float64), or None if
-        it went (a dead worker's live gauges, removed since the glob)."""
-        parts = os.path.basename(path).split("_")
-        try:
-            with open(path, "rb") as file:
-                inode = os.fstat(file.fileno()).st_ino
-                data = file.read(mmap.PAGESIZE)
-                used = struct.unpack_from("i", data, 0)[0]
-                if used > len(data):
-                    data += file.read(used - len(data))
-        except FileNotFoundError:
-            if parts[0] == "gauge" and parts[1].startswith("live"):
-                return None
-            raise
-        words = np.frombuffer(data, dtype=np.float64, count=len(data) // 8)
-        plan = self._plans.get(path)
-        if plan is None or plan.inode != inode or plan.used != used or plan.wanted is not wanted:
-            entries = self._plan(parts, data, used, wanted, interner)
-            positions = np.array([entry[0] for entry in entries], dtype=np.intp)
-            plan = self._plans[path] = _FilePlan(inode, used, wanted, entries, positions)
-        return plan, words
-
-    def _plan(self, parts: list[str], data: bytes, used: int, wanted: Wanted, interner: Interner) -> list[Entry]:
-        """The entries of a file (named ``parts``, split at ``_``) that ``wanted`` reads, in file order."""
-        kind = parts[0]
-        entries: list[Entry] = []
-        for key, _, _, position in _read_all_values(data, used):  # type: ignore[no-untyped-call]
-            family, sample, labels, _ = self.collector.parse(key)
-            where = position // 8
-            if kind == "counter":
-                if family in wanted.counters and sample == family + "_total":
-                    entries.append((where, _ADD, family, interner.key(dict(labels)), math.nan))
-            elif kind == "gauge":
-                if family in wanted.gauges and sample == family:
-                    op = _GAUGE_OPS[parts[1]]
-                    series = dict(labels) if op != _EACH else {**dict(labels), "pid": parts[2][:-3]}
-                    entries.append((where, op, family, interner.key(series), math.nan))
+    def _plan(self, entries: FileEntries, wanted: Wanted, interner: Interner) -> tuple[np.ndarray, list[SnapshotEntry]]:
+        """The entries of a file that ``wanted`` reads, in file order (and their indexes), once per file
+        and ``wanted``."""
+        found = entries.derived.get((FilesSource, id(wanted)))
+        if found is not None and found[0] is wanted:
+            made: tuple[np.ndarray, list[SnapshotEntry]] = found[1]
+            return made
+        merges = entries.derived.get(FilesCollector)
+        if merges is None:
+            merges = entries.derived[FilesCollector] = _merges(entries)
+        plan: list[SnapshotEntry] = []
+        for index, (family, _, kind, how, labels, (sample, _), bound) in enumerate(merges):
+            if kind == "counter" and family in wanted.counters and sample == family + "_total":
+                plan.append((index, _ADD, family, interner.key(dict(labels)), bound))
+            elif kind == "gauge" and family in wanted.gauges and sample == family:
+                plan.append((index, how, family, interner.key(dict(labels)), bound))
             elif kind == "histogram" and family in wanted.histograms:
-                series = dict(labels)
-                if sample == family + "_bucket":
-                    bound = float(series.pop("le"))
-                    entries.append((where, _BUCKET, family, interner.key(series), bound))
+                if how == _BUCKET:
+                    plan.append((index, _BUCKET, family, interner.key(dict(labels)), bound))
                 elif sample == family + "_sum":
-                    entries.append((where, _SUM, family, interner.key(series), math.nan))
-        return entries
+                    plan.append((index, _SUM, family, interner.key(dict(labels)), bound))
+        made = (np.array([entry[0] for entry in plan], dtype=np.intp), plan)
+        entries.derived[(FilesSource, id(wanted))] = (wanted, made)
+        return made

@@ -61,14 +61,18 @@ def exposition(collector) -> bytes:
 
 
 def test_gives_what_multiprocesscollector_gives_read_after_read(tmp_path, monkeypatch):
+    """Byte for byte, as workers come, write more (101 again: its files hold more entries, and new values
+    for old ones) and die (102: its live gauges' files go)."""
     files = FilesCollector(str(tmp_path))
-    for pid in (101, 102, 103):  # a new worker's files each time: new series and new values for old ones
-        run_worker(tmp_path, monkeypatch, pid)
+    for pid, steps in ((101, 300), (102, 200), (101, 150), (103, 1)):
+        run_worker(tmp_path, monkeypatch, pid, steps)
+        if pid == 103:
+            mark_process_dead(102, str(tmp_path))
         expected = exposition(MultiProcessCollector(None, str(tmp_path)))
         assert b'w_livemostrecent{model="a"}' in expected and b"w_sizes_count" in expected
         assert exposition(files) == expected
-        assert exposition(files) == expected  # again, every key from the cache
-    assert len(files._keys) > 50
+        assert exposition(files) == expected  # again, every file from the folder's cache
+    assert len(files.folder._keys) > 50
 
 
 def test_a_reader_of_some_families_merges_only_those(tmp_path, monkeypatch):
@@ -88,8 +92,9 @@ def test_the_key_cache_is_bounded_and_starting_over_changes_nothing(tmp_path, mo
     monkeypatch.setattr(multiprocess, "KEY_LIMIT", 10)
     files = FilesCollector(str(tmp_path))
     for _ in range(3):
+        files.folder._files.clear()  # every file parsed again
         assert exposition(files) == expected
-        assert 0 < len(files._keys) <= 11
+        assert 0 < len(files.folder._keys) <= 11
 
 
 def test_a_dead_workers_live_gauge_file_removed_meanwhile_is_skipped(tmp_path, monkeypatch):
