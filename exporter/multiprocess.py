@@ -61,6 +61,7 @@ class FileEntries:
     mode: str
     """A gauge file's multiprocess mode (``livesum``...), the second part; ``""`` for the others."""
     pid: str
+    """A gauge file's worker, the third part (a gauge of mode ``all`` keeps it as a label)."""
     inode: int
     used: int
     keys: list[ParsedKey]
@@ -87,7 +88,7 @@ class Folder:
         paths = glob.glob(os.path.join(self.path, "*.db"))
         found = [read for read in map(self._read, paths) if read is not None]
         present = set(paths)
-        if len(present) < len(self._files):
+        if not present.issuperset(self._files):  # files gone (a dead worker's, settled)
             self._files = {path: entries for path, entries in self._files.items() if path in present}
         return found
 
@@ -113,9 +114,9 @@ class Folder:
             for key, _, _, position in _read_all_values(data, used):  # type: ignore[no-untyped-call]
                 keys.append(self.parse(key))
                 positions.append(position // 8)
-            mode = parts[1] if kind == "gauge" else ""
+            mode, pid = (parts[1], parts[2]) if kind == "gauge" else ("", "")  # gauge_<mode>_<pid>.db
             where = np.array(positions, dtype=np.intp)
-            entries = self._files[path] = FileEntries(kind, mode, parts[-1], inode, used, keys, where)
+            entries = self._files[path] = FileEntries(kind, mode, pid, inode, used, keys, where)
         return entries, np.frombuffer(data, dtype=np.float64, count=len(data) // 8)
 
     def parse(self, key: str) -> ParsedKey:
