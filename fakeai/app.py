@@ -195,7 +195,7 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FakeaiApp:
         exposed = CollectorRegistry(support_collectors_without_names=True)
         exposed.register(HiddenBounds(files, hidden, hidden_families))
         native = files.read
-        # The stream reads the files straight into its snapshot, on a thread (a tenth of a collect()).
+        # The stream reads the files straight into its snapshot, on a thread (a twentieth of a collect()).
         stream_source = FilesSource(exposed_bounds=metrics.families.exposed_bounds)
     else:
         # What vLLM's API server exposes from prometheus-client's default registry: process_*, python_gc_*

@@ -1,4 +1,4 @@
-"""``FilesCollector`` reads prometheus-client's multiprocess files with its keys parsed once, and
+"""``FilesCollector`` merges prometheus-client's multiprocess files from each file's entries parsed once, and
 ``FilesSource`` reads them straight into the stream's snapshot: they must give exactly what
 ``MultiProcessCollector`` (and ``take`` of its families) gives, on files written by prometheus-client's own
 multiprocess values."""
@@ -11,6 +11,7 @@ import threading
 import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary, generate_latest, values
+from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 from bridge.sampler import Sampler
@@ -95,6 +96,27 @@ def test_the_key_cache_is_bounded_and_starting_over_changes_nothing(tmp_path, mo
         files.folder._files.clear()  # every file parsed again
         assert exposition(files) == expected
         assert 0 < len(files.folder._keys) <= 11
+
+
+def test_a_file_replaced_by_another_of_the_same_size_is_parsed_again(tmp_path):
+    """The same ``used`` size, other entries at the same places: only the file's identity tells."""
+    path = tmp_path / "counter_7.db"
+
+    def write(order: list[str], values: list[float]) -> None:
+        staged = tmp_path / "staged"
+        store = MmapedDict(str(staged))
+        for model, value in zip(order, values, strict=True):
+            store.write_value(mmap_key("w_requests", "w_requests_total", ["model"], [model], "help"), value, 0.0)
+        store.close()
+        os.replace(staged, path)  # as a settled file replaces a dead worker's: a new file
+
+    write(["a", "b"], [1.0, 2.0])
+    files = FilesCollector(str(tmp_path))
+    assert exposition(files) == exposition(MultiProcessCollector(None, str(tmp_path)))
+    write(["b", "a"], [5.0, 7.0])
+    expected = exposition(MultiProcessCollector(None, str(tmp_path)))
+    assert b'w_requests_total{model="a"} 7.0' in expected
+    assert exposition(files) == expected
 
 
 def test_a_dead_workers_live_gauge_file_removed_meanwhile_is_skipped(tmp_path, monkeypatch):
