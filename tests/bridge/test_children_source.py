@@ -3,11 +3,11 @@
 import asyncio
 import random
 
-import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary
+from support.snapshots import assert_same_snapshot
 
-from bridge.snapshot import Interner, Snapshot, Wanted, take
+from bridge.snapshot import Interner, Wanted, take
 from bridge.sources import ChildrenSource, RegistrySource
 
 WANTED = Wanted(
@@ -41,24 +41,12 @@ def busy_registry(seed: int) -> tuple[CollectorRegistry, list]:
     return registry, metrics
 
 
-def assert_same(direct: Snapshot, collected: Snapshot) -> None:
-    assert direct.values == collected.values
-    assert direct.histograms.keys() == collected.histograms.keys()
-    for name, series in collected.histograms.items():
-        assert direct.histograms[name].keys() == series.keys(), name
-        expected = {key: parts for key, *parts in collected.histogram_series(name)}
-        for key, bounds, cumulative, total, count in direct.histogram_series(name):
-            np.testing.assert_array_equal(bounds, expected[key][0])
-            np.testing.assert_array_equal(cumulative, expected[key][1])
-            assert (total, count) == (expected[key][2], expected[key][3])
-
-
 @pytest.mark.parametrize("seed", range(3))
 def test_reads_what_collect_gives(seed):
     registry, metrics = busy_registry(seed)
     direct = asyncio.run(ChildrenSource(metrics).snapshot(WANTED, 1.0, Interner()))
     families = asyncio.run(RegistrySource(registry).collect(WANTED.sample_names()))
-    assert_same(direct, take(families, WANTED, 1.0))
+    assert_same_snapshot(direct, take(families, WANTED, 1.0))
     assert len(direct.histograms["h_seconds"]) == 3 and direct.histograms["h_unused"] == {}
     assert direct.values["c_plain"] == {(): 500.0}
 
@@ -94,6 +82,6 @@ def test_a_histogram_read_at_its_exposed_bounds_is_the_histogram_of_those_bounds
     wanted = Wanted(histograms=frozenset({"h_seconds"}))
     expected = asyncio.run(ChildrenSource([plain]).snapshot(wanted, 1.0, Interner()))
     got = asyncio.run(ChildrenSource([keeping], exposed_bounds={"h_seconds": own}).snapshot(wanted, 1.0, Interner()))
-    assert_same(got, expected)
+    assert_same_snapshot(got, expected)
     unfolded = asyncio.run(ChildrenSource([keeping]).snapshot(wanted, 1.0, Interner()))
     assert len(next(unfolded.histogram_series("h_seconds"))[1]) == len(recorded) + 1  # the bounds

@@ -8,14 +8,14 @@ import os
 import random
 import threading
 
-import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary, generate_latest, values
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+from support.snapshots import assert_same_snapshot
 
 from bridge.sampler import Sampler
-from bridge.snapshot import Interner, Snapshot, Wanted, take
+from bridge.snapshot import Interner, Wanted, take
 from exporter import multiprocess
 from exporter.kept_bounds import HiddenBounds
 from exporter.multiprocess import FilesCollector, FilesSource
@@ -137,18 +137,6 @@ WANTED = Wanted(
     gauges=frozenset({f"w_{mode}" for mode in GAUGE_MODES}),
     histograms=frozenset({"w_seconds", "w_unrecorded"}),
 )
-
-
-def assert_same_snapshot(direct: Snapshot, collected: Snapshot) -> None:
-    assert direct.values == collected.values
-    assert direct.histograms.keys() == collected.histograms.keys()
-    for name, series in collected.histograms.items():
-        assert direct.histograms[name].keys() == series.keys(), name
-        expected = {key: parts for key, *parts in collected.histogram_series(name)}
-        for key, bounds, cumulative, total, count in direct.histogram_series(name):
-            np.testing.assert_array_equal(bounds, expected[key][0])
-            np.testing.assert_array_equal(cumulative, expected[key][1])
-            assert (total, count) == (expected[key][2], expected[key][3])
 
 
 @pytest.mark.parametrize("shown", [None, (0.1, 10.0)])
