@@ -23,6 +23,7 @@ or streamed.
 """
 
 import asyncio
+import functools
 import glob
 import json
 import math
@@ -36,7 +37,7 @@ from typing import Any
 import numpy as np
 from prometheus_client.metrics_core import Metric
 from prometheus_client.mmap_dict import _read_all_values
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
@@ -204,24 +205,19 @@ class _Merged:
         return metric
 
 
-_GO_FLOATS: dict[float, str] = {}
-
-
+@functools.lru_cache(maxsize=4096)
 def _go_float(bound: float) -> str:
     """``floatToGoString`` (how prometheus-client writes a bound), once per bound."""
-    text = _GO_FLOATS.get(bound)
-    if text is None:
-        text = _GO_FLOATS[bound] = floatToGoString(bound)  # type: ignore[no-untyped-call]
+    text: str = floatToGoString(bound)  # type: ignore[no-untyped-call]
     return text
 
 
-class FilesCollector(MultiProcessCollector):
-    """``MultiProcessCollector`` of the folder ``path`` (default: ``PROMETHEUS_MULTIPROC_DIR``), registered
-    with no registry (register it where it is read)."""
+class FilesCollector(Collector):
+    """What ``MultiProcessCollector`` collects from the folder ``path`` (default:
+    ``PROMETHEUS_MULTIPROC_DIR``), read from its ``Folder``."""
 
     def __init__(self, path: str | None = None) -> None:
-        super().__init__(None, path)  # type: ignore[no-untyped-call]
-        self.folder = Folder(self._path)
+        self.folder = Folder(path)
         self._bucket_samples: dict[tuple[str, Labels, float], tuple[str, Labels]] = {}
 
     def collect(self) -> Iterable[Metric]:
