@@ -2,7 +2,7 @@
 what two workers' metric files cost the clients being served.
 
     python benchmarks/workers.py [--duration 10] [--connections 64] [--stall-rounds 3] [--requests 400]
-        [--baseline-tree DIR] [--skip-throughput]
+        [--baseline-tree DIR] [--skip-throughput] [--skip-stall] [--file-rounds 5]
 
 Needs ``wrk``. On a 2-core machine wrk and the workers share the cores, which caps the second
 worker's gain; the figures say what this machine gives, side by side.
@@ -14,18 +14,31 @@ read of the metrics merges every worker's files (prometheus-client's multiproces
 stream hub does it once a second whether or not anyone subscribes, and every /metrics does it once.
 With ``--baseline-tree DIR`` (``git worktree add DIR <commit>``) the server runs from that checkout too,
 the two taking turns and swapping order every round.
+
+Files: in process, on the metric files of a ``--workers 2`` server after 500 streams, what one read costs:
+prometheus-client's ``MultiProcessCollector`` against ``exporter.multiprocess.FilesCollector`` (what
+/metrics merges; their texts compared byte for byte), and the collector with ``take`` (what the stream's
+sampler did) against ``FilesSource`` (what it does), medians of ``--file-rounds`` rounds of 10 reads.
 """
 
 import argparse
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 from common import background, fakeai_command, free_port, require_wrk, spread, trees_in_turn, wrk_script
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 from scrape import Scraper, client_ttft
 from throughput import REQUEST, run_wrk, wait_ready
+
+from bridge.snapshot import Interner, take
+from exporter.multiprocess import FilesCollector, FilesSource
+from exporter.stream import STREAM_MAPPING
 
 
 def measure(workers: int, args: argparse.Namespace, script: Path) -> tuple[float, list[float]]:
@@ -88,6 +101,51 @@ def stall_rounds(args: argparse.Namespace) -> None:
         )
 
 
+def files(rounds: int) -> None:
+    """One read of two workers' files, by prometheus-client's collector and by ours, in this process."""
+
+    def text(collector: Collector) -> bytes:
+        registry = CollectorRegistry(support_collectors_without_names=True)
+        registry.register(collector)
+        return generate_latest(registry)
+
+    def milliseconds(read: Callable[[], object]) -> float:
+        start = time.perf_counter()
+        for _ in range(10):
+            read()
+        return 100 * (time.perf_counter() - start)
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        background(fakeai_command(port, "--workers", "2", "--multiproc-dir", folder)),
+    ):
+        wait_ready(url)
+        client_ttft(url, 500)  # traffic: every model's series
+        theirs, ours, source = MultiProcessCollector(None, folder), FilesCollector(folder), FilesSource(folder)
+        wanted, interner = STREAM_MAPPING.wanted(), Interner()
+        same = text(theirs) == text(ours)
+        times: dict[str, list[float]] = {}
+        for _ in range(rounds):
+            for name, read in (
+                ("collector", lambda: list(theirs.collect())),
+                ("FilesCollector", lambda: list(ours.collect())),
+                ("collector + take", lambda: take(theirs.collect(), wanted, 0.0, interner)),
+                ("FilesSource", lambda: source.read(wanted, 0.0, interner)),
+            ):
+                times.setdefault(name, []).append(milliseconds(read))
+    print(f"\nfiles: 2 workers' files after 500 streams, one read in process, medians (ranges) of {rounds} rounds")
+    print(
+        f"  MultiProcessCollector {spread(times['collector'])} ms, FilesCollector {spread(times['FilesCollector'])} ms"
+    )
+    ratios = [a / b for a, b in zip(times["FilesCollector"], times["collector"], strict=True)]
+    print(f"    FilesCollector / collector {spread(ratios, 2)}; the same text: {same}")
+    print(f"  collector + take {spread(times['collector + take'])} ms, FilesSource {spread(times['FilesSource'])} ms")
+    ratios = [a / b for a, b in zip(times["FilesSource"], times["collector + take"], strict=True)]
+    print(f"    FilesSource / collector + take {spread(ratios, 3)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=10)
@@ -95,11 +153,16 @@ def main() -> None:
     parser.add_argument("--stall-rounds", type=int, default=3)
     parser.add_argument("--requests", type=int, default=400, help="streams per stall run")
     parser.add_argument("--baseline-tree", type=Path, help="a checkout to run the stall's server from too")
-    parser.add_argument("--skip-throughput", action="store_true", help="only the stall")
+    parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--skip-stall", action="store_true")
+    parser.add_argument("--file-rounds", type=int, default=5, help="rounds of the files' reads (0: none)")
     args = parser.parse_args()
     if not args.skip_throughput:
         throughput(args)
-    stall_rounds(args)
+    if not args.skip_stall:
+        stall_rounds(args)
+    if args.file_rounds:
+        files(args.file_rounds)
 
 
 def throughput(args: argparse.Namespace) -> None:
