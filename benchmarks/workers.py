@@ -123,7 +123,8 @@ def files(rounds: int) -> None:
     ):
         wait_ready(url)
         client_ttft(url, 500)  # traffic: every model's series
-        theirs, ours, source = MultiProcessCollector(None, folder), FilesCollector(folder), FilesSource(folder)
+        theirs, ours = MultiProcessCollector(None, folder), FilesCollector(folder)
+        source = FilesSource(ours)  # as the server builds it: one folder for both
         wanted, interner = STREAM_MAPPING.wanted(), Interner()
         same = text(theirs) == text(ours)
         times: dict[str, list[float]] = {}

@@ -171,6 +171,19 @@ def _merges(entries: FileEntries) -> list[Merge]:
     return merges
 
 
+def _merge(into: dict[Any, float], key: Any, how: int, value: float) -> None:
+    """``value`` into ``into[key]`` as ``MultiProcessCollector`` merges a sample: added up, the least, the
+    greatest, or (mode ``all``, one worker's own series) as it is."""
+    if how == _ADD:
+        into[key] = into.get(key, 0.0) + value
+    elif how == _EACH:
+        into[key] = value
+    else:
+        current = into.setdefault(key, value)
+        if (value < current) if how == _MIN else (value > current):
+            into[key] = value
+
+
 class _Merged:
     """One family being merged: its samples by series, and a histogram's buckets by series."""
 
@@ -255,14 +268,7 @@ class FilesCollector(Collector):
                 samples = into.series.get(labels)
                 if samples is None:
                     samples = into.series[labels] = {}
-                if how == _ADD:
-                    samples[sample] = samples.get(sample, 0.0) + value
-                elif how == _EACH:
-                    samples[sample] = value
-                else:
-                    current = samples.setdefault(sample, value)
-                    if (value < current) if how == _MIN else (value > current):
-                        samples[sample] = value
+                _merge(samples, sample, how, value)
         if len(self._bucket_samples) > KEY_LIMIT:
             self._bucket_samples.clear()
         return [family.samples(self._bucket_samples) for family in merged.values()]
@@ -291,8 +297,11 @@ class FilesSource:
     records at more (the rest left out, as ``HiddenBounds`` leaves them out; +Inf always kept).
     """
 
-    def __init__(self, path: str | None = None, *, exposed_bounds: Mapping[str, Sequence[float]] | None = None) -> None:
-        self.collector = FilesCollector(path)
+    def __init__(
+        self, collector: FilesCollector, *, exposed_bounds: Mapping[str, Sequence[float]] | None = None
+    ) -> None:
+        """``collector``: the one ``/metrics`` reads, whose ``Folder`` (each file parsed once) is shared."""
+        self.collector = collector
         self._shown = {
             name: frozenset(map(float, bounds)) | {math.inf} for name, bounds in (exposed_bounds or {}).items()
         }
@@ -320,21 +329,13 @@ class FilesSource:
                         series = buckets[(family, key)] = {}
                     series[bound] = series.get(bound, 0.0) + value
                 elif how == _SUM:
-                    sums[(family, key)] = sums.get((family, key), 0.0) + value
+                    _merge(sums, (family, key), _ADD, value)
+                elif how == _LATEST:
+                    at = float(words[entries.positions[index] + 1] or 0)
+                    if latest.get((family, key), 0.0) < at:
+                        values[family][key], latest[(family, key)] = value, at
                 else:
-                    into = values[family]
-                    if how == _ADD:
-                        into[key] = into.get(key, 0.0) + value
-                    elif how == _EACH:
-                        into[key] = value
-                    elif how == _LATEST:
-                        at = float(words[entries.positions[index] + 1] or 0)
-                        if latest.get((family, key), 0.0) < at:
-                            into[key], latest[(family, key)] = value, at
-                    else:
-                        current = into.setdefault(key, value)
-                        if (value < current) if how == _MIN else (value > current):
-                            into[key] = value
+                    _merge(values[family], key, how, value)
         snapshot = Snapshot(timestamp, values)
         for name in wanted.histograms:
             snapshot.histograms[name] = {}

@@ -196,7 +196,7 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> FakeaiApp:
         exposed.register(HiddenBounds(files, hidden, hidden_families))
         native = files.read
         # The stream reads the files straight into its snapshot, on a thread (a twentieth of a collect()).
-        stream_source = FilesSource(exposed_bounds=metrics.families.exposed_bounds)
+        stream_source = FilesSource(files, exposed_bounds=metrics.families.exposed_bounds)
     else:
         # What vLLM's API server exposes from prometheus-client's default registry: process_*, python_gc_*
         # and python_info. In multiprocess mode vLLM (and prometheus-client) drop them, and so do we: a

@@ -145,7 +145,7 @@ def test_the_streams_snapshot_of_the_files_is_what_the_collector_and_take_give(t
     (less the hidden bounds) made into a snapshot."""
     exposed = {"w_seconds": shown} if shown else {}
     hidden = {"w_seconds": frozenset({"0.01", "1.0"})} if shown else {}
-    source = FilesSource(str(tmp_path), exposed_bounds=exposed)
+    source = FilesSource(FilesCollector(str(tmp_path)), exposed_bounds=exposed)
     interner = Interner()
     for pid, steps in ((101, 300), (102, 200), (101, 150), (103, 1)):
         run_worker(tmp_path, monkeypatch, pid, steps)  # 101 again: the same files, more entries and values
@@ -166,7 +166,7 @@ def test_the_streams_snapshot_of_the_files_is_what_the_collector_and_take_give(t
 def test_the_streams_snapshot_is_read_on_a_thread_and_the_sampler_takes_it_as_one(tmp_path, monkeypatch):
     """The merge of every worker's files cannot be sliced: the loop that serves requests must not run it."""
     run_worker(tmp_path, monkeypatch, 101)
-    source = FilesSource(str(tmp_path))
+    source = FilesSource(FilesCollector(str(tmp_path)))
     assert Sampler(source, STREAM_MAPPING, tick=1.0, history_seconds=10).direct is source
     readers: list[int] = []
     listed = multiprocess.glob.glob
