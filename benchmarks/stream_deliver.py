@@ -2,7 +2,7 @@
 N subscribers of one set, without sockets (the computing and posting alone, not the sending).
 
     PYTHONPATH=. python benchmarks/stream_deliver.py [--sets 100] [--ticks 40] [--rounds 4]
-        [--vary windows|categories|selections] [--baseline-tree DIR] [--instructions]
+        [--vary windows|categories|selections] [--baseline-tree DIR] [--instructions [--again]]
 
 The server first serves ten chat requests a second for 130 seconds of a driven clock (the hub sampling
 once a second), so the distinct sets' windows (10 s, 11 s, ... 10 + N - 1 s) each begin at a snapshot
@@ -22,13 +22,17 @@ checkout too, the two taking turns and swapping order every round: after / befor
 Times on the shared 2-core machine move by a third from one minute to the next; ``--instructions``
 counts instead (Valgrind's cachegrind, as ``instructions.py`` does for requests): the instructions of a
 tick's ``deliver`` for the same subscribers, the difference of a run of ``COUNTED_FEW`` ticks and one of
-``COUNTED_FEW + --ticks``, divided by ``--ticks``. These ticks deliver again on the last snapshot (the
-clock moves, nothing is sampled): the computing and posting of a tick whose end is already summed, the
-part that grows with the sets, without the turns it gives the loop (their number follows the clock,
-which Valgrind stretches). The same code counts within about 1.5 % from run to run (the requests'
-durations are measured by the clock, so the histograms behind the windows differ a little), and any
-change of code moves the counts by up to about 1 % more (see ``instructions.py``): read an after /
-before within 3 % as no change. Needs ``valgrind``.
+``COUNTED_FEW + --ticks``, divided by ``--ticks``. Each counted tick is one of service: ten requests, a
+new snapshot sampled, and ``deliver`` (the snapshot's folds and cells made for the sets that end there),
+without the turns it gives the loop (their number follows the clock, which Valgrind stretches). The
+requests and the sample are the same for distinct sets and one, so "each set past the first" is
+(distinct - one) / (N - 1): what a set costs on top of the first. With ``--again`` the ticks deliver
+again on the last snapshot instead (the clock moves, nothing is sampled): the computing and posting of a
+tick whose end is already summed (the count of sessions before the twenty-seventh). The same code counts
+within about 1.5 % from run to run (the requests' durations are measured by the clock, so the histograms
+behind the windows differ a little), and any change of code moves the counts by up to about 1 % more
+(see ``instructions.py``): read an after / before within 3 % as no change.
+Needs ``valgrind``.
 """
 
 import argparse
@@ -115,27 +119,30 @@ async def subscribed(subscribers: list[dict[str, Any]], *, turns: bool = True) -
         yield server
 
 
-async def deliver_again(subscribers: list[dict[str, Any]], ticks: int) -> None:
-    """``ticks`` deliveries on the last snapshot, for ``--instructions``: the ticks of ``deliver_times``
-    but for the turns (how many a tick takes follows the clock, which Valgrind stretches), then only the
-    clock moves."""
+async def deliver_counted(subscribers: list[dict[str, Any]], ticks: int, *, again: bool) -> None:
+    """``ticks`` of ``deliver_times`` for ``--instructions``, but for the turns (how many a tick takes
+    follows the clock, which Valgrind stretches): each serves its requests and samples a new snapshot,
+    then delivers. With ``again`` only the clock moves: deliveries on the last snapshot, already summed."""
     async with subscribed(subscribers, turns=False) as server:
         for _ in range(3):  # the caches filled
             await server.second(REQUESTS_PER_SECOND)
             await server.hub.deliver(server.clock.now)
         for _ in range(ticks):
-            server.clock.now += 1.0
+            if again:
+                server.clock.now += 1.0
+            else:
+                await server.second(REQUESTS_PER_SECOND)
             await server.hub.deliver(server.clock.now)
 
 
-def count_instructions(sets: int, ticks: int, vary: str, baseline: Path | None) -> None:
-    """Instructions of a tick's ``deliver`` per checkout and kind, each the difference of two runs."""
+def count_instructions(sets: int, ticks: int, vary: str, baseline: Path | None, again: bool) -> None:
+    """Instructions of a tick per checkout and kind, each the difference of two runs."""
     trees = {"after": HERE.parent} | ({"before": baseline.resolve()} if baseline is not None else {})
     counts: dict[tuple[str, str], float] = {}
 
     def run(tree: Path, kind: str, ticks_run: int) -> int:
         arguments = [str(HERE / "stream_deliver.py"), "--count", kind, "--sets", str(sets), "--ticks", str(ticks_run)]
-        arguments += ["--vary", vary]
+        arguments += ["--vary", vary] + (["--again"] if again else [])
         return cachegrind(arguments, tree)["instructions"]
 
     with ThreadPoolExecutor(2) as pool:
@@ -144,11 +151,13 @@ def count_instructions(sets: int, ticks: int, vary: str, baseline: Path | None) 
                 few, many = pool.map(lambda n, t=tree, k=kind: run(t, k, n), (COUNTED_FEW, COUNTED_FEW + ticks))
                 counts[(name, kind)] = (many - few) / ticks
                 print(f"{name:6} {kind:8} {counts[(name, kind)]:>14,.0f} instructions a tick", flush=True)
-    print(f"\nHub.deliver again on one snapshot, {sets} subscribers, instructions a tick")
+    what = "Hub.deliver again on one snapshot" if again else "a tick (ten requests, a sample, Hub.deliver)"
+    print(f"\n{what}, {sets} subscribers, instructions a tick")
     for name in trees:
         distinct, shared = counts[(name, "distinct")], counts[(name, "shared")]
         print(f"  {name:6} distinct sets {distinct:,.0f}  one set {shared:,.0f}  ", end="")
-        print(f"distinct / one {distinct / shared:.2f}")
+        each = (distinct - shared) / (sets - 1)
+        print(f"distinct / one {distinct / shared:.2f}, each set past the first {each:,.0f}")
     if baseline is not None:
         for kind in ("distinct", "shared"):
             print(f"  after / before, {kind}: {counts[('after', kind)] / counts[('before', kind)]:.3f}")
@@ -177,15 +186,18 @@ def main() -> None:
     parser.add_argument("--instructions", action="store_true", help="count instructions a tick (Valgrind)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--count", choices=["distinct", "shared"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--again", action="store_true", help="with --instructions: deliver again on the last snapshot (no new end)"
+    )
     args = parser.parse_args()
     if args.child:
         print(json.dumps(asyncio.run(measure(args.sets, args.ticks, args.vary))))
         return
     if args.count is not None:
-        asyncio.run(deliver_again(filters_of(args.count, args.sets, args.vary), args.ticks))
+        asyncio.run(deliver_counted(filters_of(args.count, args.sets, args.vary), args.ticks, again=args.again))
         return
     if args.instructions:
-        count_instructions(args.sets, args.ticks, args.vary, args.baseline_tree)
+        count_instructions(args.sets, args.ticks, args.vary, args.baseline_tree, args.again)
         return
     figures: dict[str, list[dict[str, float]]] = {}
     for round_number, name, tree in trees_in_turn(args.baseline_tree, args.rounds):

@@ -398,39 +398,32 @@ class WindowSet:
         cache: FoldCache,
         *,
         selections: Sequence[Selection] | None = None,
+        folds: Sequence[Fold] | None = None,
     ) -> None:
+        """``folds``: with one selection, those of ``starts`` and then ``end``, made already (``Hub``
+        makes them in turns); looked up in ``cache`` when not given, or not all in its layout."""
         if any(start.epoch != end.epoch for start in starts):
             raise ValueError("every window of a WindowSet lies within one epoch")
         self.starts, self.end, self.mapping, self._cache = starts, end, mapping, cache
         self.selections = list(selections) if selections is not None else [selection] * len(starts)
-        if selections is None or len(set(selections)) == 1:
-            *start_folds, self._end = cache.fold_together([*starts, end], fold_plan(mapping, self.selections[0]))
-            end_folds = [self._end]
-        else:
-            start_folds, end_folds = self._fold_each(starts, end)
-            self._end = end_folds[0]
-        # Columns past the end's vector are never read (the end has every group read); a fold made
-        # before the layout grew is shorter, and reads 0 where it ends.
-        width = len(self._end.vector)
-        self._starts = _stacked([start.vector for start in start_folds], width)
-        self._ends = _stacked([fold.vector for fold in end_folds], width)
+        self._ends: np.ndarray
         """The end's fold (a row), or each window's (a row each)."""
+        if selections is None or len(set(selections)) == 1:
+            if folds is None or any(made.layout is not cache.layout for made in folds):
+                folds = cache.fold_together([*starts, end], fold_plan(mapping, self.selections[0]))
+            *start_folds, self._end = folds
+            # Columns past the end's vector are never read (the end has every group read); a fold made
+            # before the layout grew is shorter, and reads 0 where it ends.
+            width = len(self._end.vector)
+            self._starts = _stacked([start.vector for start in start_folds], width)
+            self._ends = self._end.vector.reshape(1, width)
+        else:
+            plans = [fold_plan(mapping, selection) for selection in self.selections]
+            self._end, self._ends, self._starts = cache.select_together(starts, end, plans)
         self.seconds = np.maximum(end.timestamp - np.array([start.timestamp for start in starts], dtype=float), 0.0)
         self._memo: dict[tuple[str, str, str | None], Any] = {}
         self._summaries: dict[Read, dict[str, _Summaries]] | None = None
         self._increases: np.ndarray | None = None
-
-    def _fold_each(self, starts: Sequence[Snapshot], end: Snapshot) -> tuple[list[Fold], list[Fold]]:
-        """Each window's start and end folds, of its own selection, all in the cache's one layout."""
-        for _ in range(2):  # a layout that starts over midway leaves the second pass's folds in the new one
-            plans = [fold_plan(self.mapping, selection) for selection in self.selections]
-            start_folds = [self._cache.fold(start, plan) for start, plan in zip(starts, plans, strict=True)]
-            end_folds = [self._cache.fold(end, plan) for plan in plans]
-            if all(fold.layout is self._cache.layout for fold in (*start_folds, *end_folds)):
-                break
-        if len({id(fold.shape) for fold in end_folds}) != 1:
-            raise ValueError("windows of several selections are a set where their ends' folds share a shape")
-        return start_folds, end_folds
 
     def __len__(self) -> int:
         return len(self.starts)

@@ -19,7 +19,7 @@ from typing import Any, cast
 from bridge import protocol
 from bridge.categories import Mapping, Selection, Window, WindowSet, compute, compute_in_steps, fold_plan
 from bridge.figures import ColumnFigures, DictFigures, deltas_texts, join_entries
-from bridge.folds import FoldCache, FoldPlan
+from bridge.folds import Fold, FoldCache, FoldPlan
 from bridge.sampler import Sampler, SourceUnavailable
 from bridge.snapshot import Snapshot
 from bridge.sources import Source
@@ -227,20 +227,28 @@ class Hub:
         window = Window(start, end, self.mapping, filters.selection, self.folds)
         return compute(window, filters.metric_types)
 
-    async def _fold_in_turns(self, snapshots: Sequence[Snapshot], selections: Sequence[Selection]) -> None:
-        """Fold each of ``snapshots`` for its selection into the cache, giving the loop a turn whenever
-        ``slice_seconds`` have passed.
+    async def _fold_in_turns(self, snapshots: Sequence[Snapshot], selection: Selection) -> list[Fold]:
+        """Fold each of ``snapshots`` for ``selection`` into the cache, giving the loop a turn whenever
+        ``slice_seconds`` have passed; the folds, in order.
 
         Summing a snapshot's series (a fold, ~0.4 ms on a default server) is the longest single step, and
         every window new to the cache needs one: after a burst of subscribers, a hundred at once. Made
-        here one by one, with turns between them, the computation finds them all in the cache."""
+        here one by one, with turns between them, the computation is handed them all."""
         turns = Turns(self.slice_seconds)
-        plans: dict[int, FoldPlan] = {}  # by the selection's id: the selections are alive meanwhile
-        for snapshot, selection in zip(snapshots, selections, strict=True):
-            plan = plans.get(id(selection))
-            if plan is None:
-                plan = plans[id(selection)] = fold_plan(self.mapping, selection)
-            self.folds.fold(snapshot, plan)
+        plan = fold_plan(self.mapping, selection)
+        folds = []
+        for snapshot in snapshots:
+            folds.append(self.folds.fold(snapshot, plan))
+            await turns.take()
+        return folds
+
+    async def _cells_in_turns(self, snapshots: Sequence[Snapshot], plan: FoldPlan) -> None:
+        """Make the ``CellFolds`` of each of ``snapshots`` (summing a snapshot's series per cell, ~0.8 ms on
+        a default server) that the cache lacks, giving the loop a turn whenever ``slice_seconds`` have
+        passed: a selection's windows are summed from them (``FoldCache.select_together``)."""
+        turns = Turns(self.slice_seconds)
+        for snapshot in {id(snapshot): snapshot for snapshot in snapshots}.values():
+            self.folds.cells(snapshot, plan)
             await turns.take()
 
     async def _compute_together(
@@ -254,11 +262,14 @@ class Hub:
         measure by measure, the event loop given a turn whenever ``slice_seconds`` have passed. The
         windows select what ``filters`` does, or each what its ``selections`` does (the ends' folds of
         one shape)."""
+        folds = None
         if selections is None:
-            await self._fold_in_turns((*starts, end), [filters.selection] * (len(starts) + 1))
-        else:  # the ends' folds are made already (``_by_shape``)
-            await self._fold_in_turns(starts, selections)
-        windows = WindowSet(starts, end, self.mapping, filters.selection, self.folds, selections=selections)
+            folds = await self._fold_in_turns((*starts, end), filters.selection)
+        else:  # summed from the snapshots' cells: each one's made in turn
+            await self._cells_in_turns((end, *starts), fold_plan(self.mapping, selections[0]))
+        windows = WindowSet(
+            starts, end, self.mapping, filters.selection, self.folds, selections=selections, folds=folds
+        )
         turns = Turns(self.slice_seconds)
         steps = compute_in_steps(windows, filters.metric_types)
         while True:
@@ -325,7 +336,7 @@ class Hub:
         computations, across = self._windows(groups, latest)
         turns = Turns(self.slice_seconds)
         for filters, end, rows in computations:
-            for part in await self._by_shape(end, rows):
+            for part in self._parts(rows):
                 if len(part) >= self.together_from:
                     starts = [start for start, _, _ in part]
                     chosen = [selection for _, selection, _ in part]
@@ -342,7 +353,7 @@ class Hub:
                     self._post(updates, now, slack)
                 else:
                     for start, selection, keys in part:
-                        await self._fold_in_turns((start, end), (selection, selection))
+                        await self._fold_in_turns((start, end), selection)
                         self._post_alone(start, end, _selecting(filters, selection), keys, groups, stamp, now, slack)
                         await turns.take()
                 await turns.take()
@@ -351,19 +362,17 @@ class Hub:
             await turns.take()
         return len(groups)
 
-    async def _by_shape(self, end: Snapshot, rows: list["_Row"]) -> list[list["_Row"]]:
-        """``rows`` (windows ending at ``end``) in parts that can be computed together: with one selection,
-        all of them; with several, those whose ends' folds share a shape (every selection but the one of
-        every series: they are summed from the snapshot's cells)."""
-        selections = list({id(selection): selection for _, selection, _ in rows}.values())
-        if len(selections) == 1:
+    def _parts(self, rows: list["_Row"]) -> list[list["_Row"]]:
+        """``rows`` in parts that can be computed together: with one selection, all of them; with several,
+        those that keep every series (folded from the snapshots' series) apart from those that select
+        some (summed from the snapshots' cells, so their folds share a shape)."""
+        if len({id(selection) for _, selection, _ in rows}) == 1:
             return [rows]
-        await self._fold_in_turns([end] * len(selections), selections)
-        parts: dict[int, list[_Row]] = {}
+        every: list[_Row] = []
+        some: list[_Row] = []
         for row in rows:
-            shape = self.folds.fold(end, fold_plan(self.mapping, row[1])).shape
-            parts.setdefault(id(shape), []).append(row)
-        return list(parts.values())
+            (every if fold_plan(self.mapping, row[1]).keep is None else some).append(row)
+        return [part for part in (every, some) if part]
 
     def _windows(
         self, groups: dict[GroupKey, list[Client]], latest: Snapshot

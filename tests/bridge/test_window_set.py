@@ -226,6 +226,25 @@ def test_a_selections_fold_summed_from_the_cells_is_the_fold_of_its_series(selec
         )
 
 
+def test_many_selections_summed_at_once_are_each_what_select_gives_to_the_last_bit():
+    snapshot = history(9)[-1]
+    plans = [fold_plan(MAPPING, selection) for selection in SELECTIONS[1:] * 3]
+    cells = FoldCache().cells(snapshot, plans[0])
+    assert len(cells.matrix) == 6 and len(cells.others) > 0  # every cell; sums of seconds, gauges
+    # Numbers whose sum hangs on the order (fractions of every size), and some that a product with 0
+    # does not leave 0 (inf, nan), or that a sum could leave -0.0, past the counts' columns.
+    rng = np.random.default_rng(9)
+    columns = rng.choice(cells.matrix.shape[1], size=40, replace=False)
+    odd = [0.1, 1e16, 3.3e-7, -2.5, math.inf, math.nan, -0.0, 2.0**52 + 1]
+    cells.matrix[:, columns] = rng.choice(odd, size=(len(cells.matrix), len(columns)))
+    del cells.others  # the cached columns: read again from the matrix just written
+    many = bridge.folds.select_many(cells, plans)
+    for row, plan in zip(many, plans, strict=True):
+        one = bridge.folds.select(cells, plan).vector
+        assert row.tobytes() == one.tobytes()  # bit for bit: -0.0 is not 0.0, nan is nan
+    assert np.isnan(many[:, columns]).any() and not np.isnan(many).all(axis=0).any()
+
+
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("bounds", [FROM_ZERO, ABOVE_ZERO], ids=["from-zero", "above-zero"])
 def test_windows_of_different_selections_computed_together_each_have_their_own_figures(seed, bounds):
