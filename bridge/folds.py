@@ -318,7 +318,7 @@ class CellsShape:
     ) -> None:
         self.layout, self.places, self.representatives = layout, places, representatives
         self._kept: dict[FoldPlan, list[int]] = {}
-        self._masks: dict[FoldPlan, np.ndarray] = {}
+        self._masks: dict[tuple[FoldPlan, ...], np.ndarray] = {}
         self._shape: FoldShape | None = None
 
     def kept(self, plan: FoldPlan) -> list[int]:
@@ -331,14 +331,16 @@ class CellsShape:
             found = self._kept[plan] = [row for row, key in enumerate(self.representatives) if plan.keeps(key)]
         return found
 
-    def mask(self, plan: FoldPlan) -> np.ndarray:
-        """``kept`` as a row of booleans, one per cell (``select_many`` stacks those of its plans)."""
-        found = self._masks.get(plan)
+    def masks(self, plans: tuple[FoldPlan, ...]) -> np.ndarray:
+        """``kept`` of each of ``plans`` as a row of booleans, one per cell (``select_many``'s): made
+        once for the plans of a tick's windows, which are those of the tick before."""
+        found = self._masks.get(plans)
         if found is None:
             if len(self._masks) >= MAX_SHAPES:
                 self._masks.clear()
-            found = self._masks[plan] = np.zeros(len(self.representatives), dtype=bool)
-            found[self.kept(plan)] = True
+            found = self._masks[plans] = np.zeros((len(plans), len(self.representatives)), dtype=bool)
+            for row, plan in zip(found, plans, strict=True):
+                row[self.kept(plan)] = True
         return found
 
     def shape(self, plan: FoldPlan) -> FoldShape:
@@ -380,6 +382,134 @@ class CellFolds:
         counts = (~np.signbit(matrix)).all(axis=0) & (matrix == np.floor(matrix)).all(axis=0)
         counts &= matrix.sum(axis=0) < 2.0**53
         return np.flatnonzero(~counts)
+
+
+@dataclass(eq=False)
+class SeriesIndex:
+    """Where each number of a snapshot's series lands in its sums (a ``Fold``'s vector, or the matrix of
+    ``CellFolds``, a row per cell), for every snapshot whose series are those of the one it was made from
+    (the same keys in the same order, histograms with the same bounds): summing such a snapshot is one
+    ``np.bincount`` of its numbers, in the order the series come, as ``fold`` and ``fold_cells`` add them
+    (so the sums are the same to the last bit), without a pass over the series in Python, and with the
+    shape of the last. Successive snapshots of a server nearly always have the same series."""
+
+    layout: FoldLayout
+    values: tuple[tuple[str, tuple[LabelKey, ...], int], ...]
+    """Each family read as numbers: its keys, and how many of the plan's reads group it (a slot each)."""
+    histograms: tuple[tuple[str, tuple[LabelKey, ...], tuple[np.ndarray, ...]], ...]
+    """Each histogram read: its family's keys and their bounds (the same objects: interned)."""
+    rows: np.ndarray
+    positions: np.ndarray
+    """Each number's row (its cell; 0 in a fold) and place, numbers in order: each family's series, a slot
+    per read grouping it; then each histogram read's series, a block of bucket counts, sum and count each."""
+    height: int
+    """The rows of the sums: the cells, or 1."""
+    shape: Any
+    """The sums' ``CellsShape`` or ``FoldShape``."""
+
+    def fits(self, snapshot: Snapshot, layout: FoldLayout) -> bool:
+        if layout is not self.layout:
+            return False
+        for name, keys, _ in self.values:
+            if tuple(snapshot.values.get(name, ())) != keys:
+                return False
+        for name, keys, bounds in self.histograms:
+            if tuple(snapshot.histograms.get(name, ())) != keys:
+                return False
+            found = snapshot.bounds.get(name, {})
+            if any(found[key] is not made for key, made in zip(keys, bounds, strict=True)):
+                return False
+        return True
+
+    def sums(self, snapshot: Snapshot) -> np.ndarray:
+        """The sums of ``snapshot``, which ``fits``: a row per cell, a column per place of the layout."""
+        numbers: list[np.ndarray] = []
+        for name, keys, reads in self.values:
+            found = np.fromiter(snapshot.values[name].values(), float, len(keys)) if keys else np.zeros(0)
+            numbers.append(np.repeat(found, reads) if reads > 1 else found)
+        for name, keys, _ in self.histograms:
+            if keys:
+                numbers.append(np.concatenate(list(snapshot.histograms[name].values())))
+        width = self.layout.size
+        weights = np.concatenate(numbers) if numbers else np.zeros(0)
+        summed = np.bincount(self.rows * width + self.positions, weights, minlength=self.height * width)
+        return summed.reshape(self.height, width)
+
+
+def index_series(
+    snapshot: Snapshot,
+    plan: FoldPlan,
+    layout: FoldLayout,
+    shape: "CellsShape | FoldShape",
+    row_of: Callable[[dict[str, str]], int],
+    place: Callable[[int, Read, Any], int],
+) -> SeriesIndex:
+    """The ``SeriesIndex`` of sums just made of ``snapshot`` for ``plan`` (every series it has): each
+    series' row is ``row_of`` its labels, and a group's place in a row is ``place(row, read, group)`` (a
+    histogram's group: with its bucket layout)."""
+    rows: list[int] = []
+    positions: list[int] = []
+    values = []
+    for name, grouped_by in plan.families:
+        series = snapshot.values.get(name, {})
+        for key in series:
+            found = labels(key)
+            row = row_of(found)
+            for label in grouped_by:
+                rows.append(row)
+                positions.append(place(row, (name, label), found.get(label, "") if label else ""))
+        values.append((name, tuple(series), len(grouped_by)))
+    histograms = []
+    for read in plan.histograms:
+        name, label = read
+        series_bounds = snapshot.bounds.get(name, {})
+        keys = tuple(snapshot.histograms.get(name, {}))
+        for key in keys:
+            found = labels(key)
+            row = row_of(found)
+            bounds = series_bounds[key]
+            position = place(row, read, (found.get(label, "") if label else "", bounds.tobytes()))
+            rows.extend([row] * (len(bounds) + 2))
+            positions.extend(range(position, position + len(bounds) + 2))
+        histograms.append((name, keys, tuple(series_bounds[key] for key in keys)))
+    height = len(shape.representatives) if isinstance(shape, CellsShape) else 1
+    return SeriesIndex(
+        layout, tuple(values), tuple(histograms), np.array(rows, np.intp), np.array(positions, np.intp), height, shape
+    )
+
+
+def index_cells(snapshot: Snapshot, plan: FoldPlan, made: "CellFolds") -> SeriesIndex:
+    """The ``SeriesIndex`` of ``made``, the ``CellFolds`` ``fold_cells`` made of ``snapshot`` for ``plan``."""
+    assert plan.cell_labels is not None
+    endpoint_label, model_label = plan.cell_labels
+    cells = {
+        (labels(key).get(endpoint_label), labels(key).get(model_label)): row
+        for row, key in enumerate(made.shape.representatives)
+    }
+    places = made.shape.places
+
+    def place(row: int, read: Read, group: Any) -> int:
+        return places[row][0][read][group] if isinstance(group, str) else places[row][1][read][group][1]
+
+    return index_series(
+        snapshot,
+        plan,
+        made.layout,
+        made.shape,
+        lambda found: cells[(found.get(endpoint_label), found.get(model_label))],
+        place,
+    )
+
+
+def index_fold(snapshot: Snapshot, plan: FoldPlan, made: Fold) -> SeriesIndex:
+    """The ``SeriesIndex`` of ``made``, the ``Fold`` ``fold`` made of ``snapshot`` for ``plan`` (which
+    keeps every series)."""
+    assert plan.keep is None
+
+    def place(_: int, read: Read, group: Any) -> int:
+        return made.groups[read][group] if isinstance(group, str) else made.histograms[read][group][1]
+
+    return index_series(snapshot, plan, made.layout, made.shape, lambda _: 0, place)
 
 
 def fold_cells(snapshot: Snapshot, plan: FoldPlan, layout: FoldLayout) -> CellFolds:
@@ -453,17 +583,20 @@ def select(cells: CellFolds, plan: FoldPlan) -> Fold:
 def select_many(cells: CellFolds, plans: Sequence[FoldPlan]) -> np.ndarray:
     """The folds of the series each of ``plans`` keeps, a row each: what ``select`` gives for each, to the
     last bit, for a hundred selections' windows that end at one snapshot, every tick, without a fold per
-    plan. Counts (``CellFolds.counts``) are summed by one matrix product: integers add up exactly in any
-    order. The other columns (sums of seconds, fractions) are added cell by cell in ``select``'s order."""
-    mask = cells.shape.mask
-    kept = np.array([mask(plan) for plan in plans]).reshape(len(plans), len(cells.matrix))
+    plan. Counts (every column but ``CellFolds.others``) are summed by one matrix product: whole numbers
+    add up exactly in any order. The others (sums of seconds, fractions) are added cell by cell in
+    ``select``'s order."""
+    kept = cells.shape.masks(tuple(plans))
     with np.errstate(invalid="ignore"):  # inf * 0 in a column that is not counts: written again below
-        folds: np.ndarray = kept.astype(float) @ cells.matrix
+        folds: np.ndarray = kept @ cells.matrix  # booleans as 0 and 1
     others = cells.others
     if len(others):
         summed = np.zeros((len(plans), len(others)))
-        for cell, row in enumerate(cells.matrix[:, others]):
-            np.add(summed, row, out=summed, where=kept[:, cell : cell + 1])
+        rows = cells.matrix[:, others]
+        # A row of zeros adds nothing: a sum begun at +0.0 is never -0.0 (in IEEE arithmetic x + -x is
+        # +0.0), and to any other number +0.0 and -0.0 add nothing.
+        for cell in np.flatnonzero(rows.any(axis=1)).tolist():
+            np.add(summed, rows[cell], out=summed, where=kept[:, cell : cell + 1])
         folds[:, others] = summed
     return folds
 
@@ -500,6 +633,10 @@ class FoldCache:
         self._entries: OrderedDict[tuple[int, FoldPlan], tuple[Snapshot, Fold]] = OrderedDict()
         self._cells: OrderedDict[tuple[int, int], tuple[Snapshot, CellFolds]] = OrderedDict()
         self._cells_bytes = 0
+        self._cells_indexes: dict[int, SeriesIndex] = {}
+        """The last ``SeriesIndex`` of the cells of each plan's reads (a handful: a mapping's)."""
+        self._fold_indexes: dict[FoldPlan, SeriesIndex] = {}
+        """The last ``SeriesIndex`` of each plan that keeps every series (one per mapping)."""
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -511,7 +648,9 @@ class FoldCache:
             self._entries.move_to_end(key)
             return entry[1]
         self._start_over_if_full()
-        if plan.keep is None or plan.cell_labels is None:
+        if plan.keep is None:
+            made = self._fold_every_series(snapshot, plan)
+        elif plan.cell_labels is None:
             made = fold(snapshot, plan, self.layout)
         else:  # a selection: from the cells every selection of these reads shares
             made = select(self._fold_cells(snapshot, plan), plan)
@@ -521,6 +660,16 @@ class FoldCache:
         self._bytes += _fold_bytes(made)
         while len(self._entries) > 1 and (len(self._entries) > self.limit or self._bytes > FOLDS_BYTES):
             self._bytes -= _fold_bytes(self._entries.popitem(last=False)[1][1])
+        return made
+
+    def _fold_every_series(self, snapshot: Snapshot, plan: FoldPlan) -> Fold:
+        index = self._fold_indexes.get(plan)
+        if index is not None and index.fits(snapshot, self.layout):
+            return Fold(self.layout, index.sums(snapshot)[0], index.shape)
+        made = fold(snapshot, plan, self.layout)  # series came or went: summed one by one, and indexed
+        if len(self._fold_indexes) >= 64:
+            self._fold_indexes.clear()
+        self._fold_indexes[plan] = index_fold(snapshot, plan, made)
         return made
 
     def _start_over_if_full(self) -> None:
@@ -566,7 +715,12 @@ class FoldCache:
             return entry[1]
         if entry is not None:  # another snapshot's, which had this one's id
             self._cells_bytes -= entry[1].matrix.nbytes
-        made = fold_cells(snapshot, plan, self.layout)
+        index = self._cells_indexes.get(plan.cells_key)
+        if index is not None and index.fits(snapshot, self.layout):
+            made = CellFolds(self.layout, index.sums(snapshot), index.shape)
+        else:  # series came or went: summed one by one, and indexed for the snapshots after
+            made = fold_cells(snapshot, plan, self.layout)
+            self._cells_indexes[plan.cells_key] = index_cells(snapshot, plan, made)
         self._cells[key] = (snapshot, made)
         self._cells_bytes += made.matrix.nbytes
         while self._cells_bytes > CELLS_BYTES and len(self._cells) > 1:

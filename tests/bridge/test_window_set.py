@@ -226,6 +226,38 @@ def test_a_selections_fold_summed_from_the_cells_is_the_fold_of_its_series(selec
         )
 
 
+@pytest.mark.parametrize("bounds", [FROM_ZERO, ABOVE_ZERO], ids=["from-zero", "above-zero"])
+def test_a_snapshot_with_the_series_of_the_last_is_summed_by_its_index_to_the_last_bit(monkeypatch, bounds):
+    snapshots = history(3, length=30, bounds=bounds)
+    # A series gone, and another one back, late in the history: the index is made again, twice; and
+    # a histogram series whose buckets change (the same keys, other bounds): again.
+    for snapshot in snapshots[25:27]:
+        for series in snapshot.values.values():
+            series.pop(key("/b", "m2"), None)
+    wider = np.array([0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, math.inf])
+    for snapshot in snapshots[28:]:
+        changed = next(iter(snapshot.histograms["latency"]))
+        snapshot.bounds["latency"] = {**snapshot.bounds["latency"], changed: wider}
+        snapshot.histograms["latency"][changed] = histogram(np.arange(1.0, 9.0), 7.5, 8.0)
+    plan, every = fold_plan(MAPPING, SELECTIONS[1]), fold_plan(MAPPING, Selection())
+    made, folded = [], []
+    cells = bridge.folds.fold_cells
+    monkeypatch.setattr(bridge.folds, "fold_cells", lambda *args: made.append(args[0]) or cells(*args))
+    monkeypatch.setattr(bridge.folds, "fold", lambda *args: folded.append(args[0]) or fold(*args))
+    cache = FoldCache()
+    for snapshot in snapshots:
+        summed = cache.cells(snapshot, plan)
+        direct = cells(snapshot, plan, cache.layout)  # one by one, as every snapshot was before indexes
+        assert summed.matrix.tobytes() == direct.matrix.tobytes()
+        assert summed.shape is direct.shape
+        summed_fold, direct_fold = cache.fold(snapshot, every), fold(snapshot, every, cache.layout)
+        assert summed_fold.vector.tobytes() == direct_fold.vector.tobytes()
+        assert summed_fold.shape is direct_fold.shape
+    for passes in (made, folded):
+        assert 4 <= len(passes) < 15  # series appear early on, then go and come back; indexed in between
+        assert all(snapshots[at] in passes for at in (25, 27, 28)) and snapshots[-1] not in passes
+
+
 def test_many_selections_summed_at_once_are_each_what_select_gives_to_the_last_bit():
     snapshot = history(9)[-1]
     plans = [fold_plan(MAPPING, selection) for selection in SELECTIONS[1:] * 3]
@@ -237,6 +269,8 @@ def test_many_selections_summed_at_once_are_each_what_select_gives_to_the_last_b
     columns = rng.choice(cells.matrix.shape[1], size=40, replace=False)
     odd = [0.1, 1e16, 3.3e-7, -2.5, math.inf, math.nan, -0.0, 2.0**52 + 1]
     cells.matrix[:, columns] = rng.choice(odd, size=(len(cells.matrix), len(columns)))
+    cells.matrix[2, columns] = -0.0  # a cell of zeros (of either sign) adds nothing: left out
+    cells.matrix[4, columns] = 0.0
     del cells.others  # the cached columns: read again from the matrix just written
     many = bridge.folds.select_many(cells, plans)
     for row, plan in zip(many, plans, strict=True):
@@ -270,8 +304,15 @@ def test_windows_of_selections_whose_ends_differ_in_shape_are_not_a_set():
 
 def test_every_selection_of_a_snapshot_is_summed_from_one_pass_over_its_series(monkeypatch):
     passes = []
-    cells = bridge.folds.fold_cells
+    cells, indexed = bridge.folds.fold_cells, bridge.folds.SeriesIndex.sums
     monkeypatch.setattr(bridge.folds, "fold_cells", lambda *args: passes.append(args[0]) or cells(*args))
+
+    def sums(index, snapshot):
+        if isinstance(index.shape, bridge.folds.CellsShape):  # not the fold of every series
+            passes.append(snapshot)
+        return indexed(index, snapshot)
+
+    monkeypatch.setattr(bridge.folds.SeriesIndex, "sums", sums)
     snapshots = history(6)
     cache = FoldCache()
     for snapshot in snapshots[-3:]:
