@@ -677,6 +677,8 @@ class FoldCache:
             self.layout = FoldLayout()
             self._entries.clear()
             self._cells.clear()
+            self._cells_indexes.clear()
+            self._fold_indexes.clear()
             self._bytes = self._cells_bytes = 0
 
     def cells(self, snapshot: Snapshot, plan: FoldPlan) -> CellFolds:

@@ -403,6 +403,13 @@ def test_a_layout_that_outgrows_its_cap_starts_over_and_the_figures_stay_exact()
     assert small.layout.size > small.max_positions
     assert together == compute_many(WindowSet(starts, end, MAPPING, Selection(), FoldCache()), EVERYTHING)
     assert together[0] == compute(Window(starts[0], end, MAPPING, Selection(), small), EVERYTHING)
+    # Windows of several selections, summed from cells: each of the set's snapshots in one layout.
+    chosen = [SELECTIONS[1 + at % 3] for at in range(len(starts))]
+    apart = compute_many(WindowSet(starts, end, MAPPING, Selection(), small, selections=chosen), EVERYTHING)
+    assert apart == compute_many(
+        WindowSet(starts, end, MAPPING, Selection(), FoldCache(), selections=chosen), EVERYTHING
+    )
+    assert apart[1] == compute(Window(starts[1], end, MAPPING, chosen[1], FoldCache()), EVERYTHING)
 
 
 def test_figures_rounded_as_arrays_are_rounded_as_numbers():
