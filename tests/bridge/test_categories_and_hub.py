@@ -360,7 +360,7 @@ async def test_sets_that_select_different_series_are_computed_together_each_with
             if (second + len(route) * len(llm)) % 3:
                 s.traffic(route, llm, 1 + second % 4, 0.01 * (1 + second % 7))
 
-    _, clock, hub = await hub_after(30, traffic)
+    service, clock, hub = await hub_after(30, traffic)
     selections = [
         {"endpoints": frozenset(routes), "models": frozenset(llms)}
         for routes in ((), ("/a",), ("/b", "/c"), ("/a", "/c"))
@@ -382,6 +382,17 @@ async def test_sets_that_select_different_series_are_computed_together_each_with
     for client in clients:
         assert data_text(client.update) == dumps_figures(hub.data(client.filters))  # as computed on its own
     assert len({client.update for client in clients}) > len(clients) // 2
+    # The next tick sums its new snapshot once per cell for every selection, and folds no selection's
+    # window apart: only the two windows of every series are folds of their own.
+    clock.now += 1.0
+    traffic(service, 30)
+    await hub.sample()
+    folded, original_fold = [], hub.folds.fold
+    hub.folds.fold = lambda snapshot, plan: folded.append(plan.keep) or original_fold(snapshot, plan)
+    assert await hub.deliver(clock.now) == len(clients)
+    assert folded and all(keep is None for keep in folded)
+    for client in clients:
+        assert data_text(client.update) == dumps_figures(hub.data(client.filters))
 
 
 class WindowsOf:
