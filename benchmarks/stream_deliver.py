@@ -21,7 +21,7 @@ checkout too, the two taking turns and swapping order every round: after / befor
 
 Times on the shared 2-core machine move by a third from one minute to the next; ``--instructions``
 counts instead (Valgrind's cachegrind, as ``instructions.py`` does for requests): the instructions of a
-tick's ``deliver`` for the same subscribers, the difference of a run of ``COUNTED_FEW`` ticks and one of
+tick for the same subscribers, the difference of a run of ``COUNTED_FEW`` ticks and one of
 ``COUNTED_FEW + --ticks``, divided by ``--ticks``. Each counted tick is one of service: ten requests, a
 new snapshot sampled, and ``deliver`` (the snapshot's folds and cells made for the sets that end there),
 without the turns it gives the loop (their number follows the clock, which Valgrind stretches). The
@@ -31,8 +31,7 @@ again on the last snapshot instead (the clock moves, nothing is sampled): the co
 tick whose end is already summed (the count of sessions before the twenty-seventh). The same code counts
 within about 1.5 % from run to run (the requests' durations are measured by the clock, so the histograms
 behind the windows differ a little), and any change of code moves the counts by up to about 1 % more
-(see ``instructions.py``): read an after / before within 3 % as no change.
-Needs ``valgrind``.
+(see ``instructions.py``): read an after / before within 3 % as no change. Needs ``valgrind``.
 """
 
 import argparse
