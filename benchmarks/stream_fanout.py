@@ -4,7 +4,7 @@ and 100 distinct filter sets beside the same chat traffic, in one run.
 
     python benchmarks/stream_fanout.py [--duration 20] [--rounds 3] [--traffic-rps 10]
         [--scenarios 1 100 1000 10-sets 100-sets 100-in-1-set 100-in-10-sets 100-sets-by-category
-        100-sets-by-selection] [--server-tree DIR] [--deflate]
+        100-sets-by-selection] [--server-tree DIR] [--deflate] [--post-times]
 
 The distinct sets' windows are 10 s, 11 s, 12 s..., and the server first runs long enough (about two
 minutes a round for 100 sets) to hold a snapshot at each window's start: a hundred distinct windows a
@@ -32,11 +32,20 @@ bare of each round (a process's CPU time is read in 10 ms ticks: at under 1% CPU
 With ``--deflate`` every subscriber offers permessage-deflate as a browser does, and both servers
 compress: the bare app as uvicorn does, once per connection with context takeover; fakeai once per
 distinct update (``bridge.frames``).
+
+With ``--post-times`` fakeai runs through ``timed_hub_server.py``, and each of its rows adds the medians
+of a tick's first and last post, ms after the updates' timestamp: how much of the lag is the hub's
+(computing, and the turns it gives serving meanwhile) and how much the sending. The summary compares
+the many-set scenarios with the one set by lag p50 as well as p99: with 100 subscribers and 20 ticks a
+round, p99 is close to the worst tick's lag, and one slow tick moves it.
 """
 
 import argparse
 import contextlib
 import json
+import math
+import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -150,6 +159,19 @@ def measure(
     }
 
 
+def post_times(path: Path, subscribers: int) -> dict[str, float]:
+    """The medians of each tick's first and last post, ms after the update's timestamp, once every
+    subscriber is in and their first three ticks are past (``timed_hub_server.py``'s lines)."""
+    ticks = [json.loads(line) for line in path.read_text().splitlines()]
+    steady = [tick["parts"] for tick in ticks if tick["clients"] >= subscribers and tick["parts"]][3:]
+    if not steady:
+        return {"posted_first_ms": math.nan, "posted_last_ms": math.nan}
+    return {
+        "posted_first_ms": 1000 * statistics.median(parts[0][0] for parts in steady),
+        "posted_last_ms": 1000 * statistics.median(parts[-1][0] for parts in steady),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=20.0)
@@ -165,6 +187,11 @@ def main() -> None:
         "--traffic-rps", type=float, default=10.0, help="chat requests a second while distinct sets run (0: none)"
     )
     parser.add_argument("--deflate", action="store_true", help="subscribers offer permessage-deflate, as browsers do")
+    parser.add_argument(
+        "--post-times",
+        action="store_true",
+        help="also print when the hub posted each tick's first and last updates (timed_hub_server.py)",
+    )
     parser.add_argument(
         "--server-tree", type=Path, help="run fakeai from this checkout (git worktree add DIR <commit>): before/after"
     )
@@ -198,7 +225,7 @@ def main() -> None:
         print(f"payload {size} bytes{compressed}, interval 1 s, ", end="")
         print(f"{args.duration:.0f} s per scenario, {args.rounds} rounds\n")
         print(f"{'scenario':<44}{'server':>8}{'CPU %':>9}{'lag p50 ms':>12}{'lag p99 ms':>12}{'updates':>9}", end="")
-        print(f"{'first max ms':>14}")
+        print(f"{'first max ms':>14}" + (f"{'posted: first':>14}{'last ms':>9}" if args.post_times else ""))
         results: dict[tuple[str, str], list[dict]] = {}
         for _ in range(args.rounds):
             for scenario in scenarios:
@@ -211,13 +238,21 @@ def main() -> None:
                         continue  # the bare app serves no chat: its rows are those without traffic
                     rps = args.traffic_rps if scenario.traffic else 0.0
                     tree = args.server_tree if name == "fakeai" else None
+                    timed = args.post_times and name == "fakeai"
+                    if timed:
+                        command = [sys.executable, str(HERE / "timed_hub_server.py"), *command[3:]]
+                        os.environ["FAKEAI_POST_TIMES"] = str(Path(tmp) / f"posts-{port}.jsonl")
                     r = measure(command, port, scenario, args.duration, rps, tree, args.deflate)
+                    if timed:
+                        r |= post_times(Path(os.environ["FAKEAI_POST_TIMES"]), scenario.subscribers)
                     results.setdefault((scenario.label, name), []).append(r)
                     print(
                         f"{scenario.title:<44}{name:>8}{r['cpu_percent']:>9.2f}{r['p50_ms']:>12.1f}"
                         f"{r['p99_ms']:>12.1f}{r['updates']:>9}{r['first_max_ms']:>14.1f}",
-                        flush=True,
+                        end="",
                     )
+                    posted = f"{r['posted_first_ms']:>9.1f}{r['posted_last_ms']:>9.1f}" if timed else ""
+                    print(posted, flush=True)
         print(f"\nmedians (ranges) over {args.rounds} rounds")
         print(f"{'scenario':<44}{'server':>8}{'CPU %':>20}{'CPU / bare':>20}", end="")
         print(f"{'lag p50 ms':>20}{'lag p99 ms':>20}{'first max ms':>20}")
@@ -231,13 +266,25 @@ def main() -> None:
                 f"{spread([r['p50_ms'] for r in runs]):>20}{spread([r['p99_ms'] for r in runs]):>20}"
                 f"{spread([r['first_max_ms'] for r in runs]):>20}"
             )
+        if args.post_times:
+            print("\nwhen the hub posted a tick's updates, ms after their timestamp: medians of the first and")
+            print("last post of a tick (steady state), median (range) over rounds")
+            for (label, name), runs in results.items():
+                if name == "fakeai":
+                    first, last = (
+                        spread([r["posted_first_ms"] for r in runs]),
+                        spread([r["posted_last_ms"] for r in runs]),
+                    )
+                    print(f"  {titles[label]:<42}{first:>20}{last:>20}")
         one_set, compared = FLAT
         if (one_set, "fakeai") in results:
-            print(f"\nflat in the number of sets: lag p99 over that of {titles[one_set]}, round by round")
+            print(f"\nflat in the number of sets: lag p99 and p50 over those of {titles[one_set]}, round by round")
             for label in compared:
                 if (label, "fakeai") in results:
-                    pairs = zip(results[(label, "fakeai")], results[(one_set, "fakeai")], strict=True)
-                    print(f"  {titles[label]:<42}{spread([a['p99_ms'] / b['p99_ms'] for a, b in pairs], 2):>20}")
+                    pairs = list(zip(results[(label, "fakeai")], results[(one_set, "fakeai")], strict=True))
+                    p99 = spread([a["p99_ms"] / b["p99_ms"] for a, b in pairs], 2)
+                    p50 = spread([a["p50_ms"] / b["p50_ms"] for a, b in pairs], 2)
+                    print(f"  {titles[label]:<42}{p99:>20}{p50:>20}")
 
 
 if __name__ == "__main__":
