@@ -171,6 +171,14 @@ def _merges(entries: FileEntries) -> list[Merge]:
     return merges
 
 
+def _merges_of(entries: FileEntries) -> list[Merge]:
+    """``_merges`` of a file's entries, worked out once while they stay the same (shared by readers)."""
+    merges: list[Merge] | None = entries.derived.get(_merges)
+    if merges is None:
+        merges = entries.derived[_merges] = _merges(entries)
+    return merges
+
+
 def _merge(into: dict[Any, float], key: Any, how: int, value: float) -> None:
     """``value`` into ``into[key]`` as ``MultiProcessCollector`` merges a sample: added up, the least, the
     greatest, or (mode ``all``, one worker's own series) as it is."""
@@ -240,9 +248,7 @@ class FilesCollector(Collector):
         """The merged families, every one or only those in ``names``, in the collector's order."""
         merged: dict[str, _Merged] = {}
         for entries, words in self.folder.read():
-            merges = entries.derived.get(FilesCollector)
-            if merges is None:
-                merges = entries.derived[FilesCollector] = _merges(entries)
+            merges = _merges_of(entries)
             values = words[entries.positions].tolist()
             for index, (family, help_text, kind, how, labels, sample, bound) in enumerate(merges):
                 if names is not None and family not in names:
@@ -358,9 +364,7 @@ class FilesSource:
         if found is not None and found[0] is wanted:
             made: tuple[np.ndarray, list[SnapshotEntry]] = found[1]
             return made
-        merges = entries.derived.get(FilesCollector)
-        if merges is None:
-            merges = entries.derived[FilesCollector] = _merges(entries)
+        merges = _merges_of(entries)
         plan: list[SnapshotEntry] = []
         for index, (family, _, kind, how, labels, (sample, _), bound) in enumerate(merges):
             if kind == "counter" and family in wanted.counters and sample == family + "_total":
