@@ -432,26 +432,30 @@ class Hub:
     def _post(self, updates: list[tuple[GroupKey, list[Client], "_Payload"]], now: float, slack: float) -> None:
         """Post each group's update to its clients, with each client's deltas, written at once for all.
 
-        Clients that got the same last update (the same figures) get the same text."""
-        payloads: list[_Payload] = []
+        Deltas are written once per distinct (figures, previous) pair: clients that got the same last
+        update get the same text, and sets that differ only in categories other than the deltas' share
+        their deltas' figures (``_Data._delta_figures``), so a tick of a hundred such sets writes a few."""
+        entries: list[tuple[_Payload, int, list[Client]]] = []  # a payload, its pair's index, its clients
         pairs: list[tuple[tuple[float, ...], tuple[float, ...] | None]] = []  # they keep the ids' objects alive
-        members: list[list[Client]] = []  # the clients of each (payload, previous) pair
+        pair_index: dict[tuple[int, int], int] = {}
         for key, clients, payload in updates:
-            pair_of: dict[int, list[Client]] = {}  # by the id of the figures a client's last update had
+            alike_of: dict[int, list[Client]] = {}  # by the id of the figures a client's last update had
             for client in clients:
                 if client.filters.group_key != key or client not in self.clients:
                     continue  # re-subscribed or gone while another set was computed: nothing stale
                 previous = client.previous
-                alike = pair_of.get(id(previous))
+                alike = alike_of.get(id(previous))
                 if alike is None:
-                    alike = pair_of[id(previous)] = []
-                    members.append(alike)
-                    payloads.append(payload)
-                    pairs.append((payload.figures, previous))
+                    alike = alike_of[id(previous)] = []
+                    index = pair_index.setdefault((id(payload.figures), id(previous)), len(pairs))
+                    if index == len(pairs):
+                        pairs.append((payload.figures, previous))
+                    entries.append((payload, index, alike))
                 alike.append(client)
+        deltas = deltas_texts(DELTA_NAMES, pairs)
         late = now - slack
-        for payload, deltas, alike in zip(payloads, deltas_texts(DELTA_NAMES, pairs), members, strict=True):
-            text = f'{payload.prefix}{payload.data},"deltas":{deltas}}}'
+        for payload, index, alike in entries:
+            text = f'{payload.prefix}{payload.data},"deltas":{deltas[index]}}}'
             figures = payload.figures
             for client in alike:
                 client.previous = figures
@@ -499,6 +503,7 @@ class _Data:
         absent = [math.nan] * figures.windows
         self._figures = list(zip(*(absent if column is None else column for column in columns), strict=True))
         self._made: dict[tuple[int, frozenset[str]], tuple[str, tuple[float, ...]]] = {}
+        self._masked: dict[tuple[int, tuple[bool, ...]], tuple[float, ...]] = {}
 
     def payload(self, row: int, clients: list[Client], stamp: str) -> "_Payload":
         """The update of window ``row`` to ``clients`` (a group) but for its deltas."""
@@ -522,10 +527,16 @@ class _Data:
         return join_entries({category: texts[row] for category, texts in self._entries.items() if category in types})
 
     def _delta_figures(self, row: int, types: frozenset[str]) -> tuple[float, ...]:
+        """The figures of window ``row`` the deltas of a set asking for ``types`` are taken from: one object
+        per row and deltas' categories asked for, whatever else each set asked for (``Hub._post`` writes
+        the deltas of one pair of objects once)."""
         figures = self._figures[row]
-        if types == self.computed:
+        present = tuple(category in types for _, category, _ in DELTA_FIELDS)
+        if all(present):
             return figures
-        return tuple(
-            figure if category in types else math.nan
-            for figure, (_, category, _) in zip(figures, DELTA_FIELDS, strict=True)
-        )
+        masked = self._masked.get((row, present))
+        if masked is None:
+            masked = self._masked[(row, present)] = tuple(
+                figure if asked else math.nan for figure, asked in zip(figures, present, strict=True)
+            )
+        return masked

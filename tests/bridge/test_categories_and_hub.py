@@ -10,8 +10,9 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 import bridge.folds
+import bridge.hub
 from bridge.categories import METRIC_TYPES, Mapping, Selection, Window, compute, fold_plan
-from bridge.figures import dumps_figures
+from bridge.figures import dumps_figures, round_figure
 from bridge.folds import FoldCache
 from bridge.hub import DELTA_FIELDS, TOGETHER_FROM, Client, Hub, StreamSettings
 from bridge.math import histogram_quantile
@@ -352,6 +353,42 @@ async def test_sets_that_differ_in_categories_share_one_computation_and_each_get
             mine = {name for name, category, _ in DELTA_FIELDS if category in client.filters.metric_types}
             assert set(deltas) == (mine if tick else set())
         hub._compute = lambda start, end, filters: computed.append(filters.metric_types) or alone(start, end, filters)
+
+
+@pytest.mark.parametrize("together_from", [2, 10**6], ids=["together", "one-by-one"])
+async def test_sets_of_the_same_deltas_categories_share_their_deltas_written_once(together_from, monkeypatch):
+    s, clock, hub = await hub_after(12, lambda s, second: s.traffic("/a", "m1", 1 + second % 3, 0.02))
+    hub.together_from = together_from
+    kinds = [frozenset(kind) for size in range(1, 7) for kind in itertools.combinations(METRIC_TYPES, size)]
+    clients = [
+        Client(Filters(interval=1.0, window=window, metric_types=kind)) for window in (5.0, 9.0) for kind in kinds
+    ]
+    for client in clients:
+        hub.register(client)
+    written: list[int] = []  # the pairs of each call that writes deltas
+    write = bridge.hub.deltas_texts
+    monkeypatch.setattr(
+        bridge.hub, "deltas_texts", lambda names, pairs: written.append(len(pairs)) or write(names, pairs)
+    )
+    updates = []
+    for second in range(3):
+        clock.now += 1.0
+        s.traffic("/a", "m1", 2 + 3 * second, 0.03)
+        await hub.sample()
+        written.clear()
+        assert await hub.deliver(clock.now) == len(clients)
+        updates.append([json.loads(client.update) for client in clients])
+    # Two windows, and of the deltas' three categories each set asked for some of the 2**3 - 1 subsets, or
+    # none: 2 x 8 pairs of (figures, previous), not one per set.
+    assert sum(written) == 2 * 8
+    for client, before, now in zip(clients, updates[1], updates[2], strict=True):
+        expected = {
+            name: round_figure(now["data"][category][field] - before["data"][category][field])
+            for name, category, field in DELTA_FIELDS
+            if category in client.filters.metric_types
+        }
+        assert now["deltas"] == expected
+    assert any(value != 0 for update in updates[2] for value in update["deltas"].values())  # traffic grew
 
 
 async def test_sets_that_select_different_series_are_computed_together_each_with_its_own_figures():
