@@ -393,9 +393,13 @@ class Hub:
         (``WindowSet``), measure by measure."""
         computations: dict[int, tuple[protocol.Filters, Snapshot, dict[tuple[int, int], _Row]]] = {}
         across = []
+        windows: dict[float, tuple[Snapshot, Snapshot]] = {}  # sets of one window look it up once
         for key, clients in groups.items():
             filters = clients[0].filters
-            start, end = self.sampler.window(filters.window, latest)
+            window = windows.get(filters.window)
+            if window is None:
+                window = windows[filters.window] = self.sampler.window(filters.window, latest)
+            start, end = window
             if start.epoch != end.epoch:
                 across.append((start, end, key))
                 continue
