@@ -22,6 +22,7 @@ Anything else (binary messages, a connection closing, extensions other than perm
 through uvicorn's own ``send``.
 """
 
+from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from typing import Any, ClassVar
 
@@ -58,7 +59,9 @@ class FrameCache:
     def __init__(self, max_bytes: int = 8 << 20, max_text: int = 64 << 10) -> None:
         self.max_bytes = max_bytes
         self.max_text = max_text
-        self._frames: dict[tuple[Hashable, str], bytes] = {}
+        # An OrderedDict, not a dict: a dict's oldest entry is found by walking past every one removed
+        # before it (~1 us a frame once the cache is full, where each distinct update is framed once).
+        self._frames: OrderedDict[tuple[Hashable, str], bytes] = OrderedDict()
         self._bytes = 0
         self.framed = 0
         """Texts encoded, compressed and framed."""
@@ -79,8 +82,8 @@ class FrameCache:
             self._frames[key] = frame
             self._bytes += len(frame) + len(text)
             while self._bytes > self.max_bytes:
-                oldest = next(iter(self._frames))  # dicts keep the order of insertion
-                self._bytes -= len(self._frames.pop(oldest)) + len(oldest[1])
+                (_, oldest), dropped = self._frames.popitem(last=False)
+                self._bytes -= len(dropped) + len(oldest)
         return frame
 
     def __len__(self) -> int:
