@@ -33,6 +33,10 @@ selection's folds share one shape while its groups stay the same, and a hundred 
 hundred ways. A source whose groups change between snapshots makes a new shape each time: bounded, at
 the cost of indexes made again."""
 
+MAX_INDEXES = 64
+"""The ``SeriesIndex``es a ``FoldCache`` keeps of each kind (one per plan of every series, one per plan's
+cells): a mapping makes a handful; more means plans nobody reuses, dropped all at once."""
+
 
 @functools.lru_cache(maxsize=65536)
 def labels(key: LabelKey) -> dict[str, str]:
@@ -667,7 +671,7 @@ class FoldCache:
         if index is not None and index.fits(snapshot, self.layout):
             return Fold(self.layout, index.sums(snapshot)[0], index.shape)
         made = fold(snapshot, plan, self.layout)  # series came or went: summed one by one, and indexed
-        if len(self._fold_indexes) >= 64:
+        if len(self._fold_indexes) >= MAX_INDEXES:
             self._fold_indexes.clear()
         self._fold_indexes[plan] = index_fold(snapshot, plan, made)
         return made
@@ -722,6 +726,8 @@ class FoldCache:
             made = CellFolds(self.layout, index.sums(snapshot), index.shape)
         else:  # series came or went: summed one by one, and indexed for the snapshots after
             made = fold_cells(snapshot, plan, self.layout)
+            if len(self._cells_indexes) >= MAX_INDEXES:
+                self._cells_indexes.clear()
             self._cells_indexes[plan.cells_key] = index_cells(snapshot, plan, made)
         self._cells[key] = (snapshot, made)
         self._cells_bytes += made.matrix.nbytes
